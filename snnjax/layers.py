@@ -1,0 +1,96 @@
+"""Activation modules shared by ANN and SNN models.
+
+Models run convolutions and batch norm on the merged ``[B*T, ...]`` view of a batch-major
+``[B, T, ...]`` tensor. Every activation module therefore takes that merged tensor plus the number
+of time steps ``T`` and returns the same shape: :class:`ReLU` ignores ``T``, :class:`SpikingNeuron`
+unmerges to ``[B, T, ...]``, runs the neuron scan over ``T`` and merges back. Swapping the
+activation is all it takes to turn the ANN teacher into its spiking twin: both have the same
+parameter tree (PLIF adds one learnable decay per layer).
+
+Spiking layers ``sow`` their mean firing rate into the ``"spike_stats"`` collection; call
+``model.apply(..., mutable=["spike_stats"])`` to get per-layer rates alongside the logits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Protocol
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from snnjax import neurons
+from snnjax import surrogates as surrogates_lib
+
+
+class Activation(Protocol):
+    """A module factory ``(name=...) -> module`` whose module maps ``(x [B*T, ...], T) -> same``."""
+
+    def __call__(self, *, name: str | None = None) -> nn.Module: ...
+
+
+def merge_time(x: jax.Array) -> jax.Array:
+    """``[B, T, ...] -> [B*T, ...]`` (batch-major, so a sharded B axis needs no collective)."""
+    return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def split_time(x: jax.Array, time_steps: int) -> jax.Array:
+    """``[B*T, ...] -> [B, T, ...]``."""
+    if x.shape[0] % time_steps:
+        raise ValueError(f"leading axis {x.shape[0]} is not a multiple of time_steps={time_steps}")
+    return x.reshape((x.shape[0] // time_steps, time_steps) + x.shape[1:])
+
+
+class ReLU(nn.Module):
+    """ANN activation; ``time_steps`` is accepted and ignored."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, time_steps: int = 1) -> jax.Array:
+        del time_steps
+        return nn.relu(x)
+
+
+class SpikingNeuron(nn.Module):
+    """LIF / IF / PLIF neurons applied to a merged ``[B*T, ...]`` current; returns spikes.
+
+    Attributes:
+      decay: membrane decay per step (0.25 in IDSNN; 1.0 for IF). The initial value for PLIF.
+      v_threshold: firing threshold (membrane-potential units).
+      reset: ``"hard"`` or ``"soft"``.
+      detach_reset: no gradient through the reset term.
+      surrogate: surrogate gradient of the spike.
+      learnable_decay: PLIF: the decay is ``sigmoid(w)`` of a scalar parameter ``decay_logit``.
+      unroll: ``lax.scan`` unroll factor over time (``True`` = fully unrolled).
+    """
+
+    decay: float = 0.25
+    v_threshold: float = 0.5
+    reset: neurons.Reset = "hard"
+    detach_reset: bool = True
+    surrogate: surrogates_lib.Surrogate = neurons.DEFAULT_SURROGATE
+    learnable_decay: bool = False
+    unroll: int | bool = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
+        decay = self.decay
+        if self.learnable_decay:
+            if not 0.0 < self.decay < 1.0:
+                raise ValueError(f"PLIF needs an initial decay in (0, 1), got {self.decay}")
+            logit = self.param("decay_logit", nn.initializers.constant(math.log(self.decay / (1 - self.decay))), ())
+            decay = neurons.plif_decay(logit)
+        spikes = neurons.lif(
+            split_time(x, time_steps),
+            decay=decay,
+            v_threshold=self.v_threshold,
+            reset=self.reset,
+            detach_reset=self.detach_reset,
+            surrogate=self.surrogate,
+            unroll=self.unroll,
+        )
+        self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
+        return merge_time(spikes)
+
+
+ActivationFactory = Callable[..., nn.Module]
