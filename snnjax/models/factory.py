@@ -1,0 +1,96 @@
+"""Build a model from the ``config.model`` section of a run config.
+
+Keys (all validated, with the allowed values in the error message)::
+
+    name            resnet18 | resnet34 | resnet50 | resnet101 (prefix ``sew_`` for SEW blocks)
+    width           channels of the first stage (64 in the papers)
+    neuron          relu (ANN) | lif | if | plif
+    time_steps      T (1 for ANNs)
+    decay           LIF decay per step (0.25)
+    v_threshold     firing threshold (0.5)
+    reset           hard | soft
+    detach_reset    no gradient through the reset
+    surrogate       rectangular | sigmoid | atan | triangle
+    surrogate_param shape parameter of the surrogate (width or alpha)
+    stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
+    dtype           float32 | bfloat16 (compute dtype; params stay float32)
+    unroll          lax.scan unroll factor over time (0 = fully unrolled)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from snnjax import layers, surrogates
+from snnjax.models import resnet as resnet_lib
+
+NEURONS = ("relu", "lif", "if", "plif")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MODEL_NAMES = tuple(f"{prefix}resnet{d}" for prefix in ("", "sew_") for d in sorted(resnet_lib.STAGE_SIZES))
+
+
+def model_config(**overrides) -> ml_collections.ConfigDict:
+    """Default ``config.model`` section (IDSNN Spiking ResNet18), with ``overrides`` applied."""
+    cfg = ml_collections.ConfigDict(dict(
+        name="resnet18", width=64, neuron="lif", time_steps=4, decay=0.25, v_threshold=0.5,
+        reset="hard", detach_reset=True, surrogate="rectangular", surrogate_param=1.0,
+        stem="cifar", stem_padding=1, dtype="float32", unroll=1,
+    ))
+    cfg.update(overrides)
+    return cfg
+
+
+def _check(cfg: ml_collections.ConfigDict, key: str, allowed) -> None:
+    if cfg[key] not in allowed:
+        raise ValueError(f"config.model.{key}={cfg[key]!r} is not valid; choose one of {list(allowed)}")
+
+
+def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
+    """The activation module factory for ``cfg.neuron`` (ReLU or a spiking neuron)."""
+    _check(cfg, "neuron", NEURONS)
+    if cfg.neuron == "relu":
+        return layers.ReLU
+    _check(cfg, "reset", ("hard", "soft"))
+    return functools.partial(
+        layers.SpikingNeuron,
+        decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
+        v_threshold=float(cfg.v_threshold),
+        reset=cfg.reset,
+        detach_reset=bool(cfg.detach_reset),
+        surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param)),
+        learnable_decay=cfg.neuron == "plif",
+        unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
+    )
+
+
+def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """A Flax module for ``config.model``; ``apply(variables, x, train=...)`` gives logits."""
+    _check(cfg, "name", MODEL_NAMES)
+    _check(cfg, "dtype", DTYPES)
+    if int(cfg.time_steps) < 1:
+        raise ValueError(f"config.model.time_steps must be >= 1, got {cfg.time_steps}")
+    if int(cfg.width) < 1:
+        raise ValueError(f"config.model.width must be >= 1, got {cfg.width}")
+    spiking = cfg.neuron != "relu"
+    if not spiking and int(cfg.time_steps) != 1:
+        raise ValueError(f"an ANN (neuron='relu') needs config.model.time_steps=1, got {cfg.time_steps}")
+    name = cfg.name
+    connect = "standard"
+    if name.startswith("sew_"):
+        name, connect = name[len("sew_"):], "sew_add"
+    return resnet_lib.resnet(
+        int(name[len("resnet"):]),
+        num_classes,
+        activation=make_activation(cfg),
+        time_steps=int(cfg.time_steps),
+        width=int(cfg.width),
+        stem=cfg.get("stem", "cifar"),
+        stem_padding=int(cfg.stem_padding),
+        connect=connect,
+        bn_scale_init=float(cfg.v_threshold) if spiking else 1.0,
+        dtype=DTYPES[cfg.dtype],
+    )
