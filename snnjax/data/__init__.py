@@ -1,0 +1,140 @@
+"""Datasets for snnjax: loaders to host memory, device placement, on-device input pipeline.
+
+    splits = load_dataset("digits")                 # offline, real data
+    splits = load_dataset("cifar10", data_dir=...)  # official archive, no TensorFlow
+    splits = load_dataset("tfds:mnist")             # any array_record tfds dataset
+
+Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images; see
+`snnjax.data.pipeline` for batching/augmentation inside the jitted step and
+`snnjax.data.streaming` for datasets too large for the device.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from snnjax.data.cifar import load_cifar10, load_cifar100
+from snnjax.data.digits import load_digits
+from snnjax.data.errors import (
+    DatasetCorruptError,
+    DatasetError,
+    DatasetNotFoundError,
+    InvalidDatasetOptionError,
+    UnknownDatasetError,
+)
+from snnjax.data.pipeline import (
+    EvalBatch,
+    batch_indices,
+    epoch_permutation,
+    eval_batch_indices,
+    eval_batches,
+    make_eval_batch,
+    make_train_batch,
+    normalize,
+    num_eval_batches,
+    random_crop_flip,
+    steps_per_epoch,
+)
+from snnjax.data.placement import dataset_bytes, put_dataset
+from snnjax.data.synthetic import load_synthetic
+from snnjax.data.types import ArrayDataset, DatasetSplits
+
+TFDS_PREFIX = "tfds:"
+
+# Loaders that need no files get no data_dir/download; see _call_loader.
+_LOADERS: dict[str, Callable[..., DatasetSplits]] = {
+    "digits": load_digits,
+    "synthetic": load_synthetic,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+}
+
+
+def dataset_names() -> list[str]:
+    """Valid `load_dataset` names (plus any "tfds:<name>")."""
+    return [*_LOADERS, f"{TFDS_PREFIX}<name>"]
+
+
+def _call_loader(
+    name: str,
+    loader: Callable[..., DatasetSplits],
+    data_dir: str | os.PathLike[str] | None,
+    download: bool,
+    options: dict[str, Any],
+) -> DatasetSplits:
+    params = inspect.signature(loader).parameters
+    valid = [p for p in params if p not in ("data_dir", "download")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise InvalidDatasetOptionError(
+            f"dataset {name!r} has no option(s) {unknown}; valid options: {valid or 'none'}."
+        )
+    io_args = {"data_dir": data_dir, "download": download} if "data_dir" in params else {}
+    return loader(**io_args, **options)
+
+
+def load_dataset(
+    name: str, *, data_dir: str | os.PathLike[str] | None = None, download: bool = True, **options: Any
+) -> DatasetSplits:
+    """Load a dataset's train and test splits into host memory.
+
+    Args:
+      name: "digits", "synthetic", "cifar10", "cifar100" or "tfds:<tfds name>".
+      data_dir: where the files are (meaning depends on the dataset; ignored by
+        digits and synthetic).
+      download: allow downloading/preparing missing files.
+      **options: dataset-specific options, e.g. digits `size=32`, cifar100
+        `label_type="coarse"`, synthetic `image_shape=(32, 32, 3)`, tfds
+        `train_split=`, `test_split=`, `image_key=`, `label_key=`.
+
+    Returns:
+      DatasetSplits with uint8 [N, H, W, C] images and int32 [N] labels.
+
+    Raises:
+      UnknownDatasetError: `name` is not one of `dataset_names()`.
+      InvalidDatasetOptionError: an option is unknown for this dataset or invalid.
+      DatasetNotFoundError / DatasetCorruptError: files missing or wrong.
+    """
+    if isinstance(name, str) and name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+        from snnjax.data.tfds_source import load_tfds  # lazy: tfds and grain are slow to import
+
+        return _call_loader(
+            name, functools.partial(load_tfds, name[len(TFDS_PREFIX) :]), data_dir, download, options
+        )
+    loader = _LOADERS.get(name) if isinstance(name, str) else None
+    if loader is None:
+        raise UnknownDatasetError(
+            f"Unknown dataset {name!r}; valid names: {', '.join(dataset_names())} "
+            f"(e.g. 'tfds:mnist'). Fix: pass one of them, or 'digits' to try offline."
+        )
+    return _call_loader(name, loader, data_dir, download, options)
+
+
+__all__ = [
+    "ArrayDataset",
+    "DatasetCorruptError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DatasetSplits",
+    "EvalBatch",
+    "InvalidDatasetOptionError",
+    "UnknownDatasetError",
+    "batch_indices",
+    "dataset_bytes",
+    "dataset_names",
+    "epoch_permutation",
+    "eval_batch_indices",
+    "eval_batches",
+    "load_dataset",
+    "make_eval_batch",
+    "make_train_batch",
+    "normalize",
+    "num_eval_batches",
+    "put_dataset",
+    "random_crop_flip",
+    "steps_per_epoch",
+]
