@@ -1,0 +1,18 @@
+"""Baseline: Spiking ResNet18 trained directly with surrogate gradients (no transplant, no KD).
+
+    python launch.py --config configs/baseline.py:cifar10 --workdir runs/baseline_c10
+    python launch.py --config configs/baseline.py:digits --workdir /tmp/baseline   # offline, minutes on a CPU
+
+Presets: cifar10 (default), cifar100, digits. Same as ``configs/idsnn.py:<dataset>,baseline`` but
+without a teacher stage.
+"""
+
+from snnjax import presets
+from snnjax import config as config_lib
+
+
+def get_config(arg: str | None = None):
+    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
+    cfg = config_lib.base_config()
+    presets.apply_dataset(cfg, choice["dataset"])
+    return cfg

@@ -1,0 +1,19 @@
+"""ANN teacher: ResNet34 trained from scratch (IDSNN stage 1 on its own).
+
+    python launch.py --config configs/teacher.py:cifar100 --workdir runs/teacher_c100
+    python launch.py --config configs/teacher.py:digits --workdir /tmp/teacher     # offline, minutes on a CPU
+
+Presets: cifar10 (default), cifar100, digits. Feed the workdir to IDSNN with
+``--config.teacher.checkpoint=runs/teacher_c100``.
+"""
+
+from snnjax import presets
+from snnjax import config as config_lib
+
+
+def get_config(arg: str | None = None):
+    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
+    cfg = config_lib.base_config()
+    cfg.model = presets.teacher_model()
+    presets.apply_dataset(cfg, choice["dataset"], teacher=True)
+    return cfg

@@ -1,0 +1,108 @@
+"""Run logs: ``metrics.jsonl`` (always), TensorBoard event files (no TensorFlow), curve plots.
+
+Every record is one JSON object per line with at least ``stage``, ``kind`` (``train`` or
+``epoch``) and ``step``. A multi-stage pipeline (IDSNN: teacher, then student) writes all stages
+into the one ``metrics.jsonl`` of its workdir, each under its own ``stage`` name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Iterable
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _clean(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them visible as strings
+    return value
+
+
+class MetricWriter:
+    """Append records for one ``stage`` to ``workdir/metrics.jsonl`` and TensorBoard.
+
+    Args:
+      workdir: run directory.
+      stage: name of the stage (``train``, ``teacher``, ``student``, ...).
+      resume_step: when resuming from a checkpoint at this step, records of this stage logged
+        after it (by the interrupted run) are dropped so the log matches the resumed run.
+      tensorboard: also write TensorBoard scalars to ``workdir/tensorboard/<stage>``.
+    """
+
+    def __init__(self, workdir: str, stage: str, *, resume_step: int | None = None, tensorboard: bool = True):
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self.stage = stage
+        os.makedirs(workdir, exist_ok=True)
+        self._drop_records_after(resume_step if resume_step is not None else -1)
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter  # imported lazily: optional at import time
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard", stage))
+
+    def _drop_records_after(self, step: int) -> None:
+        if not os.path.exists(self.path):
+            return
+        kept = [r for r in read_metrics(self.path) if r.get("stage") != self.stage or r.get("step", 0) <= step]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.path)
+
+    def write(self, kind: str, step: int, **values: Any) -> dict[str, Any]:
+        record = {"stage": self.stage, "kind": kind, "step": int(step)}
+        record.update({k: _clean(v) for k, v in values.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self._tb.add_scalar(f"{kind}/{k}", v, int(step))
+        return record
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl`` file (a torn last line from a crash is skipped)."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def plot_curves(records: Iterable[dict[str, Any]], out_png: str) -> None:
+    """Loss and accuracy per epoch for every stage in ``records``, saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    stages = sorted({r["stage"] for r in epochs})
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for stage in stages:
+        rs = [r for r in epochs if r["stage"] == stage]
+        ep = [r["epoch"] for r in rs]
+        ax_loss.plot(ep, [r.get("train_loss") for r in rs], label=f"{stage} train")
+        ax_loss.plot(ep, [r.get("test_loss") for r in rs], "--", label=f"{stage} test")
+        ax_acc.plot(ep, [r.get("train_accuracy") for r in rs], label=f"{stage} train")
+        ax_acc.plot(ep, [r.get("test_accuracy") for r in rs], "--", label=f"{stage} test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,172 @@
+"""Pure train and eval steps for ANN and SNN models, with optional knowledge distillation.
+
+``train_step(state, batch, teacher_variables) -> (state, metrics)`` is a pure function of its
+inputs: its randomness comes from ``fold_in(state.rng, state.step)`` so a resumed run draws the same
+numbers. The on-device variant builds the batch itself (gather, random crop, flip, normalise)
+from a dataset that already lives on the devices, so the host never stalls the accelerator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from snnjax import losses
+from snnjax.data import pipeline as data_pipeline
+from snnjax.train import mesh as mesh_lib
+from snnjax.train.state import TrainState, step_key
+
+Batch = tuple[jax.Array, jax.Array]          # (inputs [B, ...], int32 labels [B])
+Metrics = dict[str, jax.Array]
+NonFinite = Literal["stop", "skip"]
+AUGMENT_STREAM, MODEL_STREAM = 0, 1
+# Collections a model may write for inspection only; never part of the train state.
+TRANSIENT_COLLECTIONS = ("spike_stats", "intermediates")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+    """Hinton KD from a frozen teacher run in inference mode on the same augmented batch."""
+
+    teacher: nn.Module
+    temperature: float = 4.0
+    alpha: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """How the fused step draws a training batch from a dataset resident on the devices."""
+
+    batch_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    padding: int = 4
+    flip: bool = True
+    seed: int = 0   # drives the example order only (augmentation uses the state's key)
+
+
+def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
+    """RNG streams a model may use: ``dropout`` and ``encoding`` (e.g. Poisson input spikes)."""
+    return {"dropout": jax.random.fold_in(key, 0), "encoding": jax.random.fold_in(key, 1)}
+
+
+def apply_train(model: nn.Module, params: Any, model_state: dict[str, Any], inputs: jax.Array,
+                key: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
+    """Training-mode forward pass: ``(logits, new model_state)``."""
+    logits, updates = model.apply({"params": params, **model_state}, inputs, train=True,
+                                  mutable=list(model_state), rngs=model_rngs(key))
+    return logits, {k: updates.get(k, v) for k, v in model_state.items()}
+
+
+def make_train_step(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    distillation: Distillation | None = None,
+    nonfinite: NonFinite = "stop",
+) -> Callable[[TrainState, Batch, Any], tuple[TrainState, Metrics]]:
+    """Build ``train_step(state, (inputs, labels), teacher_variables) -> (state, metrics)``.
+
+    The loss is cross-entropy, or ``CE + alpha * tau^2 * KL`` when ``distillation`` is given (the
+    teacher's logits are computed inside the step under ``stop_gradient``; pass its variables as
+    ``teacher_variables``, else ``None``). ``metrics``: ``loss``, ``accuracy``, ``grad_norm`` and
+    ``finite`` (1.0 when loss and gradients are finite). With ``nonfinite="skip"`` a non-finite
+    step leaves parameters, BN statistics and optimizer state unchanged (the step still counts).
+
+    A pipeline with a different objective (e.g. SNN2ANN) passes its own factory with this
+    signature to :func:`snnjax.train.loop.train_and_evaluate` as ``make_step``.
+    """
+
+    def train_step(state: TrainState, batch: Batch, teacher_variables: Any = None) -> tuple[TrainState, Metrics]:
+        inputs, labels = batch
+        key = step_key(state, MODEL_STREAM)
+        teacher_logits = None
+        if distillation is not None:
+            teacher_logits = jax.lax.stop_gradient(
+                distillation.teacher.apply(teacher_variables, inputs, train=False))
+
+        def loss_fn(params):
+            logits, new_stats = apply_train(model, params, state.model_state, inputs, key)
+            if teacher_logits is None:
+                loss = losses.cross_entropy(logits, labels)
+            else:
+                loss = losses.hinton_kd(logits, teacher_logits, labels, temperature=distillation.temperature,
+                                        alpha=distillation.alpha)
+            return loss, (logits, new_stats)
+
+        (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        if nonfinite == "skip":
+            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+            new_params = keep(new_params, state.params)
+            new_stats = keep(new_stats, state.model_state)
+            new_opt_state = keep(new_opt_state, state.opt_state)
+        new_state = state.replace(step=state.step + 1, params=new_params, model_state=new_stats,
+                                  opt_state=new_opt_state)
+        metrics = {"loss": loss, "accuracy": losses.accuracy(logits, labels), "grad_norm": grad_norm,
+                   "finite": finite.astype(jnp.float32)}
+        return new_state, metrics
+
+    return train_step
+
+
+def make_device_train_step(train_step: Callable, data: DeviceData, mesh: Mesh | None = None) -> Callable:
+    """Fuse batch construction into the step: ``step(state, images, labels, teacher_variables)``.
+
+    ``images`` uint8 ``[N, H, W, C]`` and ``labels`` int32 ``[N]`` are the whole train split, on
+    the devices. The batch of global step ``s`` is a pure function of ``(data.seed, s)`` and the
+    state's key, which is what makes resumed runs exact.
+    """
+    data_key = jax.random.key(data.seed)
+
+    def step(state: TrainState, images: jax.Array, labels: jax.Array, teacher_variables: Any = None):
+        x, y = data_pipeline.make_train_batch(
+            step_key(state, AUGMENT_STREAM), images, labels, state.step, batch_size=data.batch_size,
+            mean=data.mean, std=data.std, padding=data.padding, flip=data.flip, data_key=data_key)
+        if mesh is not None:
+            x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
+            y = jax.lax.with_sharding_constraint(y, mesh_lib.batch_sharded(mesh))
+        return train_step(state, (x, y), teacher_variables)
+
+    return step
+
+
+def make_eval_step(model: nn.Module) -> Callable[[Any, jax.Array, jax.Array, jax.Array], Metrics]:
+    """``eval_step(variables, inputs, labels, mask) -> {correct, loss_sum, count}`` (sums, float32).
+
+    ``mask`` [B] marks real examples, so a padded last batch counts each test example once.
+    """
+
+    def eval_step(variables: Any, inputs: jax.Array, labels: jax.Array, mask: jax.Array,
+                  key: jax.Array | None = None) -> Metrics:
+        key = jax.random.key(0) if key is None else key
+        logits = model.apply(variables, inputs, train=False, rngs=model_rngs(key))
+        count = jnp.sum(mask.astype(jnp.float32))
+        return {"correct": losses.correct_count(logits, labels, mask),
+                "loss_sum": losses.cross_entropy(logits, labels, mask=mask) * count,
+                "count": count}
+
+    return eval_step
+
+
+def make_device_eval_step(eval_step: Callable, *, batch_size: int, mean, std, mesh: Mesh | None = None) -> Callable:
+    """``step(variables, images, labels, batch_index)`` evaluating batch ``batch_index`` of a resident split."""
+
+    def step(variables: Any, images: jax.Array, labels: jax.Array, batch_index: jax.Array) -> Metrics:
+        x, y, mask = data_pipeline.make_eval_batch(images, labels, batch_index, batch_size=batch_size,
+                                                   mean=mean, std=std)
+        if mesh is not None:
+            x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
+        # A fixed key per batch: stochastic encodings give the same test accuracy every time.
+        return eval_step(variables, x, y, mask, jax.random.fold_in(jax.random.key(0), batch_index))
+
+    return step
