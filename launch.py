@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
     workdir = os.path.abspath(_WORKDIR.value)
     config_lib.validate(config)
     mesh_lib.maybe_initialize_distributed()
+    mesh_lib.check_batch_size(int(config.data.batch_size), mesh_lib.make_mesh())
     os.makedirs(workdir, exist_ok=True)
     pipelines.get(config.pipeline)(config, workdir)
 

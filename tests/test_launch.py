@@ -1,0 +1,136 @@
+"""End to end through ``launch.py`` on the embedded digits data (tiny widths, few epochs).
+
+The subprocesses inherit the 8 fake CPU devices from conftest, so these runs also exercise the
+sharded path (global batch 64 over 8 devices).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config.model.width=4", "--config.train.progress_bar=False", "--config.train.tensorboard=False"]
+
+
+def launch(config, workdir, *overrides, check=True, background=False):
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={config}", f"--workdir={workdir}", *overrides]
+    if background:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def final_params(workdir, stage="train"):
+    ckdir = os.path.join(workdir, "checkpoints", stage)
+    step = max(int(s) for s in os.listdir(ckdir) if s.isdigit())
+    restored = ocp.StandardCheckpointer().restore(os.path.join(ckdir, str(step), "state"))
+    return step, restored
+
+
+def test_teacher_run_writes_every_output(tmp_path):
+    wd = tmp_path / "teacher"
+    launch("configs/teacher.py:digits", wd, *TINY, "--config.train.epochs=2", "--config.train.tensorboard=True")
+    summary = json.loads((wd / "summary.json").read_text())
+    assert 0.0 <= summary["best_test_accuracy"] <= 1.0
+    assert summary["best_test_accuracy"] > 0.3    # 2 epochs of a tiny ResNet34 on digits beat chance (0.1)
+    assert summary["steps"] == 2 * (1437 // 64) and summary["devices"] == 8
+    records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for key in ("train_loss", "train_accuracy", "test_accuracy", "lr"):
+        assert all(key in r for r in epochs)
+    assert any("images_per_s" in r for r in records if r["kind"] == "train")
+    assert (wd / "curves.png").stat().st_size > 1000
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(wd / "tensorboard" / "train"))
+
+
+def test_killed_run_resumes_bitwise_identically(tmp_path):
+    args = [*TINY, "--config.train.epochs=2", "--config.train.checkpoint_every_steps=4"]
+    ref = tmp_path / "uninterrupted"
+    launch("configs/baseline.py:digits", ref, *args, "--config.model.time_steps=2")
+
+    run = tmp_path / "killed"
+    proc = launch("configs/baseline.py:digits", run, *args, "--config.model.time_steps=2", background=True)
+    ckdir = run / "checkpoints" / "train"
+    deadline = time.time() + 300
+    while time.time() < deadline:   # SIGKILL once a mid-epoch checkpoint is complete
+        done = [int(s) for s in os.listdir(ckdir) if s.isdigit()] if ckdir.exists() else []
+        if any(s >= 8 for s in done):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(int(s) for s in os.listdir(ckdir) if s.isdigit())
+    assert 8 <= killed_at < 44, "the kill must land mid-run"
+
+    out = launch("configs/baseline.py:digits", run, *args, "--config.model.time_steps=2")
+    assert "resumed from" in out.stderr
+    step_a, a = final_params(ref)
+    step_b, b = final_params(run)
+    assert step_a == step_b == 44
+    for x, y in zip(_leaves(a), _leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    # The log holds each step once, as if the run had never stopped.
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epoch_steps = [r["step"] for r in records if r["kind"] == "epoch"]
+    assert epoch_steps == [22, 44]
+    ref_sum = json.loads((ref / "summary.json").read_text())
+    run_sum = json.loads((run / "summary.json").read_text())
+    assert ref_sum["best_test_accuracy"] == run_sum["best_test_accuracy"]
+
+
+def _leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
+    wd = tmp_path / "idsnn"
+    args = [*TINY, "--config.teacher.model.width=4", "--config.teacher.train.progress_bar=False",
+            "--config.teacher.train.tensorboard=False", "--config.train.epochs=1", "--config.teacher.train.epochs=1",
+            "--config.model.time_steps=2"]
+    first = launch("configs/idsnn.py:digits", wd, *args)
+    summary = json.loads((wd / "summary.json").read_text())
+    assert summary["pipeline"] == "idsnn" and summary["init"] and summary["kd"]
+    assert 0.0 <= summary["best_test_accuracy"] <= 1.0
+    assert summary["teacher"]["model"] == "resnet34"
+    assert summary["transplant"]["transplanted"] > 0
+    report = (wd / "transplant_report.txt").read_text()
+    assert "stage2_block1/conv1/kernel" in report and "kept initialisation" in report
+    stages = {json.loads(line)["stage"] for line in (wd / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"teacher", "student"}
+    assert "[teacher] finished earlier" not in first.stderr
+
+    again = launch("configs/idsnn.py:digits", wd, *args)
+    assert "[teacher] finished earlier" in again.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.optim.learning_rate=0.1", "learning_rate"),
+    ("--config.model.time_steps=0", "config.model.time_steps=0"),
+    ("--config.data.batch_size=60", "multiple of the device count 8"),
+    ("--config.model.neuron=gelu", "choose one of"),
+    ("--config.data.name=imagenet", "config.data.name"),
+])
+def test_bad_configs_fail_fast_with_the_key_named(tmp_path, override, message):
+    start = time.time()
+    proc = launch("configs/baseline.py:digits", tmp_path / "bad", *TINY, override, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+    assert time.time() - start < 60
+
+
+def test_unknown_preset_lists_the_valid_ones(tmp_path):
+    proc = launch("configs/idsnn.py:digits,kd_onyl", tmp_path / "bad", check=False)
+    assert proc.returncode != 0 and "valid presets" in proc.stdout + proc.stderr
