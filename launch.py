@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value")
     from snnjax import config as config_lib, pipelines
-    from snnjax.train import mesh as mesh_lib
+    from snnjax.train import mesh as mesh_lib, preflight
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
     config_lib.validate(config)
     mesh_lib.maybe_initialize_distributed()
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh_lib.make_mesh())
-    os.makedirs(workdir, exist_ok=True)
+    preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
     pipelines.get(config.pipeline)(config, workdir)
 
 

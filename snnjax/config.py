@@ -52,6 +52,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
         progress_bar=True,
         tensorboard=True,
         stop_after_steps=0,         # >0: exit after this many steps of this process (preemption drills)
+        min_free_disk_mb=200,       # refuse to start with less free space in the workdir
     ))
     cfg.update(overrides)
     return cfg

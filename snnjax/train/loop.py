@@ -27,7 +27,7 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import mesh as mesh_lib
-from snnjax.train import optim, steps
+from snnjax.train import optim, preflight, steps
 from snnjax.train.metric_writer import MetricWriter
 from snnjax.train.state import TrainState, create_train_state
 
@@ -129,6 +129,11 @@ def train_and_evaluate(
     meta = {"epoch": 0, "best_test_accuracy": -1.0, "best_epoch": -1, "best_step": -1}
     latest = ckpt.latest_step()
     if latest is not None:
+        diffs = preflight.resume_mismatches(ckpt.read_config(latest), config.to_dict())
+        if diffs:
+            raise ckpt_lib.CheckpointError(
+                f"{ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
+                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir.")
         state, meta = ckpt.restore(latest, ckpt_lib.abstract_like(state))
         print(f"[{stage}] resumed from {ckpt.directory / str(latest)} (step {latest}, epoch {meta['epoch']})",
               file=sys.stderr)
