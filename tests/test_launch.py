@@ -105,6 +105,7 @@ def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
     assert 0.0 <= summary["best_test_accuracy"] <= 1.0
     assert summary["teacher"]["model"] == "resnet34"
     assert summary["transplant"]["transplanted"] > 0
+    assert 0.0 < summary["spikes"]["mean_firing_rate"] < 1.0 and summary["spikes"]["sops_per_example"] > 0
     report = (wd / "transplant_report.txt").read_text()
     assert "stage2_block1/conv1/kernel" in report and "kept initialisation" in report
     stages = {json.loads(line)["stage"] for line in (wd / "metrics.jsonl").read_text().splitlines()}

@@ -20,6 +20,14 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def spike_summary(result, splits, num_examples: int = 256) -> dict[str, Any]:
+    """Firing rates, synaptic operations and the energy estimate of a trained stage (one forward pass)."""
+    from snnjax.analysis import spike_summary as summarize
+    from snnjax.analysis.workdir import test_inputs
+
+    return summarize(result.model, result.state.variables, test_inputs(splits, num_examples))
+
+
 def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     """Write ``workdir/summary.json`` and ``workdir/curves.png``; print the headline."""
     write_json(os.path.join(workdir, SUMMARY_FILE), summary)

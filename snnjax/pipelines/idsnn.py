@@ -21,7 +21,7 @@ import jax
 import ml_collections
 
 from snnjax import models, transplant
-from snnjax.pipelines.common import finish_run, write_json
+from snnjax.pipelines.common import finish_run, spike_summary, write_json
 from snnjax.train import loop
 
 
@@ -101,5 +101,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                      initial_variables=initial, teacher=teacher)
     summary = dict(result.summary)
     summary.update(pipeline="idsnn", init=bool(config.transplant.enabled), kd=bool(config.kd.enabled),
-                   teacher=teacher_summary, transplant=report_counts)
+                   teacher=teacher_summary, transplant=report_counts, spikes=spike_summary(result, splits))
     return finish_run(workdir, summary)

@@ -7,10 +7,11 @@ from typing import Any
 
 import ml_collections
 
-from snnjax.pipelines.common import finish_run
+from snnjax.pipelines.common import finish_run, spike_summary
 from snnjax.train import loop
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    result = loop.train_and_evaluate(config, workdir, stage="train")
-    return finish_run(workdir, result.summary)
+    splits = loop.load_data(config.data)
+    result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits)
+    return finish_run(workdir, {**result.summary, "spikes": spike_summary(result, splits)})
