@@ -202,10 +202,10 @@ def train_and_evaluate(
         epoch_records.extend({k: float(v) for k, v in m.items()} for m in host)
         train_time += elapsed
         images_seen += n * batch_size
-        writer.write("train", step, epoch=step / spe, loss=_mean(epoch_records[-n:], "loss"),
-                     accuracy=_mean(epoch_records[-n:], "accuracy"), lr=float(schedule(step - 1)),
-                     grad_norm=_mean(epoch_records[-n:], "grad_norm"), skipped_steps=len(bad),
-                     images_per_s=n * batch_size / max(elapsed, 1e-9))
+        # Every scalar a step returns is logged (custom steps add their own, e.g. SNN2ANN's).
+        means = {k: _mean(epoch_records[-n:], k) for k in epoch_records[-1] if k != "finite"}
+        writer.write("train", step, epoch=step / spe, **means, lr=float(schedule(step - 1)),
+                     skipped_steps=len(bad), images_per_s=n * batch_size / max(elapsed, 1e-9))
         pending = []
         t_log = time.perf_counter()
 
