@@ -1,0 +1,146 @@
+"""SNN2ANN train step vs direct surrogate-gradient (BPTT) training of the same SNN, side by side.
+
+    python benchmarks/snn2ann_vs_baseline.py                       # digits + a CIFAR-shaped batch
+    python benchmarks/snn2ann_vs_baseline.py --cases cifar --cifar-width 64 --cifar-batch 512   # paper size (GPU)
+
+Both arms train the same plain conv net (same layers, parameter count and T) with the same
+optimizer: SNN2ANN with :func:`snnjax.snn2ann.make_train_step` (CE on the ANN branch; the SNN
+branch runs T steps forward without gradient), the baseline with
+:func:`snnjax.train.steps.make_train_step` (BPTT through T steps of IF neurons with a rectangular
+surrogate). Reported per arm:
+
+- step time: median of ``--repeats`` jitted steps after ``--warmup`` steps (seconds), the two
+  arms' steps interleaved so that other load on a shared machine hits both alike;
+- compiled step memory: ``jax.jit(step).lower(...).compile().memory_analysis()``, temporaries +
+  arguments (bytes); on a CPU this is XLA's buffer assignment, not a measured peak.
+
+and the ratios SNN2ANN / BPTT (the paper: 0.377x training time, 0.27x GPU memory on CIFAR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from snnjax import data as data_lib
+from snnjax import snn2ann
+from snnjax.data import pipeline as data_pipeline
+from snnjax.train import steps
+from snnjax.train.state import create_train_state
+
+
+def _batch(case: str, batch_size: int, num_classes: int) -> tuple[jax.Array, jax.Array]:
+    """Real normalised digits images, or a random CIFAR-shaped batch ``[B, 32, 32, 3]``."""
+    if case == "digits":
+        splits = data_lib.load_dataset("digits")
+        x = data_pipeline.normalize(jnp.asarray(splits.train.images[:batch_size]), splits.mean, splits.std)
+        return x, jnp.asarray(splits.train.labels[:batch_size])
+    key_x, key_y = jax.random.split(jax.random.key(0))
+    return (jax.random.normal(key_x, (batch_size, 32, 32, 3), jnp.float32),
+            jax.random.randint(key_y, (batch_size,), 0, num_classes, jnp.int32))
+
+
+class Arm:
+    """One compiled train step and its state, stepped one call at a time."""
+
+    def __init__(self, model, make_step, batch):
+        x, _ = batch
+        variables = jax.jit(lambda k: model.init({"params": k, "dropout": k}, x[:1], train=False))(jax.random.key(1))
+        variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
+        tx = optax.chain(optax.add_decayed_weights(5e-4), optax.adam(1e-3))
+        self.state = create_train_state(variables, tx, jax.random.key(2))
+        self.batch = batch
+        self.num_params = int(sum(np.prod(p.shape) for p in jax.tree.leaves(variables["params"])))
+        t0 = time.perf_counter()
+        self.compiled = jax.jit(make_step(model, tx), donate_argnums=0).lower(self.state, batch).compile()
+        self.compile_s = time.perf_counter() - t0
+        self.times: list[float] = []
+
+    def step(self, record: bool = True) -> None:
+        t = time.perf_counter()
+        self.state, metrics = self.compiled(self.state, self.batch)
+        jax.block_until_ready(metrics)
+        if record:
+            self.times.append(time.perf_counter() - t)
+        self.loss = float(metrics["loss"])
+
+    def report(self) -> dict[str, float]:
+        mem = self.compiled.memory_analysis()
+        return {"step_s": statistics.median(self.times), "compile_s": self.compile_s,
+                "temp_bytes": int(mem.temp_size_in_bytes), "argument_bytes": int(mem.argument_size_in_bytes),
+                "memory_bytes": int(mem.temp_size_in_bytes + mem.argument_size_in_bytes),
+                "num_params": self.num_params, "final_loss": self.loss}
+
+
+def run_case(case: str, args: argparse.Namespace) -> dict[str, object]:
+    if case == "digits":
+        cfg = snn2ann.model_config(layers="1,1,M,2,2,M", width=16, time_steps=args.time_steps, dropout=(0.0,))
+        batch_size, num_classes = args.digits_batch, 10
+    else:
+        cfg = snn2ann.model_config(width=args.cifar_width, time_steps=args.time_steps)   # VGG-13 layout
+        batch_size, num_classes = args.cifar_batch, 100
+    batch = _batch(case, batch_size, num_classes)
+    arms = {"snn2ann": Arm(snn2ann.build_model(cfg, num_classes), snn2ann.make_train_step, batch),
+            "bptt": Arm(snn2ann.build_model(cfg, num_classes, bptt=True), steps.make_train_step, batch)}
+    for _ in range(args.warmup):
+        for arm in arms.values():
+            arm.step(record=False)
+    # Interleaved, so that load from other processes on a shared machine hits both arms alike.
+    for _ in range(args.repeats):
+        for arm in arms.values():
+            arm.step()
+    pair_ratios = [a / b for a, b in zip(arms["snn2ann"].times, arms["bptt"].times)]
+    reports = {name: arm.report() for name, arm in arms.items()}
+    ratios = {"step_time": reports["snn2ann"]["step_s"] / reports["bptt"]["step_s"],
+              "step_time_median_of_pairs": statistics.median(pair_ratios),
+              "memory": reports["snn2ann"]["memory_bytes"] / reports["bptt"]["memory_bytes"],
+              "temp_memory": reports["snn2ann"]["temp_bytes"] / reports["bptt"]["temp_bytes"]}
+    return {"case": case, "layers": cfg.layers, "width": int(cfg.width), "time_steps": int(cfg.time_steps),
+            "batch_size": batch_size, "arms": reports, "ratio_snn2ann_over_bptt": ratios}
+
+
+def _print(result: dict[str, object]) -> None:
+    print(f"\n== {result['case']}: layers {result['layers']} width {result['width']} T={result['time_steps']} "
+          f"batch {result['batch_size']}")
+    print(f"{'arm':8s} {'step ms':>9s} {'temp MiB':>9s} {'args MiB':>9s} {'total MiB':>10s} {'params':>9s}")
+    for name, m in result["arms"].items():
+        print(f"{name:8s} {1e3 * m['step_s']:9.2f} {m['temp_bytes'] / 2**20:9.2f} {m['argument_bytes'] / 2**20:9.2f} "
+              f"{m['memory_bytes'] / 2**20:10.2f} {m['num_params']:9d}")
+    r = result["ratio_snn2ann_over_bptt"]
+    print(f"SNN2ANN / BPTT: step time {r['step_time']:.3f}x (median of paired ratios "
+          f"{r['step_time_median_of_pairs']:.3f}x), memory (temp + args) {r['memory']:.3f}x, "
+          f"temp only {r['temp_memory']:.3f}x   (paper: 0.377x time, 0.27x memory)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="digits,cifar", help="comma-separated: digits, cifar")
+    parser.add_argument("--time-steps", type=int, default=4)
+    parser.add_argument("--digits-batch", type=int, default=64)
+    parser.add_argument("--cifar-width", type=int, default=16, help="64 = the paper's VGG-13")
+    parser.add_argument("--cifar-batch", type=int, default=32, help="512 in the paper")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", default="", help="also write the results to this file")
+    args = parser.parse_args()
+    print(f"devices: {jax.devices()}")
+    results = []
+    for case in filter(None, args.cases.split(",")):
+        if case not in ("digits", "cifar"):
+            parser.error(f"unknown case {case!r}; choose from digits, cifar")
+        results.append(run_case(case, args))
+        _print(results[-1])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"devices": str(jax.devices()), "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
