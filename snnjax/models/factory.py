@@ -15,6 +15,12 @@ Keys (all validated, with the allowed values in the error message)::
     stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
     dtype           float32 | bfloat16 (compute dtype; params stay float32)
     unroll          lax.scan unroll factor over time (0 = fully unrolled)
+    lif_impl        scan | fused (one custom VJP over the time loop: same spikes, less memory)
+    remat           recompute each residual block in the backward pass (jax.checkpoint): less memory
+    conv_grad       xla | matmul (kernel gradient as one im2col matmul: same forward, faster on CPU)
+
+The last four are speed/memory switches only: spikes are identical and gradients equal to float
+rounding whatever they are set to (tests/test_fast_paths.py); benchmarks/RESULTS.md has timings.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from snnjax import layers, surrogates
+from snnjax import layers, neurons, surrogates
 from snnjax.models import resnet as resnet_lib
 
 NEURONS = ("relu", "lif", "if", "plif")
@@ -39,6 +45,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         name="resnet18", width=64, neuron="lif", time_steps=4, decay=0.25, v_threshold=0.5,
         reset="hard", detach_reset=True, surrogate="rectangular", surrogate_param=1.0,
         stem="cifar", stem_padding=1, dtype="float32", unroll=1,
+        lif_impl="scan", remat=False, conv_grad="xla",
     ))
     cfg.update(overrides)
     return cfg
@@ -55,6 +62,9 @@ def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
     if cfg.neuron == "relu":
         return layers.ReLU
     _check(cfg, "reset", ("hard", "soft"))
+    lif_impl = cfg.get("lif_impl", "scan")
+    if lif_impl not in neurons.IMPLS:
+        raise ValueError(f"config.model.lif_impl={lif_impl!r} is not valid; choose one of {list(neurons.IMPLS)}")
     return functools.partial(
         layers.SpikingNeuron,
         decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
@@ -64,6 +74,7 @@ def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
         surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param)),
         learnable_decay=cfg.neuron == "plif",
         unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
+        impl=lif_impl,
     )
 
 
@@ -78,6 +89,9 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     spiking = cfg.neuron != "relu"
     if not spiking and int(cfg.time_steps) != 1:
         raise ValueError(f"an ANN (neuron='relu') needs config.model.time_steps=1, got {cfg.time_steps}")
+    conv_grad = cfg.get("conv_grad", "xla")
+    if conv_grad not in resnet_lib.CONV_GRADS:
+        raise ValueError(f"config.model.conv_grad={conv_grad!r} is not valid; choose one of {list(resnet_lib.CONV_GRADS)}")
     name = cfg.name
     connect = "standard"
     if name.startswith("sew_"):
@@ -93,4 +107,13 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
         connect=connect,
         bn_scale_init=float(cfg.v_threshold) if spiking else 1.0,
         dtype=DTYPES[cfg.dtype],
+        remat=_flag(cfg, "remat"),
+        conv_grad=conv_grad,
     )
+
+
+def _flag(cfg: ml_collections.ConfigDict, key: str) -> bool:
+    value = cfg.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"config.model.{key} must be True or False, got {value!r}")
+    return value

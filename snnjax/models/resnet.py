@@ -34,15 +34,84 @@ from snnjax import layers
 
 Dtype = Any
 Connect = Literal["standard", "sew_add", "sew_and", "sew_iand"]
+ConvGrad = Literal["xla", "matmul"]
+CONV_GRADS = ("xla", "matmul")
 
 # torchvision / official code: kaiming normal, fan_out, relu gain.
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> nn.Conv:
+# ---------------------------------------------------------------------------------------------
+# Convolution whose kernel gradient is one matmul (a CPU speed lever, ``conv_grad="matmul"``).
+# ---------------------------------------------------------------------------------------------
+
+
+def _patches(x: jax.Array, kernel_hw: tuple[int, int], strides: Sequence[int], padding) -> jax.Array:
+    """im2col of ``x [N, H, W, C]``: ``[N, Ho, Wo, kh*kw*C]``, taps ordered (kh, kw, C) like HWIO."""
+    kh, kw = kernel_hw
+    xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    ho = (xp.shape[1] - kh) // strides[0] + 1
+    wo = (xp.shape[2] - kw) // strides[1] + 1
+    taps = [jax.lax.slice(xp, (0, i, j, 0),
+                          (xp.shape[0], i + (ho - 1) * strides[0] + 1, j + (wo - 1) * strides[1] + 1, xp.shape[3]),
+                          (1, strides[0], strides[1], 1))
+            for i in range(kh) for j in range(kw)]
+    return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_matmul_grad(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], padding: tuple) -> jax.Array:
+    """NHWC x HWIO convolution; forward is XLA's (bit-identical), the kernel VJP one matmul."""
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv_matmul_grad_fwd(x, kernel, strides, padding):
+    return _conv_matmul_grad(x, kernel, strides, padding), (x, kernel)
+
+
+def _conv_matmul_grad_bwd(strides, padding, residuals, g):
+    x, kernel = residuals
+    # XLA:CPU lowers the kernel gradient of a stride-1 3x3 conv to a slow windowed reduction
+    # (several times the forward's time); as patches^T @ g it is a single large GEMM.
+    _, input_vjp = jax.vjp(
+        lambda x_: jax.lax.conv_general_dilated(x_, kernel, strides, padding,
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC")), x)
+    (dx,) = input_vjp(g)
+    cols = _patches(x, kernel.shape[:2], strides, padding)
+    dk = jnp.einsum("nhwp,nhwo->po", cols, g.astype(cols.dtype))
+    return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv_matmul_grad.defvjp(_conv_matmul_grad_fwd, _conv_matmul_grad_bwd)
+
+
+def conv_matmul_grad(lhs, rhs, window_strides, padding, *, lhs_dilation=None, rhs_dilation=None,
+                     dimension_numbers=None, feature_group_count=1, precision=None, **unused):
+    """Drop-in for ``lax.conv_general_dilated`` in ``nn.Conv`` (NHWC, explicit padding, no dilation).
+
+    Same forward values as XLA's convolution; the kernel gradient is computed as a matmul of the
+    input patches with the output cotangent (equal to XLA's up to float summation order).
+    """
+    del unused, dimension_numbers  # nn.Conv always passes NHWC/HWIO numbers for 4-D inputs
+    dilated = any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
+    if dilated or feature_group_count != 1 or precision is not None or isinstance(padding, str) or lhs.ndim != 4:
+        raise ValueError("conv_grad='matmul' supports only undilated, ungrouped 2-D NHWC convolutions with "
+                         "explicit padding; use config.model.conv_grad='xla' for this model")
+    padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+    return _conv_matmul_grad(lhs, rhs, tuple(int(s) for s in window_strides), padding)
+
+
+def _conv_impl(conv_grad: ConvGrad):
+    if conv_grad not in CONV_GRADS:
+        raise ValueError(f"unknown conv_grad {conv_grad!r}; choose one of {CONV_GRADS}")
+    return conv_matmul_grad if conv_grad == "matmul" else None
+
+
+def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "xla") -> nn.Conv:
     pad = (kernel - 1) // 2
     return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                   use_bias=False, dtype=dtype, kernel_init=conv_kernel_init, name=name)
+                   use_bias=False, dtype=dtype, kernel_init=conv_kernel_init, name=name,
+                   conv_general_dilated=_conv_impl(conv_grad))
 
 
 def _sew_connect(out: jax.Array, identity: jax.Array, connect: Connect) -> jax.Array:
@@ -69,13 +138,14 @@ class BasicBlock(nn.Module):
     activation: layers.ActivationFactory
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
+    conv_grad: ConvGrad = "xla"
     expansion = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
-        y = _conv(self.features, 3, self.strides, self.dtype, "conv1")(x)
+        y = _conv(self.features, 3, self.strides, self.dtype, "conv1", self.conv_grad)(x)
         y = self.activation(name="act1")(self.norm(name="bn1")(y), time_steps)
-        y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
+        y = _conv(self.features, 3, 1, self.dtype, "conv2", self.conv_grad)(y)
         y = self.norm(name="bn2")(y)
         return _residual(self, x, y, self.features, time_steps)
 
@@ -89,15 +159,16 @@ class Bottleneck(nn.Module):
     activation: layers.ActivationFactory
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
+    conv_grad: ConvGrad = "xla"
     expansion = 4
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
-        y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
+        y = _conv(self.features, 1, 1, self.dtype, "conv1", self.conv_grad)(x)
         y = self.activation(name="act1")(self.norm(name="bn1")(y), time_steps)
-        y = _conv(self.features, 3, self.strides, self.dtype, "conv2")(y)
+        y = _conv(self.features, 3, self.strides, self.dtype, "conv2", self.conv_grad)(y)
         y = self.activation(name="act2")(self.norm(name="bn2")(y), time_steps)
-        y = _conv(self.features * 4, 1, 1, self.dtype, "conv3")(y)
+        y = _conv(self.features * 4, 1, 1, self.dtype, "conv3", self.conv_grad)(y)
         y = self.norm(name="bn3")(y)
         return _residual(self, x, y, self.features * 4, time_steps)
 
@@ -106,7 +177,7 @@ def _residual(block: nn.Module, x: jax.Array, y: jax.Array, out_features: int, t
     """Shortcut + merge; called inside a block's compact ``__call__`` (submodules bind to it)."""
     identity = x
     if x.shape != y.shape:
-        identity = _conv(out_features, 1, block.strides, block.dtype, "shortcut_conv")(x)
+        identity = _conv(out_features, 1, block.strides, block.dtype, "shortcut_conv", block.conv_grad)(x)
         identity = block.norm(name="shortcut_bn")(identity)
         if block.connect != "standard":
             identity = block.activation(name="shortcut_act")(identity, time_steps)
@@ -133,6 +204,10 @@ class ResNet(nn.Module):
       bn_momentum: Flax momentum (= 1 - PyTorch momentum: 0.9 for PyTorch's 0.1).
       dtype: compute dtype (``jnp.bfloat16`` for mixed precision); params stay float32 and the
         logits are returned in float32.
+      remat: recompute each residual block's activations in the backward pass
+        (``jax.checkpoint`` per block) instead of storing them: less memory, more compute.
+      conv_grad: ``"xla"`` (XLA's convolution gradients) or ``"matmul"`` (kernel gradient as
+        one im2col matmul; same forward, faster on XLA:CPU).
     """
 
     stage_sizes: Sequence[int]
@@ -147,6 +222,8 @@ class ResNet(nn.Module):
     bn_scale_init: float = 1.0
     bn_momentum: float = 0.9
     dtype: Dtype = jnp.float32
+    remat: bool = False
+    conv_grad: ConvGrad = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -170,15 +247,18 @@ class ResNet(nn.Module):
         x = self.activation(name="stem_act")(x, steps)
         if self.stem == "imagenet":
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        # ``time_steps`` is a Python int that shapes the graph: static under remat (self = arg 0).
+        block_cls = nn.remat(self.block_cls, static_argnums=(2,)) if self.remat else self.block_cls
         for s, num_blocks in enumerate(self.stage_sizes):
             for b in range(num_blocks):
-                x = self.block_cls(
+                x = block_cls(
                     features=self.width * 2**s,
                     strides=2 if s > 0 and b == 0 else 1,
                     norm=norm,
                     activation=self.activation,
                     connect=self.connect,
                     dtype=self.dtype,
+                    conv_grad=self.conv_grad,
                     name=f"stage{s}_block{b}",
                 )(x, steps)
         x = jnp.mean(x, axis=(1, 2))                      # global average pool: [B*T, C]
@@ -190,7 +270,8 @@ class ResNet(nn.Module):
         if self.stem == "cifar":
             p = self.stem_padding
             conv = nn.Conv(self.width, (3, 3), (1, 1), padding=((p, p), (p, p)), use_bias=False,
-                           dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv")
+                           dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv",
+                           conv_general_dilated=_conv_impl(self.conv_grad))
         else:
             conv = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False,
                            dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv")

@@ -1,0 +1,225 @@
+"""snnjax vs SpikingJelly training-step speed, side by side on this machine.
+
+Every measurement is a fresh subprocess (``train_step.py`` under the snnjax interpreter,
+``spikingjelly_step.py`` under the SpikingJelly venv's), with the same depth / width / T / batch /
+dtype. The frameworks are interleaved (A B A B ... for ``--rounds`` rounds) so that load from
+other processes on a shared machine hits both alike; the tables report medians over rounds.
+
+    python benchmarks/compare.py                       # reduced matrix, see --help
+    python benchmarks/compare.py --matrix full         # ResNet-18/34, T 1..8, batch 32..128, fp32+bf16
+    python benchmarks/compare.py --scaling-only --scaling-width 16   # T x batch table + scaling.png
+
+Outputs: a Markdown table on stdout (``ratio`` = SpikingJelly step time / snnjax step time, so
+> 1 means snnjax is faster), raw records appended to ``--out`` (JSON lines) and, with scaling,
+the PNG ``benchmarks/scaling.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEFAULT_SJ_PYTHON = os.environ.get("SJ_PYTHON", "/work/sjvenv/bin/python")
+
+# Named snnjax variants -> train_step.py flags.
+VARIANTS = {
+    "scan": [],
+    "unroll": ["--unroll", "0"],
+    "fused": ["--lif-impl", "fused"],
+    "fused+unroll": ["--lif-impl", "fused", "--unroll", "0"],
+    "matmul": ["--conv-grad", "matmul"],
+    "fused+unroll+matmul": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "matmul"],
+    "fused+unroll+matmul+remat": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "matmul", "--remat"],
+    "fused+unroll+remat": ["--lif-impl", "fused", "--unroll", "0", "--remat"],
+    "scan+remat": ["--remat"],
+}
+MATRICES = {
+    # What this 2-core machine can measure in minutes.
+    "reduced": dict(depths=[18], time_steps=[1, 2, 4], batches=[32], dtypes=["float32"]),
+    "full": dict(depths=[18, 34], time_steps=[1, 2, 4, 6, 8], batches=[32, 64, 128], dtypes=["float32", "bfloat16"]),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--matrix", choices=sorted(MATRICES), default="reduced")
+    p.add_argument("--depths", type=_ints, help="override the matrix, e.g. 18,34")
+    p.add_argument("--time-steps", type=_ints, help="override the matrix, e.g. 1,2,4")
+    p.add_argument("--batches", type=_ints, help="override the matrix, e.g. 32")
+    p.add_argument("--dtypes", type=_strs, help="override the matrix, e.g. float32,bfloat16")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--variants", type=_strs, default=["scan", "fused+unroll"],
+                   help=f"snnjax variants to time, from {sorted(VARIANTS)}")
+    p.add_argument("--no-spikingjelly", action="store_true", help="time only snnjax variants")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved A B rounds per configuration")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--jax-python", default=sys.executable)
+    p.add_argument("--sj-python", default=DEFAULT_SJ_PYTHON)
+    p.add_argument("--out", default=str(HERE / "results.jsonl"))
+    p.add_argument("--scaling", action="store_true", help="also run the T x batch scaling table + plot")
+    p.add_argument("--scaling-only", action="store_true")
+    p.add_argument("--scaling-width", type=int, default=16)
+    p.add_argument("--scaling-time-steps", type=_ints, default=[1, 2, 4])
+    p.add_argument("--scaling-batches", type=_ints, default=[8, 16, 32])
+    p.add_argument("--plot", default=str(HERE / "scaling.png"))
+    args = p.parse_args(argv)
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t]
+
+
+def _strs(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def run_one(cmd: list[str], env: dict | None = None) -> dict:
+    """Run one benchmark subprocess and parse its JSON line (or record its failure)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode or not lines:
+        return dict(error=f"exit {proc.returncode}: {proc.stderr.strip()[-600:]}", cmd=" ".join(cmd))
+    return json.loads(lines[-1])
+
+
+def shape_flags(depth: int, width: int, t: int, batch: int, dtype: str, args: argparse.Namespace) -> list[str]:
+    return ["--depth", str(depth), "--width", str(width), "--time-steps", str(t), "--batch", str(batch),
+            "--dtype", dtype, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+
+
+def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> dict[str, list[dict]]:
+    """Interleaved rounds over the frameworks/variants of one shape; ``{label: [records]}``."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    flags = shape_flags(depth, width, t, batch, dtype, args)
+    jobs = [(v, [args.jax_python, str(HERE / "train_step.py"), *flags, *VARIANTS[v]]) for v in variants]
+    if with_sj:
+        jobs.append(("spikingjelly", [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags]))
+    results: dict[str, list[dict]] = {label: [] for label, _ in jobs}
+    for r in range(args.rounds):
+        order = jobs if r % 2 == 0 else jobs[::-1]   # A B, then B A: neither always goes first
+        for label, cmd in order:
+            rec = run_one(cmd, env)
+            rec.update(label=label, round=r, load1=os.getloadavg()[0], date=time.strftime("%Y-%m-%d %H:%M"))
+            results[label].append(rec)
+            with open(args.out, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            status = rec.get("error", "")[:200] or f"{rec['step_s']:.2f}s/step cpu {rec['cpu_s']:.2f}s"
+            print(f"  [{depth} w{width} T{t} B{batch} {dtype}] {label} r{r}: {status}", file=sys.stderr, flush=True)
+    return results
+
+
+def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
+    """Median step time, CPU time, throughput and memory per label (errors dropped)."""
+    out = {}
+    for label, recs in results.items():
+        ok = [r for r in recs if "error" not in r]
+        if not ok:
+            out[label] = dict(error=recs[0]["error"] if recs else "not run")
+            continue
+        step = statistics.median(r["step_s"] for r in ok)
+        out[label] = dict(
+            step_s=step, cpu_s=statistics.median(r["cpu_s"] for r in ok),
+            images_T_per_s=ok[0]["batch"] * ok[0]["T"] / step,
+            rss_mb=max(r["max_rss_bytes"] for r in ok) / 2**20,
+            xla_mb=(ok[0]["xla_temp_bytes"] + ok[0]["xla_arg_bytes"]) / 2**20 if "xla_temp_bytes" in ok[0] else None,
+            compile_s=statistics.median(r["compile_s"] for r in ok) if "compile_s" in ok[0] else None,
+            load1=statistics.median(r["load1"] for r in ok), n=len(ok))
+    return out
+
+
+def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
+    print("| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
+          "vs SJ (SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (depth, width, t, batch, dtype), summary in rows:
+        sj = summary.get("spikingjelly", {})
+        for label, s in summary.items():
+            if "error" in s:
+                print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |"
+                      + " |" * 8)
+                continue
+            ratio = f"{sj['step_s'] / s['step_s']:.2f}x" if "step_s" in sj else "-"
+            xla = f"{s['xla_mb']:.0f}" if s["xla_mb"] is not None else "-"
+            comp = f"{s['compile_s']:.0f}" if s["compile_s"] is not None else "-"
+            print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | {s['step_s']:.2f} | {s['cpu_s']:.2f} | "
+                  f"{s['images_T_per_s']:.1f} | {ratio} | {s['rss_mb']:.0f} | {xla} | {comp} | {s['load1']:.1f} |")
+
+
+def run_matrix(args: argparse.Namespace) -> None:
+    m = dict(MATRICES[args.matrix])
+    for key in ("depths", "time_steps", "batches", "dtypes"):
+        if getattr(args, key):
+            m[key] = getattr(args, key)
+    rows = []
+    for depth, t, batch, dtype in itertools.product(m["depths"], m["time_steps"], m["batches"], m["dtypes"]):
+        key = (depth, args.width, t, batch, dtype)
+        rows.append((key, summarise(measure_config(*key, args, args.variants, not args.no_spikingjelly))))
+    print_table(rows)
+
+
+def run_scaling(args: argparse.Namespace) -> None:
+    """T x batch grid at a small width, both frameworks, table + plot of images*T/s."""
+    variant = args.variants[-1]
+    rows, grid = [], {}
+    for t, batch in itertools.product(args.scaling_time_steps, args.scaling_batches):
+        key = (18, args.scaling_width, t, batch, "float32")
+        summary = summarise(measure_config(*key, args, [variant], not args.no_spikingjelly))
+        rows.append((key, summary))
+        grid[(t, batch)] = summary
+    print(f"\nScaling (ResNet-18, width {args.scaling_width}, float32, snnjax variant {variant}):")
+    print_table(rows)
+    plot_scaling(grid, args, variant)
+
+
+def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, style in ((variant, "-o"), ("spikingjelly", "--s")):
+        for t in args.scaling_time_steps:
+            xs = [b for b in args.scaling_batches if "step_s" in grid[(t, b)].get(label, {})]
+            if not xs:
+                continue
+            tp = [grid[(t, b)][label]["images_T_per_s"] for b in xs]
+            rss = [grid[(t, b)][label]["rss_mb"] for b in xs]
+            name = "snnjax " + variant if label == variant else "SpikingJelly"
+            axes[0].plot(xs, tp, style, label=f"{name}, T={t}")
+            axes[1].plot(xs, rss, style, label=f"{name}, T={t}")
+    axes[0].set(xlabel="batch", ylabel="images*T / s (median step)", title="Training-step throughput")
+    axes[1].set(xlabel="batch", ylabel="peak RSS (MB)", title="Peak process memory")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Spiking ResNet-18 (width {args.scaling_width}), SGD step, {os.cpu_count()}-core CPU")
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=110)
+    print(f"wrote {args.plot}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
+    if not args.scaling_only:
+        run_matrix(args)
+    if args.scaling or args.scaling_only:
+        run_scaling(args)
+
+
+if __name__ == "__main__":
+    main()
