@@ -4,7 +4,8 @@
     splits = load_dataset("cifar10", data_dir=...)  # official archive, no TensorFlow
     splits = load_dataset("tfds:mnist")             # any array_record tfds dataset
 
-Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images; see
+Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images (event
+datasets: uint8 [N, T, H, W, 2] polarity frames, `snnjax.data.events`); see
 `snnjax.data.pipeline` for batching/augmentation inside the jitted step and
 `snnjax.data.streaming` for datasets too large for the device.
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 from snnjax.data.cifar import load_cifar10, load_cifar100
 from snnjax.data.digits import load_digits
+from snnjax.data.event_io import load_event_folder
+from snnjax.data.events import load_cifar10_events, load_digits_events
 from snnjax.data.errors import (
     DatasetCorruptError,
     DatasetError,
@@ -51,6 +54,10 @@ _LOADERS: dict[str, Callable[..., DatasetSplits]] = {
     "synthetic": load_synthetic,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
+    # Event (dynamic) data, uint8 [N, T, H, W, 2]: see snnjax.data.events / event_io.
+    "digits_events": load_digits_events,
+    "cifar10_events": load_cifar10_events,
+    "event_folder": load_event_folder,
 }
 
 
@@ -83,13 +90,16 @@ def load_dataset(
     """Load a dataset's train and test splits into host memory.
 
     Args:
-      name: "digits", "synthetic", "cifar10", "cifar100" or "tfds:<tfds name>".
+      name: "digits", "synthetic", "cifar10", "cifar100", "digits_events",
+        "cifar10_events", "event_folder" or "tfds:<tfds name>".
       data_dir: where the files are (meaning depends on the dataset; ignored by
         digits and synthetic).
       download: allow downloading/preparing missing files.
       **options: dataset-specific options, e.g. digits `size=32`, cifar100
         `label_type="coarse"`, synthetic `image_shape=(32, 32, 3)`, tfds
-        `train_split=`, `test_split=`, `image_key=`, `label_key=`.
+        `train_split=`, `test_split=`, `image_key=`, `label_key=`; event
+        datasets `time_steps=` (T), digits_events/cifar10_events `threshold=`,
+        event_folder `binary=`, `duration=`.
 
     Returns:
       DatasetSplits with uint8 [N, H, W, C] images and int32 [N] labels.

@@ -10,7 +10,9 @@ Augmentation matches torchvision's `RandomCrop(32, padding=4)`,
 `RandomHorizontalFlip()`, then `Normalize(mean, std)`: the zero padding is added
 to the raw uint8 pixels, so padded pixels become `-mean / std` after normalising.
 
-Shapes: images [B, H, W, C] (uint8 unless stated), labels int32 [B].
+Shapes: images [B, H, W, C] (uint8 unless stated), labels int32 [B]. Event
+frames [B, T, H, W, C] go through the same functions: every time step of an
+example gets the same crop and flip (a shifted sensor, not jittered frames).
 """
 
 from __future__ import annotations
@@ -90,18 +92,23 @@ def crop_flip(images: jax.Array, params: AugmentParams, *, padding: int) -> jax.
     """Zero-pad H and W by `padding`, crop back to H x W at `params.offsets`, mirror where `params.flips`.
 
     Args:
-      images: [B, H, W, C], any dtype (pad value 0 of that dtype).
+      images: [B, H, W, C] or event frames [B, T, H, W, C], any dtype (pad value 0 of that
+        dtype); all T frames of an example share its offset and flip.
     Returns:
-      [B, H, W, C], same dtype.
+      same shape and dtype.
     """
-    _, height, width, channels = images.shape
-    padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    lead = tuple(images.shape[1:-3])  # () for images, (T,) for event frames
+    height, width, channels = images.shape[-3:]
+    no_pad = ((0, 0),) * (1 + len(lead))
+    padded = jnp.pad(images, no_pad + ((padding, padding), (padding, padding), (0, 0)))
 
     def crop_one(image: jax.Array, offset: jax.Array) -> jax.Array:
-        return lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, channels))
+        start = (0,) * len(lead) + (offset[0], offset[1], 0)
+        return lax.dynamic_slice(image, start, lead + (height, width, channels))
 
     crops = jax.vmap(crop_one)(padded, params.offsets)
-    return jnp.where(params.flips[:, None, None, None], crops[:, :, ::-1, :], crops)
+    flips = params.flips.reshape((-1,) + (1,) * (images.ndim - 1))
+    return jnp.where(flips, jnp.flip(crops, axis=-2), crops)
 
 
 def random_crop_flip(key: jax.Array, images: jax.Array, *, padding: int = 4, flip: bool = True) -> jax.Array:
@@ -109,18 +116,19 @@ def random_crop_flip(key: jax.Array, images: jax.Array, *, padding: int = 4, fli
 
     Args:
       key: PRNG key driving the augmentation.
-      images: [B, H, W, C], any dtype.
+      images: [B, H, W, C], or event frames [B, T, H, W, C] (one crop and flip per example,
+        shared by its T frames), any dtype.
       padding: pixels of zero padding on each side of H and W (>= 0).
       flip: mirror left-right with probability 0.5 per example.
 
     Returns:
-      [B, H, W, C], same dtype; the input itself when padding=0 and flip=False.
+      same shape and dtype; the input itself when padding=0 and flip=False.
     """
     padding = operator.index(padding)
     if padding < 0:
         raise ValueError(f"padding must be >= 0 pixels, got {padding}.")
-    if images.ndim != 4:
-        raise ValueError(f"images must be [B, H, W, C], got shape {images.shape}.")
+    if images.ndim not in (4, 5):
+        raise ValueError(f"images must be [B, H, W, C] or event frames [B, T, H, W, C], got shape {images.shape}.")
     if padding == 0 and not flip:
         return images
     params = sample_augment_params(key, images.shape[0], padding=padding, flip=flip)
@@ -170,7 +178,8 @@ def make_train_batch(
 
     Args:
       key: PRNG key for the augmentation (e.g. fold_in(rng, step)).
-      images: uint8 [N, H, W, C], the whole train split on the device.
+      images: uint8 [N, H, W, C], the whole train split on the device (or event frames
+        [N, T, H, W, C]; the batch is then [B, T, H, W, C]).
       labels: int32 [N].
       step: global step (may be traced).
       batch_size: B.
@@ -247,7 +256,8 @@ def make_eval_batch(
     """Gather and normalise evaluation batch `batch_index` (no augmentation); jit-able.
 
     Args:
-      images: uint8 [N, H, W, C] test split on the device; labels int32 [N].
+      images: uint8 [N, H, W, C] test split on the device (or event frames [N, T, H, W, C]);
+        labels int32 [N].
 
     Returns:
       (images `dtype` [B, H, W, C], labels int32 [B], mask bool [B]); iterate

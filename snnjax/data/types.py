@@ -3,6 +3,8 @@
 Images are kept as raw uint8 pixels ([N, H, W, C], 0..255): that is 4x smaller
 than float32 on the device, and normalisation happens inside the jitted step
 (`snnjax.data.pipeline.normalize`) after zero-padding, as torchvision does it.
+Event (dynamic) datasets use the same containers with uint8 [N, T, H, W, C]
+event frames (C = 2 polarity channels, see `snnjax.data.events`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ class ArrayDataset:
     """One split held in host memory.
 
     Attributes:
-      images: uint8 [N, H, W, C], raw pixels in 0..255 (not normalised).
+      images: uint8 [N, H, W, C], raw pixels in 0..255 (not normalised), or
+        uint8 [N, T, H, W, C] event frames (counts per time bin, pixel and polarity).
       labels: int32 [N], class ids in [0, num_classes).
       num_classes: number of classes of the task (not only those present).
     """
@@ -35,10 +38,11 @@ class ArrayDataset:
                 f"{type(self.images).__name__} of dtype {getattr(self.images, 'dtype', None)}; "
                 "convert raw pixels with np.asarray(x, np.uint8) (do not normalise them)."
             )
-        if self.images.ndim != 4:
+        if self.images.ndim not in (4, 5):
             raise ValueError(
-                f"ArrayDataset.images must have shape [N, H, W, C], got {self.images.shape}; "
-                "add a channel axis to grayscale images with images[..., None]."
+                f"ArrayDataset.images must have shape [N, H, W, C] (or [N, T, H, W, C] for event "
+                f"frames), got {self.images.shape}; add a channel axis to grayscale images with "
+                "images[..., None]."
             )
         if not isinstance(self.labels, np.ndarray) or self.labels.dtype != np.int32:
             raise TypeError(
@@ -68,9 +72,9 @@ class ArrayDataset:
         return int(self.images.shape[0])
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of one image."""
-        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W, C) of one image, or (T, H, W, C) of one event sample."""
+        return tuple(int(d) for d in self.images.shape[1:])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -112,8 +116,8 @@ class DatasetSplits:
             raise ValueError(f"DatasetSplits {self.name!r}: std must be > 0 per channel, got {self.std}.")
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of one image."""
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W, C) of one image, or (T, H, W, C) of one event sample."""
         return self.train.image_shape
 
     @property
