@@ -13,6 +13,7 @@ import pytest
 from snnjax import config as config_lib
 from snnjax import models
 from snnjax.train import checkpoint as ckpt_lib
+from snnjax.train import loop
 from snnjax.train import mesh as mesh_lib
 from snnjax.train import optim, steps
 from snnjax.train.state import create_train_state
@@ -186,3 +187,16 @@ def test_presets_parse_and_reject_unknown_tokens():
     assert config_lib.parse_presets(None, groups) == {"dataset": "cifar10", "arm": "idsnn"}
     with pytest.raises(ValueError, match="valid presets"):
         config_lib.parse_presets("digitz", groups)
+
+
+def test_find_checkpoint_dir_accepts_a_workdir_or_the_directory_itself(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "train" / "120").mkdir(parents=True)
+    (run / "checkpoints" / "teacher").mkdir()          # present but empty: skipped
+    kwargs = dict(key="config.teacher.checkpoint", what="teacher", fix="train one")
+    found = loop.find_checkpoint_dir(str(run), ("teacher", "train"), **kwargs)
+    assert found == str(run / "checkpoints" / "train")
+    assert loop.find_checkpoint_dir(found, ("teacher",), **kwargs) == found
+    with pytest.raises(FileNotFoundError, match=r"config.teacher.checkpoint='.*empty' holds no teacher .*Fix: train one"):
+        (tmp_path / "empty").mkdir()
+        loop.find_checkpoint_dir(str(tmp_path / "empty"), ("teacher",), **kwargs)

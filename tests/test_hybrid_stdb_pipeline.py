@@ -84,5 +84,7 @@ def test_bad_settings_name_the_key():
     cfg.model.neuron = "relu"
     with pytest.raises(ValueError, match="config.model.neuron"):
         hybrid_stdb.snn_model(cfg, 10)
-    with pytest.raises(FileNotFoundError, match="config.ann.checkpoint"):
-        hybrid_stdb._ann_checkpoint_dir("/nonexistent/run")
+    cfg = ml_collections.ConfigDict(_config().to_dict())
+    cfg.ann.checkpoint = "/nonexistent/run"
+    with pytest.raises(FileNotFoundError, match=r"config.ann.checkpoint='/nonexistent/run' holds no ANN checkpoint"):
+        hybrid_stdb.obtain_ann(cfg, "/nonexistent/workdir", hybrid_stdb.prepare_splits(cfg))

@@ -96,16 +96,6 @@ def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.Config
     return cfg
 
 
-def _ann_checkpoint_dir(path: str) -> str:
-    for candidate in (os.path.join(path, "checkpoints", "ann"), path):
-        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
-            return candidate
-    raise FileNotFoundError(
-        f"config.ann.checkpoint={path!r} holds no ANN checkpoint (looked in {path}/checkpoints/ann and {path}). "
-        "Fix: pass the --workdir of a hybrid_stdb run whose ANN stage finished (same model.arch/width), "
-        "or leave it empty to train the ANN here.")
-
-
 def obtain_ann(config: ml_collections.ConfigDict, workdir: str,
                splits: data_lib.DatasetSplits) -> tuple[dict[str, Any], dict[str, Any]]:
     """Stage 1: ``(ann_variables, ann_summary)``, trained here, resumed, or restored."""
@@ -113,7 +103,10 @@ def obtain_ann(config: ml_collections.ConfigDict, workdir: str,
     acfg = stage_config(config, model_cfg, config.ann.optim, config.ann.train)
     model = vgg.build_vgg(model_cfg, splits.num_classes)
     if config.ann.checkpoint:
-        restored = loop.restore_stage(acfg, _ann_checkpoint_dir(config.ann.checkpoint), model=model, splits=splits)
+        restored = loop.restore_stage(acfg, loop.find_checkpoint_dir(
+            config.ann.checkpoint, ("ann",), key="config.ann.checkpoint", what="ANN",
+            fix="pass the --workdir of a hybrid_stdb run whose ANN stage finished (same model.arch/width), or "
+                "leave it empty to train the ANN here."), model=model, splits=splits)
         state, meta = restored
         _log(f"[ann] restored from {config.ann.checkpoint} (step {int(state.step)})")
         return state.variables, {"restored_from": config.ann.checkpoint, **meta}

@@ -36,24 +36,16 @@ def teacher_run_config(config: ml_collections.ConfigDict) -> ml_collections.Conf
     return cfg
 
 
-def _teacher_checkpoint_dir(path: str) -> str:
-    """Accept a run workdir (teacher.py or idsnn.py) or a checkpoint directory itself."""
-    for candidate in (os.path.join(path, "checkpoints", "teacher"), os.path.join(path, "checkpoints", "train"), path):
-        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
-            return candidate
-    raise FileNotFoundError(
-        f"config.teacher.checkpoint={path!r} holds no teacher checkpoint (looked in {path}/checkpoints/teacher, "
-        f"{path}/checkpoints/train and {path}). Fix: pass the --workdir of a finished "
-        "`launch.py --config configs/teacher.py` run, or leave it empty to train the teacher here.")
-
-
 def obtain_teacher(config: ml_collections.ConfigDict, workdir: str, splits) -> tuple[Any, Any, dict[str, Any]]:
     """Stage 1: ``(teacher_model, teacher_variables, teacher_summary)``."""
     tcfg = teacher_run_config(config)
     model = models.build_model(tcfg.model, splits.num_classes)
     if config.teacher.checkpoint:
-        restored = loop.restore_stage(tcfg, _teacher_checkpoint_dir(config.teacher.checkpoint), model=model,
-                                      splits=splits)
+        source = loop.find_checkpoint_dir(
+            config.teacher.checkpoint, ("teacher", "train"), key="config.teacher.checkpoint", what="teacher",
+            fix="pass the --workdir of a finished `launch.py --config configs/teacher.py` run, or leave it empty "
+                "to train the teacher here.")
+        restored = loop.restore_stage(tcfg, source, model=model, splits=splits)
         state, meta = restored
         print(f"[teacher] restored from {config.teacher.checkpoint} (step {int(state.step)})", file=sys.stderr)
         return model, state.variables, {"restored_from": config.teacher.checkpoint, **meta}

@@ -258,17 +258,6 @@ def check_event_steps(config: ml_collections.ConfigDict, image_shape: tuple[int,
             "(the event datasets' T) or change config.model.time_steps to match.")
 
 
-def _checkpoint_dir(path: str) -> str:
-    """Accept a pretrain.py workdir or a checkpoint directory itself."""
-    for candidate in (os.path.join(path, "checkpoints", PRETRAIN_STAGE), path):
-        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
-            return candidate
-    raise FileNotFoundError(
-        f"config.pretrain.checkpoint={path!r} holds no pretraining checkpoint (looked in "
-        f"{path}/checkpoints/{PRETRAIN_STAGE} and {path}). Fix: pass the --workdir of a finished "
-        "`launch.py --config configs/pretrain.py` run, or leave it empty to pretrain here.")
-
-
 def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict[str, Any]]:
     """Stage 1: ``(ann_variables, pretrain_summary)``, trained here, resumed, or restored."""
     pcfg = pretrain_run_config(config)
@@ -279,7 +268,10 @@ def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[
                          "dataset (e.g. digits, cifar10).")
     ann = build_ann(config.model, splits.num_classes, config.pretrain)
     if config.pretrain.checkpoint:
-        restored = loop.restore_stage(pcfg, _checkpoint_dir(config.pretrain.checkpoint), model=ann, splits=splits)
+        restored = loop.restore_stage(pcfg, loop.find_checkpoint_dir(
+            config.pretrain.checkpoint, (PRETRAIN_STAGE,), key="config.pretrain.checkpoint", what="pretraining",
+            fix="pass the --workdir of a finished `launch.py --config configs/pretrain.py` run, or leave it empty "
+                "to pretrain here."), model=ann, splits=splits)
         if restored is None:
             raise FileNotFoundError(f"config.pretrain.checkpoint={config.pretrain.checkpoint!r}: no checkpoint found")
         state, meta = restored

@@ -69,16 +69,9 @@ def make_train_step(
             return loss, (out, new_model_state, updates.get(STATS, {}))
 
         (loss, (out, new_model_state, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        if nonfinite == "skip":
-            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-            new_params = keep(new_params, state.params)
-            new_model_state = keep(new_model_state, state.model_state)
-            new_opt_state = keep(new_opt_state, state.opt_state)
-        thresholds = jax.tree.leaves(new_model_state.get("thresholds", {}))
+        new_state, grad_norm, finite = engine_steps.apply_gradients(state, grads, loss, new_model_state, tx,
+                                                                    nonfinite)
+        thresholds = jax.tree.leaves(new_state.model_state.get("thresholds", {}))
         metrics = {
             "loss": loss,
             "accuracy": losses.accuracy(out.ann_logits, labels),
@@ -89,8 +82,6 @@ def make_train_step(
             "grad_norm": grad_norm,
             "finite": finite.astype(jnp.float32),
         }
-        new_state = state.replace(step=state.step + 1, params=new_params, model_state=new_model_state,
-                                  opt_state=new_opt_state)
         return new_state, metrics
 
     return train_step

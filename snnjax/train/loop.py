@@ -9,7 +9,6 @@ same ``workdir`` resumes from its latest checkpoint and continues exactly as if 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sys
 import time
@@ -293,6 +292,21 @@ def _postfix(record: dict[str, float]) -> str:
 
 def stage_checkpoint_dir(workdir: str, stage: str) -> str:
     return os.path.join(workdir, "checkpoints", stage)
+
+
+def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: str, fix: str) -> str:
+    """The checkpoint directory behind a user-given ``path``.
+
+    ``path`` may be a run's workdir (then ``<path>/checkpoints/<stage>`` for the first of ``stages``
+    that holds a step directory) or a checkpoint directory itself. ``key`` (the config key),
+    ``what`` and ``fix`` word the error raised when none holds a checkpoint.
+    """
+    candidates = [stage_checkpoint_dir(path, stage) for stage in stages] + [path]
+    for candidate in candidates:
+        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
+            return candidate
+    raise FileNotFoundError(f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). "
+                            f"Fix: {fix}")
 
 
 def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module,

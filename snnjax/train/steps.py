@@ -64,6 +64,29 @@ def apply_train(model: nn.Module, params: Any, model_state: dict[str, Any], inpu
     return logits, {k: updates.get(k, v) for k, v in model_state.items()}
 
 
+def apply_gradients(state: TrainState, grads: Any, loss: jax.Array, new_model_state: dict[str, Any],
+                    tx: optax.GradientTransformation,
+                    nonfinite: NonFinite) -> tuple[TrainState, jax.Array, jax.Array]:
+    """One optimizer update: ``(new_state, grad_norm, finite)``; the step counter always advances.
+
+    ``finite`` is true when ``loss`` and the gradients' global norm are finite. With
+    ``nonfinite="skip"`` a non-finite step keeps the old parameters, model state (BN statistics,
+    thresholds, ...) and optimizer state; with ``"stop"`` the caller's loop halts on ``finite``.
+    """
+    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if nonfinite == "skip":
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        new_params = keep(new_params, state.params)
+        new_model_state = keep(new_model_state, state.model_state)
+        new_opt_state = keep(new_opt_state, state.opt_state)
+    new_state = state.replace(step=state.step + 1, params=new_params, model_state=new_model_state,
+                              opt_state=new_opt_state)
+    return new_state, grad_norm, finite
+
+
 def make_train_step(
     model: nn.Module,
     tx: optax.GradientTransformation,
@@ -101,17 +124,7 @@ def make_train_step(
             return loss, (logits, new_stats)
 
         (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.global_norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        if nonfinite == "skip":
-            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-            new_params = keep(new_params, state.params)
-            new_stats = keep(new_stats, state.model_state)
-            new_opt_state = keep(new_opt_state, state.opt_state)
-        new_state = state.replace(step=state.step + 1, params=new_params, model_state=new_stats,
-                                  opt_state=new_opt_state)
+        new_state, grad_norm, finite = apply_gradients(state, grads, loss, new_stats, tx, nonfinite)
         metrics = {"loss": loss, "accuracy": losses.accuracy(logits, labels), "grad_norm": grad_norm,
                    "finite": finite.astype(jnp.float32)}
         return new_state, metrics
