@@ -40,6 +40,13 @@ VARIANTS = {
     "fused+unroll+matmul+remat": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "matmul", "--remat"],
     "fused+unroll+remat": ["--lif-impl", "fused", "--unroll", "0", "--remat"],
     "scan+remat": ["--remat"],
+    "split": ["--conv-grad", "split"],
+    "eigen": ["--cpu-conv", "eigen"],
+    "eigen+unroll": ["--cpu-conv", "eigen", "--unroll", "0"],
+    "eigen+fused+unroll": ["--cpu-conv", "eigen", "--lif-impl", "fused", "--unroll", "0"],
+    "eigen+unroll+remat": ["--cpu-conv", "eigen", "--unroll", "0", "--remat"],
+    "unroll+split": ["--unroll", "0", "--conv-grad", "split"],
+    "fused+unroll+split": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "split"],
 }
 MATRICES = {
     # What this 2-core machine can measure in minutes.
@@ -56,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=_ints, help="override the matrix, e.g. 32")
     p.add_argument("--dtypes", type=_strs, help="override the matrix, e.g. float32,bfloat16")
     p.add_argument("--width", type=int, default=64)
-    p.add_argument("--variants", type=_strs, default=["scan", "fused+unroll"],
+    p.add_argument("--variants", type=_strs, default=["scan", "eigen+unroll"],
                    help=f"snnjax variants to time, from {sorted(VARIANTS)}")
     p.add_argument("--no-spikingjelly", action="store_true", help="time only snnjax variants")
     p.add_argument("--rounds", type=int, default=2, help="interleaved A B rounds per configuration")

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
 
 
@@ -30,8 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lif-impl", default="scan", choices=("scan", "fused"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll over T (0 = full unroll)")
     p.add_argument("--remat", action="store_true", help="jax.checkpoint per residual block")
-    p.add_argument("--conv-grad", default="xla", choices=("xla", "matmul"))
-    p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before jax is imported")
+    p.add_argument("--conv-grad", default="xla", choices=("xla", "split", "matmul", "auto"),
+                   help="kernel-gradient formulation (snnjax.models.conv); xla = the plain path")
+    p.add_argument("--cpu-conv", default="ynn", choices=("ynn", "eigen"),
+                   help="XLA:CPU convolution library: ynn = jax's default, eigen = snnjax.runtime's (launch.py's)")
+    p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before the backend starts")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     return p.parse_args(argv)
@@ -87,7 +89,8 @@ def measure(args: argparse.Namespace) -> dict:
     median = float(np.median(times))
     return dict(
         framework="snnjax", jax=jax.__version__, depth=args.depth, width=args.width, T=args.time_steps,
-        batch=args.batch, dtype=args.dtype, variant=variant_name(args), xla_flags=os.environ.get("XLA_FLAGS", ""),
+        batch=args.batch, dtype=args.dtype, variant=variant_name(args), cpu_conv=args.cpu_conv,
+        xla_flags=os.environ.get("XLA_FLAGS", ""),
         step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)), images_T_per_s=args.batch * args.time_steps / median,
         compile_s=compile_s, loss=float(loss),
         xla_temp_bytes=int(mem.temp_size_in_bytes), xla_arg_bytes=int(mem.argument_size_in_bytes),
@@ -105,6 +108,8 @@ def variant_name(args: argparse.Namespace) -> str:
         parts.append("remat")
     if args.conv_grad != "xla":
         parts.append(args.conv_grad)
+    if args.cpu_conv != "ynn":
+        parts.insert(0, args.cpu_conv)
     if args.xla_flags:
         parts.append(args.xla_flags)
     return "+".join(parts)
@@ -114,8 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.xla_flags:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
-    if "jax" in sys.modules:
-        raise RuntimeError("benchmarks/train_step.py must set XLA_FLAGS before jax is imported")
+    from snnjax import runtime   # imports jax but starts no backend
+
+    if args.cpu_conv == "eigen" and not runtime.use_eigen_convolutions():
+        raise RuntimeError("could not enable Eigen convolutions (see snnjax/runtime.py for when that is refused)")
+    if args.cpu_conv == "ynn" and runtime.eigen_convolutions():
+        raise RuntimeError(f"--cpu-conv ynn but XLA_FLAGS has {runtime.EIGEN_CONVOLUTIONS_FLAG}")
     print(json.dumps(measure(args)), flush=True)
 
 

@@ -85,12 +85,11 @@ def lif(
     if currents.ndim < 2:
         raise ValueError(f"currents must be [B, T, ...], got shape {currents.shape}")
     out_dtype = currents.dtype
-    time_major = jnp.moveaxis(currents, 1, 0)
     decay = jnp.asarray(decay, jnp.float32)
     v_threshold = jnp.asarray(v_threshold, jnp.float32)
     if impl == "fused":
         options = _FusedOptions(reset, bool(detach_reset), surrogate, unroll)
-        spikes, membrane = _lif_fused(options, time_major, decay, v_threshold)
+        spikes, membrane = _lif_fused(options, jnp.moveaxis(currents, 1, 0), decay, v_threshold)
         spikes = jnp.moveaxis(spikes, 0, 1)
         return (spikes, jnp.moveaxis(membrane, 0, 1)) if return_membrane else spikes
 
@@ -105,8 +104,17 @@ def lif(
         out = (s.astype(out_dtype), u) if return_membrane else s.astype(out_dtype)
         return (u, s), out
 
-    zeros = jnp.zeros(time_major.shape[1:], jnp.float32)
-    _, outs = jax.lax.scan(step, (zeros, zeros), time_major, unroll=unroll)
+    zeros = jnp.zeros(currents.shape[:1] + currents.shape[2:], jnp.float32)
+    num_steps = currents.shape[1]
+    if unroll is True or (not isinstance(unroll, bool) and unroll >= num_steps):
+        # Fully unrolled: step on the batch-major slices [:, t] and stack on axis 1, so that no
+        # [B, T] <-> [T, B] transpose of the activations is materialised (same arithmetic as the scan).
+        carry, outs = (zeros, zeros), []
+        for t in range(num_steps):
+            carry, out = step(carry, currents[:, t])
+            outs.append(out)
+        return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *outs)
+    _, outs = jax.lax.scan(step, (zeros, zeros), jnp.moveaxis(currents, 1, 0), unroll=unroll)
     if return_membrane:
         spikes, membrane = outs
         return jnp.moveaxis(spikes, 0, 1), jnp.moveaxis(membrane, 0, 1)

@@ -10,11 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax import neurons, surrogates
-from snnjax.models import factory
+import contextlib
 import functools
 
-from snnjax.models.resnet import BasicBlock, ResNet, conv_matmul_grad
+from snnjax import neurons, surrogates
+from snnjax.models import conv as conv_lib
+from snnjax.models import factory
+from snnjax.models.resnet import BasicBlock, ResNet
 
 
 def _currents(shape=(3, 5, 7), seed=0):
@@ -78,30 +80,77 @@ def test_unknown_impl_is_rejected_with_the_choices():
         neurons.lif(jnp.zeros((1, 2, 3)), impl="cuda")
 
 
+@contextlib.contextmanager
+def _split_positions(n: int):
+    """Small pieces for the split kernel gradient, so that tiny test shapes are really split."""
+    old, conv_lib.SPLIT_POSITIONS = conv_lib.SPLIT_POSITIONS, n
+    try:
+        yield
+    finally:
+        conv_lib.SPLIT_POSITIONS = old
+
+
+def _xla_conv(a, b, s, p):
+    return jax.lax.conv_general_dilated(a, b, s, p, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _count_convs(fn, *args) -> int:
+    """Convolutions in the lowered program (what XLA is asked to run)."""
+    return jax.jit(fn).lower(*args).as_text().count("stablehlo.convolution")
+
+
+@pytest.mark.parametrize("impl", ["split", "matmul"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernel", [1, 3])
-def test_matmul_kernel_gradient_equals_xla_conv_gradient(stride, kernel):
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
+def test_fast_kernel_gradients_equal_xla_conv_gradients(impl, stride, kernel):
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 6, 6, 3))
     w = jax.random.normal(jax.random.PRNGKey(1), (kernel, kernel, 3, 5))
     pad = ((kernel // 2,) * 2,) * 2
-    cot = jax.random.normal(jax.random.PRNGKey(2), (2, 6 // stride, 6 // stride, 5))
+    cot = jax.random.normal(jax.random.PRNGKey(2), (5, 6 // stride, 6 // stride, 5))
 
     def run(conv):
         y, vjp = jax.vjp(lambda a, b: conv(a, b, (stride, stride), pad), x, w)
         return y, vjp(cot)
 
-    y_ref, (dx_ref, dw_ref) = run(lambda a, b, s, p: jax.lax.conv_general_dilated(
-        a, b, s, p, dimension_numbers=("NHWC", "HWIO", "NHWC")))
-    y, (dx, dw) = run(conv_matmul_grad)
+    y_ref, (dx_ref, dw_ref) = run(_xla_conv)
+    with _split_positions(20):   # stride 1: 36 outputs -> 5 pieces of 1; stride 2: 9 -> pieces 2, 2, 1
+        conv = conv_lib.conv_impl(impl)
+        y, (dx, dw) = run(conv)
+        n_convs = _count_convs(lambda a, b: jax.vjp(lambda a_, b_: conv(a_, b_, (stride, stride), pad), a, b)[1](cot),
+                               x, w)
+    if impl == "split":
+        assert n_convs == 1 + (5 if stride == 1 else 3)   # the input gradient, one per piece (no forward: unused)
     np.testing.assert_array_equal(y, y_ref)
+    if impl == "split":
+        np.testing.assert_array_equal(dx, dx_ref)   # XLA's own input gradient
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_matmul_conv_rejects_dilation_with_the_fix():
+def test_split_piece_targets_output_positions():
+    assert [conv_lib.split_piece(128, hw * hw, 2048) for hw in (32, 16, 8, 4)] == [2, 8, 32, 128]
+    assert conv_lib.split_piece(3, 4096, 2048) == 1 and conv_lib.split_piece(3, 1, 2048) == 3
+
+
+@pytest.mark.parametrize("impl", ["split", "matmul"])
+def test_fast_convs_reject_dilation_with_the_fix(impl):
     with pytest.raises(ValueError, match="conv_grad='xla'"):
-        conv_matmul_grad(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), (1, 1), ((1, 1), (1, 1)),
-                                    rhs_dilation=(2, 2))
+        conv_lib.conv_impl(impl)(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), (1, 1), ((1, 1), (1, 1)),
+                                 rhs_dilation=(2, 2))
+
+
+@pytest.mark.parametrize("eigen", [False, True])
+def test_auto_conv_splits_only_on_cpu_with_ynn_convolutions(eigen, monkeypatch):
+    assert jax.default_backend() == "cpu"
+    monkeypatch.setattr(conv_lib.runtime, "eigen_convolutions", lambda: eigen)
+    x, w = jnp.ones((4, 8, 8, 2)), jnp.ones((3, 3, 2, 2))
+    grad = lambda conv, **kw: lambda a, b: jax.grad(  # noqa: E731
+        lambda b_: jnp.sum(conv(a, b_, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                **kw)))(b)
+    with _split_positions(64):   # 64 outputs per example -> 4 pieces
+        # Only the kernel gradient is asked for: one convolution per piece, or XLA's single one.
+        assert _count_convs(grad(conv_lib.conv_auto_grad), x, w) == (1 if eigen else 4)
+        assert _count_convs(grad(conv_lib.conv_auto_grad, rhs_dilation=(2, 2)), x, w) == 1   # split cannot
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,7 +160,10 @@ def _loss_and_grads(overrides: tuple, static: bool = True):
     Two stages (one identity block, one strided block with a 1x1 shortcut) exercise every layer
     kind of ResNet-18/34 at a fraction of the compile time.
     """
-    cfg = factory.model_config(width=4, time_steps=3, **dict(overrides))
+    overrides = dict(overrides)
+    split_positions = overrides.pop("split_positions", conv_lib.SPLIT_POSITIONS)
+    # The reference is the plain path whatever the library's defaults are.
+    cfg = factory.model_config(width=4, time_steps=3, **{"unroll": 1, "conv_grad": "xla", **overrides})
     model = ResNet(stage_sizes=(1, 1), block_cls=BasicBlock, num_classes=5,
                    activation=factory.make_activation(cfg), time_steps=3, width=4,
                    bn_scale_init=0.5, remat=cfg.remat, conv_grad=cfg.conv_grad)
@@ -126,15 +178,18 @@ def _loss_and_grads(overrides: tuple, static: bool = True):
         logp = jax.nn.log_softmax(logits)
         return -jnp.take_along_axis(logp, labels[:, None], 1).mean(), (logits, state)
 
-    (value, (logits, state)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+    with _split_positions(split_positions):
+        (value, (logits, state)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
     return value, logits, state, grads
 
 
-# Two pairs keep the compile count (the cost of this file) low; the PLIF/event test below runs all
-# four switches at once, and the fused LIF and the matmul conv are also tested alone above.
+# Three groups keep the compile count (the cost of this file) low; the PLIF/event test below runs
+# all four switches at once, and the fused LIF and the fast convs are also tested alone above.
+# 24 output positions a piece: the 6 = B*T examples of every layer are really split.
 FAST_PATHS = [
     (("lif_impl", "fused"), ("unroll", 0)),
     (("remat", True), ("conv_grad", "matmul")),
+    (("conv_grad", "split"), ("split_positions", 24)),
 ]
 
 
@@ -162,7 +217,8 @@ def test_model_fast_paths_give_same_spikes_logits_and_gradients(overrides):
 def test_fast_paths_on_event_input_and_plif():
     base = (("neuron", "plif"),)
     ref = _loss_and_grads(base, static=False)
-    got = _loss_and_grads(base + (("lif_impl", "fused"), ("remat", True), ("conv_grad", "matmul")), static=False)
+    got = _loss_and_grads(base + (("lif_impl", "fused"), ("remat", True), ("conv_grad", "split"),
+                                  ("split_positions", 24)), static=False)
     np.testing.assert_array_equal(got[1], ref[1])
     decay_ref = ref[3]["stage0_block0"]["act1"]["decay_logit"]
     decay = got[3]["stage0_block0"]["act1"]["decay_logit"]
@@ -176,9 +232,9 @@ def test_config_rejects_bad_switch_values(key, value, choices):
         factory.build_model(factory.model_config(width=4, **{key: value}), num_classes=3)
 
 
-def test_build_model_wires_the_switches_and_defaults_to_the_plain_path():
-    plain = factory.build_model(factory.model_config(width=4), num_classes=3)
-    assert (plain.remat, plain.conv_grad, plain.activation.keywords["impl"]) == (False, "xla", "scan")
+def test_build_model_wires_the_switches_and_defaults():
+    default = factory.build_model(factory.model_config(width=4), num_classes=3)
+    assert (default.remat, default.conv_grad, default.activation.keywords["impl"]) == (False, "auto", "scan")
     fast = factory.build_model(factory.model_config(width=4, lif_impl="fused", remat=True, conv_grad="matmul"),
                                num_classes=3)
     assert (fast.remat, fast.conv_grad, fast.activation.keywords["impl"]) == (True, "matmul", "fused")

@@ -38,10 +38,16 @@ def final_params(workdir, stage="train"):
 
 def test_teacher_run_writes_every_output(tmp_path):
     wd = tmp_path / "teacher"
-    launch("configs/teacher.py:digits", wd, *TINY, "--config.train.epochs=2", "--config.train.tensorboard=True")
+    cache = tmp_path / "xla_cache"
+    launch("configs/teacher.py:digits", wd, *TINY, "--config.train.epochs=2", "--config.train.tensorboard=True",
+           f"--compilation_cache={cache}")
+    assert len(os.listdir(cache)) >= 2    # the train and eval steps, at least, were kept
     summary = json.loads((wd / "summary.json").read_text())
     assert 0.0 <= summary["best_test_accuracy"] <= 1.0
-    assert summary["best_test_accuracy"] > 0.3    # 2 epochs of a tiny ResNet34 on digits beat chance (0.1)
+    # 2 epochs of a width-4 ResNet34 beat chance (0.1; one standard deviation of chance on 360
+    # test images is 0.016). Not more: this early the trajectory is chaotic, and float rounding
+    # alone (Eigen vs YNNPACK convolutions, equal gradients to 2e-6) moves it between 0.19 and 0.35.
+    assert summary["best_test_accuracy"] > 0.15
     assert summary["steps"] == 2 * (1437 // 64) and summary["devices"] == 8
     records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]

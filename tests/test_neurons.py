@@ -86,10 +86,24 @@ def test_gradients_through_scan_match_unrolled_loop(detach_reset, surrogate):
     np.testing.assert_allclose(g_scan[0], g_loop[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(g_scan[1], g_loop[1], rtol=1e-5, atol=1e-6)  # PLIF: d/d decay
     assert np.abs(np.asarray(g_scan[0])).sum() > 0
-    # full unroll is the same computation
+    # full unroll (the batch-major Python loop of neurons.lif) is the same computation
     g_unrolled = jax.grad(lambda x: jnp.sum(w * neurons.lif(x, surrogate=surrogate, detach_reset=detach_reset,
                                                           unroll=True)))(x)
     np.testing.assert_allclose(g_unrolled, jax.grad(loss_scan)(x, 0.25), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("unroll", [True, 5, 2])
+def test_full_unroll_path_equals_the_scan_bit_for_bit(reset, unroll):
+    x = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 6)) * 0.7 + 0.3
+    decay = jnp.linspace(0.2, 0.9, 6)
+    run = jax.jit(lambda x, u: neurons.lif(x, decay=decay, reset=reset, return_membrane=True, unroll=u),
+                  static_argnums=1)
+    s_ref, u_ref = run(x, 1)
+    s, u = run(x, unroll)        # True and 5 (= T) take the batch-major loop, 2 the partially unrolled scan
+    assert 0 < float(s_ref.mean()) < 1
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_array_equal(u, u_ref)
 
 
 def test_detach_reset_changes_gradient():

@@ -14,10 +14,12 @@ Keys (all validated, with the allowed values in the error message)::
     surrogate_param shape parameter of the surrogate (width or alpha)
     stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
     dtype           float32 | bfloat16 (compute dtype; params stay float32)
-    unroll          lax.scan unroll factor over time (0 = fully unrolled)
+    unroll          lax.scan unroll factor over time (0 = fully unrolled, the default: faster and
+                    -45% activation memory at T=4; set 1 for long T, whose compile time grows with T)
     lif_impl        scan | fused (one custom VJP over the time loop: same spikes, less memory)
     remat           recompute each residual block in the backward pass (jax.checkpoint): less memory
-    conv_grad       xla | matmul (kernel gradient as one im2col matmul: same forward, faster on CPU)
+    conv_grad       auto | xla | split | matmul (how conv kernel gradients are computed; auto = split
+                    on CPU with jax's default YNNPACK convolutions, else xla; see snnjax.models.conv)
 
 The last four are speed/memory switches only: spikes are identical and gradients equal to float
 rounding whatever they are set to (tests/test_fast_paths.py); benchmarks/RESULTS.md has timings.
@@ -44,8 +46,8 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict(dict(
         name="resnet18", width=64, neuron="lif", time_steps=4, decay=0.25, v_threshold=0.5,
         reset="hard", detach_reset=True, surrogate="rectangular", surrogate_param=1.0,
-        stem="cifar", stem_padding=1, dtype="float32", unroll=1,
-        lif_impl="scan", remat=False, conv_grad="xla",
+        stem="cifar", stem_padding=1, dtype="float32", unroll=0,
+        lif_impl="scan", remat=False, conv_grad="auto",
     ))
     cfg.update(overrides)
     return cfg
@@ -89,7 +91,7 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     spiking = cfg.neuron != "relu"
     if not spiking and int(cfg.time_steps) != 1:
         raise ValueError(f"an ANN (neuron='relu') needs config.model.time_steps=1, got {cfg.time_steps}")
-    conv_grad = cfg.get("conv_grad", "xla")
+    conv_grad = cfg.get("conv_grad", "auto")
     if conv_grad not in resnet_lib.CONV_GRADS:
         raise ValueError(f"config.model.conv_grad={conv_grad!r} is not valid; choose one of {list(resnet_lib.CONV_GRADS)}")
     name = cfg.name

@@ -31,87 +31,22 @@ import jax
 import jax.numpy as jnp
 
 from snnjax import layers
+from snnjax.models import conv as conv_lib
 
 Dtype = Any
 Connect = Literal["standard", "sew_add", "sew_and", "sew_iand"]
-ConvGrad = Literal["xla", "matmul"]
-CONV_GRADS = ("xla", "matmul")
+ConvGrad = conv_lib.ConvGrad
+CONV_GRADS = conv_lib.CONV_GRADS
 
 # torchvision / official code: kaiming normal, fan_out, relu gain.
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-# ---------------------------------------------------------------------------------------------
-# Convolution whose kernel gradient is one matmul (a CPU speed lever, ``conv_grad="matmul"``).
-# ---------------------------------------------------------------------------------------------
-
-
-def _patches(x: jax.Array, kernel_hw: tuple[int, int], strides: Sequence[int], padding) -> jax.Array:
-    """im2col of ``x [N, H, W, C]``: ``[N, Ho, Wo, kh*kw*C]``, taps ordered (kh, kw, C) like HWIO."""
-    kh, kw = kernel_hw
-    xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-    ho = (xp.shape[1] - kh) // strides[0] + 1
-    wo = (xp.shape[2] - kw) // strides[1] + 1
-    taps = [jax.lax.slice(xp, (0, i, j, 0),
-                          (xp.shape[0], i + (ho - 1) * strides[0] + 1, j + (wo - 1) * strides[1] + 1, xp.shape[3]),
-                          (1, strides[0], strides[1], 1))
-            for i in range(kh) for j in range(kw)]
-    return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_matmul_grad(x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], padding: tuple) -> jax.Array:
-    """NHWC x HWIO convolution; forward is XLA's (bit-identical), the kernel VJP one matmul."""
-    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _conv_matmul_grad_fwd(x, kernel, strides, padding):
-    return _conv_matmul_grad(x, kernel, strides, padding), (x, kernel)
-
-
-def _conv_matmul_grad_bwd(strides, padding, residuals, g):
-    x, kernel = residuals
-    # XLA:CPU lowers the kernel gradient of a stride-1 3x3 conv to a slow windowed reduction
-    # (several times the forward's time); as patches^T @ g it is a single large GEMM.
-    _, input_vjp = jax.vjp(
-        lambda x_: jax.lax.conv_general_dilated(x_, kernel, strides, padding,
-                                                dimension_numbers=("NHWC", "HWIO", "NHWC")), x)
-    (dx,) = input_vjp(g)
-    cols = _patches(x, kernel.shape[:2], strides, padding)
-    dk = jnp.einsum("nhwp,nhwo->po", cols, g.astype(cols.dtype))
-    return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
-
-
-_conv_matmul_grad.defvjp(_conv_matmul_grad_fwd, _conv_matmul_grad_bwd)
-
-
-def conv_matmul_grad(lhs, rhs, window_strides, padding, *, lhs_dilation=None, rhs_dilation=None,
-                     dimension_numbers=None, feature_group_count=1, precision=None, **unused):
-    """Drop-in for ``lax.conv_general_dilated`` in ``nn.Conv`` (NHWC, explicit padding, no dilation).
-
-    Same forward values as XLA's convolution; the kernel gradient is computed as a matmul of the
-    input patches with the output cotangent (equal to XLA's up to float summation order).
-    """
-    del unused, dimension_numbers  # nn.Conv always passes NHWC/HWIO numbers for 4-D inputs
-    dilated = any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
-    if dilated or feature_group_count != 1 or precision is not None or isinstance(padding, str) or lhs.ndim != 4:
-        raise ValueError("conv_grad='matmul' supports only undilated, ungrouped 2-D NHWC convolutions with "
-                         "explicit padding; use config.model.conv_grad='xla' for this model")
-    padding = tuple(tuple(int(p) for p in pair) for pair in padding)
-    return _conv_matmul_grad(lhs, rhs, tuple(int(s) for s in window_strides), padding)
-
-
-def _conv_impl(conv_grad: ConvGrad):
-    if conv_grad not in CONV_GRADS:
-        raise ValueError(f"unknown conv_grad {conv_grad!r}; choose one of {CONV_GRADS}")
-    return conv_matmul_grad if conv_grad == "matmul" else None
-
-
-def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "xla") -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "auto") -> nn.Conv:
     pad = (kernel - 1) // 2
     return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
                    use_bias=False, dtype=dtype, kernel_init=conv_kernel_init, name=name,
-                   conv_general_dilated=_conv_impl(conv_grad))
+                   conv_general_dilated=conv_lib.conv_impl(conv_grad))
 
 
 def _sew_connect(out: jax.Array, identity: jax.Array, connect: Connect) -> jax.Array:
@@ -138,7 +73,7 @@ class BasicBlock(nn.Module):
     activation: layers.ActivationFactory
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
-    conv_grad: ConvGrad = "xla"
+    conv_grad: ConvGrad = "auto"
     expansion = 1
 
     @nn.compact
@@ -159,7 +94,7 @@ class Bottleneck(nn.Module):
     activation: layers.ActivationFactory
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
-    conv_grad: ConvGrad = "xla"
+    conv_grad: ConvGrad = "auto"
     expansion = 4
 
     @nn.compact
@@ -206,8 +141,9 @@ class ResNet(nn.Module):
         logits are returned in float32.
       remat: recompute each residual block's activations in the backward pass
         (``jax.checkpoint`` per block) instead of storing them: less memory, more compute.
-      conv_grad: ``"xla"`` (XLA's convolution gradients) or ``"matmul"`` (kernel gradient as
-        one im2col matmul; same forward, faster on XLA:CPU).
+      conv_grad: how convolutions compute their kernel gradient (:mod:`snnjax.models.conv`):
+        ``"auto"`` (batch-split on CPU, XLA's elsewhere), ``"xla"``, ``"split"`` or ``"matmul"``.
+        The forward pass and input gradients are XLA's in every case.
     """
 
     stage_sizes: Sequence[int]
@@ -223,7 +159,7 @@ class ResNet(nn.Module):
     bn_momentum: float = 0.9
     dtype: Dtype = jnp.float32
     remat: bool = False
-    conv_grad: ConvGrad = "xla"
+    conv_grad: ConvGrad = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -271,7 +207,7 @@ class ResNet(nn.Module):
             p = self.stem_padding
             conv = nn.Conv(self.width, (3, 3), (1, 1), padding=((p, p), (p, p)), use_bias=False,
                            dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv",
-                           conv_general_dilated=_conv_impl(self.conv_grad))
+                           conv_general_dilated=conv_lib.conv_impl(self.conv_grad))
         else:
             conv = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False,
                            dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv")

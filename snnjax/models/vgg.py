@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from snnjax import layers, stdb
+from snnjax.models import conv as conv_lib
 
 Dtype = Any
 Encoding = Literal["direct", "poisson"]
@@ -174,7 +175,8 @@ class VGG(nn.Module):
                 continue
             name = next(names)
             h = nn.Conv(_scaled(int(item), self.width), (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                        dtype=self.dtype, kernel_init=conv_kernel_init, name=name)(h)
+                        dtype=self.dtype, kernel_init=conv_kernel_init, name=name,
+                        conv_general_dilated=conv_lib.conv_auto_grad)(h)
             if static:
                 # The first conv of a direct-encoded input is the same at every step: run it once.
                 h = layers.merge_time(jnp.broadcast_to(h[:, None], (h.shape[0], steps) + h.shape[1:]))

@@ -26,6 +26,7 @@ import ml_collections
 
 from snnjax import layers as snn_layers
 from snnjax import models as snn_models
+from snnjax.models.conv import conv_auto_grad
 from snnjax.models.resnet import conv_kernel_init
 from snnjax.snn2ann import ata as ata_lib
 from snnjax.snn2ann import mapping as mapping_lib
@@ -274,7 +275,8 @@ class BPTTVGG(nn.Module):
         h = x
         for i, (features, pool) in enumerate(self.layers):
             conv = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=self.use_bias,
-                           kernel_init=conv_kernel_init, name=f"layer{i}_conv")
+                           kernel_init=conv_kernel_init, name=f"layer{i}_conv",
+                           conv_general_dilated=conv_auto_grad)
             y = norm(name=f"layer{i}_bn")(conv(h))
             if i == 0:   # direct encoding: conv + BN of the repeated image computed once
                 y = snn_layers.merge_time(jnp.broadcast_to(y[:, None], (y.shape[0], steps) + y.shape[1:]))

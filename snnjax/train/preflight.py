@@ -35,7 +35,9 @@ def check_workdir(workdir: str, *, min_free_mb: float) -> None:
 
 
 RESUME_SECTIONS = ("model", "data")
-RESUME_IGNORED = {"data": ("data_dir", "download", "eval_batch_size")}
+# Keys that change where the data comes from or how fast the step runs, not what is trained.
+RESUME_IGNORED = {"data": ("data_dir", "download", "eval_batch_size"),
+                  "model": ("unroll", "lif_impl", "remat", "conv_grad")}
 
 
 def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:

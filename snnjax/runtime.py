@@ -1,0 +1,64 @@
+"""Process-level XLA settings that make training faster on CPU.
+
+jax 0.10's XLA:CPU runs every convolution through YNNPACK by default. For the layer shapes of a
+CIFAR Spiking ResNet those kernels run on one core (e.g. ``[128, 32, 32, 64] -> 64``: 100 ms on
+one core of two), and their kernel gradients are 3-4x slower again. XLA's older Eigen
+convolutions use every core: with them the whole ResNet-18 training step is 1.3-1.7x faster on a
+2-core CPU (``benchmarks/RESULTS.md``). :func:`use_eigen_convolutions` switches to them by adding
+one flag to ``XLA_FLAGS``; it must run before JAX initialises its CPU backend (``launch.py`` and
+the test suite call it first thing). Outputs equal the default's to float rounding.
+
+Opt out with ``SNNJAX_CPU_CONVOLUTIONS=ynn`` in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EIGEN_CONVOLUTIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+# XLA aborts the process on an unknown flag, so the flag is only added for jaxlib releases in
+# which it was measured to exist and to help; extend after measuring a new release.
+TESTED_JAXLIB = ("0.10.",)
+OPT_OUT_ENV = "SNNJAX_CPU_CONVOLUTIONS"
+
+
+def _backends_initialized() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # pragma: no cover - internal module moved
+        return True
+    return bool(getattr(xla_bridge, "_backends", {}))
+
+
+def _jaxlib_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("jaxlib")
+    except Exception:  # pragma: no cover - jaxlib always comes with jax
+        return ""
+
+
+def use_eigen_convolutions() -> bool:
+    """Route XLA:CPU convolutions to Eigen (multi-threaded); returns whether that is in effect.
+
+    Does nothing (and returns False) when ``SNNJAX_CPU_CONVOLUTIONS=ynn``, when ``XLA_FLAGS``
+    already chooses YNN fusion types, for untested jaxlib releases, or once JAX's backends are
+    initialised (XLA reads its flags only then). GPU and TPU ignore the flag.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if EIGEN_CONVOLUTIONS_FLAG in flags:
+        return True
+    if (os.environ.get(OPT_OUT_ENV, "eigen").lower() == "ynn" or "xla_cpu_experimental_ynn_fusion_type" in flags
+            or not _jaxlib_version().startswith(TESTED_JAXLIB) or _backends_initialized()):
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_CONVOLUTIONS_FLAG}".strip()
+    return True
+
+
+def eigen_convolutions() -> bool:
+    """Whether this process's XLA:CPU was (or will be) started with Eigen convolutions."""
+    return EIGEN_CONVOLUTIONS_FLAG in os.environ.get("XLA_FLAGS", "")
