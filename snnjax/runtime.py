@@ -21,6 +21,9 @@ EIGEN_CONVOLUTIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_co
 # which it was measured to exist and to help; extend after measuring a new release.
 TESTED_JAXLIB = ("0.10.",)
 OPT_OUT_ENV = "SNNJAX_CPU_CONVOLUTIONS"
+# Accelerator plugins carry their own XLA builds, which also parse XLA_FLAGS: where one is
+# installed training runs there, so the CPU flag is not worth the risk of an unknown-flag abort.
+ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
 
 
 def _backends_initialized() -> bool:
@@ -42,18 +45,29 @@ def _jaxlib_version() -> str:
         return ""
 
 
+def _cpu_only() -> bool:
+    """True when this process will run XLA on the CPU only (no accelerator plugin, no other platform asked for)."""
+    import importlib.util
+
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if platforms and set(p.strip() for p in platforms.split(",")) != {"cpu"}:
+        return False
+    return not any(importlib.util.find_spec(name) is not None for name in ACCELERATOR_PLUGINS)
+
+
 def use_eigen_convolutions() -> bool:
     """Route XLA:CPU convolutions to Eigen (multi-threaded); returns whether that is in effect.
 
     Does nothing (and returns False) when ``SNNJAX_CPU_CONVOLUTIONS=ynn``, when ``XLA_FLAGS``
-    already chooses YNN fusion types, for untested jaxlib releases, or once JAX's backends are
-    initialised (XLA reads its flags only then). GPU and TPU ignore the flag.
+    already chooses YNN fusion types, for untested jaxlib releases, where a GPU/TPU plugin is
+    installed or ``JAX_PLATFORMS`` names another platform, or once JAX's backends are initialised
+    (XLA reads its flags only then).
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if EIGEN_CONVOLUTIONS_FLAG in flags:
         return True
     if (os.environ.get(OPT_OUT_ENV, "eigen").lower() == "ynn" or "xla_cpu_experimental_ynn_fusion_type" in flags
-            or not _jaxlib_version().startswith(TESTED_JAXLIB) or _backends_initialized()):
+            or not _jaxlib_version().startswith(TESTED_JAXLIB) or not _cpu_only() or _backends_initialized()):
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_CONVOLUTIONS_FLAG}".strip()
     return True

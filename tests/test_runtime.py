@@ -1,5 +1,6 @@
 """snnjax.runtime: the Eigen-convolution flag is added only when it is safe and wanted."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ def fresh(monkeypatch):
     """A process state before JAX's backends start, with a tested jaxlib and no XLA_FLAGS."""
     monkeypatch.setattr(runtime, "_backends_initialized", lambda: False)
     monkeypatch.setattr(runtime, "_jaxlib_version", lambda: "0.10.2")
+    monkeypatch.setattr(runtime, "_cpu_only", lambda: True)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     monkeypatch.delenv(runtime.OPT_OUT_ENV, raising=False)
     return monkeypatch
@@ -27,7 +29,8 @@ def test_flag_is_appended_once(fresh):
     assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=8 {FLAG}"
 
 
-@pytest.mark.parametrize("case", ["opt_out", "user_chose_ynn_types", "untested_jaxlib", "backend_started"])
+@pytest.mark.parametrize("case", ["opt_out", "user_chose_ynn_types", "untested_jaxlib", "accelerator",
+                                  "backend_started"])
 def test_flag_is_left_out(fresh, case):
     if case == "opt_out":
         fresh.setenv(runtime.OPT_OUT_ENV, "ynn")
@@ -35,6 +38,8 @@ def test_flag_is_left_out(fresh, case):
         fresh.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=+dot")
     elif case == "untested_jaxlib":
         fresh.setattr(runtime, "_jaxlib_version", lambda: "0.11.0")
+    elif case == "accelerator":
+        fresh.setattr(runtime, "_cpu_only", lambda: False)
     else:
         fresh.setattr(runtime, "_backends_initialized", lambda: True)
     before = os.environ["XLA_FLAGS"]
@@ -49,6 +54,14 @@ def test_a_fresh_process_gets_the_flag_and_xla_accepts_it():
             "print(ok, runtime._backends_initialized(), float(y.sum()))")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", runtime.OPT_OUT_ENV)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    tested = runtime._jaxlib_version().startswith(runtime.TESTED_JAXLIB)
+    tested = runtime._jaxlib_version().startswith(runtime.TESTED_JAXLIB) and runtime._cpu_only()
     # 4x4 ones, 3x3 ones kernel, SAME: corners 4, edges 6, interior 9 -> 4*4 + 8*6 + 4*9 = 100
     assert out.stdout.split() == [str(tested), "True", "100.0"]
+
+
+def test_cpu_only_reads_jax_platforms(monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
+    assert not runtime._cpu_only()
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    plugins = [name for name in runtime.ACCELERATOR_PLUGINS if importlib.util.find_spec(name) is not None]
+    assert runtime._cpu_only() == (not plugins)
