@@ -85,6 +85,9 @@ def to_markdown(table: dict[str, Any], epochs: int) -> str:
 
 def main(argv):
     del argv
+    from snnjax import runtime
+
+    runtime.use_eigen_convolutions()   # before JAX starts, as launch.py (snnjax/runtime.py)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from snnjax import config as config_lib

@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from snnjax import runtime
+
+    runtime.use_eigen_convolutions()   # before JAX starts, as launch.py (snnjax/runtime.py)
     from snnjax.analysis.workdir import analyze_workdir
 
     try:
