@@ -13,31 +13,25 @@ Presets (comma-separated, one per group):
 Reuse a trained teacher with ``--config.teacher.checkpoint=<teacher workdir>``.
 """
 
-import ml_collections
-
 from snnjax import presets
 from snnjax import config as config_lib
+from snnjax.methods.idsnn import config as idsnn_config
 
-ARMS = {"idsnn": (True, True), "baseline": (False, False), "init_only": (True, False), "kd_only": (False, True)}
+# The default arm first (parse_presets takes the first token of a group as its default).
+ARM_PRESETS = (idsnn_config.DEFAULT_ARM,) + tuple(a for a in idsnn_config.ARMS if a != idsnn_config.DEFAULT_ARM)
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arm": tuple(ARMS),
+    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arm": ARM_PRESETS,
                                             "decay": ("decay60", "decay20", "decay10")})
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
-    init, kd = ARMS[choice["arm"]]
+    init, kd = idsnn_config.ARMS[choice["arm"]]
     cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=0.3)
-    cfg.transplant = ml_collections.ConfigDict(dict(
-        enabled=init, block_rule="first", include_stem=True, include_shortcut=False, include_head=False))
-    cfg.teacher = ml_collections.ConfigDict(dict(
-        checkpoint="",    # workdir of a finished teacher run; "" trains the teacher as stage 1
-        model=presets.teacher_model(),
-        optim=config_lib.optim_config(),
-        train=config_lib.train_config(),
-    ))
+    cfg.transplant = idsnn_config.transplant_section(enabled=init)
+    cfg.teacher = idsnn_config.teacher_section()
     presets.apply_dataset(cfg, choice["dataset"])
-    presets.apply_dataset(cfg.teacher, choice["dataset"], teacher=True, data=cfg.data)
+    presets.apply_dataset(cfg.teacher, choice["dataset"])
     if choice["decay"] != "decay60":
         cfg.optim.schedule = "step"
         cfg.optim.step_epochs = int(choice["decay"][len("decay"):])

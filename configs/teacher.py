@@ -15,5 +15,5 @@ def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
     cfg.model = presets.teacher_model()
-    presets.apply_dataset(cfg, choice["dataset"], teacher=True)
+    presets.apply_dataset(cfg, choice["dataset"])
     return cfg

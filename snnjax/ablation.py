@@ -1,131 +1,19 @@
-"""IDSNN ablation: baseline, init-only, KD-only and IDSNN (both) over several seeds.
+"""Deprecated alias of :mod:`snnjax.methods.idsnn.ablation` (moved in 0.2; this path goes in the next release).
 
-    python -m snnjax.ablation --config configs/idsnn.py:digits --workdir runs/ablation --seeds 0,1,2
-    python -m snnjax.ablation --config configs/idsnn.py:cifar100,decay10 --workdir runs/abl100 --seeds 445
-
-For each seed the teacher is trained once (``WORKDIR/seed<S>/teacher``) and shared by the arms
-that need it; each arm runs in ``WORKDIR/seed<S>/<arm>`` (re-running skips what is finished). The
-result is ``WORKDIR/ablation.json`` and ``WORKDIR/ablation.md``: per arm the best test accuracy
-(mean +- std over seeds) and the first epoch at which the arm reached the baseline's *final* test
-accuracy of the same seed (the paper's convergence-speed headline).
+``python -m snnjax.ablation ...`` still runs the ablation (same flags); prefer
+``python -m snnjax.methods.idsnn.ablation ...``.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-from typing import Any
-
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-ARMS = {"baseline": (False, False), "init_only": (True, False), "kd_only": (False, True), "idsnn": (True, True)}
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the ablation.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Comma-separated seeds.")
-_ARMS = flags.DEFINE_list("arms", list(ARMS), f"Arms to run, from {list(ARMS)}.")
-
-
-def arm_config(config, arm: str, seed: int, teacher_dir: str | None):
-    cfg = config.copy_and_resolve_references()
-    cfg.seed = seed
-    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
-    cfg.teacher.checkpoint = teacher_dir or ""
-    return cfg
-
-
-def epoch_curve(workdir: str, stage: str = "student") -> list[tuple[int, float]]:
-    """``[(epoch, test_accuracy), ...]`` of a stage from ``workdir/metrics.jsonl``."""
-    from snnjax.train.metric_writer import read_metrics
-
-    return [(r["epoch"], r["test_accuracy"]) for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-            if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
-
-
-def first_epoch_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
-    """The first epoch whose test accuracy is >= ``target`` (None if never)."""
-    return next((epoch for epoch, acc in curve if acc >= target), None)
-
-
-def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
-    """Aggregate ``results[arm][seed] = {best, final, curve}`` into the ablation table."""
-    table = {}
-    for arm, per_seed in results.items():
-        bests = [r["best"] for r in per_seed.values()]
-        reach = {}
-        for seed, r in per_seed.items():
-            baseline = results.get("baseline", {}).get(seed)
-            if baseline is not None:
-                reach[seed] = first_epoch_reaching(r["curve"], baseline["final"])
-        table[arm] = {
-            "best_test_accuracy_mean": float(np.mean(bests)),
-            "best_test_accuracy_std": float(np.std(bests)),
-            "best_test_accuracy_per_seed": {str(s): r["best"] for s, r in per_seed.items()},
-            "final_test_accuracy_per_seed": {str(s): r["final"] for s, r in per_seed.items()},
-            "epoch_reaching_baseline_final_per_seed": {str(s): e for s, e in reach.items()},
-        }
-    return table
-
-
-def to_markdown(table: dict[str, Any], epochs: int) -> str:
-    lines = ["| arm | best test acc (mean +- std) | per seed | first epoch >= baseline's final acc (of "
-             f"{epochs}) |", "|---|---|---|---|"]
-    for arm in ARMS:
-        if arm not in table:
-            continue
-        row = table[arm]
-        seeds = ", ".join(f"{v:.4f}" for v in row["best_test_accuracy_per_seed"].values())
-        reach = ", ".join("never" if e is None else str(e) for e in row["epoch_reaching_baseline_final_per_seed"].values())
-        lines.append(f"| {arm} | {row['best_test_accuracy_mean']:.4f} +- {row['best_test_accuracy_std']:.4f} | "
-                     f"{seeds} | {reach} |")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv):
-    del argv
-    from snnjax import runtime
-
-    runtime.use_eigen_convolutions()   # before JAX starts, as launch.py (snnjax/runtime.py)
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    from snnjax import config as config_lib
-    from snnjax.pipelines import common, idsnn
-    from snnjax.train import loop
-
-    config = _CONFIG.value
-    config_lib.validate(config)
-    root = os.path.abspath(_WORKDIR.value)
-    arms = [a for a in _ARMS.value]
-    unknown = sorted(set(arms) - set(ARMS))
-    if unknown:
-        raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
-    if "baseline" in arms:  # the convergence metric needs the baseline first
-        arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    splits = loop.load_data(config.data)
-    results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
-    for seed in (int(s) for s in _SEEDS.value):
-        teacher_dir = None
-        if any(any(ARMS[a]) for a in arms):
-            teacher_dir = os.path.join(root, f"seed{seed}", "teacher")
-            tcfg = arm_config(config, "idsnn", seed, None)
-            os.makedirs(teacher_dir, exist_ok=True)
-            idsnn.obtain_teacher(tcfg, teacher_dir, splits)
-        for arm in arms:
-            wd = os.path.join(root, f"seed{seed}", arm)
-            os.makedirs(wd, exist_ok=True)
-            print(f"== seed {seed} arm {arm} -> {wd}", file=sys.stderr)
-            summary = idsnn.run(arm_config(config, arm, seed, teacher_dir), wd)
-            results[arm][seed] = {"best": summary["best_test_accuracy"], "final": summary["final_test_accuracy"],
-                                  "curve": epoch_curve(wd)}
-        table = summarize(results)
-        common.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
-        with open(os.path.join(root, "ablation.md"), "w") as f:
-            f.write(to_markdown(table, int(config.train.epochs)))
-    print(to_markdown(summarize(results), int(config.train.epochs)))
-
-
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    import warnings
+
+    warnings.warn("snnjax.ablation moved to snnjax.methods.idsnn.ablation; run "
+                  "`python -m snnjax.methods.idsnn.ablation` (the old path goes in the next release)",
+                  DeprecationWarning, stacklevel=1)
+    from snnjax.methods.idsnn import ablation as _ablation
+
+    _ablation.cli()
+else:
+    from snnjax._deprecated import redirect
+
+    redirect("snnjax.ablation")

@@ -25,12 +25,11 @@ def teacher_model(**overrides) -> ml_collections.ConfigDict:
     return models.model_config(name="resnet34", neuron="relu", time_steps=1, **overrides)
 
 
-def apply_dataset(cfg: ml_collections.ConfigDict, dataset: str, *, teacher: bool = False,
-                  data: ml_collections.ConfigDict | None = None) -> None:
-    """Set data/model/optim/train for ``dataset`` in place (``cfg`` may lack a ``data`` section)."""
+def apply_dataset(cfg: ml_collections.ConfigDict, dataset: str) -> None:
+    """Set data/model/optim/train for ``dataset`` in place (``cfg`` may lack a ``data`` section, e.g.
+    ``config.teacher``)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset preset {dataset!r}; choose one of {list(DATASETS)}")
-    data = cfg.data if "data" in cfg else data
     if dataset in ("cifar10", "cifar100"):
         if "data" in cfg:
             cfg.data.name = dataset
@@ -45,4 +44,3 @@ def apply_dataset(cfg: ml_collections.ConfigDict, dataset: str, *, teacher: bool
     cfg.train.log_every_steps = 10
     cfg.optim.milestones = (10, 15)
     cfg.optim.step_epochs = 5
-    del teacher, data

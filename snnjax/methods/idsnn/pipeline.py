@@ -1,0 +1,61 @@
+"""IDSNN (Fan et al., Biomimetics 2023): initialisation from a larger ANN + distillation.
+
+Stages, each checkpointed so that a re-run skips what is finished:
+
+1. teacher: train the ANN teacher (ResNet34) or restore it from ``config.teacher.checkpoint``;
+2. transplant: map the teacher's weights into the Spiking ResNet18 (block-index mapping and channel
+   loop-interpolation, :mod:`snnjax.methods.idsnn.transplant`), report written to ``transplant_report.txt``;
+3. student: train the SNN with surrogate gradients and Hinton KD from the frozen teacher.
+
+``config.transplant.enabled`` and ``config.kd.enabled`` are the paper's two ablation switches
+(baseline = both off, init-only, KD-only, IDSNN = both on).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import jax
+import ml_collections
+
+from snnjax import models
+from snnjax.methods.idsnn import config as idsnn_config
+from snnjax.methods.idsnn import transplant
+from snnjax.train import loop, stages
+from snnjax.train.summary import finish_run, spike_summary
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    splits = loop.load_data(config.data)
+    student = models.build(config.model, splits.num_classes)
+    teacher_model = teacher = None
+    if config.transplant.enabled or config.kd.enabled:
+        tcfg = idsnn_config.teacher_config(config)
+        teacher_model = models.build(tcfg.model, splits.num_classes)
+        teacher = stages.run_stage(tcfg, workdir, "teacher", model=teacher_model, splits=splits,
+                                   restore=idsnn_config.teacher_restore(config))
+
+    initial, report_counts = None, {}
+    if config.transplant.enabled:
+        fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
+        initial, report = transplant.transplant(
+            jax.device_get(teacher.variables), jax.device_get(fresh), block_rule=config.transplant.block_rule,
+            include_stem=bool(config.transplant.include_stem),
+            include_shortcut=bool(config.transplant.include_shortcut),
+            include_head=bool(config.transplant.include_head))
+        with open(os.path.join(workdir, "transplant_report.txt"), "w") as f:
+            f.write(report.to_text() + "\n")
+        report_counts = {"transplanted": report.transplanted, "kept": report.kept}
+        print(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
+              f"see {workdir}/transplant_report.txt", file=sys.stderr)
+
+    kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None
+    result = loop.train_and_evaluate(config, workdir, stage="student", model=student, splits=splits,
+                                     initial_variables=initial, teacher=kd_teacher)
+    summary = dict(result.summary)
+    summary.update(pipeline="idsnn", init=bool(config.transplant.enabled), kd=bool(config.kd.enabled),
+                   teacher=teacher.summary if teacher else {}, transplant=report_counts,
+                   spikes=spike_summary(result, splits))
+    return finish_run(workdir, summary)
