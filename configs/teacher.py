@@ -3,7 +3,8 @@
     python launch.py --config configs/teacher.py:cifar100 --workdir runs/teacher_c100
     python launch.py --config configs/teacher.py:digits --workdir /tmp/teacher     # offline, minutes on a CPU
 
-Presets: cifar10 (default), cifar100, digits. Feed the workdir to IDSNN with
+Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU), fashion_mnist_full (GPU),
+mnist, mnist_full. Feed the workdir to IDSNN with
 ``--config.teacher.checkpoint=runs/teacher_c100``.
 """
 
@@ -14,6 +15,6 @@ from snnjax import config as config_lib
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model = presets.teacher_model()
+    cfg.model = presets.teacher_model(init="pytorch")   # official code: PyTorch default init
     presets.apply_dataset(cfg, choice["dataset"], teacher=True)
     return cfg

@@ -27,6 +27,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
         eval_batch_size=512,
         crop_padding=4,        # random crop with zero padding; 0 disables
         flip=True,             # random horizontal flip
+        train_subset=0,        # >0: a fixed stratified subset of N training examples (same for every seed)
     ))
     cfg.update(overrides)
     return cfg
@@ -113,6 +114,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             _fail(f"data.{key}", cfg.data[key], "must be >= 1")
     if int(cfg.data.crop_padding) < 0:
         _fail("data.crop_padding", cfg.data.crop_padding, "must be >= 0")
+    if int(cfg.data.get("train_subset", 0)) < 0:
+        _fail("data.train_subset", cfg.data.train_subset, "must be >= 0 (0 = the whole training split)")
     validate_model(cfg.model, "model")
     validate_optim(cfg.optim, "optim")
     validate_train(cfg.train, "train")
@@ -133,7 +136,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 
 def validate_model(m: ml_collections.ConfigDict, prefix: str) -> None:
     checks = {"name": models.MODEL_NAMES, "neuron": models.NEURONS, "reset": ("hard", "soft"),
-              "dtype": ("float32", "bfloat16"), "stem": ("cifar", "imagenet")}
+              "dtype": ("float32", "bfloat16"), "stem": ("cifar", "imagenet"),
+              "init": models.INITS}
     for key, allowed in checks.items():
         if key in m and m[key] not in allowed:
             _fail(f"{prefix}.{key}", m[key], f"choose one of {list(allowed)}")
