@@ -12,7 +12,10 @@ Presets (comma-separated, one per group):
   arm:     idsnn (default: init + KD) | baseline | init_only | kd_only
   decay:   decay60 (default, lr x0.1 at 60/120/160) | decay20 | decay10 (the paper's convergence
            study: lr x0.1 every 20 / 10 epochs)
-Reuse a trained teacher with ``--config.teacher.checkpoint=<teacher workdir>``.
+Reuse a trained teacher with ``--config.teacher.checkpoint=<teacher workdir>``; initialise from a
+different ANN than the KD teacher (the official code uses two checkpoints) with
+``--config.transplant.checkpoint=<teacher.py workdir>`` (any ResNet depth/width, e.g. a same-depth
+ResNet18: ``configs/teacher.py:fashion_mnist --config.model.name=resnet18``).
 """
 
 import ml_collections
@@ -34,7 +37,8 @@ def get_config(arg: str | None = None):
     cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=KD_ALPHA[choice["arm"]])
     cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
     cfg.transplant = ml_collections.ConfigDict(dict(
-        enabled=init, block_rule="first", include_stem=True, include_shortcut=False, include_head=False))
+        enabled=init, block_rule="first", include_stem=True, include_shortcut=False, include_head=False,
+        checkpoint=""))   # workdir of another finished ANN run to transplant from; "" = the KD teacher
     cfg.teacher = ml_collections.ConfigDict(dict(
         checkpoint="",    # workdir of a finished teacher run; "" trains the teacher as stage 1
         model=presets.teacher_model(init="pytorch"),
