@@ -3,7 +3,8 @@
     python launch.py --config configs/baseline.py:cifar10 --workdir runs/baseline_c10
     python launch.py --config configs/baseline.py:digits --workdir /tmp/baseline   # offline, minutes on a CPU
 
-Presets: cifar10 (default), cifar100, digits. Same as ``configs/idsnn.py:<dataset>,baseline`` but
+Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU), fashion_mnist_full (GPU),
+mnist, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
 without a teacher stage.
 """
 
@@ -14,5 +15,6 @@ from snnjax import config as config_lib
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
+    cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
     presets.apply_dataset(cfg, choice["dataset"])
     return cfg

@@ -10,7 +10,10 @@ Presets (comma-separated, one per group):
   arm:     idsnn (default: init + KD) | baseline | init_only | kd_only
   decay:   decay60 (default, lr x0.1 at 60/120/160) | decay20 | decay10 (the paper's convergence
            study: lr x0.1 every 20 / 10 epochs)
-Reuse a trained teacher with ``--config.teacher.checkpoint=<teacher workdir>``.
+Reuse a trained teacher with ``--config.teacher.checkpoint=<teacher workdir>``; initialise from a
+different ANN than the KD teacher (the official code uses two checkpoints) with
+``--config.transplant.checkpoint=<teacher.py workdir>`` (any ResNet depth/width, e.g. a same-depth
+ResNet18: ``configs/teacher.py:fashion_mnist --config.model.name=resnet18``).
 """
 
 from snnjax import presets
@@ -27,11 +30,12 @@ def get_config(arg: str | None = None):
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
     init, kd = idsnn_config.ARMS[choice["arm"]]
-    cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=0.3)
+    cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=idsnn_config.KD_ALPHA[choice["arm"]])
+    cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
     cfg.transplant = idsnn_config.transplant_section(enabled=init)
     cfg.teacher = idsnn_config.teacher_section()
     presets.apply_dataset(cfg, choice["dataset"])
-    presets.apply_dataset(cfg.teacher, choice["dataset"])
+    presets.apply_dataset(cfg.teacher, choice["dataset"], teacher=True)
     if choice["decay"] != "decay60":
         cfg.optim.schedule = "step"
         cfg.optim.step_epochs = int(choice["decay"][len("decay"):])

@@ -130,6 +130,8 @@ def validate_data(d: ml_collections.ConfigDict, prefix: str) -> None:
             fail(f"{prefix}.{key}", d[key], "must be >= 1")
     if int(d.crop_padding) < 0:
         fail(f"{prefix}.crop_padding", d.crop_padding, "must be >= 0")
+    if int(d.get("train_subset", 0)) < 0:
+        fail(f"{prefix}.train_subset", d.train_subset, "must be >= 0 (0 = the whole training split)")
 
 
 def validate_optim(o: ml_collections.ConfigDict, prefix: str) -> None:

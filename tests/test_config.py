@@ -29,7 +29,7 @@ def test_config_validation_names_key_and_allowed_values():
     cfg = config_lib.base_config()
     config_lib.validate(cfg)
     bad = [("model.time_steps", 0, "time_steps"), ("optim.lr", -0.1, "optim.lr"),
-           ("data.name", "mnist", "data.name"), ("model.surrogate", "erf", "surrogate"),
+           ("data.name", "imagenet", "data.name"), ("model.surrogate", "erf", "surrogate"),
            ("train.nonfinite", "ignore", "nonfinite"), ("optim.name", "lion", "optim.name")]
     for key, value, match in bad:
         c = config_lib.base_config()
@@ -73,7 +73,7 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
     ("snn2ann", "digits", "model.mapping_unit", "relu", "mapping_unit"),
     ("pretrain", "pipe_s,digits", "pretrain.activation", "gelu", "config.pretrain.activation"),
     ("pretrain", "pipe_s,digits", "model.neuron", "relu", "neuron=.relu."),
-    ("pretrain", "pipe_d,digits", "pretrain.data.name", "mnist", "config.pretrain.data.name"),
+    ("pretrain", "pipe_d,digits", "pretrain.data.name", "imagenet", "config.pretrain.data.name"),
     ("baseline", "digits", "model.name", "vgg16", "config.model"),       # the ResNet keys do not fit a VGG
 ])
 def test_each_method_validates_its_own_sections(name, arg, key, value, match):

@@ -123,3 +123,23 @@ def test_bad_configs_fail_fast_with_the_key_named(tmp_path, override, message):
 def test_unknown_preset_lists_the_valid_ones(tmp_path):
     proc = launch("configs/idsnn.py:digits,kd_onyl", tmp_path / "bad", check=False)
     assert proc.returncode != 0 and "valid presets" in proc.stdout + proc.stderr
+
+
+def test_idsnn_transplants_from_a_separate_ann_checkpoint(tmp_path):
+    """Official-code option: initialise from one ANN (here a ResNet18 of width 8) and skip the KD
+    teacher entirely when KD is off; a spiking source is refused with the key named."""
+    source = tmp_path / "rn18"
+    launch("configs/teacher.py:digits", source, *TINY[1:], "--config.model.name=resnet18", "--config.model.width=8",
+           "--config.train.epochs=1")
+    wd = tmp_path / "init_only"
+    launch("configs/idsnn.py:digits,init_only", wd, *TINY, "--config.train.epochs=1", "--config.model.time_steps=2",
+           f"--config.transplant.checkpoint={source}")
+    summary = json.loads((wd / "summary.json").read_text())
+    assert summary["transplant"]["source"]["model"] == "resnet18" and summary["transplant"]["source"]["width"] == 8
+    assert summary["teacher"] == {} and not (wd / "checkpoints" / "teacher").exists()
+    stages = {json.loads(line)["stage"] for line in (wd / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"student"}
+
+    bad = launch("configs/idsnn.py:digits,init_only", tmp_path / "bad", *TINY, "--config.train.epochs=1",
+                 f"--config.transplant.checkpoint={wd}", check=False)
+    assert bad.returncode != 0 and "config.transplant.checkpoint" in bad.stderr

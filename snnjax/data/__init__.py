@@ -2,6 +2,7 @@
 
     splits = load_dataset("digits")                 # offline, real data
     splits = load_dataset("cifar10", data_dir=...)  # official archive, no TensorFlow
+    splits = load_dataset("fashion_mnist")          # IDX files (apt-get install dataset-fashion-mnist)
     splits = load_dataset("tfds:mnist")             # any array_record tfds dataset
 
 Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images (event
@@ -21,7 +22,7 @@ from typing import Any
 from snnjax.data.cifar import load_cifar10, load_cifar100
 from snnjax.data.digits import load_digits
 from snnjax.data.event_io import load_event_folder
-from snnjax.data.events import load_cifar10_events, load_digits_events
+from snnjax.data.events import load_cifar10_events, load_digits_events, load_fashion_mnist_events
 from snnjax.data.errors import (
     DatasetCorruptError,
     DatasetError,
@@ -42,7 +43,9 @@ from snnjax.data.pipeline import (
     random_crop_flip,
     steps_per_epoch,
 )
+from snnjax.data.idx import load_fashion_mnist, load_mnist
 from snnjax.data.placement import dataset_bytes, put_dataset
+from snnjax.data.subset import stratified_subset, take_train_subset
 from snnjax.data.synthetic import load_synthetic
 from snnjax.data.types import ArrayDataset, DatasetSplits
 
@@ -54,9 +57,12 @@ _LOADERS: dict[str, Callable[..., DatasetSplits]] = {
     "synthetic": load_synthetic,
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
+    "fashion_mnist": load_fashion_mnist,
+    "mnist": load_mnist,
     # Event (dynamic) data, uint8 [N, T, H, W, 2]: see snnjax.data.events / event_io.
     "digits_events": load_digits_events,
     "cifar10_events": load_cifar10_events,
+    "fashion_mnist_events": load_fashion_mnist_events,
     "event_folder": load_event_folder,
 }
 
@@ -90,8 +96,9 @@ def load_dataset(
     """Load a dataset's train and test splits into host memory.
 
     Args:
-      name: "digits", "synthetic", "cifar10", "cifar100", "digits_events",
-        "cifar10_events", "event_folder" or "tfds:<tfds name>".
+      name: "digits", "synthetic", "cifar10", "cifar100", "fashion_mnist", "mnist",
+        "digits_events", "cifar10_events", "fashion_mnist_events", "event_folder" or
+        "tfds:<tfds name>".
       data_dir: where the files are (meaning depends on the dataset; ignored by
         digits and synthetic).
       download: allow downloading/preparing missing files.
@@ -147,4 +154,6 @@ __all__ = [
     "put_dataset",
     "random_crop_flip",
     "steps_per_epoch",
+    "stratified_subset",
+    "take_train_subset",
 ]

@@ -297,3 +297,14 @@ def load_cifar10_events(*, data_dir: str | os.PathLike[str] | None = None, downl
     time_steps, threshold = _event_options("cifar10_events", time_steps, threshold)
     static = load_cifar10(data_dir=data_dir, download=download)
     return convert_splits(static, "cifar10_events", time_steps=time_steps, threshold=threshold)
+
+
+def load_fashion_mnist_events(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True,
+                              time_steps: int = DEFAULT_TIME_STEPS,
+                              threshold: float = DEFAULT_THRESHOLD) -> DatasetSplits:
+    """Fashion-MNIST converted to event frames uint8 ``[N, T, 28, 28, 2]`` (564 MB for the train split at T = 6)."""
+    from snnjax.data.idx import load_fashion_mnist
+
+    time_steps, threshold = _event_options("fashion_mnist_events", time_steps, threshold)
+    static = load_fashion_mnist(data_dir=data_dir, download=download)
+    return convert_splits(static, "fashion_mnist_events", time_steps=time_steps, threshold=threshold)

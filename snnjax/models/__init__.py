@@ -5,10 +5,12 @@ hybrid method's VGG and the SNN2ANN nets in their method folders); see :mod:`snn
 """
 
 from snnjax.models.factory import MODEL_NAMES, NEURONS, build_model, make_activation, model_config
+from snnjax.models.initializers import INITS
 from snnjax.models.registry import ann_model_config, build, names, upgrade_legacy, validate
 from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet, resnet
 
 __all__ = [
+    "INITS",
     "MODEL_NAMES",
     "NEURONS",
     "BasicBlock",

@@ -18,6 +18,8 @@ Keys (all validated, with the allowed values in the error message)::
                     -45% activation memory at T=4; set 1 for long T, whose compile time grows with T)
     lif_impl        scan | fused (one custom VJP over the time loop: same spikes, less memory)
     remat           recompute each residual block in the backward pass (jax.checkpoint): less memory
+    init            kaiming_fan_out (torchvision) | pytorch (PyTorch's default init, which the official
+                    IDSNN code uses); see snnjax.models.initializers
     conv_grad       auto | xla | split | matmul (how conv kernel gradients are computed; auto = split
                     on CPU with jax's default YNNPACK convolutions, else xla; see snnjax.models.conv)
 
@@ -34,6 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from snnjax import layers, neurons, surrogates
+from snnjax.models import initializers
 from snnjax.models import resnet as resnet_lib
 
 NEURONS = ("relu", "lif", "if", "plif")
@@ -48,7 +51,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         name="resnet18", width=64, neuron="lif", time_steps=4, decay=0.25, v_threshold=0.5,
         reset="hard", detach_reset=True, surrogate="rectangular", surrogate_param=1.0,
         stem="cifar", stem_padding=1, dtype="float32", unroll=0,
-        lif_impl="scan", remat=False, conv_grad="auto",
+        lif_impl="scan", remat=False, conv_grad="auto", init="kaiming_fan_out",
     ))
     cfg.update(overrides)
     return cfg
@@ -112,6 +115,7 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
         dtype=DTYPES[cfg.dtype],
         remat=_flag(cfg, "remat"),
         conv_grad=conv_grad,
+        weight_init=cfg.get("init", "kaiming_fan_out"),
     )
 
 
@@ -132,7 +136,7 @@ def _fail(prefix: str, key: str, value, allowed: str) -> None:
 def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check a ResNet ``model`` section (errors name ``config.<prefix>.<key>`` and the allowed values)."""
     checks = {"name": MODEL_NAMES, "neuron": NEURONS, "reset": neurons.RESETS,
-              "dtype": tuple(DTYPES), "stem": ("cifar", "imagenet")}
+              "dtype": tuple(DTYPES), "stem": ("cifar", "imagenet"), "init": initializers.INITS}
     for key, allowed in checks.items():
         if key in m and m[key] not in allowed:
             _fail(prefix, key, m[key], f"choose one of {list(allowed)}")

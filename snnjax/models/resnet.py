@@ -32,20 +32,23 @@ import jax.numpy as jnp
 
 from snnjax import layers
 from snnjax.models import conv as conv_lib
+from snnjax.models import initializers
 
 Dtype = Any
 Connect = Literal["standard", "sew_add", "sew_and", "sew_iand"]
 ConvGrad = conv_lib.ConvGrad
 CONV_GRADS = conv_lib.CONV_GRADS
 
-# torchvision / official code: kaiming normal, fan_out, relu gain.
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# torchvision's ResNet init (kaiming normal, fan_out). The official IDSNN code has no init code and
+# so uses PyTorch's default: ``init="pytorch"`` (snnjax.models.initializers).
+conv_kernel_init = initializers.conv_kernel("kaiming_fan_out")
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "auto") -> nn.Conv:
+def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "auto",
+          weight_init: str = "kaiming_fan_out") -> nn.Conv:
     pad = (kernel - 1) // 2
     return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                   use_bias=False, dtype=dtype, kernel_init=conv_kernel_init, name=name,
+                   use_bias=False, dtype=dtype, kernel_init=initializers.conv_kernel(weight_init), name=name,
                    conv_general_dilated=conv_lib.conv_impl(conv_grad))
 
 
@@ -74,13 +77,14 @@ class BasicBlock(nn.Module):
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
     conv_grad: ConvGrad = "auto"
+    weight_init: str = "kaiming_fan_out"
     expansion = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
-        y = _conv(self.features, 3, self.strides, self.dtype, "conv1", self.conv_grad)(x)
+        y = _conv(self.features, 3, self.strides, self.dtype, "conv1", self.conv_grad, self.weight_init)(x)
         y = self.activation(name="act1")(self.norm(name="bn1")(y), time_steps)
-        y = _conv(self.features, 3, 1, self.dtype, "conv2", self.conv_grad)(y)
+        y = _conv(self.features, 3, 1, self.dtype, "conv2", self.conv_grad, self.weight_init)(y)
         y = self.norm(name="bn2")(y)
         return _residual(self, x, y, self.features, time_steps)
 
@@ -95,15 +99,16 @@ class Bottleneck(nn.Module):
     connect: Connect = "standard"
     dtype: Dtype = jnp.float32
     conv_grad: ConvGrad = "auto"
+    weight_init: str = "kaiming_fan_out"
     expansion = 4
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
-        y = _conv(self.features, 1, 1, self.dtype, "conv1", self.conv_grad)(x)
+        y = _conv(self.features, 1, 1, self.dtype, "conv1", self.conv_grad, self.weight_init)(x)
         y = self.activation(name="act1")(self.norm(name="bn1")(y), time_steps)
-        y = _conv(self.features, 3, self.strides, self.dtype, "conv2", self.conv_grad)(y)
+        y = _conv(self.features, 3, self.strides, self.dtype, "conv2", self.conv_grad, self.weight_init)(y)
         y = self.activation(name="act2")(self.norm(name="bn2")(y), time_steps)
-        y = _conv(self.features * 4, 1, 1, self.dtype, "conv3", self.conv_grad)(y)
+        y = _conv(self.features * 4, 1, 1, self.dtype, "conv3", self.conv_grad, self.weight_init)(y)
         y = self.norm(name="bn3")(y)
         return _residual(self, x, y, self.features * 4, time_steps)
 
@@ -112,7 +117,7 @@ def _residual(block: nn.Module, x: jax.Array, y: jax.Array, out_features: int, t
     """Shortcut + merge; called inside a block's compact ``__call__`` (submodules bind to it)."""
     identity = x
     if x.shape != y.shape:
-        identity = _conv(out_features, 1, block.strides, block.dtype, "shortcut_conv", block.conv_grad)(x)
+        identity = _conv(out_features, 1, block.strides, block.dtype, "shortcut_conv", block.conv_grad, block.weight_init)(x)
         identity = block.norm(name="shortcut_bn")(identity)
         if block.connect != "standard":
             identity = block.activation(name="shortcut_act")(identity, time_steps)
@@ -144,6 +149,8 @@ class ResNet(nn.Module):
       conv_grad: how convolutions compute their kernel gradient (:mod:`snnjax.models.conv`):
         ``"auto"`` (batch-split on CPU, XLA's elsewhere), ``"xla"``, ``"split"`` or ``"matmul"``.
         The forward pass and input gradients are XLA's in every case.
+      weight_init: weight initialisation scheme, ``"kaiming_fan_out"`` or ``"pytorch"``
+        (:mod:`snnjax.models.initializers`).
     """
 
     stage_sizes: Sequence[int]
@@ -160,6 +167,7 @@ class ResNet(nn.Module):
     dtype: Dtype = jnp.float32
     remat: bool = False
     conv_grad: ConvGrad = "auto"
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -195,22 +203,24 @@ class ResNet(nn.Module):
                     connect=self.connect,
                     dtype=self.dtype,
                     conv_grad=self.conv_grad,
+                    weight_init=self.weight_init,
                     name=f"stage{s}_block{b}",
                 )(x, steps)
         x = jnp.mean(x, axis=(1, 2))                      # global average pool: [B*T, C]
         x = layers.split_time(x, steps).mean(axis=1)      # mean over time: [B, C]
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=initializers.dense_kernel(self.weight_init),
+                          bias_init=initializers.bias(self.weight_init, x.shape[-1]), name="head")(x)
         return logits.astype(jnp.float32)
 
     def _stem(self, x: jax.Array, norm: Any) -> jax.Array:
         if self.stem == "cifar":
             p = self.stem_padding
             conv = nn.Conv(self.width, (3, 3), (1, 1), padding=((p, p), (p, p)), use_bias=False,
-                           dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv",
+                           dtype=self.dtype, kernel_init=initializers.conv_kernel(self.weight_init), name="stem_conv",
                            conv_general_dilated=conv_lib.conv_impl(self.conv_grad))
         else:
             conv = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False,
-                           dtype=self.dtype, kernel_init=conv_kernel_init, name="stem_conv")
+                           dtype=self.dtype, kernel_init=initializers.conv_kernel(self.weight_init), name="stem_conv")
         return norm(name="stem_bn")(conv(x))
 
 

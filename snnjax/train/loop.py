@@ -54,9 +54,11 @@ class StageResult:
 
 
 def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`)."""
-    return data_lib.load_dataset(data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download),
-                                 **dict(data_cfg.options))
+    """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
+    ``data.train_subset`` training examples when that is > 0."""
+    splits = data_lib.load_dataset(data_cfg.name, data_dir=data_cfg.data_dir or None,
+                                   download=bool(data_cfg.download), **dict(data_cfg.options))
+    return data_lib.take_train_subset(splits, int(data_cfg.get("train_subset", 0)))
 
 
 def init_variables(model: nn.Module, image_shape: tuple[int, ...], seed: int, mesh) -> dict[str, Any]:

@@ -79,6 +79,30 @@ def sub_stage_config(config: ml_collections.ConfigDict, *, model: ml_collections
     return cfg
 
 
+def stored_config(restore: Restore) -> ml_collections.ConfigDict:
+    """The run config saved with the latest checkpoint behind ``restore.checkpoint``.
+
+    For restoring a run whose model differs from anything in the current config (e.g. a transplant
+    source of another depth): its model and optimiser are rebuilt from what it was trained with.
+    """
+    from snnjax import models
+    from snnjax.train import checkpoint as ckpt_lib
+
+    source = loop.find_checkpoint_dir(restore.checkpoint, restore.stages, key=restore.key, what=restore.what,
+                                      fix=restore.fix)
+    reader = ckpt_lib.Checkpointer(source, keep=1, async_save=False)
+    try:
+        latest = reader.latest_step()
+        stored = reader.read_config(latest) if latest is not None else None
+    finally:
+        reader.close()
+    if not stored or "model" not in stored:
+        raise ValueError(f"{restore.key}={restore.checkpoint!r}: the checkpoint in {source} carries no readable run "
+                         f"config, so its model cannot be rebuilt. Fix: {restore.fix}")
+    stored["model"] = models.upgrade_legacy(stored["model"])
+    return ml_collections.ConfigDict(stored)
+
+
 def run_stage(config: ml_collections.ConfigDict, workdir: str, stage: str, *, model: nn.Module,
               splits: data_lib.DatasetSplits, restore: Restore | None = None,
               make_step: Callable = steps.make_train_step,

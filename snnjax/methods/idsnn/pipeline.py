@@ -3,8 +3,10 @@
 Stages, each checkpointed so that a re-run skips what is finished:
 
 1. teacher: train the ANN teacher (ResNet34) or restore it from ``config.teacher.checkpoint``;
-2. transplant: map the teacher's weights into the Spiking ResNet18 (block-index mapping and channel
-   loop-interpolation, :mod:`snnjax.methods.idsnn.transplant`), report written to ``transplant_report.txt``;
+2. transplant: map the teacher's weights (or, with ``config.transplant.checkpoint``, another finished
+   ANN run's, as the official code's separate pycls checkpoint) into the Spiking ResNet18 (block-index
+   mapping and channel loop-interpolation, :mod:`snnjax.methods.idsnn.transplant`), report written to
+   ``transplant_report.txt``;
 3. student: train the SNN with surrogate gradients and Hinton KD from the frozen teacher.
 
 ``config.transplant.enabled`` and ``config.kd.enabled`` are the paper's two ablation switches
@@ -27,11 +29,26 @@ from snnjax.train import loop, stages
 from snnjax.train.summary import finish_run, spike_summary
 
 
+def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -> tuple[Any, dict[str, Any]]:
+    """Variables of ``config.transplant.checkpoint``'s ANN, rebuilt from the config stored with it
+    (any depth or width: e.g. a same-depth ResNet18 while KD uses the ResNet34), and what it was."""
+    restore = idsnn_config.transplant_source_restore(config)
+    scfg = stages.stored_config(restore)
+    if scfg.model.neuron != "relu":
+        raise ValueError(f"config.transplant.checkpoint={restore.checkpoint!r} holds a {scfg.model.name} with "
+                         f"neuron={scfg.model.neuron!r}; the transplant source must be an ANN (neuron='relu').")
+    source = stages.run_stage(scfg, workdir, "transplant_source", model=models.build(scfg.model, splits.num_classes),
+                              splits=splits, restore=restore)
+    return source.variables, {"checkpoint": restore.checkpoint, "model": scfg.model.name,
+                              "width": int(scfg.model.width)}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     splits = loop.load_data(config.data)
     student = models.build(config.model, splits.num_classes)
     teacher_model = teacher = None
-    if config.transplant.enabled or config.kd.enabled:
+    separate_source = bool(config.transplant.enabled) and bool(config.transplant.get("checkpoint", ""))
+    if (config.transplant.enabled and not separate_source) or config.kd.enabled:
         tcfg = idsnn_config.teacher_config(config)
         teacher_model = models.build(tcfg.model, splits.num_classes)
         teacher = stages.run_stage(tcfg, workdir, "teacher", model=teacher_model, splits=splits,
@@ -39,15 +56,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     initial, report_counts = None, {}
     if config.transplant.enabled:
+        source_vars, source_info = (teacher.variables if teacher else None), {"model": config.teacher.model.name}
+        if separate_source:
+            source_vars, source_info = transplant_source(config, workdir, splits)
         fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
         initial, report = transplant.transplant(
-            jax.device_get(teacher.variables), jax.device_get(fresh), block_rule=config.transplant.block_rule,
+            jax.device_get(source_vars), jax.device_get(fresh), block_rule=config.transplant.block_rule,
             include_stem=bool(config.transplant.include_stem),
             include_shortcut=bool(config.transplant.include_shortcut),
             include_head=bool(config.transplant.include_head))
         with open(os.path.join(workdir, "transplant_report.txt"), "w") as f:
             f.write(report.to_text() + "\n")
-        report_counts = {"transplanted": report.transplanted, "kept": report.kept}
+        report_counts = {"transplanted": report.transplanted, "kept": report.kept, "source": source_info}
         print(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
               f"see {workdir}/transplant_report.txt", file=sys.stderr)
 

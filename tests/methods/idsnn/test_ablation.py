@@ -52,6 +52,23 @@ def test_summarize_and_markdown_by_hand():
     assert table["kd_only"]["epoch_reaching_baseline_final_per_seed"] == {"0": 1, "1": None}
     assert table["baseline"]["epoch_reaching_baseline_final_per_seed"] == {"0": 2, "1": 2}
     md = ablation.to_markdown(table, epochs=2).splitlines()
+    assert table["baseline"]["final_test_accuracy_mean"] == pytest.approx(0.84)   # (0.88 + 0.80) / 2
+    assert table["baseline"]["final_test_accuracy_std"] == pytest.approx(0.04)
+    md = ablation.to_markdown(table, epochs=2).splitlines()
     assert md[0].endswith("(of 2) |") and len(md) == 4
-    assert md[2] == "| baseline | 0.8500 +- 0.0500 | 0.9000, 0.8000 | 2, 2 |"
-    assert md[3] == "| kd_only | 0.8600 +- 0.0800 | 0.9400, 0.7800 | 1, never |"
+    assert md[2] == "| baseline | 0.8500 +- 0.0500 | 0.9000, 0.8000 | 0.8400 +- 0.0400 | 2, 2 |"
+    assert md[3] == "| kd_only | 0.8600 +- 0.0800 | 0.9400, 0.7800 | 0.8600 +- 0.0800 | 1, never |"
+
+
+def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script():
+    base = _idsnn_digits()
+    assert ablation.arm_config(base, "kd_only", 0, None).kd.alpha == 0.5
+    assert ablation.arm_config(base, "idsnn", 0, None).kd.alpha == base.kd.alpha == 0.3
+
+
+def test_plot_curves_writes_a_png_of_mean_and_band(tmp_path):
+    results = {"baseline": {0: {"best": 0.9, "final": 0.9, "curve": [(1, 0.5), (2, 0.9)]},
+                            1: {"best": 0.8, "final": 0.8, "curve": [(1, 0.4), (2, 0.8)]}}}
+    path = tmp_path / "ablation.png"
+    ablation.plot_curves(results, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

@@ -1,0 +1,62 @@
+"""Fashion-MNIST / MNIST presets and the CIFAR ResNet layout on 28x28 inputs."""
+
+import importlib.util
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from snnjax import config as config_lib
+from snnjax import models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(name: str, arg: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_config", os.path.join(ROOT, "configs", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+@pytest.mark.parametrize("name", ["baseline", "teacher", "idsnn"])
+def test_fashion_mnist_cpu_preset(name):
+    cfg = _config(name, "fashion_mnist")
+    config_lib.validate(cfg)
+    assert (cfg.data.name, cfg.data.train_subset, cfg.data.crop_padding, cfg.data.flip) == ("fashion_mnist", 6000, 2, True)
+    assert cfg.model.width == 16 and cfg.model.init == "pytorch"
+    assert cfg.train.epochs == (10 if name == "teacher" else 6)
+    if name == "idsnn":
+        assert (cfg.teacher.train.epochs, tuple(cfg.teacher.optim.milestones)) == (10, (6, 8))
+        assert cfg.teacher.model.init == "pytorch" and cfg.teacher.model.width == 16
+
+
+def test_full_and_mnist_presets():
+    full = _config("idsnn", "fashion_mnist_full")
+    assert (full.model.width, full.data.train_subset, full.train.epochs) == (64, 0, 100)
+    mnist = _config("baseline", "mnist")
+    assert (mnist.data.name, mnist.data.flip) == ("mnist", False)   # a mirrored digit is another shape
+
+
+def test_cifar_resnet_layout_on_28x28():
+    cfg = models.model_config(name="resnet18", neuron="lif", time_steps=2, width=4)
+    model = models.build_model(cfg, num_classes=10)
+    x = np.zeros((3, 28, 28, 1), np.float32)
+    variables = model.init(jax.random.key(0), x, train=False)
+    _, state = model.apply(variables, x, train=False, capture_intermediates=True, mutable=["intermediates"])
+    inter = state["intermediates"]
+    # merged [B*T, H, W, C] after each stage: strides 1/2/2/2 give 28 -> 14 -> 7 -> 4 (padding 1)
+    shapes = [inter[f"stage{s}_block1"]["__call__"][0].shape for s in range(4)]
+    assert shapes == [(6, 28, 28, 4), (6, 14, 14, 8), (6, 7, 7, 16), (6, 4, 4, 32)]
+
+
+def test_bad_train_subset_and_init_are_rejected_by_validate():
+    cfg = _config("baseline", "fashion_mnist")
+    cfg.data.train_subset = -5
+    with pytest.raises(ValueError, match="data.train_subset"):
+        config_lib.validate(cfg)
+    cfg = _config("baseline", "fashion_mnist")
+    cfg.model.init = "xavier"
+    with pytest.raises(ValueError, match=r"model.init='xavier'"):
+        config_lib.validate(cfg)
