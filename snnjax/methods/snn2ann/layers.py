@@ -144,6 +144,7 @@ class MappedIFNeuron(nn.Module):
       ata: ATA constants.
     """
 
+    emits_spikes = "batch_major"   # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
     mapping_unit: str = "resu"
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()

@@ -55,6 +55,7 @@ def test_digits_run_writes_summary_with_snn_branch_accuracy_and_checkpoints_thre
     assert all(0.3 < m < 1.5 for m in means.values())
     analysis = analyze(wd, tmp_path / "analysis")         # python -m snnjax.analysis --workdir
     assert analysis["stage"] == "snn2ann" and analysis["time_steps"] == 4 and analysis["num_examples"] == 16
+    assert set(analysis["neurons"]) == {f"layer{i}_neuron" for i in range(4)}
 
 
 def test_presets_follow_the_paper_and_validate():
