@@ -14,15 +14,14 @@ Stages, each checkpointed so that a re-run skips what is finished:
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import jax
 import ml_collections
 
 from snnjax import models, transplant
-from snnjax.pipelines.common import finish_run, spike_summary, write_json
-from snnjax.train import loop
+from snnjax.pipelines.common import finish_run, spike_summary, write_json, write_text
+from snnjax.train import distributed, loop
 
 
 def teacher_run_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -47,13 +46,13 @@ def obtain_teacher(config: ml_collections.ConfigDict, workdir: str, splits) -> t
                 "to train the teacher here.")
         restored = loop.restore_stage(tcfg, source, model=model, splits=splits)
         state, meta = restored
-        print(f"[teacher] restored from {config.teacher.checkpoint} (step {int(state.step)})", file=sys.stderr)
+        distributed.say(f"[teacher] restored from {config.teacher.checkpoint} (step {int(state.step)})")
         return model, state.variables, {"restored_from": config.teacher.checkpoint, **meta}
     ckpt_dir = loop.stage_checkpoint_dir(workdir, "teacher")
     restored = loop.restore_stage(tcfg, ckpt_dir, model=model, splits=splits)
     summary_path = os.path.join(workdir, "teacher_summary.json")
     if restored is not None and int(restored[0].step) >= loop.total_steps(tcfg, splits) and os.path.exists(summary_path):
-        print(f"[teacher] finished earlier; restored from {ckpt_dir}", file=sys.stderr)
+        distributed.say(f"[teacher] finished earlier; restored from {ckpt_dir}")
         import json
 
         with open(summary_path) as f:
@@ -82,11 +81,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             include_stem=bool(config.transplant.include_stem),
             include_shortcut=bool(config.transplant.include_shortcut),
             include_head=bool(config.transplant.include_head))
-        with open(os.path.join(workdir, "transplant_report.txt"), "w") as f:
-            f.write(report.to_text() + "\n")
+        write_text(os.path.join(workdir, "transplant_report.txt"), report.to_text() + "\n")
         report_counts = {"transplanted": report.transplanted, "kept": report.kept}
-        print(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
-              f"see {workdir}/transplant_report.txt", file=sys.stderr)
+        distributed.say(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
+                        f"see {workdir}/transplant_report.txt")
 
     teacher = loop.Teacher(teacher_model, teacher_vars) if config.kd.enabled else None
     result = loop.train_and_evaluate(config, workdir, stage="student", model=student, splits=splits,
