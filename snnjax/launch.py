@@ -28,14 +28,22 @@ runtime.use_eigen_convolutions()
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file (path.py[:preset]) or built-in name, e.g. configs/idsnn.py:digits or idsnn.py:digits",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
-_COMPILATION_CACHE = flags.DEFINE_string(
-    "compilation_cache", os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
-    "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE; empty: off). "
-    "A rerun or resume of the same config then loads its compiled steps instead of compiling them.")
+_FLAGS: dict[str, flags.FlagHolder] = {}
+
+
+def define_flags() -> None:
+    """``--config``, ``--workdir``, ``--compilation_cache`` (defined on first use, not at import, so that
+    importing this module, e.g. for :func:`configs_dir`, never clashes with another program's flags)."""
+    if _FLAGS:
+        return
+    _FLAGS["config"] = config_flags.DEFINE_config_file(
+        "config", None, "Config file (path.py[:preset]) or built-in name, e.g. configs/idsnn.py:digits or "
+        "idsnn.py:digits", lock_config=True)
+    _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
+    _FLAGS["compilation_cache"] = flags.DEFINE_string(
+        "compilation_cache", os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
+        "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE; empty: off). "
+        "A rerun or resume of the same config then loads its compiled steps instead of compiling them.")
 
 
 def configs_dir() -> pathlib.Path:
@@ -108,17 +116,20 @@ def main(argv: list[str]) -> None:
     from snnjax.train import distributed
 
     # First, before any computation: join the other processes of a multi-process run.
-    distributed.initialize_from_env()
+    try:
+        distributed.initialize_from_env()
+    except distributed.DistributedConfigError as err:
+        raise app.UsageError(str(err)) from None
     from snnjax import config as config_lib, pipelines
     from snnjax.train import mesh as mesh_lib, preflight
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
-    config = _CONFIG.value
-    workdir = os.path.abspath(_WORKDIR.value)
+    config = _FLAGS["config"].value
+    workdir = os.path.abspath(_FLAGS["workdir"].value)
     config_lib.validate(config)
-    if _COMPILATION_CACHE.value:
-        enable_compilation_cache(_COMPILATION_CACHE.value)
+    if _FLAGS["compilation_cache"].value:
+        enable_compilation_cache(_FLAGS["compilation_cache"].value)
     # Preflight on every process (each host checks its own view of the workdir and devices).
     distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh_lib.make_mesh())
@@ -134,8 +145,12 @@ def main(argv: list[str]) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m snnjax.launch`` and the ``snnjax-launch`` script."""
+    define_flags()
     flags.mark_flags_as_required(["config", "workdir"])
-    argv = _resolve_config_argv(sys.argv if argv is None else argv)
+    try:
+        argv = _resolve_config_argv(sys.argv if argv is None else argv)
+    except app.UsageError as err:
+        sys.exit(f"FATAL {err}")
     app.run(main, argv=argv)
 
 
