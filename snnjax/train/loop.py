@@ -4,6 +4,13 @@
 the devices once; the batch of every step is built inside the jitted step. A run restarted with the
 same ``workdir`` resumes from its latest checkpoint and continues exactly as if uninterrupted
 (same example order, same random augmentation, same optimizer and BN state).
+
+It reads as its named steps, each usable (and tested) on its own: :func:`set_up` (mesh, data,
+model, optimizer, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
+:func:`start` (logs, data placement, compilation), :func:`train_epoch`, :func:`end_epoch`
+(:func:`evaluate`, epoch record, :func:`checkpoint`), :func:`close` and :func:`finish` (summary).
+They share one :class:`Run`. In a multi-process run every process executes all of them; only
+process 0 writes logs (:mod:`snnjax.train.distributed`).
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import mesh as mesh_lib
 from snnjax.train import evaluate as evaluate_lib
-from snnjax.train import optim, preflight, steps
-from snnjax.train.metric_writer import MetricWriter
+from snnjax.train import mesh as mesh_lib
+from snnjax.train import distributed, optim, preflight, steps
+from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.state import TrainState, create_train_state
 
 
@@ -81,6 +88,283 @@ def _mean(records: list[dict[str, float]], key: str) -> float:
     return float(np.mean([r[key] for r in records])) if records else float("nan")
 
 
+FRESH_META = {"epoch": 0, "best_test_accuracy": -1.0, "best_epoch": -1, "best_step": -1}
+
+
+@dataclasses.dataclass
+class Run:
+    """One stage in training: what :func:`set_up` fixes for the stage and what the later steps change.
+
+    The named steps of :func:`train_and_evaluate` (``set_up``, ``resume``, ``start``,
+    ``train_epoch``, ``end_epoch``, ``finish``) each take the run and advance it.
+    """
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    stage: str
+    mesh: Any
+    model: nn.Module
+    splits: data_lib.DatasetSplits
+    schedule: Any
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    state: TrainState
+    ckpt: ckpt_lib.Checkpointer
+    train_step: Any                      # the pure step, before on-device batching and jit
+    teacher_variables: Any = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(FRESH_META))
+    start_step: int = 0
+    step: int = 0                        # the global step reached (host copy, no device sync)
+    resumed_from: int | None = None      # the checkpoint step this run continued from
+    last_saved: int | None = None
+    # set by start():
+    writer: Any = None
+    progress: Any = None
+    data: tuple[jax.Array, ...] = ()     # train images, train labels, test images, test labels
+    step_fn: Any = None
+    evaluator: Any = None                # snnjax.train.evaluate.Evaluator over the test split
+    compile_s: float = 0.0
+    # bookkeeping of the steps:
+    pending: list[tuple[int, dict[str, jax.Array]]] = dataclasses.field(default_factory=list)
+    epoch_records: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    last_eval: dict[str, float] = dataclasses.field(default_factory=dict)
+    t_start: float = 0.0
+    t_log: float = 0.0
+    train_time: float = 0.0
+    images_seen: int = 0
+
+    @property
+    def n_devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+
+
+def set_up(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    stage: str = "train",
+    model: nn.Module | None = None,
+    splits: data_lib.DatasetSplits | None = None,
+    initial_variables: dict[str, Any] | None = None,
+    teacher: Teacher | None = None,
+    make_step: Any = steps.make_train_step,
+) -> Run:
+    """Mesh, data, model, optimizer, the step-0 state (replicated) and the stage's checkpointer."""
+    mesh = mesh_lib.make_mesh()
+    repl = mesh_lib.replicated(mesh)
+    batch_size = int(config.data.batch_size)
+    mesh_lib.check_batch_size(batch_size, mesh)
+    splits = splits or load_data(config.data)
+    model = model or models.build(config.model, splits.num_classes)
+    spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
+    epochs = int(config.train.epochs)
+    schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
+    tx = optim.make_optimizer(config.optim, schedule)
+
+    variables = initial_variables or init_variables(model, splits.image_shape, int(config.seed), mesh)
+    variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
+    state_key = jax.random.fold_in(jax.random.key(int(config.seed)), 2)
+    state = jax.jit(lambda v: create_train_state(v, tx, state_key), out_shardings=repl)(variables)
+
+    distill = teacher_vars = None
+    if teacher is not None:
+        distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
+        teacher_vars = jax.device_put(teacher.variables, repl)
+    run = Run(config=config, workdir=workdir, stage=stage, mesh=mesh, model=model, splits=splits, schedule=schedule,
+              batch_size=batch_size, steps_per_epoch=spe, total_steps=spe * epochs, state=state,
+              ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage),
+                                         keep=int(config.train.keep_checkpoints)),
+              train_step=make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite),
+              teacher_variables=teacher_vars)
+    return run
+
+
+def resume(run: Run) -> int | None:
+    """Continue from the stage's latest checkpoint, if any: its step (or None for a fresh start).
+
+    Refuses (:class:`~snnjax.train.checkpoint.CheckpointError`) a checkpoint of another model/data
+    config, without touching it.
+    """
+    latest = run.ckpt.latest_step()
+    if latest is not None:
+        diffs = preflight.resume_mismatches(run.ckpt.read_config(latest), run.config.to_dict())
+        if diffs:
+            raise ckpt_lib.CheckpointError(
+                f"{run.ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
+                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir.")
+        run.state, run.meta = run.ckpt.restore(latest, ckpt_lib.abstract_like(run.state))
+        distributed.say(f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, "
+             f"epoch {run.meta['epoch']})")
+    run.resumed_from = run.last_saved = latest
+    run.start_step = run.step = int(run.state.step)
+    return latest
+
+
+def start(run: Run) -> None:
+    """Open the logs (process 0), place the data on the mesh and compile the train and eval steps."""
+    config, repl = run.config, mesh_lib.replicated(run.mesh)
+    if distributed.is_primary():
+        run.writer = MetricWriter(run.workdir, run.stage,
+                                  resume_step=run.start_step if run.resumed_from is not None else None,
+                                  tensorboard=bool(config.train.tensorboard))
+    else:
+        run.writer = NullWriter()
+    # Every process holds the whole (small) dataset and places it replicated; inside the step each
+    # device gathers its own slice of the global batch, so the batch of step s does not depend on
+    # how many processes or devices there are.
+    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
+    n_dev = run.n_devices
+    eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
+    device_data = steps.DeviceData(run.batch_size, tuple(run.splits.mean), tuple(run.splits.std),
+                                   int(config.data.crop_padding), bool(config.data.flip), int(config.seed))
+    step_fn = jax.jit(steps.make_device_train_step(run.train_step, device_data, run.mesh),
+                      out_shardings=(repl, repl), donate_argnums=0)
+    train_images, train_labels, test_images, test_labels = run.data
+    run.evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(run.model), test_images, test_labels,
+                                                batch_size=eval_bs, mean=run.splits.mean, std=run.splits.std,
+                                                mesh=run.mesh, out_shardings=repl)
+    t_compile = time.perf_counter()
+    run.step_fn = step_fn.lower(run.state, train_images, train_labels, run.teacher_variables).compile()
+    run.evaluator.compile(run.state.variables)
+    run.compile_s = time.perf_counter() - t_compile
+    run.progress = _progress(config, run.stage, run.start_step, run.total_steps)
+    run.t_start = run.t_log = time.perf_counter()
+
+
+def evaluate(run: Run, variables: Any) -> dict[str, float]:
+    """Test accuracy and loss over the whole test split (sums reduced over every device of every process)."""
+    means = run.evaluator(variables)
+    return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
+
+
+def flush_train_log(run: Run) -> None:
+    """Fetch the metrics of the steps since the last flush, stop on a non-finite loss, log their means."""
+    if not run.pending:
+        return
+    config = run.config
+    host = jax.device_get([m for _, m in run.pending])
+    elapsed = time.perf_counter() - run.t_log
+    n = len(run.pending)
+    bad = [s for (s, _), m in zip(run.pending, host) if float(m["finite"]) < 1.0]
+    if bad and config.train.nonfinite == "stop":
+        run.ckpt.wait()
+        last = run.ckpt.directory / str(run.last_saved) if run.last_saved is not None else "none"
+        raise NonFiniteLossError(
+            f"[{run.stage}] non-finite loss or gradient at step {bad[0]} (epoch {bad[0] // run.steps_per_epoch}). "
+            f"Last good checkpoint: {last}. Fixes: lower config.optim.lr, use config.model.dtype=float32, or set "
+            "config.train.nonfinite=skip to skip such updates.")
+    run.epoch_records.extend({k: float(v) for k, v in m.items()} for m in host)
+    run.train_time += elapsed
+    run.images_seen += n * run.batch_size
+    # Every scalar a step returns is logged (custom steps add their own, e.g. SNN2ANN's).
+    means = {k: _mean(run.epoch_records[-n:], k) for k in run.epoch_records[-1] if k != "finite"}
+    run.writer.write("train", run.step, epoch=run.step / run.steps_per_epoch, **means,
+                     lr=float(run.schedule(run.step - 1)), skipped_steps=len(bad),
+                     images_per_s=n * run.batch_size / max(elapsed, 1e-9))
+    run.pending = []
+    run.t_log = time.perf_counter()
+
+
+def checkpoint(run: Run, metrics: dict[str, float] | None = None) -> None:
+    """Save the state at the current step (every process takes part; orbax writes it once)."""
+    run.ckpt.save(run.step, run.state, meta=dict(run.meta), config=run.config.to_dict(), metrics=metrics)
+    run.last_saved = run.step
+
+
+def train_epoch(run: Run) -> None:
+    """Train from the current step to the end of its epoch (or of the stage).
+
+    Logs every ``train.log_every_steps``, checkpoints every ``train.checkpoint_every_steps`` within
+    the epoch, and exits with status 3 after ``train.stop_after_steps`` steps of this process.
+    """
+    config = run.config
+    log_every = int(config.train.log_every_steps)
+    ckpt_every = int(config.train.checkpoint_every_steps)
+    stop_after = int(config.train.stop_after_steps)
+    train_images, train_labels, _, _ = run.data
+    while run.step < run.total_steps:
+        if stop_after and run.step - run.start_step >= stop_after:
+            flush_train_log(run)
+            run.ckpt.wait()
+            distributed.say(f"[{run.stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)")
+            sys.exit(3)
+        run.state, metrics = run.step_fn(run.state, train_images, train_labels, run.teacher_variables)
+        run.pending.append((run.step, metrics))
+        run.step += 1
+        run.progress.update(1)
+        epoch_end = run.step % run.steps_per_epoch == 0
+        if run.step % log_every == 0 or epoch_end:
+            flush_train_log(run)
+        if epoch_end:
+            return
+        if ckpt_every and run.step % ckpt_every == 0:
+            flush_train_log(run)
+            checkpoint(run)
+    flush_train_log(run)
+
+
+def end_epoch(run: Run) -> dict[str, Any]:
+    """At an epoch boundary: evaluate (every ``train.eval_every_epochs`` and at the end), log the
+    epoch record, track the best accuracy and checkpoint. Returns the record."""
+    config, step = run.config, run.step
+    epoch = step // run.steps_per_epoch
+    record = {"epoch": epoch, "train_loss": _mean(run.epoch_records, "loss"),
+              "train_accuracy": _mean(run.epoch_records, "accuracy"), "lr": float(run.schedule(step - 1))}
+    run.epoch_records = []
+    metrics_for_ckpt = None
+    if epoch % int(config.train.eval_every_epochs) == 0 or step == run.total_steps:
+        run.last_eval = evaluate(run, run.state.variables)
+        record.update(run.last_eval)
+        metrics_for_ckpt = {"test_accuracy": run.last_eval["test_accuracy"]}
+        if run.last_eval["test_accuracy"] > run.meta["best_test_accuracy"]:
+            run.meta.update(best_test_accuracy=run.last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
+    run.meta["epoch"] = epoch
+    record["best_test_accuracy"] = run.meta["best_test_accuracy"]
+    run.writer.write("epoch", step, **record)
+    run.progress.set_postfix_str(_postfix(record))
+    checkpoint(run, metrics_for_ckpt)
+    return record
+
+
+def close(run: Run) -> None:
+    """Wait for pending checkpoint writes; close the progress bar and the logs (also after an error)."""
+    if run.progress is not None:
+        run.progress.close()
+    run.ckpt.wait()
+    if run.writer is not None:
+        run.writer.close()
+
+
+def finish(run: Run) -> StageResult:
+    """The stage summary (evaluating the restored state when the stage was already complete)."""
+    if not run.last_eval:
+        run.last_eval = evaluate(run, run.state.variables)
+    config, meta = run.config, run.meta
+    summary = {
+        "stage": run.stage,
+        "dataset": run.splits.name,
+        "model": config.model.name,
+        "neuron": config.model.neuron,
+        "time_steps": int(config.model.time_steps),
+        "num_params": count_params(run.state.params),
+        "epochs": int(config.train.epochs),
+        "steps": int(run.state.step),
+        "best_test_accuracy": float(meta["best_test_accuracy"]),
+        "best_epoch": int(meta["best_epoch"]),
+        "final_test_accuracy": float(run.last_eval["test_accuracy"]),
+        "final_test_loss": float(run.last_eval["test_loss"]),
+        "compile_time_s": run.compile_s,
+        "train_time_s": run.train_time,
+        "train_images_per_s": run.images_seen / run.train_time if run.train_time else None,
+        "wall_time_s": time.perf_counter() - run.t_start + run.compile_s,
+        "devices": run.n_devices,
+        "processes": jax.process_count(),
+    }
+    return StageResult(summary=summary, state=run.state, model=run.model)
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -97,7 +381,8 @@ def train_and_evaluate(
     Args:
       config: a run config (:func:`snnjax.config.base_config` schema).
       workdir: run directory; checkpoints go to ``workdir/checkpoints/<stage>``, records to
-        ``workdir/metrics.jsonl``, TensorBoard to ``workdir/tensorboard/<stage>``.
+        ``workdir/metrics.jsonl``, TensorBoard to ``workdir/tensorboard/<stage>`` (logs from
+        process 0 only in a multi-process run; checkpoints from every process).
       stage: name of this stage in logs and checkpoints.
       model: the model to train (default: built from ``config.model``).
       splits: the dataset (default: loaded from ``config.data``).
@@ -108,177 +393,27 @@ def train_and_evaluate(
         :func:`snnjax.train.steps.make_train_step`); pipelines with their own objective pass theirs.
 
     Returns:
-      the stage summary (also in ``workdir/<stage>_summary.json``), the final state and the model.
+      the stage summary, the final state and the model.
     """
-    mesh = mesh_lib.make_mesh()
-    repl = mesh_lib.replicated(mesh)
-    batch_size = int(config.data.batch_size)
-    mesh_lib.check_batch_size(batch_size, mesh)
-    splits = splits or load_data(config.data)
-    model = model or models.build(config.model, splits.num_classes)
-    spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
-    epochs = int(config.train.epochs)
-    total_steps = spe * epochs
-    schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
-    tx = optim.make_optimizer(config.optim, schedule)
-
-    variables = initial_variables or init_variables(model, splits.image_shape, int(config.seed), mesh)
-    variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
-    state_key = jax.random.fold_in(jax.random.key(int(config.seed)), 2)
-    state = jax.jit(lambda v: create_train_state(v, tx, state_key), out_shardings=repl)(variables)
-
-    ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints", stage), keep=int(config.train.keep_checkpoints))
-    meta = {"epoch": 0, "best_test_accuracy": -1.0, "best_epoch": -1, "best_step": -1}
-    latest = ckpt.latest_step()
-    if latest is not None:
-        diffs = preflight.resume_mismatches(ckpt.read_config(latest), config.to_dict())
-        if diffs:
-            raise ckpt_lib.CheckpointError(
-                f"{ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
-                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir.")
-        state, meta = ckpt.restore(latest, ckpt_lib.abstract_like(state))
-        print(f"[{stage}] resumed from {ckpt.directory / str(latest)} (step {latest}, epoch {meta['epoch']})",
-              file=sys.stderr)
-    start_step = int(state.step)
-    writer = MetricWriter(workdir, stage, resume_step=start_step if latest is not None else None,
-                          tensorboard=bool(config.train.tensorboard))
-
-    train_images, train_labels = put_dataset(splits.train, repl)
-    test_images, test_labels = put_dataset(splits.test, repl)
-    n_dev = mesh.devices.size
-    eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
-
-    distill = None
-    teacher_vars = None
-    if teacher is not None:
-        distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
-        teacher_vars = jax.device_put(teacher.variables, repl)
-    train_step = make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite)
-    device_data = steps.DeviceData(batch_size, tuple(splits.mean), tuple(splits.std),
-                                   int(config.data.crop_padding), bool(config.data.flip), int(config.seed))
-    step_fn = jax.jit(steps.make_device_train_step(train_step, device_data, mesh),
-                      out_shardings=(repl, repl), donate_argnums=0)
-    evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(model), test_images, test_labels, batch_size=eval_bs,
-                                            mean=splits.mean, std=splits.std, mesh=mesh, out_shardings=repl)
-
-    t_compile = time.perf_counter()
-    step_fn = step_fn.lower(state, train_images, train_labels, teacher_vars).compile()
-    evaluator.compile(state.variables)
-    compile_s = time.perf_counter() - t_compile
-
-    def evaluate(variables) -> dict[str, float]:
-        means = evaluator(variables)
-        return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
-
-    config_json = config.to_dict()
-    log_every = int(config.train.log_every_steps)
-    ckpt_every = int(config.train.checkpoint_every_steps)
-    stop_after = int(config.train.stop_after_steps)
-    last_saved = latest
-    pending: list[tuple[int, dict[str, jax.Array]]] = []
-    epoch_records: list[dict[str, float]] = []
-    last_eval: dict[str, float] = {}
-    t_start = time.perf_counter()
-    t_log, train_time, images_seen = t_start, 0.0, 0
-    progress = _progress(config, stage, start_step, total_steps)
-
-    def flush(step: int) -> None:
-        nonlocal pending, t_log, train_time, images_seen
-        if not pending:
-            return
-        host = jax.device_get([m for _, m in pending])
-        elapsed = time.perf_counter() - t_log
-        n = len(pending)
-        bad = [s for (s, _), m in zip(pending, host) if float(m["finite"]) < 1.0]
-        if bad and config.train.nonfinite == "stop":
-            ckpt.wait()
-            raise NonFiniteLossError(
-                f"[{stage}] non-finite loss or gradient at step {bad[0]} (epoch {bad[0] // spe}). "
-                f"Last good checkpoint: {ckpt.directory / str(last_saved) if last_saved is not None else 'none'}. "
-                "Fixes: lower config.optim.lr, use config.model.dtype=float32, or set "
-                "config.train.nonfinite=skip to skip such updates.")
-        epoch_records.extend({k: float(v) for k, v in m.items()} for m in host)
-        train_time += elapsed
-        images_seen += n * batch_size
-        # Every scalar a step returns is logged (custom steps add their own, e.g. SNN2ANN's).
-        means = {k: _mean(epoch_records[-n:], k) for k in epoch_records[-1] if k != "finite"}
-        writer.write("train", step, epoch=step / spe, **means, lr=float(schedule(step - 1)),
-                     skipped_steps=len(bad), images_per_s=n * batch_size / max(elapsed, 1e-9))
-        pending = []
-        t_log = time.perf_counter()
-
-    step = start_step
+    run = set_up(config, workdir, stage=stage, model=model, splits=splits, initial_variables=initial_variables,
+                 teacher=teacher, make_step=make_step)
+    resume(run)
     try:
-        while step < total_steps:
-            if stop_after and step - start_step >= stop_after:
-                flush(step)
-                ckpt.wait()
-                print(f"[{stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)",
-                      file=sys.stderr)
-                sys.exit(3)
-            state, metrics = step_fn(state, train_images, train_labels, teacher_vars)
-            pending.append((step, metrics))
-            step += 1
-            progress.update(1)
-            epoch_end = step % spe == 0
-            if step % log_every == 0 or epoch_end:
-                flush(step)
-            if epoch_end:
-                epoch = step // spe
-                record = {"epoch": epoch, "train_loss": _mean(epoch_records, "loss"),
-                          "train_accuracy": _mean(epoch_records, "accuracy"), "lr": float(schedule(step - 1))}
-                epoch_records = []
-                metrics_for_ckpt = None
-                if epoch % int(config.train.eval_every_epochs) == 0 or step == total_steps:
-                    last_eval = evaluate(state.variables)
-                    record.update(last_eval)
-                    metrics_for_ckpt = {"test_accuracy": last_eval["test_accuracy"]}
-                    if last_eval["test_accuracy"] > meta["best_test_accuracy"]:
-                        meta.update(best_test_accuracy=last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
-                meta["epoch"] = epoch
-                record["best_test_accuracy"] = meta["best_test_accuracy"]
-                writer.write("epoch", step, **record)
-                progress.set_postfix_str(_postfix(record))
-                ckpt.save(step, state, meta=dict(meta), config=config_json, metrics=metrics_for_ckpt)
-                last_saved = step
-            elif ckpt_every and step % ckpt_every == 0:
-                flush(step)
-                ckpt.save(step, state, meta=dict(meta), config=config_json)
-                last_saved = step
-        flush(step)
+        start(run)
+        while run.step < run.total_steps:
+            train_epoch(run)
+            if run.step % run.steps_per_epoch == 0:
+                end_epoch(run)
     finally:
-        progress.close()
-        ckpt.wait()
-        writer.close()
-
-    if not last_eval:  # the stage was already complete: evaluate the restored state for the summary
-        last_eval = evaluate(state.variables)
-    summary = {
-        "stage": stage,
-        "dataset": splits.name,
-        "model": config.model.name,
-        "neuron": config.model.neuron,
-        "time_steps": int(config.model.time_steps),
-        "num_params": count_params(state.params),
-        "epochs": epochs,
-        "steps": int(state.step),
-        "best_test_accuracy": float(meta["best_test_accuracy"]),
-        "best_epoch": int(meta["best_epoch"]),
-        "final_test_accuracy": float(last_eval["test_accuracy"]),
-        "final_test_loss": float(last_eval["test_loss"]),
-        "compile_time_s": compile_s,
-        "train_time_s": train_time,
-        "train_images_per_s": images_seen / train_time if train_time else None,
-        "wall_time_s": time.perf_counter() - t_start + compile_s,
-        "devices": n_dev,
-    }
-    return StageResult(summary=summary, state=state, model=model)
+        close(run)
+    return finish(run)
 
 
 def _progress(config, stage: str, start: int, total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc=stage, unit="step", disable=not config.train.progress_bar,
+    return tqdm(total=total, initial=start, desc=stage, unit="step",
+                disable=not (config.train.progress_bar and distributed.is_primary()),
                 dynamic_ncols=True, file=sys.stderr)
 
 

@@ -8,8 +8,6 @@ equals the single-device step on the same global batch.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -17,15 +15,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed() -> None:
-    """Start multi-host JAX when the launcher runs on several hosts.
+def maybe_initialize_distributed() -> bool:
+    """Start multi-process JAX when the environment says so (see :mod:`snnjax.train.distributed`)."""
+    from snnjax.train import distributed
 
-    Cloud TPU pod slices are detected by JAX itself; elsewhere set ``JAX_COORDINATOR_ADDRESS``,
-    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``. Single-host runs do nothing.
-    """
-    multi_host = "JAX_COORDINATOR_ADDRESS" in os.environ or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") > 0
-    if multi_host:
-        jax.distributed.initialize()
+    return distributed.initialize_from_env()
 
 
 def make_mesh(devices: list | None = None) -> Mesh:

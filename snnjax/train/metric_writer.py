@@ -69,6 +69,16 @@ class MetricWriter:
             self._tb.close()
 
 
+class NullWriter:
+    """The writer of processes other than 0 in a multi-process run: records go nowhere."""
+
+    def write(self, kind: str, step: int, **values: Any) -> dict[str, Any]:
+        return {"kind": kind, "step": int(step), **values}
+
+    def close(self) -> None:
+        pass
+
+
 def read_metrics(path: str) -> list[dict[str, Any]]:
     """All records of a ``metrics.jsonl`` file (a torn last line from a crash is skipped)."""
     records = []

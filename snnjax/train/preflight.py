@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from typing import Any
 
 
@@ -18,7 +19,8 @@ def check_workdir(workdir: str, *, min_free_mb: float) -> None:
     """
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_probe")
+        # One probe per process: the processes of a multi-host run check a shared workdir at once.
+        probe = os.path.join(workdir, f".write_probe.{socket.gethostname()}.{os.getpid()}")
         with open(probe, "wb") as f:
             f.write(b"\0" * 4096)
             f.flush()

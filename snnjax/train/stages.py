@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -56,7 +55,9 @@ class StageOutput:
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr)
+    from snnjax.train import distributed
+
+    distributed.say(message)
 
 
 def summary_path(workdir: str, stage: str) -> str:

@@ -1,4 +1,7 @@
-"""Pieces every pipeline ends with: the run summary and the curves plot."""
+"""Pieces every pipeline ends with: the run summary and the curves plot.
+
+In a multi-process run only process 0 writes these files (:mod:`snnjax.train.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,17 @@ import os
 import sys
 from typing import Any
 
-from snnjax.train import metric_writer
+import jax
+
+from snnjax.train import distributed, metric_writer
 
 SUMMARY_FILE = "summary.json"
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
+    """Write JSON atomically (a crash never leaves a half-written file); process 0 only."""
+    if not distributed.is_primary():
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
@@ -25,11 +32,14 @@ def spike_summary(result, splits, num_examples: int = 256) -> dict[str, Any]:
     from snnjax.analysis import spike_summary as summarize
     from snnjax.analysis.workdir import test_inputs
 
-    return summarize(result.model, result.state.variables, test_inputs(splits, num_examples))
+    # Host copies: in a multi-process run this forward pass runs on each process's own devices.
+    return summarize(result.model, jax.device_get(result.state.variables), test_inputs(splits, num_examples))
 
 
 def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """Write ``workdir/summary.json`` and ``workdir/curves.png``; print the headline."""
+    """Write ``workdir/summary.json`` and ``workdir/curves.png``; print the headline (process 0 only)."""
+    if not distributed.is_primary():
+        return summary
     write_json(os.path.join(workdir, SUMMARY_FILE), summary)
     metrics_path = os.path.join(workdir, metric_writer.METRICS_FILE)
     if os.path.exists(metrics_path):
@@ -37,3 +47,10 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     print(f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}",
           file=sys.stderr)
     return summary
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a text file (a report); process 0 only."""
+    if distributed.is_primary():
+        with open(path, "w") as f:
+            f.write(text)

@@ -16,7 +16,6 @@ Stages, each checkpointed so that a re-run skips what is finished:
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import jax
@@ -25,8 +24,8 @@ import ml_collections
 from snnjax import models
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
-from snnjax.train import loop, stages
-from snnjax.train.summary import finish_run, spike_summary
+from snnjax.train import distributed, loop, stages
+from snnjax.train.summary import finish_run, spike_summary, write_text
 
 
 def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -> tuple[Any, dict[str, Any]]:
@@ -65,11 +64,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             include_stem=bool(config.transplant.include_stem),
             include_shortcut=bool(config.transplant.include_shortcut),
             include_head=bool(config.transplant.include_head))
-        with open(os.path.join(workdir, "transplant_report.txt"), "w") as f:
-            f.write(report.to_text() + "\n")
+        write_text(os.path.join(workdir, "transplant_report.txt"), report.to_text() + "\n")
         report_counts = {"transplanted": report.transplanted, "kept": report.kept, "source": source_info}
-        print(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
-              f"see {workdir}/transplant_report.txt", file=sys.stderr)
+        distributed.say(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
+                        f"see {workdir}/transplant_report.txt")
 
     kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None
     result = loop.train_and_evaluate(config, workdir, stage="student", model=student, splits=splits,

@@ -1,0 +1,54 @@
+"""The named steps of ``train.loop.train_and_evaluate``, one at a time (8 fake CPU devices, tiny ResNet18)."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from snnjax.train import distributed, loop
+from snnjax.train.metric_writer import MetricWriter, NullWriter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config():
+    spec = importlib.util.spec_from_file_location("baseline_config", os.path.join(ROOT, "configs", "baseline.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("digits")
+    config.model.width, config.model.time_steps = 4, 2
+    config.data.batch_size, config.train.epochs = 128, 1          # 11 steps
+    config.train.progress_bar = config.train.tensorboard = False
+    return config
+
+
+def test_each_step_of_a_stage_and_a_resume(tmp_path, monkeypatch):
+    config, workdir = tiny_config(), str(tmp_path)
+    run = loop.set_up(config, workdir)
+    assert (run.step, run.steps_per_epoch, run.total_steps, int(run.state.step)) == (0, 11, 11, 0)
+    assert loop.resume(run) is None and run.start_step == 0            # nothing to resume
+    loop.start(run)
+    assert isinstance(run.writer, MetricWriter) and len(run.data) == 4 and run.evaluator.num_batches >= 1
+    loop.train_epoch(run)                                                # to the end of epoch 1
+    assert run.step == 11 and int(run.state.step) == 11 and not run.pending and len(run.epoch_records) == 11
+    record = loop.end_epoch(run)
+    assert record["epoch"] == 1 and 0.0 <= record["test_accuracy"] <= 1.0 and run.epoch_records == []
+    assert run.meta["best_step"] == 11 and run.last_saved == 11
+    assert loop.evaluate(run, run.state.variables) == {k: record[k] for k in ("test_accuracy", "test_loss")}
+    loop.close(run)
+    summary = loop.finish(run).summary
+    assert summary["steps"] == 11 and summary["processes"] == 1 and summary["devices"] == 8
+
+    # The finished stage again, as process 1 of a multi-process run would see it: it resumes from
+    # the checkpoint, trains nothing, writes no log line, and reports the same accuracy.
+    logged = open(os.path.join(workdir, "metrics.jsonl")).read()
+    monkeypatch.setattr(distributed, "is_primary", lambda: False)
+    again = loop.set_up(config, workdir)
+    assert loop.resume(again) == 11 and again.step == again.start_step == 11
+    loop.start(again)
+    assert isinstance(again.writer, NullWriter)
+    loop.close(again)
+    assert loop.finish(again).summary["final_test_accuracy"] == pytest.approx(summary["final_test_accuracy"])
+    assert open(os.path.join(workdir, "metrics.jsonl")).read() == logged
+    assert [json.loads(line)["kind"] for line in logged.splitlines()][-1] == "epoch"
