@@ -76,6 +76,7 @@ def measure(args: argparse.Namespace) -> dict:
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     mem = compiled.memory_analysis()
+    flops = xla_flops(compiled)
     times, cpu_times = [], []
     for i in range(args.warmup + args.steps):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -94,9 +95,26 @@ def measure(args: argparse.Namespace) -> dict:
         step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)), images_T_per_s=args.batch * args.time_steps / median,
         compile_s=compile_s, loss=float(loss),
         xla_temp_bytes=int(mem.temp_size_in_bytes), xla_arg_bytes=int(mem.argument_size_in_bytes),
+        xla_output_bytes=int(mem.output_size_in_bytes), xla_alias_bytes=int(mem.alias_size_in_bytes),
+        xla_flops=flops,
         max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        threads=os.cpu_count(),
+        threads=os.cpu_count(), platform=jax.devices()[0].platform, device_kind=jax.devices()[0].device_kind,
+        # The allocator's peak since the process started (GPU/TPU; None on CPU): in a process that
+        # measures several configurations it is the largest so far, not this one's.
+        device_peak_bytes_so_far=(jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use"),
     )
+
+
+def xla_flops(compiled) -> float | None:
+    """XLA's own FLOP count of the compiled step (``cost_analysis()['flops']``), None if unavailable."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend/version implements it
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    value = (cost or {}).get("flops")
+    return float(value) if value is not None and value >= 0 else None
 
 
 def variant_name(args: argparse.Namespace) -> str:
