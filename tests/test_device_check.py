@@ -1,7 +1,7 @@
 """``benchmarks/device_check.py --dry-run``: the GPU session's one command still runs, on this CPU.
 
 The dry run exercises every part with tiny sizes (CPU, width 8, batch 4): the correctness tests
-(a subset), the sharded check (2 fake CPU devices vs CPU), the speed table (snnjax; SpikingJelly
+(a subset), the sharded check (a one-device CPU mesh vs the plain CPU step), the speed table (snnjax; SpikingJelly
 where an interpreter with it exists, else a recorded skip) and a one-epoch digits run.
 """
 
@@ -61,14 +61,16 @@ def test_markdown_ratio_uses_the_fastest_spikingjelly_row_of_the_same_precision_
 def test_dry_run_writes_json_and_markdown(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--budget-s", "420",
-                           "--e2e-timeout-s", "200"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    # Generous limits: on a quiet 2-core machine the dry run takes about a minute, on a loaded one much more.
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--budget-s", "900",
+                           "--tests-timeout-s", "200", "--e2e-timeout-s", "300"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "device_check.json").read_text())
     md = (out / "device_check.md").read_text()
 
     meta = result["meta"]
-    assert meta["dry_run"] is True and meta["budget_s"] == 420
+    assert meta["dry_run"] is True and meta["budget_s"] == 900
     assert _positive(meta["wall_s"]) and len(meta["load_average"]) == 3
 
     tests = result["tests"]
@@ -76,11 +78,10 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
     assert tests["platform"] == "cpu" and tests["passed"] >= 2 and tests["failed"] == 0
     sharded = result["sharded_check"]
     assert sharded["status"] == "passed", sharded
-    assert sharded["num_devices"] == 2 and sharded["loss_device"] == pytest.approx(sharded["loss_cpu"], rel=1e-4)
+    assert sharded["num_devices"] == 1 and sharded["loss_device"] == pytest.approx(sharded["loss_cpu"], rel=1e-4)
 
     rows = result["speed"]["rows"]
-    assert {(r["framework"], r["dtype"]) for r in rows if r["framework"] == "snnjax"} == {
-        ("snnjax", "float32"), ("snnjax", "bfloat16")}
+    assert [(r["framework"], r["dtype"]) for r in rows if r["framework"] == "snnjax"] == [("snnjax", "float32")]
     for r in rows:
         assert r["T"] == 2 and r["batch"] == 4 and r["width"] == 8
         assert _positive(r["analytic_flops"])
@@ -110,4 +111,4 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
     for header in ("## a. Correctness on the device", "## b. Training step", "## c. End-to-end run"):
         assert header in md
     table = [l for l in md.splitlines() if l.startswith("| 2 | 4 | snnjax |")]
-    assert len(table) == 2 and all(l.rstrip().endswith("| ok |") for l in table)
+    assert len(table) == 1 and table[0].rstrip().endswith("| ok |")
