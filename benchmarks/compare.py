@@ -7,11 +7,17 @@ other processes on a shared machine hits both alike; the tables report medians o
 
     python benchmarks/compare.py                       # reduced matrix, see --help
     python benchmarks/compare.py --matrix full         # ResNet-18/34, T 1..8, batch 32..128, fp32+bf16
-    python benchmarks/compare.py --scaling-only --scaling-width 16   # T x batch table + scaling.png
+    python benchmarks/compare.py --scaling-only --scaling-width 16   # T x batch table + ./scaling.png
+    python benchmarks/compare.py --interleave step --time-steps 4,1 --batches 32 --steps 12 \
+        --sj-variants own,zoo,own+cl,zoo+cl                        # step-by-step interleaving
 
-Outputs: a Markdown table on stdout (``ratio`` = SpikingJelly step time / snnjax step time, so
-> 1 means snnjax is faster), raw records appended to ``--out`` (JSON lines) and, with scaling,
-the PNG ``benchmarks/scaling.png``.
+Outputs: a Markdown table on stdout (``ratio`` = the fastest SpikingJelly variant's step time /
+this step time, so > 1 means faster than SpikingJelly at its best), raw records appended to
+``--out`` (JSON lines) and, with scaling, the PNG ``--plot`` (default ``./scaling.png``; its title
+carries the load average, and no such figure is kept in the repo).
+
+``--interleave step`` keeps one process per implementation alive and steps them in turn (A B C,
+C B A, ...): on a shared machine the frameworks then see the same load, step by step.
 """
 
 from __future__ import annotations
@@ -46,7 +52,23 @@ VARIANTS = {
     "eigen+fused+unroll": ["--cpu-conv", "eigen", "--lif-impl", "fused", "--unroll", "0"],
     "eigen+unroll+remat": ["--cpu-conv", "eigen", "--unroll", "0", "--remat"],
     "unroll+split": ["--unroll", "0", "--conv-grad", "split"],
+    # Eigen convolutions + YNNPACK for elementwise fusions (multi-threaded LIF/BN arithmetic); same numbers
+    "eigen+unroll+ynn_eltwise": ["--unroll", "0",
+                                 "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise"],
+    "eigen+unroll+ynn_eltwise_reduce": [
+        "--unroll", "0", "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise,+reduce"],
     "fused+unroll+split": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "split"],
+}
+# Named SpikingJelly variants -> spikingjelly_step.py flags (labels "sj:<name>" in the tables).
+SJ_VARIANTS = {
+    "own": [],                                   # the model written in spikingjelly_step.py
+    "zoo": ["--model", "zoo"],                   # SpikingJelly's model zoo spiking_resnet, CIFAR stem
+    "own+cl": ["--channels-last"],
+    "zoo+cl": ["--model", "zoo", "--channels-last"],
+    "own+compile": ["--compile", "default"],
+    "zoo+compile": ["--model", "zoo", "--compile", "default"],
+    "zoo+cl+compile": ["--model", "zoo", "--channels-last", "--compile", "default"],
+    "own+threads1": ["--threads", "1"],
 }
 MATRICES = {
     # What this 2-core machine can measure in minutes.
@@ -66,7 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=_strs, default=["scan", "eigen+unroll"],
                    help=f"snnjax variants to time, from {sorted(VARIANTS)}")
     p.add_argument("--no-spikingjelly", action="store_true", help="time only snnjax variants")
+    p.add_argument("--sj-variants", type=_strs, default=["own", "zoo"],
+                   help=f"SpikingJelly variants to time, from {sorted(SJ_VARIANTS)}; 'vs SJ' is against the "
+                        "fastest of them in each configuration")
     p.add_argument("--rounds", type=int, default=2, help="interleaved A B rounds per configuration")
+    p.add_argument("--interleave", choices=("process", "step"), default="process",
+                   help="process: one subprocess per measurement, A B then B A (--rounds); step: one serving "
+                        "process per impl, all alive, stepped in turn (A B C, then C B A, ...) for --steps "
+                        "rounds: the frameworks alternate step by step, so load from other jobs hits them alike")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--jax-python", default=sys.executable)
@@ -77,11 +106,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-width", type=int, default=16)
     p.add_argument("--scaling-time-steps", type=_ints, default=[1, 2, 4])
     p.add_argument("--scaling-batches", type=_ints, default=[8, 16, 32])
-    p.add_argument("--plot", default=str(HERE / "scaling.png"))
+    p.add_argument("--plot", default="scaling.png",
+                   help="where --scaling writes its figure (not kept in the repo: a figure of a loaded machine misleads)")
     args = p.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
+    unknown = [v for v in args.sj_variants if v not in SJ_VARIANTS]
+    if unknown:
+        p.error(f"unknown --sj-variants {unknown}; choose from {sorted(SJ_VARIANTS)}")
     return args
 
 
@@ -113,7 +146,11 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
     flags = shape_flags(depth, width, t, batch, dtype, args)
     jobs = [(v, [args.jax_python, str(HERE / "train_step.py"), *flags, *VARIANTS[v]]) for v in variants]
     if with_sj:
-        jobs.append(("spikingjelly", [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags]))
+        sj_variants = [v for v in args.sj_variants if width == 64 or not v.startswith("zoo")]
+        jobs += [(SJ_PREFIX + v, [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags, *SJ_VARIANTS[v]])
+                 for v in sj_variants]
+    if args.interleave == "step":
+        return measure_stepwise(jobs, env, args, f"[{depth} w{width} T{t} B{batch} {dtype}]")
     results: dict[str, list[dict]] = {label: [] for label, _ in jobs}
     for r in range(args.rounds):
         order = jobs if r % 2 == 0 else jobs[::-1]   # A B, then B A: neither always goes first
@@ -125,6 +162,62 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
                 f.write(json.dumps(rec) + "\n")
             status = rec.get("error", "")[:200] or f"{rec['step_s']:.2f}s/step cpu {rec['cpu_s']:.2f}s"
             print(f"  [{depth} w{width} T{t} B{batch} {dtype}] {label} r{r}: {status}", file=sys.stderr, flush=True)
+    return results
+
+
+def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
+    """All impls alive at once (``--serve``), one timed step each in turn, order reversed every round.
+
+    Each process is started and warmed up alone (compilation does not overlap another's timing).
+    Returns one record per impl, its ``step_times_s`` / ``cpu_times_s`` the per-step times, and
+    ``round_ratios`` (this impl's step / the first impl's step in the same round) for the table.
+    """
+    procs = {}
+    results: dict[str, list[dict]] = {}
+    for label, cmd in jobs:
+        proc = subprocess.Popen(cmd + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=HERE.parent, bufsize=1)
+        line = proc.stdout.readline()
+        while line and line.strip() != "READY":
+            line = proc.stdout.readline()
+        if not line:
+            err = proc.stderr.read()[-600:]
+            results[label] = [dict(error=f"exit {proc.wait()}: {err}", cmd=" ".join(cmd), label=label)]
+            continue
+        procs[label] = proc
+        print(f"  {tag} {label}: ready", file=sys.stderr, flush=True)
+    labels = list(procs)
+    per_step: dict[str, list[tuple[float, float, float]]] = {label: [] for label in labels}
+    for r in range(args.steps):
+        for label in (labels if r % 2 == 0 else labels[::-1]):
+            time.sleep(0.3)   # let the previous process's worker threads go idle
+            proc = procs[label]
+            proc.stdin.write("step\n")
+            proc.stdin.flush()
+            rec = json.loads(proc.stdout.readline())
+            per_step[label].append((rec["wall"], rec["cpu"], os.getloadavg()[0]))
+        print(f"  {tag} round {r}: " + ", ".join(f"{l} {per_step[l][-1][0]:.2f}s" for l in labels),
+              file=sys.stderr, flush=True)
+    for label in labels:
+        proc = procs[label]
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=600)
+        lines = [l for l in out.splitlines() if l.startswith("{") and "framework" in l]
+        if proc.returncode or not lines:
+            results[label] = [dict(error=f"exit {proc.returncode}: {err.strip()[-600:]}", label=label)]
+            continue
+        rec = json.loads(lines[-1])
+        walls = [w for w, _, _ in per_step[label]]
+        first = [w for w, _, _ in per_step[labels[0]]]
+        rec.update(label=label, round=0, interleave="step", step_times_s=walls,
+                   cpu_times_s=[c for _, c, _ in per_step[label]], step_s=statistics.median(walls),
+                   cpu_s=statistics.median(c for _, c, _ in per_step[label]),
+                   load1=statistics.median(l for _, _, l in per_step[label]),
+                   round_ratios=[a / b for a, b in zip(walls, first)], date=time.strftime("%Y-%m-%d %H:%M"))
+        results[label] = [rec]
+        with open(args.out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
     return results
 
 
@@ -147,12 +240,21 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
     return out
 
 
+SJ_PREFIX = "sj:"
+
+
+def best_spikingjelly(summary: dict[str, dict]) -> dict:
+    """The fastest SpikingJelly variant of one configuration (``{}`` if none ran)."""
+    sj = [s for label, s in summary.items() if label.startswith(SJ_PREFIX) and "step_s" in s]
+    return min(sj, key=lambda s: s["step_s"]) if sj else {}
+
+
 def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
     print("| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
-          "vs SJ (SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |")
+          "vs SJ (fastest SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (depth, width, t, batch, dtype), summary in rows:
-        sj = summary.get("spikingjelly", {})
+        sj = best_spikingjelly(summary)
         for label, s in summary.items():
             if "error" in s:
                 print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |"
@@ -197,14 +299,15 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for label, style in ((variant, "-o"), ("spikingjelly", "--s")):
+    sj_labels = [SJ_PREFIX + v for v in args.sj_variants]
+    for label, style in ((variant, "-o"), *((sj, "--s") for sj in sj_labels)):
         for t in args.scaling_time_steps:
             xs = [b for b in args.scaling_batches if "step_s" in grid[(t, b)].get(label, {})]
             if not xs:
                 continue
             tp = [grid[(t, b)][label]["images_T_per_s"] for b in xs]
             rss = [grid[(t, b)][label]["rss_mb"] for b in xs]
-            name = "snnjax " + variant if label == variant else "SpikingJelly"
+            name = "snnjax " + variant if label == variant else "SpikingJelly " + label[len(SJ_PREFIX):]
             axes[0].plot(xs, tp, style, label=f"{name}, T={t}")
             axes[1].plot(xs, rss, style, label=f"{name}, T={t}")
     axes[0].set(xlabel="batch", ylabel="images*T / s (median step)", title="Training-step throughput")
@@ -213,7 +316,10 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
         ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Spiking ResNet-18 (width {args.scaling_width}), SGD step, {os.cpu_count()}-core CPU")
+    loads = [s[label]["load1"] for s in grid.values() for label in s if "load1" in s[label]]
+    fig.suptitle(f"Spiking ResNet-18 (width {args.scaling_width}), SGD step, {os.cpu_count()}-core CPU, "
+                 f"{args.interleave}-interleaved, load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f}",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
     print(f"wrote {args.plot}")

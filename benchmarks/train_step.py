@@ -18,6 +18,8 @@ import os
 import resource
 import time
 
+import _timing
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -36,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before the backend starts")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--serve", action="store_true",
+                   help="after the warm-up, one timed step per 'step' line on stdin (compare.py --interleave step)")
     return p.parse_args(argv)
 
 
@@ -76,27 +80,42 @@ def measure(args: argparse.Namespace) -> dict:
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     mem = compiled.memory_analysis()
-    times, cpu_times = [], []
-    for i in range(args.warmup + args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        params, batch_stats, opt_state, loss = compiled(params, batch_stats, opt_state, images, labels)
-        loss.block_until_ready()
-        if i >= args.warmup:
-            # CPU seconds (all threads) as well as wall time: on a shared machine the wall time
-            # depends on other load, the CPU time much less.
-            times.append(time.perf_counter() - t0)
-            cpu_times.append(time.process_time() - c0)
+    flops = xla_flops(compiled)
+    state = [params, batch_stats, opt_state]
+
+    def one_step() -> float:
+        state[0], state[1], state[2], loss = compiled(*state, images, labels)
+        return float(loss)   # host sync
+
+    times, cpu_times, loss = _timing.timed_steps(one_step, args.warmup, args.steps, args.serve)
     median = float(np.median(times))
     return dict(
         framework="snnjax", jax=jax.__version__, depth=args.depth, width=args.width, T=args.time_steps,
         batch=args.batch, dtype=args.dtype, variant=variant_name(args), cpu_conv=args.cpu_conv,
         xla_flags=os.environ.get("XLA_FLAGS", ""),
         step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)), images_T_per_s=args.batch * args.time_steps / median,
-        compile_s=compile_s, loss=float(loss),
+        compile_s=compile_s, loss=loss,
         xla_temp_bytes=int(mem.temp_size_in_bytes), xla_arg_bytes=int(mem.argument_size_in_bytes),
+        xla_output_bytes=int(mem.output_size_in_bytes), xla_alias_bytes=int(mem.alias_size_in_bytes),
+        xla_flops=flops,
         max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        threads=os.cpu_count(),
+        threads=os.cpu_count(), platform=jax.devices()[0].platform, device_kind=jax.devices()[0].device_kind,
+        # The allocator's peak since the process started (GPU/TPU; None on CPU): in a process that
+        # measures several configurations it is the largest so far, not this one's.
+        device_peak_bytes_so_far=(jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use"),
     )
+
+
+def xla_flops(compiled) -> float | None:
+    """XLA's own FLOP count of the compiled step (``cost_analysis()['flops']``), None if unavailable."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend/version implements it
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    value = (cost or {}).get("flops")
+    return float(value) if value is not None and value >= 0 else None
 
 
 def variant_name(args: argparse.Namespace) -> str:
@@ -123,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.cpu_conv == "eigen" and not runtime.use_eigen_convolutions():
         raise RuntimeError("could not enable Eigen convolutions (see snnjax/runtime.py for when that is refused)")
-    if args.cpu_conv == "ynn" and runtime.eigen_convolutions():
+    if args.cpu_conv == "ynn" and runtime.eigen_convolutions() and "ynn_fusion_type" not in args.xla_flags:
         raise RuntimeError(f"--cpu-conv ynn but XLA_FLAGS has {runtime.EIGEN_CONVOLUTIONS_FLAG}")
     print(json.dumps(measure(args)), flush=True)
 

@@ -114,7 +114,13 @@ def write_figures(report: SpikeReport, out_dir: str, metrics_path: str | None = 
         written.append(plots.plot_raster(report, os.path.join(out_dir, "spike_raster.png")))
     if metrics_path and os.path.exists(metrics_path):
         out = os.path.join(out_dir, "curves.png")
-        metric_writer.plot_curves(metric_writer.read_metrics(metrics_path), out)
+        summary_path = os.path.join(os.path.dirname(metrics_path), "summary.json")
+        summary = None
+        if os.path.exists(summary_path):
+            with open(summary_path) as f:
+                summary = json.load(f)
+        metric_writer.plot_curves(metric_writer.read_metrics(metrics_path), out,
+                                  kd_stages=metric_writer.kd_stages(summary))
         written.append(out)
     return written
 

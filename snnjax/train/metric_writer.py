@@ -91,28 +91,61 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
     return records
 
 
-def plot_curves(records: Iterable[dict[str, Any]], out_png: str) -> None:
-    """Loss and accuracy per epoch for every stage in ``records``, saved as a PNG."""
+def plot_curves(records: Iterable[dict[str, Any]], out_png: str, *, kd_stages: Iterable[str] = ()) -> None:
+    """Loss and accuracy per epoch for every stage in ``records``, saved as a PNG.
+
+    The loss axis is logarithmic, so that one large value (a first epoch's test loss of a few
+    hundred, say) does not flatten every other line. ``kd_stages``: stages trained with knowledge
+    distillation, whose training loss is the Hinton mix of cross-entropy and KD and is labelled
+    ``CE + KD`` (their test loss is plain cross-entropy, as for every stage).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(records, kd_stages=kd_stages)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def curves_figure(records: Iterable[dict[str, Any]], *, kd_stages: Iterable[str] = ()):
+    """The matplotlib figure of :func:`plot_curves` (axes: loss, accuracy); the caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kd_stages = set(kd_stages)
     epochs = [r for r in records if r.get("kind") == "epoch"]
     stages = sorted({r["stage"] for r in epochs})
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for stage in stages:
         rs = [r for r in epochs if r["stage"] == stage]
         ep = [r["epoch"] for r in rs]
-        ax_loss.plot(ep, [r.get("train_loss") for r in rs], label=f"{stage} train")
-        ax_loss.plot(ep, [r.get("test_loss") for r in rs], "--", label=f"{stage} test")
+        train_kind = "CE + KD" if stage in kd_stages else "CE"
+        ax_loss.plot(ep, [_positive(r.get("train_loss")) for r in rs], label=f"{stage} train ({train_kind})")
+        ax_loss.plot(ep, [_positive(r.get("test_loss")) for r in rs], "--", label=f"{stage} test (CE)")
         ax_acc.plot(ep, [r.get("train_accuracy") for r in rs], label=f"{stage} train")
         ax_acc.plot(ep, [r.get("test_accuracy") for r in rs], "--", label=f"{stage} test")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both" if ax is ax_loss else "major")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _positive(value: Any) -> float:
+    """A loss value for the log axis: missing, non-finite ("nan" strings) or <= 0 -> NaN (a gap)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) and value > 0 else math.nan
+
+
+def kd_stages(summary: dict[str, Any] | None) -> list[str]:
+    """Stages of a run trained with KD, from its ``summary.json`` (IDSNN writes ``kd`` and ``stage``)."""
+    if summary and summary.get("kd") and summary.get("stage"):
+        return [str(summary["stage"])]
+    return []

@@ -1,0 +1,114 @@
+"""``benchmarks/device_check.py --dry-run``: the GPU session's one command still runs, on this CPU.
+
+The dry run exercises every part with tiny sizes (CPU, width 8, batch 4): the correctness tests
+(a subset), the sharded check (a one-device CPU mesh vs the plain CPU step), the speed table (snnjax; SpikingJelly
+where an interpreter with it exists, else a recorded skip) and a one-epoch digits run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "device_check.py"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("device_check", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_analytic_flops_of_resnet18_cifar():
+    dc = _load_module()
+    # Width 64, one image, T=1: the CIFAR ResNet-18's 0.56 GMACs (stem 1.8 M MACs + body).
+    f = dc.resnet_train_flops(18, 64, time_steps=1, batch=1)
+    assert f["forward_flops"] / 2 == pytest.approx(0.556e9, rel=0.01)
+    # Training = forward + input gradient + kernel gradient (no input gradient for the stem).
+    stem = 32 * 32 * 3 * 64 * 9
+    assert f["train_flops"] / 2 == pytest.approx(3 * (f["forward_flops"] / 2 - stem) + 2 * stem, rel=1e-9)
+    # Linear in batch, the body linear in T, the stem counted once per image.
+    f4 = dc.resnet_train_flops(18, 64, time_steps=4, batch=8)
+    # (the head, 10 x 512 MACs per image, runs once on the time-averaged features: within 1e-4)
+    assert f4["train_flops"] == pytest.approx(8 * (4 * (f["train_flops"] - 2 * 2 * stem) + 2 * 2 * stem), rel=1e-4)
+
+
+def test_markdown_ratio_uses_the_fastest_spikingjelly_row_of_the_same_precision_class():
+    dc = _load_module()
+    rows = [dict(framework="snnjax", impl="xla", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.1),
+            dict(framework="spikingjelly", impl="auto", dtype="float16", T=4, batch=64, status="ok", step_s=0.3),
+            dict(framework="spikingjelly", impl="auto", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.25),
+            dict(framework="spikingjelly", impl="auto", dtype="float32", T=4, batch=64, status="ok", step_s=0.05),
+            dict(framework="spikingjelly", impl="torch", dtype="bfloat16", T=4, batch=128, status="ok", step_s=0.01)]
+    assert dc._best_sj(rows, rows[0]) == 0.25
+    assert dc._best_sj(rows, rows[1]) is None
+
+
+@pytest.mark.slow
+def test_dry_run_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
+    # Generous limits: on a quiet 2-core machine the dry run takes about a minute, on a loaded one much more.
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--budget-s", "900",
+                           "--tests-timeout-s", "200", "--e2e-timeout-s", "300"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "device_check.json").read_text())
+    md = (out / "device_check.md").read_text()
+
+    meta = result["meta"]
+    assert meta["dry_run"] is True and meta["budget_s"] == 900
+    assert _positive(meta["wall_s"]) and len(meta["load_average"]) == 3
+
+    tests = result["tests"]
+    assert tests["status"] == "passed", tests
+    assert tests["platform"] == "cpu" and tests["passed"] >= 2 and tests["failed"] == 0
+    sharded = result["sharded_check"]
+    assert sharded["status"] == "passed", sharded
+    assert sharded["num_devices"] == 1 and sharded["loss_device"] == pytest.approx(sharded["loss_cpu"], rel=1e-4)
+
+    rows = result["speed"]["rows"]
+    assert [(r["framework"], r["dtype"]) for r in rows if r["framework"] == "snnjax"] == [("snnjax", "float32")]
+    for r in rows:
+        assert r["T"] == 2 and r["batch"] == 4 and r["width"] == 8
+        assert _positive(r["analytic_flops"])
+        if r["framework"] == "snnjax":
+            assert r["status"] == "ok", r
+        if r["status"] == "ok":
+            for key in ("step_s", "images_T_per_s", "peak_mb", "tflops_per_s", "peak_fraction"):
+                assert _positive(r[key]), (key, r)
+            assert r["images_T_per_s"] == pytest.approx(2 * 4 / r["step_s"])
+            assert r["peak_fraction"] == pytest.approx(r["tflops_per_s"] * 1e12 / 790e12)
+        else:
+            assert r["status"].startswith(("skipped:", "error:")), r
+    ok_sj = [r for r in rows if r["framework"] == "spikingjelly" and r["status"] == "ok"]
+    skipped_sj = [r for r in rows if r["framework"] == "spikingjelly" and r["status"].startswith("skipped:")]
+    assert len(ok_sj) + len(skipped_sj) == 2   # auto + torch kernel, float32: ran, or skipped with a reason
+    snn = next(r for r in rows if r["framework"] == "snnjax" and r["dtype"] == "float32")
+    assert 0.5 < snn["xla_flops"] / snn["analytic_flops"] < 1.5   # XLA's own count agrees with the analytic one
+
+    e2e = result["e2e"]
+    assert e2e["status"] == "ok", e2e
+    assert e2e["config"] == "configs/baseline.py:digits"
+    assert [e["epoch"] for e in e2e["epochs"]] == [1]
+    assert 0.0 <= e2e["epochs"][0]["test_accuracy"] <= 1.0
+    assert 0.0 <= e2e["summary"]["best_test_accuracy"] <= 1.0
+
+    assert md.startswith("# Device check (DRY RUN")
+    for header in ("## a. Correctness on the device", "## b. Training step", "## c. End-to-end run"):
+        assert header in md
+    table = [l for l in md.splitlines() if l.startswith("| 2 | 4 | snnjax |")]
+    assert len(table) == 1 and table[0].rstrip().endswith("| ok |")
