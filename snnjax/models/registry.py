@@ -55,7 +55,16 @@ def family(name: str) -> Any:
 
 def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check a ``model`` section with its family's rules (errors name ``config.<prefix>.<key>``)."""
-    family(cfg.name).validate(cfg, prefix)
+    module = family(cfg.name)
+    try:
+        module.validate(cfg, prefix)
+    except (KeyError, AttributeError) as err:
+        # A section written for another family (e.g. ResNet keys with name='vgg16') lacks this one's keys.
+        key = err.args[0] if err.args else "?"
+        raise ValueError(
+            f"config.{prefix}.name={cfg.name!r} is a {module.__name__.rsplit('.', 1)[-1]} model, but config.{prefix} "
+            f"has no key {key!r} that it needs (the section was written for another model family). Fix: start "
+            f"from a config of that family (e.g. configs/hybrid_stdb.py for VGG, configs/snn2ann.py for SNN2ANN).") from None
 
 
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
