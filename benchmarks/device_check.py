@@ -375,7 +375,7 @@ class Run:
     def meta(self) -> dict:
         gpu = _nvidia_smi()
         commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-        return dict(date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        return dict(date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                     host=platform.node(), cpus=os.cpu_count(), python=platform.python_version(),
                     gpu=gpu or "none", dry_run=self.args.dry_run, git_commit=commit or "unknown",
                     budget_s=self.args.budget_s, load_average=list(os.getloadavg()),
@@ -686,9 +686,10 @@ def _preset_missing(path: str, preset: str) -> str:
 
 
 def _config_keys(path: str, preset: str) -> list[str]:
-    code = ("import importlib.util,json,sys;sys.path.insert(0,%r);s=importlib.util.spec_from_file_location('c',%r);"
-            "m=importlib.util.module_from_spec(s);s.loader.exec_module(m);print(json.dumps(list(m.get_config(%r).keys())))"
-            % (str(ROOT), str(ROOT / path), preset or None))
+    code = (f"import importlib.util,json,sys;sys.path.insert(0,{str(ROOT)!r});"
+            f"s=importlib.util.spec_from_file_location('c',{str(ROOT / path)!r});"
+            f"m=importlib.util.module_from_spec(s);s.loader.exec_module(m);"
+            f"print(json.dumps(list(m.get_config({preset or None!r}).keys())))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")

@@ -32,8 +32,8 @@ import optax
 
 from snnjax import data as data_lib
 from snnjax import models
-from snnjax.methods import snn2ann
 from snnjax.data import pipeline as data_pipeline
+from snnjax.methods import snn2ann
 from snnjax.train import steps
 from snnjax.train.state import create_train_state
 

@@ -76,8 +76,8 @@ def _lif_kwargs():
 def build_model(depth: int, width: int, time_steps: int, model: str = "own"):
     """SpikingJelly Spiking ResNet taking static images ``[N, 3, 32, 32]``; logits ``[N, 10]``."""
     import torch
-    from torch import nn
     from spikingjelly.activation_based import functional
+    from torch import nn
 
     net = (build_zoo if model == "zoo" else build_own)(depth, width, time_steps)
     functional.set_step_mode(net, "m")
@@ -91,8 +91,8 @@ def build_model(depth: int, width: int, time_steps: int, model: str = "own"):
 
 
 def build_own(depth: int, width: int, time_steps: int):
-    from torch import nn
     from spikingjelly.activation_based import layer, neuron
+    from torch import nn
 
     def lif() -> nn.Module:
         return neuron.LIFNode(**_lif_kwargs(), step_mode="m")
@@ -143,8 +143,8 @@ def _import_zoo_spiking_resnet():
     which is ``torch.hub.load_state_dict_from_url``: a stand-in module provides it when torchvision
     is not installed.
     """
-    import torch
     import spikingjelly.activation_based as ab
+    import torch
 
     name = "spikingjelly.activation_based.model"
     if name + ".spiking_resnet" in sys.modules:
@@ -168,8 +168,8 @@ def _import_zoo_spiking_resnet():
 
 
 def build_zoo(depth: int, width: int, time_steps: int):
-    from torch import nn
     from spikingjelly.activation_based import layer, neuron
+    from torch import nn
 
     if width != 64:
         raise ValueError("--model zoo: the zoo's ResNet has width 64 only")

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.xla_flags:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
-    from snnjax import runtime   # imports jax but starts no backend
+    from snnjax import runtime  # imports jax but starts no backend
 
     if args.cpu_conv == "eigen" and not runtime.use_eigen_convolutions():
         raise RuntimeError("could not enable Eigen convolutions (see snnjax/runtime.py for when that is refused)")

@@ -8,8 +8,8 @@ mnist, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
 without a teacher stage.
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 
 
 def get_config(arg: str | None = None):

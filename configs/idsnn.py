@@ -16,8 +16,8 @@ different ANN than the KD teacher (the official code uses two checkpoints) with
 ResNet18: ``configs/teacher.py:fashion_mnist --config.model.name=resnet18``).
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 from snnjax.methods.idsnn import config as idsnn_config
 
 # The default arm first (parse_presets takes the first token of a group as its default).

@@ -7,8 +7,8 @@ Presets: cifar10 (default), cifar100, digits. Feed the workdir to IDSNN with
 ``--config.teacher.checkpoint=runs/teacher_c100``.
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 
 
 def get_config(arg: str | None = None):

@@ -120,8 +120,10 @@ def main(argv: list[str]) -> None:
         distributed.initialize_from_env()
     except distributed.DistributedConfigError as err:
         raise app.UsageError(str(err)) from None
-    from snnjax import config as config_lib, methods
-    from snnjax.train import mesh as mesh_lib, preflight
+    from snnjax import config as config_lib
+    from snnjax import methods
+    from snnjax.train import mesh as mesh_lib
+    from snnjax.train import preflight
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar

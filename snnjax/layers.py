@@ -14,7 +14,7 @@ Spiking layers ``sow`` their mean firing rate into the ``"spike_stats"`` collect
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax

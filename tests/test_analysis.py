@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from snnjax import analysis, config as config_lib, layers, models
+from snnjax import analysis, layers, models
+from snnjax import config as config_lib
 from snnjax.analysis import energy as energy_lib
 from snnjax.analysis import plots
 from snnjax.analysis.__main__ import main as analysis_main
@@ -325,8 +326,8 @@ def test_cli_restores_the_run_and_writes_tables_json_and_pngs(tmp_path, capsys):
     for name in ("firing_rates.png", "spike_raster.png", "operations.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     # Same numbers as a direct call on the same 12 normalised test images.
-    from snnjax.analysis import workdir as workdir_lib
     from snnjax import data
+    from snnjax.analysis import workdir as workdir_lib
     splits = data.load_dataset("synthetic", image_shape=(8, 8, 1), num_train=16, num_test=12)
     direct = analysis.spike_summary(model, variables, workdir_lib.test_inputs(splits, 12))
     assert result["num_examples"] == 12

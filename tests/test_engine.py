@@ -11,9 +11,8 @@ import pytest
 from snnjax import config as config_lib
 from snnjax import models
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import loop
+from snnjax.train import loop, optim, steps
 from snnjax.train import mesh as mesh_lib
-from snnjax.train import optim, steps
 from snnjax.train.state import create_train_state
 
 

@@ -12,12 +12,12 @@ from snnjax.data import (
     DatasetSplits,
     InvalidDatasetOptionError,
     dataset_names,
+    event_io,
     load_dataset,
     make_eval_batch,
     make_train_batch,
     normalize,
 )
-from snnjax.data import event_io
 from snnjax.data import events as ev
 from snnjax.data.pipeline import AugmentParams, crop_flip, random_crop_flip
 from snnjax.data.types import ArrayDataset

@@ -5,13 +5,13 @@ each fast path is a second, independent implementation checked against it (and t
 hand-written adjoint also against a NumPy loop of the forward).
 """
 
+import contextlib
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import contextlib
-import functools
 
 from snnjax import neurons, surrogates
 from snnjax.models import conv as conv_lib
@@ -153,7 +153,7 @@ def test_auto_conv_splits_only_on_cpu_with_ynn_convolutions(eigen, monkeypatch):
         assert _count_convs(grad(conv_lib.conv_auto_grad, rhs_dilation=(2, 2)), x, w) == 1   # split cannot
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loss_and_grads(overrides: tuple, static: bool = True):
     """Loss, logits, mutated state and parameter gradients of a 2-stage spiking ResNet (width 4).
 

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-
 from launch_helpers import TINY, analyze, final_params, launch
 
 

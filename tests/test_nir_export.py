@@ -16,8 +16,8 @@ import pytest
 nir = pytest.importorskip("nir")
 
 from snnjax import layers, models  # noqa: E402
-from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402
 from snnjax.export import write_nir  # noqa: E402
+from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ simulator
 

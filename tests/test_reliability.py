@@ -8,9 +8,9 @@ import os
 import shutil
 
 import pytest
+from launch_helpers import TINY, launch
 
 from snnjax.train import preflight
-from launch_helpers import TINY, launch
 
 FAST = [*TINY, "--config.model.name=resnet18", "--config.train.epochs=1"]
 

@@ -10,8 +10,15 @@
 """
 
 from snnjax.analysis.energy import EnergyEstimate, EnergyModel, estimate_energy
-from snnjax.analysis.spikes import (NeuronStats, SpikeReport, StatsProbe, SynapseStats, collect_stats,
-                                    forward_with_stats, spike_summary)
+from snnjax.analysis.spikes import (
+                                    NeuronStats,
+                                    SpikeReport,
+                                    StatsProbe,
+                                    SynapseStats,
+                                    collect_stats,
+                                    forward_with_stats,
+                                    spike_summary,
+)
 
 __all__ = [
     "EnergyEstimate", "EnergyModel", "estimate_energy",

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -157,7 +158,7 @@ class SpikeReport:
         return energy_lib.estimate_energy(self.sops_per_example, self.snn_macs_per_example,
                                           self.ann_macs_per_example, energy_model)
 
-    def merge(self, other: "SpikeReport") -> "SpikeReport":
+    def merge(self, other: SpikeReport) -> SpikeReport:
         """Statistics of both batches together (same model; the raster of ``self`` is kept)."""
         if [n.path for n in self.neurons] != [n.path for n in other.neurons] or \
                 [s.path for s in self.synapses] != [s.path for s in other.synapses]:

@@ -23,7 +23,8 @@ convolutions) and give kernel gradients equal to XLA's up to float summation ord
 from __future__ import annotations
 
 import functools
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp

@@ -24,7 +24,8 @@ Parameter paths (what :mod:`snnjax.methods.idsnn.transplant` relies on)::
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax

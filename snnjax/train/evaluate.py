@@ -10,7 +10,8 @@ functions return *sums* over the real examples plus their ``count``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -32,9 +32,9 @@ from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
+from snnjax.train import distributed, optim, preflight, steps
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
-from snnjax.train import distributed, optim, preflight, steps
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.state import TrainState, create_train_state
 

@@ -9,7 +9,8 @@ from a dataset that already lives on the devices, so the host never stalls the a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax

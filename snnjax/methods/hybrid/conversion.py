@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import neuron as neuron_lib
 from snnjax.methods.hybrid import vgg as vgg_lib
-from snnjax.data import pipeline as data_pipeline
 from snnjax.train import evaluate
 from snnjax.train import mesh as mesh_lib
 
@@ -227,7 +228,8 @@ def accuracy_over_time(model: vgg_lib.VGG, variables: Variables, images: np.ndar
         sums = {"count": int(valid.sum())}
         logits, state, done = 0.0, None, 0
         for mark in marks:
-            for _, out, state in run_chunked(model, variables, x, batch_key, time_steps=mark - done,
+            # The membrane state carries over: the next mark's run starts from the last chunk's state.
+            for _, out, state in run_chunked(model, variables, x, batch_key, time_steps=mark - done,  # noqa: B007, B020
                                              time_chunk=time_chunk, state=state, start=done):
                 logits = logits + out
             done = mark

@@ -29,7 +29,8 @@ encoded ``[B, T, H, W, C]``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax

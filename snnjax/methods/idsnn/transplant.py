@@ -22,7 +22,8 @@ Rules (the official IDSNN code, with the paper's "relative position" rule as an 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,8 @@ the train step (:func:`epoch_fed_step`).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

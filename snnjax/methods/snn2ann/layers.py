@@ -29,9 +29,9 @@ import jax.numpy as jnp
 
 from snnjax import layers as snn_layers
 from snnjax import neurons
-from snnjax.models.resnet import conv_kernel_init
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
+from snnjax.models.resnet import conv_kernel_init
 
 THRESHOLDS = "thresholds"   # the variable collection holding every layer's Vth
 Pool = Literal["max", "avg"]

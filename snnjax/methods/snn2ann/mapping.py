@@ -16,7 +16,7 @@ Both: ``d out / d r = 1`` (and no gradient to ``n``). Shapes: ``r`` and ``n`` ar
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -17,7 +17,8 @@ Input: static images ``[B, H, W, C]`` fed at every one of ``T`` steps (direct en
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -25,13 +26,13 @@ import jax.numpy as jnp
 import ml_collections
 
 from snnjax import layers as snn_layers
-from snnjax import surrogates
 from snnjax import models as snn_models
-from snnjax.models.conv import conv_auto_grad
-from snnjax.models.resnet import conv_kernel_init
+from snnjax import surrogates
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
 from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN, pool2x2, pool_over_time
+from snnjax.models.conv import conv_auto_grad
+from snnjax.models.resnet import conv_kernel_init
 
 LayerSpec = tuple[int, str | None]       # (output channels, pooling after the conv: None | "max" | "avg")
 POOL_TOKENS = {"M": "max", "A": "avg"}

@@ -13,7 +13,8 @@ passes it to :func:`snnjax.train.loop.train_and_evaluate` as ``make_step``. One 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

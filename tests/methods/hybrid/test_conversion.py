@@ -9,10 +9,8 @@ import optax
 import pytest
 
 from snnjax import losses
-from snnjax.methods.hybrid import conversion
 from snnjax.data import load_dataset
-from snnjax import models, surrogates
-from snnjax.methods.hybrid import vgg
+from snnjax.methods.hybrid import conversion, vgg
 from snnjax.methods.hybrid.neuron import HybridNeuron
 
 IF = functools.partial(HybridNeuron)

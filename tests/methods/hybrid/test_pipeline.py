@@ -8,8 +8,8 @@ import sys
 
 import ml_collections
 import pytest
-
 from launch_helpers import analyze
+
 from snnjax import config as config_lib
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import pipeline as hybrid_pipeline

@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
-
-from snnjax.methods.pretrain import config as pretrain_config
 from launch_helpers import analyze
 
+from snnjax.methods.pretrain import config as pretrain_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 

@@ -8,7 +8,6 @@ import pytest
 
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
 
-
 # ---------------------------------------------------------------------------------------------- sharpened ReLU
 
 

@@ -14,7 +14,6 @@ from snnjax.methods.pretrain import transfer
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
 from snnjax.train.state import create_train_state
 
-
 NUM_CLASSES = 3
 TINY_SNN = dict(name="resnet18", width=4, neuron="lif", time_steps=2)
 

@@ -9,7 +9,6 @@ import numpy as np
 from snnjax import models
 from snnjax.methods import snn2ann
 from snnjax.methods.snn2ann import MappedIFNeuron, SharedConvBN
-from snnjax.train import steps
 
 T = 4
 

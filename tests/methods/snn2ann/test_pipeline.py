@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from launch_helpers import analyze
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
