@@ -53,16 +53,22 @@ VARIANTS = {
     "eigen+unroll+remat": ["--cpu-conv", "eigen", "--unroll", "0", "--remat"],
     "unroll+split": ["--unroll", "0", "--conv-grad", "split"],
     # Eigen convolutions + YNNPACK for elementwise fusions (multi-threaded LIF/BN arithmetic); same numbers
-    "eigen+unroll+ynn_eltwise": ["--unroll", "0",
-                                 "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise"],
+    "eigen+unroll+ynn_eltwise": [
+        "--unroll",
+        "0",
+        "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise",
+    ],
     "eigen+unroll+ynn_eltwise_reduce": [
-        "--unroll", "0", "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise,+reduce"],
+        "--unroll",
+        "0",
+        "--xla-flags=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,+eltwise,+reduce",
+    ],
     "fused+unroll+split": ["--lif-impl", "fused", "--unroll", "0", "--conv-grad", "split"],
 }
 # Named SpikingJelly variants -> spikingjelly_step.py flags (labels "sj:<name>" in the tables).
 SJ_VARIANTS = {
-    "own": [],                                   # the model written in spikingjelly_step.py
-    "zoo": ["--model", "zoo"],                   # SpikingJelly's model zoo spiking_resnet, CIFAR stem
+    "own": [],  # the model written in spikingjelly_step.py
+    "zoo": ["--model", "zoo"],  # SpikingJelly's model zoo spiking_resnet, CIFAR stem
     "own+cl": ["--channels-last"],
     "zoo+cl": ["--model", "zoo", "--channels-last"],
     "own+compile": ["--compile", "default"],
@@ -85,17 +91,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=_ints, help="override the matrix, e.g. 32")
     p.add_argument("--dtypes", type=_strs, help="override the matrix, e.g. float32,bfloat16")
     p.add_argument("--width", type=int, default=64)
-    p.add_argument("--variants", type=_strs, default=["scan", "eigen+unroll"],
-                   help=f"snnjax variants to time, from {sorted(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        type=_strs,
+        default=["scan", "eigen+unroll"],
+        help=f"snnjax variants to time, from {sorted(VARIANTS)}",
+    )
     p.add_argument("--no-spikingjelly", action="store_true", help="time only snnjax variants")
-    p.add_argument("--sj-variants", type=_strs, default=["own", "zoo"],
-                   help=f"SpikingJelly variants to time, from {sorted(SJ_VARIANTS)}; 'vs SJ' is against the "
-                        "fastest of them in each configuration")
+    p.add_argument(
+        "--sj-variants",
+        type=_strs,
+        default=["own", "zoo"],
+        help=f"SpikingJelly variants to time, from {sorted(SJ_VARIANTS)}; 'vs SJ' is against the "
+        "fastest of them in each configuration",
+    )
     p.add_argument("--rounds", type=int, default=2, help="interleaved A B rounds per configuration")
-    p.add_argument("--interleave", choices=("process", "step"), default="process",
-                   help="process: one subprocess per measurement, A B then B A (--rounds); step: one serving "
-                        "process per impl, all alive, stepped in turn (A B C, then C B A, ...) for --steps "
-                        "rounds: the frameworks alternate step by step, so load from other jobs hits them alike")
+    p.add_argument(
+        "--interleave",
+        choices=("process", "step"),
+        default="process",
+        help="process: one subprocess per measurement, A B then B A (--rounds); step: one serving "
+        "process per impl, all alive, stepped in turn (A B C, then C B A, ...) for --steps "
+        "rounds: the frameworks alternate step by step, so load from other jobs hits them alike",
+    )
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--jax-python", default=sys.executable)
@@ -106,8 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-width", type=int, default=16)
     p.add_argument("--scaling-time-steps", type=_ints, default=[1, 2, 4])
     p.add_argument("--scaling-batches", type=_ints, default=[8, 16, 32])
-    p.add_argument("--plot", default="scaling.png",
-                   help="where --scaling writes its figure (not kept in the repo: a figure of a loaded machine misleads)")
+    p.add_argument(
+        "--plot",
+        default="scaling.png",
+        help="where --scaling writes its figure (not kept in the repo: a figure of a loaded machine misleads)",
+    )
     args = p.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
@@ -136,8 +157,22 @@ def run_one(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def shape_flags(depth: int, width: int, t: int, batch: int, dtype: str, args: argparse.Namespace) -> list[str]:
-    return ["--depth", str(depth), "--width", str(width), "--time-steps", str(t), "--batch", str(batch),
-            "--dtype", dtype, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    return [
+        "--depth",
+        str(depth),
+        "--width",
+        str(width),
+        "--time-steps",
+        str(t),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
 
 
 def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> dict[str, list[dict]]:
@@ -147,13 +182,15 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
     jobs = [(v, [args.jax_python, str(HERE / "train_step.py"), *flags, *VARIANTS[v]]) for v in variants]
     if with_sj:
         sj_variants = [v for v in args.sj_variants if width == 64 or not v.startswith("zoo")]
-        jobs += [(SJ_PREFIX + v, [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags, *SJ_VARIANTS[v]])
-                 for v in sj_variants]
+        jobs += [
+            (SJ_PREFIX + v, [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags, *SJ_VARIANTS[v]])
+            for v in sj_variants
+        ]
     if args.interleave == "step":
         return measure_stepwise(jobs, env, args, f"[{depth} w{width} T{t} B{batch} {dtype}]")
     results: dict[str, list[dict]] = {label: [] for label, _ in jobs}
     for r in range(args.rounds):
-        order = jobs if r % 2 == 0 else jobs[::-1]   # A B, then B A: neither always goes first
+        order = jobs if r % 2 == 0 else jobs[::-1]  # A B, then B A: neither always goes first
         for label, cmd in order:
             rec = run_one(cmd, env)
             rec.update(label=label, round=r, load1=os.getloadavg()[0], date=time.strftime("%Y-%m-%d %H:%M"))
@@ -175,8 +212,16 @@ def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
     procs = {}
     results: dict[str, list[dict]] = {}
     for label, cmd in jobs:
-        proc = subprocess.Popen(cmd + ["--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, cwd=HERE.parent, bufsize=1)
+        proc = subprocess.Popen(
+            cmd + ["--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=HERE.parent,
+            bufsize=1,
+        )
         line = proc.stdout.readline()
         while line and line.strip() != "READY":
             line = proc.stdout.readline()
@@ -189,15 +234,18 @@ def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
     labels = list(procs)
     per_step: dict[str, list[tuple[float, float, float]]] = {label: [] for label in labels}
     for r in range(args.steps):
-        for label in (labels if r % 2 == 0 else labels[::-1]):
-            time.sleep(0.3)   # let the previous process's worker threads go idle
+        for label in labels if r % 2 == 0 else labels[::-1]:
+            time.sleep(0.3)  # let the previous process's worker threads go idle
             proc = procs[label]
             proc.stdin.write("step\n")
             proc.stdin.flush()
             rec = json.loads(proc.stdout.readline())
             per_step[label].append((rec["wall"], rec["cpu"], os.getloadavg()[0]))
-        print(f"  {tag} round {r}: " + ", ".join(f"{l} {per_step[l][-1][0]:.2f}s" for l in labels),
-              file=sys.stderr, flush=True)
+        print(
+            f"  {tag} round {r}: " + ", ".join(f"{l} {per_step[l][-1][0]:.2f}s" for l in labels),
+            file=sys.stderr,
+            flush=True,
+        )
     for label in labels:
         proc = procs[label]
         proc.stdin.write("quit\n")
@@ -210,11 +258,18 @@ def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
         rec = json.loads(lines[-1])
         walls = [w for w, _, _ in per_step[label]]
         first = [w for w, _, _ in per_step[labels[0]]]
-        rec.update(label=label, round=0, interleave="step", step_times_s=walls,
-                   cpu_times_s=[c for _, c, _ in per_step[label]], step_s=statistics.median(walls),
-                   cpu_s=statistics.median(c for _, c, _ in per_step[label]),
-                   load1=statistics.median(l for _, _, l in per_step[label]),
-                   round_ratios=[a / b for a, b in zip(walls, first)], date=time.strftime("%Y-%m-%d %H:%M"))
+        rec.update(
+            label=label,
+            round=0,
+            interleave="step",
+            step_times_s=walls,
+            cpu_times_s=[c for _, c, _ in per_step[label]],
+            step_s=statistics.median(walls),
+            cpu_s=statistics.median(c for _, c, _ in per_step[label]),
+            load1=statistics.median(l for _, _, l in per_step[label]),
+            round_ratios=[a / b for a, b in zip(walls, first)],
+            date=time.strftime("%Y-%m-%d %H:%M"),
+        )
         results[label] = [rec]
         with open(args.out, "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -231,12 +286,15 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
             continue
         step = statistics.median(r["step_s"] for r in ok)
         out[label] = dict(
-            step_s=step, cpu_s=statistics.median(r["cpu_s"] for r in ok),
+            step_s=step,
+            cpu_s=statistics.median(r["cpu_s"] for r in ok),
             images_T_per_s=ok[0]["batch"] * ok[0]["T"] / step,
             rss_mb=max(r["max_rss_bytes"] for r in ok) / 2**20,
             xla_mb=(ok[0]["xla_temp_bytes"] + ok[0]["xla_arg_bytes"]) / 2**20 if "xla_temp_bytes" in ok[0] else None,
             compile_s=statistics.median(r["compile_s"] for r in ok) if "compile_s" in ok[0] else None,
-            load1=statistics.median(r["load1"] for r in ok), n=len(ok))
+            load1=statistics.median(r["load1"] for r in ok),
+            n=len(ok),
+        )
     return out
 
 
@@ -250,21 +308,26 @@ def best_spikingjelly(summary: dict[str, dict]) -> dict:
 
 
 def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
-    print("| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
-          "vs SJ (fastest SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |")
+    print(
+        "| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
+        "vs SJ (fastest SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (depth, width, t, batch, dtype), summary in rows:
         sj = best_spikingjelly(summary)
         for label, s in summary.items():
             if "error" in s:
-                print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |"
-                      + " |" * 8)
+                print(
+                    f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |" + " |" * 8
+                )
                 continue
             ratio = f"{sj['step_s'] / s['step_s']:.2f}x" if "step_s" in sj else "-"
             xla = f"{s['xla_mb']:.0f}" if s["xla_mb"] is not None else "-"
             comp = f"{s['compile_s']:.0f}" if s["compile_s"] is not None else "-"
-            print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | {s['step_s']:.2f} | {s['cpu_s']:.2f} | "
-                  f"{s['images_T_per_s']:.1f} | {ratio} | {s['rss_mb']:.0f} | {xla} | {comp} | {s['load1']:.1f} |")
+            print(
+                f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | {s['step_s']:.2f} | {s['cpu_s']:.2f} | "
+                f"{s['images_T_per_s']:.1f} | {ratio} | {s['rss_mb']:.0f} | {xla} | {comp} | {s['load1']:.1f} |"
+            )
 
 
 def run_matrix(args: argparse.Namespace) -> None:
@@ -295,6 +358,7 @@ def run_scaling(args: argparse.Namespace) -> None:
 
 def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -307,7 +371,7 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
                 continue
             tp = [grid[(t, b)][label]["images_T_per_s"] for b in xs]
             rss = [grid[(t, b)][label]["rss_mb"] for b in xs]
-            name = "snnjax " + variant if label == variant else "SpikingJelly " + label[len(SJ_PREFIX):]
+            name = "snnjax " + variant if label == variant else "SpikingJelly " + label[len(SJ_PREFIX) :]
             axes[0].plot(xs, tp, style, label=f"{name}, T={t}")
             axes[1].plot(xs, rss, style, label=f"{name}, T={t}")
     axes[0].set(xlabel="batch", ylabel="images*T / s (median step)", title="Training-step throughput")
@@ -317,9 +381,11 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     loads = [s[label]["load1"] for s in grid.values() for label in s if "load1" in s[label]]
-    fig.suptitle(f"Spiking ResNet-18 (width {args.scaling_width}), SGD step, {os.cpu_count()}-core CPU, "
-                 f"{args.interleave}-interleaved, load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f}",
-                 fontsize=9)
+    fig.suptitle(
+        f"Spiking ResNet-18 (width {args.scaling_width}), SGD step, {os.cpu_count()}-core CPU, "
+        f"{args.interleave}-interleaved, load average {min(loads, default=0):.1f}-{max(loads, default=0):.1f}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(args.plot, dpi=110)
     print(f"wrote {args.plot}")

@@ -53,22 +53,40 @@ from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-H200_BF16_PEAK_FLOPS = 790e12   # dense bf16, measured ~788 TFLOP/s with an 8192^3 matmul (device README)
+H200_BF16_PEAK_FLOPS = 790e12  # dense bf16, measured ~788 TFLOP/s with an 8192^3 matmul (device README)
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 # The correctness tests (a): files, and a -k expression keeping only the KD tests of test_losses.py
 # and only the sharded-step test of test_engine.py.
-TEST_FILES = ["tests/test_neurons.py", "tests/test_fast_paths.py", "tests/test_transplant.py",
-              "tests/test_losses.py", "tests/test_engine.py"]
+TEST_FILES = [
+    "tests/test_neurons.py",
+    "tests/test_fast_paths.py",
+    "tests/test_transplant.py",
+    "tests/test_losses.py",
+    "tests/test_engine.py",
+]
 TEST_K = "(not test_losses and not test_engine) or kd or hinton or sharded"
 DRY_TEST_FILES = ["tests/test_neurons.py", "tests/test_losses.py"]
 DRY_TEST_K = "hand_computed or kd_kl_hand_value"
 
-FULL = dict(width=64, cells=[(4, 128), (4, 64), (1, 128), (6, 128), (1, 64), (6, 64)], steps=10, warmup=3,
-            snnjax_dtypes=["float32", "bfloat16"], sj_impls=["auto", "torch"],
-            sj_dtypes=["float32", "bfloat16", "float16"])
-DRY = dict(width=8, cells=[(2, 4)], steps=2, warmup=1,
-           snnjax_dtypes=["float32"], sj_impls=["auto", "torch"], sj_dtypes=["float32"])
+FULL = dict(
+    width=64,
+    cells=[(4, 128), (4, 64), (1, 128), (6, 128), (1, 64), (6, 64)],
+    steps=10,
+    warmup=3,
+    snnjax_dtypes=["float32", "bfloat16"],
+    sj_impls=["auto", "torch"],
+    sj_dtypes=["float32", "bfloat16", "float16"],
+)
+DRY = dict(
+    width=8,
+    cells=[(2, 4)],
+    steps=2,
+    warmup=1,
+    snnjax_dtypes=["float32"],
+    sj_impls=["auto", "torch"],
+    sj_dtypes=["float32"],
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,11 +100,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-epochs", type=int, default=2)
     p.add_argument("--e2e-teacher-epochs", type=int, default=1)
     p.add_argument("--e2e-config", default="configs/idsnn.py:fashion_mnist_full")
-    p.add_argument("--sj-python", default=os.environ.get("SJ_PYTHON", ""),
-                   help="interpreter with SpikingJelly + torch (default: $SJ_PYTHON, else this one if it "
-                        "imports spikingjelly, else /work/sjvenv/bin/python)")
-    p.add_argument("--test-workers", type=int, default=None,
-                   help="pytest-xdist workers for the tests (default 4 on a GPU, 0 in a dry run)")
+    p.add_argument(
+        "--sj-python",
+        default=os.environ.get("SJ_PYTHON", ""),
+        help="interpreter with SpikingJelly + torch (default: $SJ_PYTHON, else this one if it "
+        "imports spikingjelly, else /work/sjvenv/bin/python)",
+    )
+    p.add_argument(
+        "--test-workers",
+        type=int,
+        default=None,
+        help="pytest-xdist workers for the tests (default 4 on a GPU, 0 in a dry run)",
+    )
     p.add_argument("--worker", choices=("snnjax", "spikingjelly", "sharded", "e2e"), help=argparse.SUPPRESS)
     p.add_argument("--neuron-impl", default="auto", help=argparse.SUPPRESS)
     p.add_argument("--worker-arg", default="", help=argparse.SUPPRESS)
@@ -107,8 +132,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- FLOPs
 
 
-def resnet_train_flops(depth: int, width: int, time_steps: int, batch: int, hw: int = 32,
-                       in_ch: int = 3, classes: int = 10) -> dict[str, float]:
+def resnet_train_flops(
+    depth: int, width: int, time_steps: int, batch: int, hw: int = 32, in_ch: int = 3, classes: int = 10
+) -> dict[str, float]:
     """FLOPs (2 per multiply-add) of one training step of the CIFAR Spiking ResNet, convolutions + head.
 
     Forward: the 3x3 stem once per image (static input, direct encoding), every block convolution
@@ -116,6 +142,7 @@ def resnet_train_flops(depth: int, width: int, time_steps: int, batch: int, hw: 
     gradient for all but the stem (its input is the data): 2x the forward MACs of the body, 1x of
     the stem. BN, LIF and the optimizer update are elementwise and not counted (<1%).
     """
+
     def conv(h_out, cin, cout, k):
         return h_out * h_out * cin * cout * k * k
 
@@ -167,16 +194,34 @@ def snnjax_worker() -> None:
     sys.path.insert(0, str(ROOT))
     from snnjax import runtime
 
-    runtime.use_eigen_convolutions()   # only where XLA runs on the CPU alone (as launch.py)
+    runtime.use_eigen_convolutions()  # only where XLA runs on the CPU alone (as launch.py)
     import train_step
 
     def handle(req):
-        flags = ["--depth", "18", "--width", str(req["width"]), "--time-steps", str(req["T"]),
-                 "--batch", str(req["batch"]), "--dtype", req["dtype"], "--steps", str(req["steps"]),
-                 "--warmup", str(req["warmup"]), "--unroll", "0", "--conv-grad", "auto"]
+        flags = [
+            "--depth",
+            "18",
+            "--width",
+            str(req["width"]),
+            "--time-steps",
+            str(req["T"]),
+            "--batch",
+            str(req["batch"]),
+            "--dtype",
+            req["dtype"],
+            "--steps",
+            str(req["steps"]),
+            "--warmup",
+            str(req["warmup"]),
+            "--unroll",
+            "0",
+            "--conv-grad",
+            "auto",
+        ]
         rec = train_step.measure(train_step.parse_args(flags))
         rec["variant"] = "library default (unroll=0, conv_grad=auto)"
         import gc
+
         gc.collect()
         return rec
 
@@ -189,10 +234,28 @@ def spikingjelly_worker(neuron_impl: str) -> None:
 
     def handle(req):
         import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        flags = ["--depth", "18", "--width", str(req["width"]), "--time-steps", str(req["T"]),
-                 "--batch", str(req["batch"]), "--dtype", req["dtype"], "--steps", str(req["steps"]),
-                 "--warmup", str(req["warmup"]), "--device", device, "--neuron-impl", neuron_impl]
+        flags = [
+            "--depth",
+            "18",
+            "--width",
+            str(req["width"]),
+            "--time-steps",
+            str(req["T"]),
+            "--batch",
+            str(req["batch"]),
+            "--dtype",
+            req["dtype"],
+            "--steps",
+            str(req["steps"]),
+            "--warmup",
+            str(req["warmup"]),
+            "--device",
+            device,
+            "--neuron-impl",
+            neuron_impl,
+        ]
         rec = spikingjelly_step.measure(spikingjelly_step.parse_args(flags))
         rec["requested_impl"] = neuron_impl
         if device == "cuda":
@@ -218,8 +281,9 @@ def sharded_worker() -> None:
     devices = jax.devices()
     cpu = jax.devices("cpu")[0]
     batch = 16 * len(devices) if 16 % len(devices) else 16
-    cfg = models.model_config(name="resnet18", neuron="lif", time_steps=int(os.environ.get("DC_SHARDED_T", "2")),
-                              width=4)
+    cfg = models.model_config(
+        name="resnet18", neuron="lif", time_steps=int(os.environ.get("DC_SHARDED_T", "2")), width=4
+    )
     model = models.build_model(cfg, 5)
     x = jax.random.normal(jax.random.key(1), (batch, 8, 8, 3))
     y = jnp.arange(batch, dtype=jnp.int32) % 5
@@ -232,8 +296,8 @@ def sharded_worker() -> None:
     with jax.default_matmul_precision("highest"):
         mesh = mesh_lib.make_mesh(devices)
         s_dev, m_dev = jax.jit(step, out_shardings=mesh_lib.replicated(mesh))(
-            jax.device_put(state, mesh_lib.replicated(mesh)),
-            jax.device_put((x, y), mesh_lib.batch_sharded(mesh)), None)
+            jax.device_put(state, mesh_lib.replicated(mesh)), jax.device_put((x, y), mesh_lib.batch_sharded(mesh)), None
+        )
         s_cpu, m_cpu = _cpu_step(jax, step, state, x, y, cpu)
 
     def worst(a_tree, b_tree):
@@ -247,10 +311,20 @@ def sharded_worker() -> None:
     params_rel = worst(s_dev.params, s_cpu.params)
     stats_rel = worst(s_dev.model_state, s_cpu.model_state)
     ok = abs(loss_dev - loss_cpu) <= 1e-4 * abs(loss_cpu) + 1e-6 and params_rel < 1e-2 and stats_rel < 1e-2
-    _emit(dict(platform=devices[0].platform, device_kind=devices[0].device_kind, num_devices=len(devices),
-               batch=batch, loss_device=loss_dev, loss_cpu=loss_cpu, params_max_rel_diff=params_rel,
-               batch_stats_max_rel_diff=stats_rel, status="passed" if ok else "failed",
-               criterion="|loss diff| <= 1e-4 rel, params and BN stats max rel diff < 1e-2 (rel to |cpu| + 1e-5)"))
+    _emit(
+        dict(
+            platform=devices[0].platform,
+            device_kind=devices[0].device_kind,
+            num_devices=len(devices),
+            batch=batch,
+            loss_device=loss_dev,
+            loss_cpu=loss_cpu,
+            params_max_rel_diff=params_rel,
+            batch_stats_max_rel_diff=stats_rel,
+            status="passed" if ok else "failed",
+            criterion="|loss diff| <= 1e-4 rel, params and BN stats max rel diff < 1e-2 (rel to |cpu| + 1e-5)",
+        )
+    )
 
 
 def _cpu_step(jax, step, state, x, y, cpu):
@@ -297,8 +371,9 @@ class Worker:
 
     def __init__(self, name: str, cmd: list[str], env: dict, log):
         self.name, self.cmd = name, cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                     text=True, env=env, cwd=ROOT, bufsize=1)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT, bufsize=1
+        )
         self.q: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.dead_reason = ""
@@ -306,7 +381,7 @@ class Worker:
     def _read(self):
         for line in self.proc.stdout:
             if line.startswith("RESULT "):
-                self.q.put(json.loads(line[len("RESULT "):]))
+                self.q.put(json.loads(line[len("RESULT ") :]))
         self.q.put(None)
 
     def get(self, timeout: float) -> dict | None:
@@ -375,11 +450,19 @@ class Run:
     def meta(self) -> dict:
         gpu = _nvidia_smi()
         commit = _run_text(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-        return dict(date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    host=platform.node(), cpus=os.cpu_count(), python=platform.python_version(),
-                    gpu=gpu or "none", dry_run=self.args.dry_run, git_commit=commit or "unknown",
-                    budget_s=self.args.budget_s, load_average=list(os.getloadavg()),
-                    bf16_peak_flops=H200_BF16_PEAK_FLOPS, sizes=self.sizes)
+        return dict(
+            date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            host=platform.node(),
+            cpus=os.cpu_count(),
+            python=platform.python_version(),
+            gpu=gpu or "none",
+            dry_run=self.args.dry_run,
+            git_commit=commit or "unknown",
+            budget_s=self.args.budget_s,
+            load_average=list(os.getloadavg()),
+            bf16_peak_flops=H200_BF16_PEAK_FLOPS,
+            sizes=self.sizes,
+        )
 
     @property
     def platform(self) -> str:
@@ -400,7 +483,7 @@ class Run:
         env = self.env(JAX_PLATFORMS=self.platform)
         if workers and _has_module("xdist"):
             cmd += ["-n", str(workers)]
-            env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"   # several processes share the GPU
+            env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # several processes share the GPU
         res["command"] = " ".join(cmd[1:])
         timeout = min(self.args.tests_timeout_s, max(self.left() - 30, 10))
         t0 = time.monotonic()
@@ -414,8 +497,12 @@ class Run:
         self.log.write(out[-20000:] + "\n")
         counts = dict(passed=0, failed=0, skipped=0, error=0, xfailed=0, xpassed=0)
         failures = []
-        for m in re.finditer(r"^(?:\[gw\d+\] \[\s*\d+%\] )?(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\s+(\S+::\S+)"
-                             r"|^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", out, re.M):
+        for m in re.finditer(
+            r"^(?:\[gw\d+\] \[\s*\d+%\] )?(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\s+(\S+::\S+)"
+            r"|^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)",
+            out,
+            re.M,
+        ):
             word, node = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
             key = {"XFAIL": "xfailed", "XPASS": "xpassed"}.get(word, word.lower())
             counts[key] += 1
@@ -430,9 +517,11 @@ class Run:
         else:
             res["status"] = "passed"
         # The 8-device test needs 8 devices; a one-GPU machine fails its first assert by design.
-        res["note"] = ("tests/test_engine.py::test_sharded_step_equals_single_device_step asserts 8 devices "
-                       "(conftest's fake CPU devices); with fewer devices its failure is expected; the "
-                       "sharded check below covers the device")
+        res["note"] = (
+            "tests/test_engine.py::test_sharded_step_equals_single_device_step asserts 8 devices "
+            "(conftest's fake CPU devices); with fewer devices its failure is expected; the "
+            "sharded check below covers the device"
+        )
         return res
 
     def sharded(self) -> dict:
@@ -449,7 +538,11 @@ class Run:
     # ---- b. speed
     def sj_python(self) -> str | None:
         if self.args.sj_python:
-            return self.args.sj_python if shutil.which(self.args.sj_python) or os.path.exists(self.args.sj_python) else None
+            return (
+                self.args.sj_python
+                if shutil.which(self.args.sj_python) or os.path.exists(self.args.sj_python)
+                else None
+            )
         if _has_module("spikingjelly") and _has_module("torch"):
             return sys.executable
         fallback = "/work/sjvenv/bin/python"
@@ -457,42 +550,73 @@ class Run:
 
     def speed(self) -> dict:
         sz = self.sizes
-        flops_note = ("analytic: 2 x multiply-adds of every convolution and the head, forward + input "
-                      "gradient (not for the stem) + kernel gradient; BN/LIF/optimizer not counted")
-        res: dict[str, Any] = dict(rows=[], flops_method=flops_note, peak_flops=H200_BF16_PEAK_FLOPS,
-                                   memory_note=("snnjax: XLA's compiled plan (temp + arguments + outputs - "
-                                                "aliased); SpikingJelly: torch.cuda.max_memory_allocated over "
-                                                "the timed steps (CPU: peak RSS of the worker)"))
-        workers: list[tuple[str, str, Worker | None, str]] = []   # (framework, impl, worker, skip reason)
-        workers.append(("snnjax", "xla", self._start("snnjax", [sys.executable, str(HERE / "device_check.py"),
-                                                               "--worker", "snnjax"],
-                                                     self.env(XLA_PYTHON_CLIENT_MEM_FRACTION=".45")), ""))
+        flops_note = (
+            "analytic: 2 x multiply-adds of every convolution and the head, forward + input "
+            "gradient (not for the stem) + kernel gradient; BN/LIF/optimizer not counted"
+        )
+        res: dict[str, Any] = dict(
+            rows=[],
+            flops_method=flops_note,
+            peak_flops=H200_BF16_PEAK_FLOPS,
+            memory_note=(
+                "snnjax: XLA's compiled plan (temp + arguments + outputs - "
+                "aliased); SpikingJelly: torch.cuda.max_memory_allocated over "
+                "the timed steps (CPU: peak RSS of the worker)"
+            ),
+        )
+        workers: list[tuple[str, str, Worker | None, str]] = []  # (framework, impl, worker, skip reason)
+        workers.append(
+            (
+                "snnjax",
+                "xla",
+                self._start(
+                    "snnjax",
+                    [sys.executable, str(HERE / "device_check.py"), "--worker", "snnjax"],
+                    self.env(XLA_PYTHON_CLIENT_MEM_FRACTION=".45"),
+                ),
+                "",
+            )
+        )
         sj = self.sj_python()
         for impl in sz["sj_impls"]:
             if sj is None:
-                workers.append(("spikingjelly", impl, None, "skipped: no interpreter with spikingjelly and torch "
-                                "(--sj-python / $SJ_PYTHON)"))
+                workers.append(
+                    (
+                        "spikingjelly",
+                        impl,
+                        None,
+                        "skipped: no interpreter with spikingjelly and torch (--sj-python / $SJ_PYTHON)",
+                    )
+                )
                 continue
             probe = _run_text([sj, "-c", "import spikingjelly, torch; print(torch.__version__)"], env=self.env())
             if not probe:
                 workers.append(("spikingjelly", impl, None, f"skipped: {sj} cannot import spikingjelly + torch"))
                 continue
-            w = self._start(f"sj-{impl}", [sj, str(HERE / "device_check.py"), "--worker", "spikingjelly",
-                                           "--neuron-impl", impl], self.env())
+            w = self._start(
+                f"sj-{impl}",
+                [sj, str(HERE / "device_check.py"), "--worker", "spikingjelly", "--neuron-impl", impl],
+                self.env(),
+            )
             workers.append(("spikingjelly", impl, w, ""))
-        for fw, impl, w, reason in workers:   # wait for start-up (imports) before timing anything
+        for fw, impl, w, reason in workers:  # wait for start-up (imports) before timing anything
             if w is not None:
                 ready = w.get(timeout=min(120.0, max(self.left(), 1)))
                 if not ready or not ready.get("ready"):
-                    workers[workers.index((fw, impl, w, reason))] = (fw, impl, None,
-                                                                     f"error: worker did not start ({w.dead_reason})")
+                    workers[workers.index((fw, impl, w, reason))] = (
+                        fw,
+                        impl,
+                        None,
+                        f"error: worker did not start ({w.dead_reason})",
+                    )
         for t, batch in sz["cells"]:
             flops = resnet_train_flops(18, sz["width"], t, batch)["train_flops"]
             for fw, impl, w, reason in workers:
                 dtypes = sz["snnjax_dtypes"] if fw == "snnjax" else sz["sj_dtypes"]
                 for dtype in dtypes:
-                    row = dict(framework=fw, impl=impl, dtype=dtype, T=t, batch=batch, width=sz["width"],
-                               analytic_flops=flops)
+                    row = dict(
+                        framework=fw, impl=impl, dtype=dtype, T=t, batch=batch, width=sz["width"], analytic_flops=flops
+                    )
                     req = dict(width=sz["width"], T=t, batch=batch, dtype=dtype, steps=sz["steps"], warmup=sz["warmup"])
                     if w is None:
                         row["status"] = reason
@@ -528,18 +652,32 @@ class Run:
             return dict(status=f"error: {rec['error'][:300]}")
         step = float(rec["step_s"])
         if rec.get("framework") == "snnjax":
-            peak = (rec["xla_temp_bytes"] + rec["xla_arg_bytes"] + rec.get("xla_output_bytes", 0)
-                    - rec.get("xla_alias_bytes", 0))
+            peak = (
+                rec["xla_temp_bytes"]
+                + rec["xla_arg_bytes"]
+                + rec.get("xla_output_bytes", 0)
+                - rec.get("xla_alias_bytes", 0)
+            )
             impl_ran = "xla"
         else:
             peak = rec.get("peak_device_bytes") or rec.get("max_rss_bytes")
             impl_ran = rec.get("neuron_impl", "cpu" if rec.get("device") == "cpu" else "?")
-        return dict(status="ok", step_s=step, step_times_s=rec.get("step_times_s"),
-                    images_T_per_s=rec["batch"] * rec["T"] / step, peak_mb=peak / 2**20 if peak else None,
-                    tflops_per_s=flops / step / 1e12, peak_fraction=flops / step / H200_BF16_PEAK_FLOPS,
-                    xla_flops=rec.get("xla_flops"), impl_ran=impl_ran, compile_s=rec.get("compile_s"),
-                    first_step_s=rec.get("first_step_s"), device=rec.get("device_kind") or rec.get("gpu") or rec.get("device"),
-                    loss=rec.get("loss"), version=rec.get("jax") or rec.get("torch"))
+        return dict(
+            status="ok",
+            step_s=step,
+            step_times_s=rec.get("step_times_s"),
+            images_T_per_s=rec["batch"] * rec["T"] / step,
+            peak_mb=peak / 2**20 if peak else None,
+            tflops_per_s=flops / step / 1e12,
+            peak_fraction=flops / step / H200_BF16_PEAK_FLOPS,
+            xla_flops=rec.get("xla_flops"),
+            impl_ran=impl_ran,
+            compile_s=rec.get("compile_s"),
+            first_step_s=rec.get("first_step_s"),
+            device=rec.get("device_kind") or rec.get("gpu") or rec.get("device"),
+            loss=rec.get("loss"),
+            version=rec.get("jax") or rec.get("torch"),
+        )
 
     # ---- c. e2e
     def e2e(self) -> dict:
@@ -549,8 +687,9 @@ class Run:
         workdir = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"snnjax_device_check_e2e_{os.getpid()}"
         shutil.rmtree(workdir, ignore_errors=True)
         spec, why = self._e2e_spec(str(workdir))
-        res: dict[str, Any] = dict(config=spec["config"], overrides=spec["overrides"], fallback_reason=why,
-                                   timeout_s=timeout)
+        res: dict[str, Any] = dict(
+            config=spec["config"], overrides=spec["overrides"], fallback_reason=why, timeout_s=timeout
+        )
         cmd = [sys.executable, str(HERE / "device_check.py"), "--worker", "e2e", "--worker-arg", json.dumps(spec)]
         env = self.env(JAX_PLATFORMS=self.platform)
         if spec.get("data_dir"):
@@ -568,10 +707,17 @@ class Run:
                 recs = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip().startswith("{")]
                 for r in recs[seen:]:
                     if r.get("kind") == "epoch":
-                        epochs.append(dict(stage=r["stage"], epoch=r.get("epoch"),
-                                           at_s=round(time.monotonic() - t0, 2), train_loss=r.get("train_loss"),
-                                           train_accuracy=r.get("train_accuracy"), test_loss=r.get("test_loss"),
-                                           test_accuracy=r.get("test_accuracy")))
+                        epochs.append(
+                            dict(
+                                stage=r["stage"],
+                                epoch=r.get("epoch"),
+                                at_s=round(time.monotonic() - t0, 2),
+                                train_loss=r.get("train_loss"),
+                                train_accuracy=r.get("train_accuracy"),
+                                test_loss=r.get("test_loss"),
+                                test_accuracy=r.get("test_accuracy"),
+                            )
+                        )
                 seen = len(recs)
             if done or time.monotonic() - t0 > timeout:
                 break
@@ -583,7 +729,7 @@ class Run:
         while not lines.empty():
             line = lines.get()
             if line and line.startswith("RESULT "):
-                rec = json.loads(line[len("RESULT "):])
+                rec = json.loads(line[len("RESULT ") :])
                 summary = rec.get("summary", summary)
         res["wall_s"] = time.monotonic() - t0
         # Epoch wall time: from one epoch record to the next of the same stage (training + evaluation).
@@ -594,8 +740,22 @@ class Run:
             prev[e["stage"]] = e["at_s"]
         res["epochs"] = epochs
         if summary is not None:
-            keep = ("stage", "dataset", "model", "time_steps", "epochs", "best_test_accuracy", "final_test_accuracy",
-                    "compile_time_s", "train_time_s", "train_images_per_s", "wall_time_s", "devices", "kd", "init")
+            keep = (
+                "stage",
+                "dataset",
+                "model",
+                "time_steps",
+                "epochs",
+                "best_test_accuracy",
+                "final_test_accuracy",
+                "compile_time_s",
+                "train_time_s",
+                "train_images_per_s",
+                "wall_time_s",
+                "devices",
+                "kd",
+                "init",
+            )
             res["summary"] = {k: summary.get(k) for k in keep if k in summary}
             if summary.get("train_time_s") and summary.get("epochs"):
                 res["student_train_s_per_epoch"] = summary["train_time_s"] / summary["epochs"]
@@ -608,10 +768,21 @@ class Run:
     def _e2e_spec(self, workdir: str) -> tuple[dict, str]:
         a = self.args
         if a.dry_run:
-            return (dict(config="configs/baseline.py:digits", workdir=workdir, overrides={
-                "model.width": 4, "model.time_steps": 1, "train.epochs": 1,
-                "train.progress_bar": False, "train.tensorboard": False, "data.batch_size": 64}),
-                    "dry run: digits, width 4, T=1")
+            return (
+                dict(
+                    config="configs/baseline.py:digits",
+                    workdir=workdir,
+                    overrides={
+                        "model.width": 4,
+                        "model.time_steps": 1,
+                        "train.epochs": 1,
+                        "train.progress_bar": False,
+                        "train.tensorboard": False,
+                        "data.batch_size": 64,
+                    },
+                ),
+                "dry run: digits, width 4, T=1",
+            )
         path, _, preset = a.e2e_config.partition(":")
         why = _preset_missing(path, preset)
         data_dir = _fashion_mnist_dir()
@@ -620,14 +791,29 @@ class Run:
         if not why:
             ov = {"train.epochs": a.e2e_epochs, "train.progress_bar": False, "train.tensorboard": False}
             if "teacher" in _config_keys(path, preset):
-                ov.update({"teacher.train.epochs": a.e2e_teacher_epochs, "teacher.train.progress_bar": False,
-                           "teacher.train.tensorboard": False})
+                ov.update(
+                    {
+                        "teacher.train.epochs": a.e2e_teacher_epochs,
+                        "teacher.train.progress_bar": False,
+                        "teacher.train.tensorboard": False,
+                    }
+                )
             return dict(config=a.e2e_config, workdir=workdir, overrides=ov, data_dir=data_dir), ""
         # CIFAR-shaped synthetic data: the paper's Spiking ResNet-18, no teacher.
-        return (dict(config="configs/baseline.py", workdir=workdir, overrides={
-            "data.name": "synthetic", "data.options": {"image_shape": (32, 32, 3), "num_train": 12800,
-                                                       "num_test": 2560},
-            "train.epochs": a.e2e_epochs, "train.progress_bar": False, "train.tensorboard": False}), why)
+        return (
+            dict(
+                config="configs/baseline.py",
+                workdir=workdir,
+                overrides={
+                    "data.name": "synthetic",
+                    "data.options": {"image_shape": (32, 32, 3), "num_train": 12800, "num_test": 2560},
+                    "train.epochs": a.e2e_epochs,
+                    "train.progress_bar": False,
+                    "train.tensorboard": False,
+                },
+            ),
+            why,
+        )
 
     # ---- all
     def run(self) -> dict:
@@ -669,7 +855,7 @@ def _one_shot(cmd, env, timeout, log) -> dict:
     except subprocess.TimeoutExpired:
         return dict(status=f"error: timeout after {timeout:.0f} s")
     log.write(proc.stderr[-10000:] + "\n")
-    recs = [json.loads(l[len("RESULT "):]) for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    recs = [json.loads(l[len("RESULT ") :]) for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode or not recs:
         return dict(status=f"error: exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
     return recs[-1]
@@ -686,10 +872,12 @@ def _preset_missing(path: str, preset: str) -> str:
 
 
 def _config_keys(path: str, preset: str) -> list[str]:
-    code = (f"import importlib.util,json,sys;sys.path.insert(0,{str(ROOT)!r});"
-            f"s=importlib.util.spec_from_file_location('c',{str(ROOT / path)!r});"
-            f"m=importlib.util.module_from_spec(s);s.loader.exec_module(m);"
-            f"print(json.dumps(list(m.get_config({preset or None!r}).keys())))")
+    code = (
+        f"import importlib.util,json,sys;sys.path.insert(0,{str(ROOT)!r});"
+        f"s=importlib.util.spec_from_file_location('c',{str(ROOT / path)!r});"
+        f"m=importlib.util.module_from_spec(s);s.loader.exec_module(m);"
+        f"print(json.dumps(list(m.get_config({preset or None!r}).keys())))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
@@ -702,12 +890,13 @@ def _fashion_mnist_dir() -> str | None:
         if (base / "fashion_mnist" / "train-images-idx3-ubyte.gz").exists():
             return str(base)
     if pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
-        return ""   # the loader's Debian folder; no data dir needed
+        return ""  # the loader's Debian folder; no data dir needed
     return None
 
 
 def _has_module(name: str) -> bool:
     import importlib.util
+
     return importlib.util.find_spec(name) is not None
 
 
@@ -734,33 +923,48 @@ def _f(x, fmt="{:.2f}"):
 
 def markdown(r: dict) -> str:
     m = r["meta"]
-    lines = [f"# Device check ({'DRY RUN, CPU, tiny sizes' if m['dry_run'] else m['gpu']})", "",
-             f"{m['date']}, host {m['host']}, {m['cpus']} CPUs, commit {m['git_commit']}, "
-             f"wall {_f(m.get('wall_s'), '{:.0f}')} s of a {m['budget_s']:.0f} s budget, "
-             f"load average {', '.join(f'{x:.1f}' for x in m['load_average'])}", ""]
+    lines = [
+        f"# Device check ({'DRY RUN, CPU, tiny sizes' if m['dry_run'] else m['gpu']})",
+        "",
+        f"{m['date']}, host {m['host']}, {m['cpus']} CPUs, commit {m['git_commit']}, "
+        f"wall {_f(m.get('wall_s'), '{:.0f}')} s of a {m['budget_s']:.0f} s budget, "
+        f"load average {', '.join(f'{x:.1f}' for x in m['load_average'])}",
+        "",
+    ]
     if "tests" in r:
         t = r["tests"]
-        lines += ["## a. Correctness on the device", "",
-                  "| check | status | passed | failed | skipped | time s |", "|---|---|---|---|---|---|",
-                  f"| pytest ({t.get('platform', '?')}): {', '.join(t.get('files', []))} | {t.get('status')} | "
-                  f"{t.get('passed', '-')} | {t.get('failed', '-')} | {t.get('skipped', '-')} | "
-                  f"{_f(t.get('duration_s'), '{:.0f}')} |"]
+        lines += [
+            "## a. Correctness on the device",
+            "",
+            "| check | status | passed | failed | skipped | time s |",
+            "|---|---|---|---|---|---|",
+            f"| pytest ({t.get('platform', '?')}): {', '.join(t.get('files', []))} | {t.get('status')} | "
+            f"{t.get('passed', '-')} | {t.get('failed', '-')} | {t.get('skipped', '-')} | "
+            f"{_f(t.get('duration_s'), '{:.0f}')} |",
+        ]
         s = r.get("sharded_check", {})
-        lines.append(f"| sharded step on {s.get('num_devices', '?')} x {s.get('device_kind', '?')} vs CPU | "
-                     f"{s.get('status')} | loss {_f(s.get('loss_device'), '{:.6f}')} vs {_f(s.get('loss_cpu'), '{:.6f}')}"
-                     f" | params max rel diff {_f(s.get('params_max_rel_diff'), '{:.1e}')} | | |")
+        lines.append(
+            f"| sharded step on {s.get('num_devices', '?')} x {s.get('device_kind', '?')} vs CPU | "
+            f"{s.get('status')} | loss {_f(s.get('loss_device'), '{:.6f}')} vs {_f(s.get('loss_cpu'), '{:.6f}')}"
+            f" | params max rel diff {_f(s.get('params_max_rel_diff'), '{:.1e}')} | | |"
+        )
         if t.get("failures"):
             lines += ["", "Failed: " + ", ".join(f"`{f}`" for f in t["failures"][:30])]
         lines.append("")
     if "speed" in r:
         sp = r["speed"]
-        lines += ["## b. Training step, CIFAR Spiking ResNet-18", "",
-                  f"Peak memory: {sp.get('memory_note', '')}. FLOPs: {sp.get('flops_method', '')}. "
-                  f"'of peak' = achieved FLOP/s / {sp.get('peak_flops', 0) / 1e12:.0f} TFLOP/s (dense bf16). "
-                  "'vs best SJ' = fastest SpikingJelly row of the same T, batch and precision class "
-                  "(fp32 vs fp32; bf16 vs AMP bf16/fp16) / this row.", "",
-                  "| T | batch | framework | LIF kernel | dtype | step ms | images*T/s | peak MB | TFLOP/s | of peak "
-                  "| vs best SJ | status |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## b. Training step, CIFAR Spiking ResNet-18",
+            "",
+            f"Peak memory: {sp.get('memory_note', '')}. FLOPs: {sp.get('flops_method', '')}. "
+            f"'of peak' = achieved FLOP/s / {sp.get('peak_flops', 0) / 1e12:.0f} TFLOP/s (dense bf16). "
+            "'vs best SJ' = fastest SpikingJelly row of the same T, batch and precision class "
+            "(fp32 vs fp32; bf16 vs AMP bf16/fp16) / this row.",
+            "",
+            "| T | batch | framework | LIF kernel | dtype | step ms | images*T/s | peak MB | TFLOP/s | of peak "
+            "| vs best SJ | status |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         rows = sp.get("rows", [])
         for row in rows:
             best = _best_sj(rows, row)
@@ -769,28 +973,41 @@ def markdown(r: dict) -> str:
             if row["framework"] == "spikingjelly" and row.get("impl_ran") and row["impl"] != row.get("impl_ran"):
                 impl = f"{row['impl']} -> {row['impl_ran']}"
             status = row.get("status", "")
-            lines.append(f"| {row['T']} | {row['batch']} | {row['framework']} | {impl} | {row['dtype']} | "
-                         f"{_f(row.get('step_s') and row['step_s'] * 1e3, '{:.1f}')} | "
-                         f"{_f(row.get('images_T_per_s'), '{:.0f}')} | {_f(row.get('peak_mb'), '{:.0f}')} | "
-                         f"{_f(row.get('tflops_per_s'), '{:.2f}')} | {_f(row.get('peak_fraction'), '{:.1%}')} | "
-                         f"{ratio} | {'ok' if status == 'ok' else status[:120]} |")
+            lines.append(
+                f"| {row['T']} | {row['batch']} | {row['framework']} | {impl} | {row['dtype']} | "
+                f"{_f(row.get('step_s') and row['step_s'] * 1e3, '{:.1f}')} | "
+                f"{_f(row.get('images_T_per_s'), '{:.0f}')} | {_f(row.get('peak_mb'), '{:.0f}')} | "
+                f"{_f(row.get('tflops_per_s'), '{:.2f}')} | {_f(row.get('peak_fraction'), '{:.1%}')} | "
+                f"{ratio} | {'ok' if status == 'ok' else status[:120]} |"
+            )
         lines.append("")
     if "e2e" in r:
         e = r["e2e"]
-        lines += ["## c. End-to-end run", "", f"`{e.get('config')}` with {e.get('overrides')}; "
-                  f"{'fallback: ' + e['fallback_reason'] + '; ' if e.get('fallback_reason') else ''}"
-                  f"status {e.get('status')}, wall {_f(e.get('wall_s'), '{:.0f}')} s", "",
-                  "| stage | epoch | epoch wall s | train loss | train acc | test acc |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## c. End-to-end run",
+            "",
+            f"`{e.get('config')}` with {e.get('overrides')}; "
+            f"{'fallback: ' + e['fallback_reason'] + '; ' if e.get('fallback_reason') else ''}"
+            f"status {e.get('status')}, wall {_f(e.get('wall_s'), '{:.0f}')} s",
+            "",
+            "| stage | epoch | epoch wall s | train loss | train acc | test acc |",
+            "|---|---|---|---|---|---|",
+        ]
         for ep in e.get("epochs", []):
-            lines.append(f"| {ep['stage']} | {ep['epoch']} | {_f(ep.get('epoch_wall_s'), '{:.1f}')} | "
-                         f"{_f(_num(ep.get('train_loss')), '{:.3f}')} | {_f(_num(ep.get('train_accuracy')), '{:.3f}')} | "
-                         f"{_f(_num(ep.get('test_accuracy')), '{:.4f}')} |")
+            lines.append(
+                f"| {ep['stage']} | {ep['epoch']} | {_f(ep.get('epoch_wall_s'), '{:.1f}')} | "
+                f"{_f(_num(ep.get('train_loss')), '{:.3f}')} | {_f(_num(ep.get('train_accuracy')), '{:.3f}')} | "
+                f"{_f(_num(ep.get('test_accuracy')), '{:.4f}')} |"
+            )
         if e.get("summary"):
             s = e["summary"]
-            lines += ["", f"Student: best test accuracy {_f(_num(s.get('best_test_accuracy')), '{:.4f}')}, "
-                      f"{_f(s.get('train_images_per_s'), '{:.0f}')} training images/s, "
-                      f"compile {_f(s.get('compile_time_s'), '{:.0f}')} s, "
-                      f"train s/epoch {_f(e.get('student_train_s_per_epoch'), '{:.1f}')}"]
+            lines += [
+                "",
+                f"Student: best test accuracy {_f(_num(s.get('best_test_accuracy')), '{:.4f}')}, "
+                f"{_f(s.get('train_images_per_s'), '{:.0f}')} training images/s, "
+                f"compile {_f(s.get('compile_time_s'), '{:.0f}')} s, "
+                f"train s/epoch {_f(e.get('student_train_s_per_epoch'), '{:.1f}')}",
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -806,8 +1023,15 @@ def _best_sj(rows: list[dict], row: dict) -> float | None:
     if row["framework"] != "snnjax":
         return None
     low = row["dtype"] != "float32"
-    times = [r["step_s"] for r in rows if r["framework"] == "spikingjelly" and r.get("status") == "ok"
-             and r["T"] == row["T"] and r["batch"] == row["batch"] and (r["dtype"] != "float32") == low]
+    times = [
+        r["step_s"]
+        for r in rows
+        if r["framework"] == "spikingjelly"
+        and r.get("status") == "ok"
+        and r["T"] == row["T"]
+        and r["batch"] == row["batch"]
+        and (r["dtype"] != "float32") == low
+    ]
     return min(times) if times else None
 
 

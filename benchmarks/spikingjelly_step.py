@@ -47,19 +47,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--time-steps", type=int, default=4)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
-                   help="bfloat16/float16 = torch.autocast around forward + loss (AMP)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16"),
+        help="bfloat16/float16 = torch.autocast around forward + loss (AMP)",
+    )
     p.add_argument("--model", default="own", choices=("own", "zoo"))
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
     p.add_argument("--compile", default="", help="torch.compile mode ('default', 'max-autotune-no-cudagraphs', ...)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--neuron-impl", default="auto", choices=("auto", "cuda", "triton", "torch"),
-                   help="CUDA only: SpikingJelly's LIF kernel (SJ_LIF_CUDA_IMPLEMENTATION)")
+    p.add_argument(
+        "--neuron-impl",
+        default="auto",
+        choices=("auto", "cuda", "triton", "torch"),
+        help="CUDA only: SpikingJelly's LIF kernel (SJ_LIF_CUDA_IMPLEMENTATION)",
+    )
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--serve", action="store_true",
-                   help="after the warm-up, one timed step per 'step' line on stdin (compare.py --interleave step)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the warm-up, one timed step per 'step' line on stdin (compare.py --interleave step)",
+    )
     return p.parse_args(argv)
 
 
@@ -69,8 +80,14 @@ STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 def _lif_kwargs():
     from spikingjelly.activation_based import surrogate
 
-    return dict(tau=4.0 / 3.0, decay_input=False, v_threshold=0.5, v_reset=0.0,
-                surrogate_function=surrogate.Rect(alpha=1.0), detach_reset=True)
+    return dict(
+        tau=4.0 / 3.0,
+        decay_input=False,
+        v_threshold=0.5,
+        v_reset=0.0,
+        surrogate_function=surrogate.Rect(alpha=1.0),
+        detach_reset=True,
+    )
 
 
 def build_model(depth: int, width: int, time_steps: int, model: str = "own"):
@@ -85,7 +102,7 @@ def build_model(depth: int, width: int, time_steps: int, model: str = "own"):
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 0.5)   # snnjax's SNN BN gamma init = V_th
+            nn.init.constant_(m.weight, 0.5)  # snnjax's SNN BN gamma init = V_th
             nn.init.constant_(m.bias, 0.0)
     return net, functional, torch
 
@@ -99,7 +116,8 @@ def build_own(depth: int, width: int, time_steps: int):
 
     def conv_bn(cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
         return layer.SeqToANNContainer(
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(cout)
+        )
 
     class BasicBlock(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int):
@@ -160,7 +178,8 @@ def _import_zoo_spiking_resnet():
         pkg.__path__ = [os.path.join(os.path.dirname(ab.__file__), "model")]
         sys.modules[name] = pkg
     spec = importlib.util.spec_from_file_location(
-        name + ".spiking_resnet", os.path.join(sys.modules[name].__path__[0], "spiking_resnet.py"))
+        name + ".spiking_resnet", os.path.join(sys.modules[name].__path__[0], "spiking_resnet.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -175,10 +194,11 @@ def build_zoo(depth: int, width: int, time_steps: int):
         raise ValueError("--model zoo: the zoo's ResNet has width 64 only")
     zoo = _import_zoo_spiking_resnet()
     block_counts = list(STAGES[depth])
-    net = zoo.SpikingResNet(zoo.BasicBlock, block_counts, num_classes=10,
-                            spiking_neuron=neuron.LIFNode, **_lif_kwargs())
-    net.conv1 = layer.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)   # CIFAR stem
-    net.maxpool = nn.Identity()                                                        # no max-pool
+    net = zoo.SpikingResNet(
+        zoo.BasicBlock, block_counts, num_classes=10, spiking_neuron=neuron.LIFNode, **_lif_kwargs()
+    )
+    net.conv1 = layer.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)  # CIFAR stem
+    net.maxpool = nn.Identity()  # no max-pool
 
     class CifarZoo(nn.Module):
         def __init__(self):
@@ -187,10 +207,10 @@ def build_zoo(depth: int, width: int, time_steps: int):
 
         def forward(self, images):  # [N, 3, H, W]
             n = self.net
-            x = n.bn1(n.conv1(images.unsqueeze(0)))          # stem once, [1, N, C, H, W]
+            x = n.bn1(n.conv1(images.unsqueeze(0)))  # stem once, [1, N, C, H, W]
             x = n.sn1(x.repeat(time_steps, 1, 1, 1, 1))
             x = n.layer4(n.layer3(n.layer2(n.layer1(x))))
-            x = n.avgpool(x).flatten(2)                     # [T, N, 512]
+            x = n.avgpool(x).flatten(2)  # [T, N, 512]
             return n.fc(x).mean(dim=0)
 
     return CifarZoo()
@@ -211,7 +231,7 @@ def variant_name(args: argparse.Namespace) -> str:
 
 def measure(args: argparse.Namespace) -> dict:
     if args.device == "cuda":
-        os.environ["SJ_LIF_CUDA_IMPLEMENTATION"] = args.neuron_impl   # read when the op is registered
+        os.environ["SJ_LIF_CUDA_IMPLEMENTATION"] = args.neuron_impl  # read when the op is registered
     import numpy as np
     import spikingjelly
 
@@ -251,19 +271,33 @@ def measure(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     step()
     sync()
-    first_s = time.perf_counter() - t0   # includes torch.compile / cudnn autotuning
+    first_s = time.perf_counter() - t0  # includes torch.compile / cudnn autotuning
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times, cpu_times, loss = _timing.timed_steps(lambda: float(step()), max(args.warmup - 1, 0), args.steps,
-                                                 args.serve)   # float(): host sync, as snnjax's
+    times, cpu_times, loss = _timing.timed_steps(
+        lambda: float(step()), max(args.warmup - 1, 0), args.steps, args.serve
+    )  # float(): host sync, as snnjax's
     median = float(np.median(times))
     rec = dict(
-        framework="spikingjelly", spikingjelly=getattr(spikingjelly, "__version__", "2.0.0"),
-        torch=torch.__version__, depth=args.depth, width=args.width, T=args.time_steps, batch=args.batch,
-        dtype=args.dtype, variant=variant_name(args), model=args.model, device=args.device,
-        step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)),
-        images_T_per_s=args.batch * args.time_steps / median, loss=loss, first_step_s=first_s,
-        max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, threads=args.threads,
+        framework="spikingjelly",
+        spikingjelly=getattr(spikingjelly, "__version__", "2.0.0"),
+        torch=torch.__version__,
+        depth=args.depth,
+        width=args.width,
+        T=args.time_steps,
+        batch=args.batch,
+        dtype=args.dtype,
+        variant=variant_name(args),
+        model=args.model,
+        device=args.device,
+        step_s=median,
+        step_times_s=times,
+        cpu_s=float(np.median(cpu_times)),
+        images_T_per_s=args.batch * args.time_steps / median,
+        loss=loss,
+        first_step_s=first_s,
+        max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        threads=args.threads,
     )
     if args.device == "cuda":
         rec["peak_device_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -276,6 +310,7 @@ def _selected_lif_impl(torch) -> str:
     """Name of the LIF kernel SpikingJelly picked on this GPU ('cuda', 'triton', 'torch'), if known."""
     try:
         from spikingjelly._ops.lif import _selection
+
         sel = _selection._selections.get(torch.cuda.current_device())
         return getattr(sel, "name", None) or os.environ.get("SJ_LIF_CUDA_IMPLEMENTATION", "auto")
     except Exception as e:  # noqa: BLE001 - informational only

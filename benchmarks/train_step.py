@@ -31,15 +31,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lif-impl", default="scan", choices=("scan", "fused"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll over T (0 = full unroll)")
     p.add_argument("--remat", action="store_true", help="jax.checkpoint per residual block")
-    p.add_argument("--conv-grad", default="xla", choices=("xla", "split", "matmul", "auto"),
-                   help="kernel-gradient formulation (snnjax.models.conv); xla = the plain path")
-    p.add_argument("--cpu-conv", default="ynn", choices=("ynn", "eigen"),
-                   help="XLA:CPU convolution library: ynn = jax's default, eigen = snnjax.runtime's (launch.py's)")
+    p.add_argument(
+        "--conv-grad",
+        default="xla",
+        choices=("xla", "split", "matmul", "auto"),
+        help="kernel-gradient formulation (snnjax.models.conv); xla = the plain path",
+    )
+    p.add_argument(
+        "--cpu-conv",
+        default="ynn",
+        choices=("ynn", "eigen"),
+        help="XLA:CPU convolution library: ynn = jax's default, eigen = snnjax.runtime's (launch.py's)",
+    )
     p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before the backend starts")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--serve", action="store_true",
-                   help="after the warm-up, one timed step per 'step' line on stdin (compare.py --interleave step)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the warm-up, one timed step per 'step' line on stdin (compare.py --interleave step)",
+    )
     return p.parse_args(argv)
 
 
@@ -52,9 +63,16 @@ def measure(args: argparse.Namespace) -> dict:
 
     from snnjax.models import factory
 
-    cfg = factory.model_config(name=f"resnet{args.depth}", width=args.width, time_steps=args.time_steps,
-                               dtype=args.dtype, lif_impl=args.lif_impl, unroll=args.unroll,
-                               remat=args.remat, conv_grad=args.conv_grad)
+    cfg = factory.model_config(
+        name=f"resnet{args.depth}",
+        width=args.width,
+        time_steps=args.time_steps,
+        dtype=args.dtype,
+        lif_impl=args.lif_impl,
+        unroll=args.unroll,
+        remat=args.remat,
+        conv_grad=args.conv_grad,
+    )
     model = factory.build_model(cfg, num_classes=10)
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.normal(size=(args.batch, 32, 32, 3)).astype(np.float32))
@@ -66,8 +84,9 @@ def measure(args: argparse.Namespace) -> dict:
 
     def step(params, batch_stats, opt_state, images, labels):
         def loss_fn(p):
-            logits, new_state = model.apply({"params": p, "batch_stats": batch_stats}, images, train=True,
-                                            mutable=["batch_stats"])
+            logits, new_state = model.apply(
+                {"params": p, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+            )
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, new_state["batch_stats"]
 
@@ -85,21 +104,36 @@ def measure(args: argparse.Namespace) -> dict:
 
     def one_step() -> float:
         state[0], state[1], state[2], loss = compiled(*state, images, labels)
-        return float(loss)   # host sync
+        return float(loss)  # host sync
 
     times, cpu_times, loss = _timing.timed_steps(one_step, args.warmup, args.steps, args.serve)
     median = float(np.median(times))
     return dict(
-        framework="snnjax", jax=jax.__version__, depth=args.depth, width=args.width, T=args.time_steps,
-        batch=args.batch, dtype=args.dtype, variant=variant_name(args), cpu_conv=args.cpu_conv,
+        framework="snnjax",
+        jax=jax.__version__,
+        depth=args.depth,
+        width=args.width,
+        T=args.time_steps,
+        batch=args.batch,
+        dtype=args.dtype,
+        variant=variant_name(args),
+        cpu_conv=args.cpu_conv,
         xla_flags=os.environ.get("XLA_FLAGS", ""),
-        step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)), images_T_per_s=args.batch * args.time_steps / median,
-        compile_s=compile_s, loss=loss,
-        xla_temp_bytes=int(mem.temp_size_in_bytes), xla_arg_bytes=int(mem.argument_size_in_bytes),
-        xla_output_bytes=int(mem.output_size_in_bytes), xla_alias_bytes=int(mem.alias_size_in_bytes),
+        step_s=median,
+        step_times_s=times,
+        cpu_s=float(np.median(cpu_times)),
+        images_T_per_s=args.batch * args.time_steps / median,
+        compile_s=compile_s,
+        loss=loss,
+        xla_temp_bytes=int(mem.temp_size_in_bytes),
+        xla_arg_bytes=int(mem.argument_size_in_bytes),
+        xla_output_bytes=int(mem.output_size_in_bytes),
+        xla_alias_bytes=int(mem.alias_size_in_bytes),
         xla_flops=flops,
         max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        threads=os.cpu_count(), platform=jax.devices()[0].platform, device_kind=jax.devices()[0].device_kind,
+        threads=os.cpu_count(),
+        platform=jax.devices()[0].platform,
+        device_kind=jax.devices()[0].device_kind,
         # The allocator's peak since the process started (GPU/TPU; None on CPU): in a process that
         # measures several configurations it is the largest so far, not this one's.
         device_peak_bytes_so_far=(jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use"),

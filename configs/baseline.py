@@ -15,6 +15,6 @@ from snnjax import presets
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
+    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
     presets.apply_dataset(cfg, choice["dataset"])
     return cfg

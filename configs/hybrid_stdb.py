@@ -40,31 +40,38 @@ def get_config(arg: str | None = None):
     cfg.seed = 0
     cfg.data.normalization = "symmetric"
     cfg.data.batch_size = 64
-    cfg.model = vgg.vgg_config(name="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson",
-                               surrogate="stdb")
-    cfg.optim = config_lib.optim_config(name="amsgrad", lr=1e-4, weight_decay=5e-4, schedule="multistep",
-                                        milestones=(), milestone_fractions=hybrid_config.FRACTIONS)
+    cfg.model = vgg.vgg_config(
+        name="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson", surrogate="stdb"
+    )
+    cfg.optim = config_lib.optim_config(
+        name="amsgrad",
+        lr=1e-4,
+        weight_decay=5e-4,
+        schedule="multistep",
+        milestones=(),
+        milestone_fractions=hybrid_config.FRACTIONS,
+    )
     cfg.train = config_lib.train_config(epochs=20)
     cfg.ann = hybrid_config.ann_section()
     cfg.conversion = hybrid_config.conversion_section()
 
     if choice["dataset"] == "digits":
-        presets.apply_dataset(cfg, "digits")      # digits data, 1-pixel crops, no flips
-        cfg.data.normalization = "unit"           # background 0 -> no input spikes (as the reference's MNIST)
-        cfg.data.eval_batch_size = 368            # the 360 test digits in one batch (a multiple of 8)
+        presets.apply_dataset(cfg, "digits")  # digits data, 1-pixel crops, no flips
+        cfg.data.normalization = "unit"  # background 0 -> no input spikes (as the reference's MNIST)
+        cfg.data.eval_batch_size = 368  # the 360 test digits in one batch (a multiple of 8)
         cfg.model.name = "vgg5"
         cfg.model.width = 16
-        cfg.model.dense_init = "he"               # N(0, 0.01) stalls SGD at hidden width 1024 (fan-in 128)
-        cfg.model.time_steps = 16                 # 8x fewer steps than the longest converted run (128)
+        cfg.model.dense_init = "he"  # N(0, 0.01) stalls SGD at hidden width 1024 (fan-in 128)
+        cfg.model.time_steps = 16  # 8x fewer steps than the longest converted run (128)
         cfg.train.epochs = 10
         cfg.train.log_every_steps = 10
         cfg.ann.train.epochs = 30
-        cfg.ann.optim.lr = 0.1                    # 30 epochs instead of 300: lr 1e-2 reaches ~82%, 0.1 ~100%
+        cfg.ann.optim.lr = 0.1  # 30 epochs instead of 300: lr 1e-2 reaches ~82%, 0.1 ~100%
         cfg.ann.train.log_every_steps = 10
         cfg.conversion.time_steps = 256
         cfg.conversion.batch_size = 512
         cfg.conversion.time_chunk = 0
-        cfg.conversion.scaling_factor = 0.5       # "smaller for smaller T": x0.7 is at chance at T=8
+        cfg.conversion.scaling_factor = 0.5  # "smaller for smaller T": x0.7 is at chance at T=8
         cfg.conversion.eval_time_steps = (8, 16, 32, 64, 128)
         cfg.conversion.eval_batch_size = 368
         cfg.conversion.eval_finetuned = True

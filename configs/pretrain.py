@@ -41,13 +41,21 @@ FINETUNE_MILESTONES = (2, 4, 6, 8)
 
 def snn_model(**overrides) -> ml_collections.ConfigDict:
     """The paper's LIF SNN: decay 0.25, hard reset, V_th 0.5, rectangular surrogate, T = 6."""
-    return models.model_config(name="resnet18", neuron="lif", time_steps=6, decay=0.25, v_threshold=0.5,
-                               reset="hard", surrogate="rectangular", surrogate_param=1.0, **overrides)
+    return models.model_config(
+        name="resnet18",
+        neuron="lif",
+        time_steps=6,
+        decay=0.25,
+        v_threshold=0.5,
+        reset="hard",
+        surrogate="rectangular",
+        surrogate_param=1.0,
+        **overrides,
+    )
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS,
-                                            "activation": ACTIVATIONS})
+    choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS, "activation": ACTIVATIONS})
     dataset = choice["dataset"]
     digits = dataset == "digits"
     cfg = config_lib.base_config()
@@ -56,15 +64,16 @@ def get_config(arg: str | None = None):
     cfg.pretrain = pretrain_config.pretrain_section(dataset)
     cfg.pretrain.enabled = choice["arm"] == "pretrained"
     cfg.pretrain.activation = choice["activation"]
-    presets.apply_dataset(cfg, dataset)          # data section, digits width/epochs/logging
-    cfg.optim = config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep",
-                                        milestones=FINETUNE_MILESTONES, gamma=0.3)
+    presets.apply_dataset(cfg, dataset)  # data section, digits width/epochs/logging
+    cfg.optim = config_lib.optim_config(
+        lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
+    )
     cfg.train.epochs = 10
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
         cfg.data.name = EVENT_DATA[dataset]
         cfg.data.options = ml_collections.ConfigDict()
-        cfg.data.options.time_steps = cfg.model.get_ref("time_steps")   # frames per sample = T
+        cfg.data.options.time_steps = cfg.model.get_ref("time_steps")  # frames per sample = T
         cfg.pretrain.reinit = "stem_conv"
     return cfg

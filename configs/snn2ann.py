@@ -18,14 +18,21 @@ from snnjax import config as config_lib
 from snnjax import presets
 from snnjax.methods.snn2ann import models as s2a_models
 
-DIGITS_LAYERS = "1,1,M,2,2,M"    # 8x8 -> 4x4 -> 2x2
+DIGITS_LAYERS = "1,1,M,2,2,M"  # 8x8 -> 4x4 -> 2x2
 DIGITS_WIDTH = 16
 DIGITS_EPOCHS = 20
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arch": ("vgg13", "resnet17"),
-                                            "unit": ("resu", "stsu"), "arm": ("snn2ann", "bptt")})
+    choice = config_lib.parse_presets(
+        arg,
+        {
+            "dataset": presets.DATASETS,
+            "arch": ("vgg13", "resnet17"),
+            "unit": ("resu", "stsu"),
+            "arm": ("snn2ann", "bptt"),
+        },
+    )
     cfg = config_lib.base_config()
     cfg.pipeline = "snn2ann"
     cfg.arm = choice["arm"]
@@ -34,8 +41,9 @@ def get_config(arg: str | None = None):
     if arch == "resnet17":
         cfg.model.time_steps = 5
         cfg.model.dropout = s2a_models.RESNET17_DROPOUT
-    cfg.optim = config_lib.optim_config(name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep",
-                                        milestones=(100, 150, 175), gamma=0.1)
+    cfg.optim = config_lib.optim_config(
+        name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep", milestones=(100, 150, 175), gamma=0.1
+    )
     cfg.data.batch_size = 512
     presets.apply_dataset(cfg, choice["dataset"])
     if choice["dataset"] == "digits":

@@ -14,6 +14,6 @@ from snnjax import presets
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model = presets.teacher_model(init="pytorch")   # official code: PyTorch default init
+    cfg.model = presets.teacher_model(init="pytorch")  # official code: PyTorch default init
     presets.apply_dataset(cfg, choice["dataset"], teacher=True)
     return cfg

@@ -18,8 +18,17 @@ from collections import defaultdict
 
 import numpy as np
 
-ORDER = ("baseline", "init_only", "kd_only", "idsnn", "init_only_rn18", "idsnn_rn18init_rn34kd",
-         "init_only_warmup1", "teacher", "teacher_rn18")
+ORDER = (
+    "baseline",
+    "init_only",
+    "kd_only",
+    "idsnn",
+    "init_only_rn18",
+    "idsnn_rn18init_rn34kd",
+    "init_only_warmup1",
+    "teacher",
+    "teacher_rn18",
+)
 
 
 def epoch_rows(path: str) -> list[dict]:
@@ -36,7 +45,7 @@ def collect(root: str) -> dict[str, dict[int, list[dict]]]:
     runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
     for path in glob.glob(os.path.join(root, "seed*", "*", "metrics.jsonl")):
         run = os.path.basename(os.path.dirname(path))
-        seed = int(os.path.basename(os.path.dirname(os.path.dirname(path)))[len("seed"):])
+        seed = int(os.path.basename(os.path.dirname(os.path.dirname(path)))[len("seed") :])
         rows = epoch_rows(path)
         if rows:
             runs[run][seed] = rows
@@ -44,9 +53,11 @@ def collect(root: str) -> dict[str, dict[int, list[dict]]]:
 
 
 def table(runs: dict[str, dict[int, list[dict]]]) -> str:
-    lines = ["| run | seeds | best test acc (mean) | final test acc (mean) | per seed (best / final) | "
-             "final train acc (mean) | final train loss (mean) | epochs |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | seeds | best test acc (mean) | final test acc (mean) | per seed (best / final) | "
+        "final train acc (mean) | final train loss (mean) | epochs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for run in sorted(runs, key=lambda r: (ORDER.index(r) if r in ORDER else len(ORDER), r)):
         per_seed = runs[run]
         best = {s: max(r["test_accuracy"] for r in rows) for s, rows in per_seed.items()}
@@ -56,9 +67,11 @@ def table(runs: dict[str, dict[int, list[dict]]]) -> str:
         seeds = sorted(per_seed)
         detail = ", ".join(f"s{s}: {best[s]:.4f} / {final[s]:.4f}" for s in seeds)
         epochs = sorted({rows[-1]["epoch"] for rows in per_seed.values()})
-        lines.append(f"| {run} | {','.join(map(str, seeds))} | {np.mean(list(best.values())):.4f} | "
-                     f"{np.mean(list(final.values())):.4f} | {detail} | {np.mean(train_acc):.4f} | "
-                     f"{np.mean(train_loss):.4f} | {','.join(map(str, epochs))} |")
+        lines.append(
+            f"| {run} | {','.join(map(str, seeds))} | {np.mean(list(best.values())):.4f} | "
+            f"{np.mean(list(final.values())):.4f} | {detail} | {np.mean(train_acc):.4f} | "
+            f"{np.mean(train_loss):.4f} | {','.join(map(str, epochs))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -73,10 +86,24 @@ def plot_train_test(runs: dict[str, dict[int, list[dict]]], path: str, arms=("ba
         for seed, rows in sorted(runs.get(arm, {}).items()):
             epochs = [r["epoch"] for r in rows]
             style = "-" if seed == 0 else "--"
-            axes[0].plot(epochs, [r["train_accuracy"] for r in rows], style, marker="o", markersize=3,
-                         label=f"{arm} seed {seed}", color="C0" if arm == arms[0] else "C1")
-            axes[1].plot(epochs, [r["test_accuracy"] for r in rows], style, marker="o", markersize=3,
-                         label=f"{arm} seed {seed}", color="C0" if arm == arms[0] else "C1")
+            axes[0].plot(
+                epochs,
+                [r["train_accuracy"] for r in rows],
+                style,
+                marker="o",
+                markersize=3,
+                label=f"{arm} seed {seed}",
+                color="C0" if arm == arms[0] else "C1",
+            )
+            axes[1].plot(
+                epochs,
+                [r["test_accuracy"] for r in rows],
+                style,
+                marker="o",
+                markersize=3,
+                label=f"{arm} seed {seed}",
+                color="C0" if arm == arms[0] else "C1",
+            )
     for ax, title in zip(axes, ("train accuracy (running, augmented)", "test accuracy")):
         ax.set_title(title)
         ax.set_xlabel("epoch")

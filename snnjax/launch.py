@@ -37,13 +37,18 @@ def define_flags() -> None:
     if _FLAGS:
         return
     _FLAGS["config"] = config_flags.DEFINE_config_file(
-        "config", None, "Config file (path.py[:preset]) or built-in name, e.g. configs/idsnn.py:digits or "
-        "idsnn.py:digits", lock_config=True)
+        "config",
+        None,
+        "Config file (path.py[:preset]) or built-in name, e.g. configs/idsnn.py:digits or idsnn.py:digits",
+        lock_config=True,
+    )
     _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
     _FLAGS["compilation_cache"] = flags.DEFINE_string(
-        "compilation_cache", os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
+        "compilation_cache",
+        os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
         "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE; empty: off). "
-        "A rerun or resume of the same config then loads its compiled steps instead of compiling them.")
+        "A rerun or resume of the same config then loads its compiled steps instead of compiling them.",
+    )
 
 
 def configs_dir() -> pathlib.Path:
@@ -63,8 +68,10 @@ def configs_dir() -> pathlib.Path:
     for location in (spec.submodule_search_locations or []) if spec else []:
         if (pathlib.Path(location) / "idsnn.py").is_file():
             return pathlib.Path(location)
-    raise FileNotFoundError("snnjax's built-in configs are missing (no snnjax/configs/ and no configs/ next to the "
-                            "package). Fix: reinstall snnjax, or pass --config with a path to a config file.")
+    raise FileNotFoundError(
+        "snnjax's built-in configs are missing (no snnjax/configs/ and no configs/ next to the "
+        "package). Fix: reinstall snnjax, or pass --config with a path to a config file."
+    )
 
 
 def builtin_configs() -> list[str]:
@@ -84,8 +91,10 @@ def resolve_config(spec: str) -> str:
     except FileNotFoundError:
         return spec
     if not candidate.is_file():
-        raise app.UsageError(f"--config={spec}: no file {path!r} and no built-in config {name!r}; built-in: "
-                             f"{', '.join(builtin_configs())}")
+        raise app.UsageError(
+            f"--config={spec}: no file {path!r} and no built-in config {name!r}; built-in: "
+            f"{', '.join(builtin_configs())}"
+        )
     return f"{candidate}{sep}{preset}"
 
 
@@ -93,7 +102,7 @@ def _resolve_config_argv(argv: list[str]) -> list[str]:
     out = list(argv)
     for i, arg in enumerate(out):
         if arg.startswith("--config="):
-            out[i] = "--config=" + resolve_config(arg[len("--config="):])
+            out[i] = "--config=" + resolve_config(arg[len("--config=") :])
         elif arg == "--config" and i + 1 < len(out):
             out[i + 1] = resolve_config(out[i + 1])
     return out

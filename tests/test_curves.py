@@ -16,12 +16,32 @@ def _records():
     # A digits IDSNN run: the student's first test loss is ~490, the rest ~0.1-2.
     recs = []
     for e, (tr, te) in enumerate([(1.9, 1.2), (0.6, 0.4), (0.3, 0.2)], start=1):
-        recs.append(dict(stage="teacher", kind="epoch", step=e * 10, epoch=e, train_loss=tr, test_loss=te,
-                         train_accuracy=0.5 + 0.1 * e, test_accuracy=0.55 + 0.1 * e))
+        recs.append(
+            dict(
+                stage="teacher",
+                kind="epoch",
+                step=e * 10,
+                epoch=e,
+                train_loss=tr,
+                test_loss=te,
+                train_accuracy=0.5 + 0.1 * e,
+                test_accuracy=0.55 + 0.1 * e,
+            )
+        )
     for e, (tr, te) in enumerate([(2.5, 490.0), (0.9, 0.5), (0.4, "nan")], start=1):
-        recs.append(dict(stage="student", kind="epoch", step=e * 10, epoch=e, train_loss=tr, test_loss=te,
-                         train_accuracy=0.4 + 0.1 * e, test_accuracy=0.45 + 0.1 * e))
-    recs.append(dict(stage="student", kind="train", step=5, loss=3.0))   # not an epoch record: ignored
+        recs.append(
+            dict(
+                stage="student",
+                kind="epoch",
+                step=e * 10,
+                epoch=e,
+                train_loss=tr,
+                test_loss=te,
+                train_accuracy=0.4 + 0.1 * e,
+                test_accuracy=0.45 + 0.1 * e,
+            )
+        )
+    recs.append(dict(stage="student", kind="train", step=5, loss=3.0))  # not an epoch record: ignored
     return recs
 
 
@@ -35,8 +55,12 @@ def test_loss_axis_is_log_and_kd_student_labelled():
         ax_loss, ax_acc = fig.axes
         assert ax_loss.get_yscale() == "log"
         assert ax_acc.get_yscale() == "linear"
-        assert _legend(ax_loss) == ["student train (CE + KD)", "student test (CE)",
-                                    "teacher train (CE)", "teacher test (CE)"]
+        assert _legend(ax_loss) == [
+            "student train (CE + KD)",
+            "student test (CE)",
+            "teacher train (CE)",
+            "teacher test (CE)",
+        ]
         # The 490 stays on the plot, and the small losses are not squashed: the log axis spans
         # several decades instead of a linear [0, 500].
         lo, hi = ax_loss.get_ylim()
@@ -58,12 +82,15 @@ def test_without_kd_every_training_loss_is_ce():
         plt.close(fig)
 
 
-@pytest.mark.parametrize("summary, expected", [
-    (dict(stage="student", kd=True), ["student"]),
-    (dict(stage="student", kd=False), []),
-    (dict(stage="train"), []),
-    (None, []),
-])
+@pytest.mark.parametrize(
+    "summary, expected",
+    [
+        (dict(stage="student", kd=True), ["student"]),
+        (dict(stage="student", kd=False), []),
+        (dict(stage="train"), []),
+        (None, []),
+    ],
+)
 def test_kd_stages_from_summary(summary, expected):
     assert metric_writer.kd_stages(summary) == expected
 

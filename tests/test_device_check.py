@@ -48,11 +48,13 @@ def test_analytic_flops_of_resnet18_cifar():
 
 def test_markdown_ratio_uses_the_fastest_spikingjelly_row_of_the_same_precision_class():
     dc = _load_module()
-    rows = [dict(framework="snnjax", impl="xla", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.1),
-            dict(framework="spikingjelly", impl="auto", dtype="float16", T=4, batch=64, status="ok", step_s=0.3),
-            dict(framework="spikingjelly", impl="auto", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.25),
-            dict(framework="spikingjelly", impl="auto", dtype="float32", T=4, batch=64, status="ok", step_s=0.05),
-            dict(framework="spikingjelly", impl="torch", dtype="bfloat16", T=4, batch=128, status="ok", step_s=0.01)]
+    rows = [
+        dict(framework="snnjax", impl="xla", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.1),
+        dict(framework="spikingjelly", impl="auto", dtype="float16", T=4, batch=64, status="ok", step_s=0.3),
+        dict(framework="spikingjelly", impl="auto", dtype="bfloat16", T=4, batch=64, status="ok", step_s=0.25),
+        dict(framework="spikingjelly", impl="auto", dtype="float32", T=4, batch=64, status="ok", step_s=0.05),
+        dict(framework="spikingjelly", impl="torch", dtype="bfloat16", T=4, batch=128, status="ok", step_s=0.01),
+    ]
     assert dc._best_sj(rows, rows[0]) == 0.25
     assert dc._best_sj(rows, rows[1]) is None
 
@@ -62,9 +64,26 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
     # Generous limits: on a quiet 2-core machine the dry run takes about a minute, on a loaded one much more.
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), "--budget-s", "900",
-                           "--tests-timeout-s", "200", "--e2e-timeout-s", "300"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--dry-run",
+            "--out",
+            str(out),
+            "--budget-s",
+            "900",
+            "--tests-timeout-s",
+            "200",
+            "--e2e-timeout-s",
+            "300",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "device_check.json").read_text())
     md = (out / "device_check.md").read_text()
@@ -96,9 +115,9 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
             assert r["status"].startswith(("skipped:", "error:")), r
     ok_sj = [r for r in rows if r["framework"] == "spikingjelly" and r["status"] == "ok"]
     skipped_sj = [r for r in rows if r["framework"] == "spikingjelly" and r["status"].startswith("skipped:")]
-    assert len(ok_sj) + len(skipped_sj) == 2   # auto + torch kernel, float32: ran, or skipped with a reason
+    assert len(ok_sj) + len(skipped_sj) == 2  # auto + torch kernel, float32: ran, or skipped with a reason
     snn = next(r for r in rows if r["framework"] == "snnjax" and r["dtype"] == "float32")
-    assert 0.5 < snn["xla_flops"] / snn["analytic_flops"] < 1.5   # XLA's own count agrees with the analytic one
+    assert 0.5 < snn["xla_flops"] / snn["analytic_flops"] < 1.5  # XLA's own count agrees with the analytic one
 
     e2e = result["e2e"]
     assert e2e["status"] == "ok", e2e

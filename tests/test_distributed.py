@@ -35,12 +35,15 @@ def test_a_missing_variable_is_named(missing):
         distributed.settings_from_env(env)
 
 
-@pytest.mark.parametrize("env,match", [
-    ({**ALL, "JAX_PROCESS_ID": "4"}, "JAX_PROCESS_ID=4 must be below JAX_NUM_PROCESSES=4"),
-    ({**ALL, "JAX_NUM_PROCESSES": "two"}, "JAX_NUM_PROCESSES='two' is not an integer"),
-    ({**ALL, "JAX_COORDINATOR_ADDRESS": "10.0.0.2"}, "must be host:port"),
-    ({**ALL, "SNNJAX_DISTRIBUTED": "yes"}, "must be 'auto', 'off' or unset"),
-])
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({**ALL, "JAX_PROCESS_ID": "4"}, "JAX_PROCESS_ID=4 must be below JAX_NUM_PROCESSES=4"),
+        ({**ALL, "JAX_NUM_PROCESSES": "two"}, "JAX_NUM_PROCESSES='two' is not an integer"),
+        ({**ALL, "JAX_COORDINATOR_ADDRESS": "10.0.0.2"}, "must be host:port"),
+        ({**ALL, "SNNJAX_DISTRIBUTED": "yes"}, "must be 'auto', 'off' or unset"),
+    ],
+)
 def test_invalid_values_are_named(env, match):
     with pytest.raises(distributed.DistributedConfigError, match=match):
         distributed.settings_from_env(env)
@@ -64,11 +67,13 @@ def test_built_in_config_names_resolve_to_the_shipped_files(tmp_path):
     assert str(launch.configs_dir()) == configs
     assert launch.resolve_config("idsnn.py:digits") == os.path.join(configs, "idsnn.py") + ":digits"
     assert launch.resolve_config("teacher") == os.path.join(configs, "teacher.py")
-    assert launch.resolve_config("configs/baseline.py:digits") in ("configs/baseline.py:digits",
-                                                                   os.path.join(configs, "baseline.py") + ":digits")
+    assert launch.resolve_config("configs/baseline.py:digits") in (
+        "configs/baseline.py:digits",
+        os.path.join(configs, "baseline.py") + ":digits",
+    )
     own = tmp_path / "idsnn.py"
     own.write_text("")
-    assert launch.resolve_config(f"{own}:digits") == f"{own}:digits"    # an existing file wins
+    assert launch.resolve_config(f"{own}:digits") == f"{own}:digits"  # an existing file wins
     with pytest.raises(app.UsageError, match="built-in: baseline.py, hybrid_stdb.py, idsnn.py"):
         launch.resolve_config("nosuch.py:digits")
     assert launch._resolve_config_argv(["x", "--config", "idsnn:digits", "--workdir=w"])[2].endswith("idsnn.py:digits")

@@ -18,7 +18,7 @@ def tiny_config():
     spec.loader.exec_module(module)
     config = module.get_config("digits")
     config.model.width, config.model.time_steps = 4, 2
-    config.data.batch_size, config.train.epochs = 128, 1          # 11 steps
+    config.data.batch_size, config.train.epochs = 128, 1  # 11 steps
     config.train.progress_bar = config.train.tensorboard = False
     return config
 
@@ -27,10 +27,10 @@ def test_each_step_of_a_stage_and_a_resume(tmp_path, monkeypatch):
     config, workdir = tiny_config(), str(tmp_path)
     run = loop.set_up(config, workdir)
     assert (run.step, run.steps_per_epoch, run.total_steps, int(run.state.step)) == (0, 11, 11, 0)
-    assert loop.resume(run) is None and run.start_step == 0            # nothing to resume
+    assert loop.resume(run) is None and run.start_step == 0  # nothing to resume
     loop.start(run)
     assert isinstance(run.writer, MetricWriter) and len(run.data) == 4 and run.evaluator.num_batches >= 1
-    loop.train_epoch(run)                                                # to the end of epoch 1
+    loop.train_epoch(run)  # to the end of epoch 1
     assert run.step == 11 and int(run.state.step) == 11 and not run.pending and len(run.epoch_records) == 11
     record = loop.end_epoch(run)
     assert record["epoch"] == 1 and 0.0 <= record["test_accuracy"] <= 1.0 and run.epoch_records == []

@@ -25,11 +25,17 @@ pytestmark = pytest.mark.multihost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 1437 train examples / 128 = 11 steps per epoch, 22 in all; a checkpoint every 4 steps.
-TINY = ["--config.model.width=4", "--config.model.time_steps=2", "--config.data.batch_size=128",
-        "--config.train.epochs=2", "--config.train.checkpoint_every_steps=4", "--config.train.progress_bar=False",
-        "--config.train.tensorboard=False"]
+TINY = [
+    "--config.model.width=4",
+    "--config.model.time_steps=2",
+    "--config.data.batch_size=128",
+    "--config.train.epochs=2",
+    "--config.train.checkpoint_every_steps=4",
+    "--config.train.progress_bar=False",
+    "--config.train.tensorboard=False",
+]
 TOTAL_STEPS = 22
-RUN_TIMEOUT_S = 900   # generous: a loaded 2-core machine compiles slowly; a hang still ends
+RUN_TIMEOUT_S = 900  # generous: a loaded 2-core machine compiles slowly; a hang still ends
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,16 @@ def child_env(devices: int, **extra: str) -> dict[str, str]:
 
 
 def command(config: str, workdir, cache: str, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "snnjax.launch", f"--config={config}", f"--workdir={workdir}",
-            f"--compilation_cache={cache}", *TINY, *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "snnjax.launch",
+        f"--config={config}",
+        f"--workdir={workdir}",
+        f"--compilation_cache={cache}",
+        *TINY,
+        *overrides,
+    ]
 
 
 def start_processes(config, workdir, cache, *overrides, num=2, heartbeat_s=10, log_dir=None):
@@ -66,11 +80,20 @@ def start_processes(config, workdir, cache, *overrides, num=2, heartbeat_s=10, l
     log_dir = log_dir or os.path.dirname(str(workdir))
     procs = []
     for i in range(num):
-        env = child_env(1, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(num),
-                        JAX_PROCESS_ID=str(i), SNNJAX_HEARTBEAT_TIMEOUT_S=str(heartbeat_s), SNNJAX_INIT_TIMEOUT_S="120")
+        env = child_env(
+            1,
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES=str(num),
+            JAX_PROCESS_ID=str(i),
+            SNNJAX_HEARTBEAT_TIMEOUT_S=str(heartbeat_s),
+            SNNJAX_INIT_TIMEOUT_S="120",
+        )
         log = open(os.path.join(log_dir, f"{os.path.basename(str(workdir))}.process{i}.log"), "w")
-        procs.append(subprocess.Popen(command(config, workdir, cache, *overrides), cwd=ROOT, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                command(config, workdir, cache, *overrides), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
         procs[-1].log_path = log.name
         log.close()
     return procs
@@ -100,14 +123,21 @@ def run_processes(config, workdir, cache, *overrides, **kwargs) -> None:
     procs = start_processes(config, workdir, cache, *overrides, **kwargs)
     codes = wait_all(procs)
     if codes != [0] * len(procs):
-        logs = "\n".join(f"--- process {i} (exit {c}) ---\n{read_log(p)[-3000:]}" for i, (p, c) in
-                         enumerate(zip(procs, codes)))
+        logs = "\n".join(
+            f"--- process {i} (exit {c}) ---\n{read_log(p)[-3000:]}" for i, (p, c) in enumerate(zip(procs, codes))
+        )
         raise AssertionError(f"multi-process run failed: {codes}\n{logs}")
 
 
 def run_single(config, workdir, cache, *overrides, devices=2) -> None:
-    proc = subprocess.run(command(config, workdir, cache, *overrides), cwd=ROOT, env=child_env(devices),
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    proc = subprocess.run(
+        command(config, workdir, cache, *overrides),
+        cwd=ROOT,
+        env=child_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
@@ -159,8 +189,9 @@ def test_two_processes_train_like_one_and_write_logs_once(tmp_path, cache, refer
     epochs = [r for r in recs if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     ref_epochs = [r for r in records(reference) if r["kind"] == "epoch"]
-    np.testing.assert_allclose([r["test_accuracy"] for r in epochs], [r["test_accuracy"] for r in ref_epochs],
-                               atol=1e-6)   # evaluation reduced over both processes' devices
+    np.testing.assert_allclose(
+        [r["test_accuracy"] for r in epochs], [r["test_accuracy"] for r in ref_epochs], atol=1e-6
+    )  # evaluation reduced over both processes' devices
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["devices"] == 2 and summary["processes"] == 2
     events = os.listdir(workdir / "tensorboard" / "train")
@@ -174,7 +205,7 @@ def test_two_processes_killed_mid_run_resume_to_the_same_params(tmp_path, cache,
     ckdir = workdir / "checkpoints" / "train"
     deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
-        while time.monotonic() < deadline:   # SIGKILL both once a mid-run checkpoint is complete
+        while time.monotonic() < deadline:  # SIGKILL both once a mid-run checkpoint is complete
             done = [int(s) for s in os.listdir(ckdir) if s.isdigit()] if ckdir.exists() else []
             if any(s >= 4 for s in done) or any(p.poll() is not None for p in procs):
                 break
@@ -191,7 +222,7 @@ def test_two_processes_killed_mid_run_resume_to_the_same_params(tmp_path, cache,
     assert_same_params(resumed, one)
     assert f"resumed from {ckdir / str(killed_at)}" in read_log_of(workdir, 0)
     keys = [(r["kind"], r["step"]) for r in records(workdir)]
-    assert len(keys) == len(set(keys))    # the records after the checkpoint were dropped and re-logged once
+    assert len(keys) == len(set(keys))  # the records after the checkpoint were dropped and re-logged once
 
 
 def read_log_of(workdir, i):
@@ -201,10 +232,18 @@ def read_log_of(workdir, i):
 
 def test_idsnn_pipeline_with_two_processes(tmp_path, cache):
     workdir = tmp_path / "idsnn"
-    run_processes("idsnn.py:digits", workdir, cache, "--config.train.epochs=1", "--config.data.batch_size=256",
-                  "--config.teacher.model.name=resnet18",
-                  "--config.teacher.model.width=4", "--config.teacher.train.epochs=1",
-                  "--config.teacher.train.progress_bar=False", "--config.teacher.train.tensorboard=False")
+    run_processes(
+        "idsnn.py:digits",
+        workdir,
+        cache,
+        "--config.train.epochs=1",
+        "--config.data.batch_size=256",
+        "--config.teacher.model.name=resnet18",
+        "--config.teacher.model.width=4",
+        "--config.teacher.train.epochs=1",
+        "--config.teacher.train.progress_bar=False",
+        "--config.teacher.train.tensorboard=False",
+    )
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["init"] and summary["kd"]
     assert summary["transplant"]["transplanted"] > 0 and 0.0 <= summary["best_test_accuracy"] <= 1.0
@@ -226,7 +265,7 @@ def test_lost_peer_is_named_and_the_survivor_exits(tmp_path, cache):
             time.sleep(0.1)
         procs[1].send_signal(signal.SIGKILL)
         t_kill = time.monotonic()
-        code = procs[0].wait(timeout=60)    # heartbeat timeout 5 s + the report, not forever
+        code = procs[0].wait(timeout=60)  # heartbeat timeout 5 s + the report, not forever
         waited = time.monotonic() - t_kill
     finally:
         kill_all(procs)

@@ -119,9 +119,7 @@ def load_dataset(
     if isinstance(name, str) and name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
         from snnjax.data.tfds_source import load_tfds  # lazy: tfds and grain are slow to import
 
-        return _call_loader(
-            name, functools.partial(load_tfds, name[len(TFDS_PREFIX) :]), data_dir, download, options
-        )
+        return _call_loader(name, functools.partial(load_tfds, name[len(TFDS_PREFIX) :]), data_dir, download, options)
     loader = _LOADERS.get(name) if isinstance(name, str) else None
     if loader is None:
         raise UnknownDatasetError(

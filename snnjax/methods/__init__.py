@@ -19,7 +19,7 @@ import ml_collections
 
 # config.pipeline -> the package holding pipeline.py (and config.py with validate, where it has one).
 PIPELINES = {
-    "train": "snnjax.train",                 # single-stage training (teacher.py, baseline.py): no method
+    "train": "snnjax.train",  # single-stage training (teacher.py, baseline.py): no method
     "idsnn": "snnjax.methods.idsnn",
     "hybrid_stdb": "snnjax.methods.hybrid",
     "snn2ann": "snnjax.methods.snn2ann",

@@ -64,7 +64,8 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
         raise ValueError(
             f"config.{prefix}.name={cfg.name!r} is a {module.__name__.rsplit('.', 1)[-1]} model, but config.{prefix} "
             f"has no key {key!r} that it needs (the section was written for another model family). Fix: start "
-            f"from a config of that family (e.g. configs/hybrid_stdb.py for VGG, configs/snn2ann.py for SNN2ANN).") from None
+            f"from a config of that family (e.g. configs/hybrid_stdb.py for VGG, configs/snn2ann.py for SNN2ANN)."
+        ) from None
 
 
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -90,7 +91,7 @@ def upgrade_legacy(model: dict[str, Any]) -> dict[str, Any]:
     0.1 SNN2ANN sections had ``arch`` next to the name the pipeline wrote (``snn2ann_vgg``).
     """
     out = dict(model)
-    if "spike_grad" in out:                       # hybrid VGG
+    if "spike_grad" in out:  # hybrid VGG
         out.setdefault("name", out.get("arch"))
         out["surrogate"] = out.pop("spike_grad")
         out["surrogate_param"] = out.pop("stdb_alpha", 0.3)

@@ -39,7 +39,7 @@ COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
 NUM_PROCESSES_ENV = "JAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "JAX_PROCESS_ID"
 EXPLICIT_ENV = (COORDINATOR_ENV, NUM_PROCESSES_ENV, PROCESS_ID_ENV)
-MODE_ENV = "SNNJAX_DISTRIBUTED"                # auto | off (default: decide from the environment)
+MODE_ENV = "SNNJAX_DISTRIBUTED"  # auto | off (default: decide from the environment)
 HEARTBEAT_ENV = "SNNJAX_HEARTBEAT_TIMEOUT_S"
 INIT_TIMEOUT_ENV = "SNNJAX_INIT_TIMEOUT_S"
 DEFAULT_HEARTBEAT_S = 100
@@ -90,12 +90,14 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         raise DistributedConfigError(f"{MODE_ENV}={mode!r} must be 'auto', 'off' or unset")
     if mode == "off":
         return None
-    timeouts = {"heartbeat_timeout_seconds": _int_env(environ, HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S),
-                "initialization_timeout": _int_env(environ, INIT_TIMEOUT_ENV, DEFAULT_INIT_TIMEOUT_S)}
+    timeouts = {
+        "heartbeat_timeout_seconds": _int_env(environ, HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S),
+        "initialization_timeout": _int_env(environ, INIT_TIMEOUT_ENV, DEFAULT_INIT_TIMEOUT_S),
+    }
     present = [name for name in EXPLICIT_ENV if environ.get(name, "") != ""]
     if not present:
         if mode == "auto" or _auto_cluster(environ):
-            return dict(timeouts)   # JAX detects coordinator, process count and id itself
+            return dict(timeouts)  # JAX detects coordinator, process count and id itself
         return None
     missing = [name for name in EXPLICIT_ENV if name not in present]
     if missing:
@@ -105,19 +107,22 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
             f"{'is' if len(present) == 1 else 'are'}: a multi-process run needs all three of "
             f"{', '.join(EXPLICIT_ENV)} on every process (the same address and count everywhere, "
             f"ids 0..count-1). Fix: set {' and '.join(missing)}, or unset {', '.join(present)} for a "
-            "single-process run.")
+            "single-process run."
+        )
     address = environ[COORDINATOR_ENV]
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise DistributedConfigError(f"{COORDINATOR_ENV}={address!r} must be host:port of process 0, "
-                                     "e.g. 10.0.0.2:12355")
+        raise DistributedConfigError(
+            f"{COORDINATOR_ENV}={address!r} must be host:port of process 0, e.g. 10.0.0.2:12355"
+        )
     num_processes = _int_env(environ, NUM_PROCESSES_ENV, 1)
     process_id = _int_env(environ, PROCESS_ID_ENV, 0, minimum=0)
     if process_id >= num_processes:
-        raise DistributedConfigError(f"{PROCESS_ID_ENV}={process_id} must be below "
-                                     f"{NUM_PROCESSES_ENV}={num_processes} (ids are 0..{num_processes - 1})")
-    return {"coordinator_address": address, "num_processes": num_processes, "process_id": process_id,
-            **timeouts}
+        raise DistributedConfigError(
+            f"{PROCESS_ID_ENV}={process_id} must be below "
+            f"{NUM_PROCESSES_ENV}={num_processes} (ids are 0..{num_processes - 1})"
+        )
+    return {"coordinator_address": address, "num_processes": num_processes, "process_id": process_id, **timeouts}
 
 
 def is_initialized() -> bool:
@@ -179,19 +184,32 @@ def broadcast_from_primary(value: Any) -> Any:
         return value
     from jax.experimental import multihost_utils
 
-    return jax.tree.map(lambda x: x.item() if getattr(x, "ndim", 1) == 0 and hasattr(x, "item") else x,
-                        multihost_utils.broadcast_one_to_all(value))
+    return jax.tree.map(
+        lambda x: x.item() if getattr(x, "ndim", 1) == 0 and hasattr(x, "item") else x,
+        multihost_utils.broadcast_one_to_all(value),
+    )
 
 
 def describe() -> str:
     """``process i of n, k local devices of m`` for log lines."""
-    return (f"process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} local "
-            f"devices of {jax.device_count()}")
+    return (
+        f"process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} local "
+        f"devices of {jax.device_count()}"
+    )
 
 
 # Errors of a collective or of the coordination service when a peer process is gone.
-_PEER_FAILURE_MARKERS = ("gloo", "connection closed", "connection reset", "socket closed", "unavailable",
-                         "heartbeat", "coordination service", "deadline_exceeded", "barrier")
+_PEER_FAILURE_MARKERS = (
+    "gloo",
+    "connection closed",
+    "connection reset",
+    "socket closed",
+    "unavailable",
+    "heartbeat",
+    "coordination service",
+    "deadline_exceeded",
+    "barrier",
+)
 
 
 def looks_like_lost_peer(err: BaseException) -> bool:
@@ -240,19 +258,25 @@ def exit_if_peer_lost(err: BaseException) -> None:
     if jax.process_count() == 1 or not looks_like_lost_peer(err):
         return
     me = f"process {jax.process_index()} of {jax.process_count()}"
-    print(f"snnjax: {me}: a collective failed ({type(err).__name__}: {str(err).splitlines()[0][:300]}); "
-          f"asking the coordinator which process is gone (up to {heartbeat_timeout_s()} s, "
-          f"{HEARTBEAT_ENV})", file=sys.stderr, flush=True)
+    print(
+        f"snnjax: {me}: a collective failed ({type(err).__name__}: {str(err).splitlines()[0][:300]}); "
+        f"asking the coordinator which process is gone (up to {heartbeat_timeout_s()} s, "
+        f"{HEARTBEAT_ENV})",
+        file=sys.stderr,
+        flush=True,
+    )
     lost = lost_processes(heartbeat_timeout_s() + 5)
     if lost:
         names = ", ".join(str(i) for i in lost)
         what = "the coordinator, " if lost == [0] else ""
-        print(f"snnjax: {me}: lost peer: process {what}{names} stopped responding; this process stops too. "
-              "Restart every process with the same command and --workdir to resume from the last checkpoint.",
-              file=sys.stderr, flush=True)
+        print(
+            f"snnjax: {me}: lost peer: process {what}{names} stopped responding; this process stops too. "
+            "Restart every process with the same command and --workdir to resume from the last checkpoint.",
+            file=sys.stderr,
+            flush=True,
+        )
     else:
-        print(f"snnjax: {me}: every process is still alive; the error above is the cause.", file=sys.stderr,
-              flush=True)
+        print(f"snnjax: {me}: every process is still alive; the error above is the cause.", file=sys.stderr, flush=True)
         return
     sys.stderr.flush()
     os._exit(1)
@@ -273,4 +297,5 @@ def check_same_everywhere(name: str, text: str) -> None:
     if differ:
         raise DistributedConfigError(
             f"process(es) {', '.join(map(str, differ))} have a different {name} than process 0. Fix: start "
-            "every process with the same command line, config file and overrides.")
+            "every process with the same command line, config file and overrides."
+        )

@@ -63,8 +63,9 @@ class StageResult:
 def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
     """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
     ``data.train_subset`` training examples when that is > 0."""
-    splits = data_lib.load_dataset(data_cfg.name, data_dir=data_cfg.data_dir or None,
-                                   download=bool(data_cfg.download), **dict(data_cfg.options))
+    splits = data_lib.load_dataset(
+        data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
+    )
     return data_lib.take_train_subset(splits, int(data_cfg.get("train_subset", 0)))
 
 
@@ -111,19 +112,19 @@ class Run:
     total_steps: int
     state: TrainState
     ckpt: ckpt_lib.Checkpointer
-    train_step: Any                      # the pure step, before on-device batching and jit
+    train_step: Any  # the pure step, before on-device batching and jit
     teacher_variables: Any = None
     meta: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(FRESH_META))
     start_step: int = 0
-    step: int = 0                        # the global step reached (host copy, no device sync)
-    resumed_from: int | None = None      # the checkpoint step this run continued from
+    step: int = 0  # the global step reached (host copy, no device sync)
+    resumed_from: int | None = None  # the checkpoint step this run continued from
     last_saved: int | None = None
     # set by start():
     writer: Any = None
     progress: Any = None
-    data: tuple[jax.Array, ...] = ()     # train images, train labels, test images, test labels
+    data: tuple[jax.Array, ...] = ()  # train images, train labels, test images, test labels
     step_fn: Any = None
-    evaluator: Any = None                # snnjax.train.evaluate.Evaluator over the test split
+    evaluator: Any = None  # snnjax.train.evaluate.Evaluator over the test split
     compile_s: float = 0.0
     # bookkeeping of the steps:
     pending: list[tuple[int, dict[str, jax.Array]]] = dataclasses.field(default_factory=list)
@@ -137,7 +138,6 @@ class Run:
     @property
     def n_devices(self) -> int:
         return int(self.mesh.devices.size)
-
 
 
 def set_up(
@@ -172,12 +172,22 @@ def set_up(
     if teacher is not None:
         distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
         teacher_vars = jax.device_put(teacher.variables, repl)
-    run = Run(config=config, workdir=workdir, stage=stage, mesh=mesh, model=model, splits=splits, schedule=schedule,
-              batch_size=batch_size, steps_per_epoch=spe, total_steps=spe * epochs, state=state,
-              ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage),
-                                         keep=int(config.train.keep_checkpoints)),
-              train_step=make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite),
-              teacher_variables=teacher_vars)
+    run = Run(
+        config=config,
+        workdir=workdir,
+        stage=stage,
+        mesh=mesh,
+        model=model,
+        splits=splits,
+        schedule=schedule,
+        batch_size=batch_size,
+        steps_per_epoch=spe,
+        total_steps=spe * epochs,
+        state=state,
+        ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage), keep=int(config.train.keep_checkpoints)),
+        train_step=make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite),
+        teacher_variables=teacher_vars,
+    )
     return run
 
 
@@ -193,10 +203,12 @@ def resume(run: Run) -> int | None:
         if diffs:
             raise ckpt_lib.CheckpointError(
                 f"{run.ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
-                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir.")
+                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir."
+            )
         run.state, run.meta = run.ckpt.restore(latest, ckpt_lib.abstract_like(run.state))
-        distributed.say(f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, "
-             f"epoch {run.meta['epoch']})")
+        distributed.say(
+            f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, epoch {run.meta['epoch']})"
+        )
     run.resumed_from = run.last_saved = latest
     run.start_step = run.step = int(run.state.step)
     return latest
@@ -206,9 +218,12 @@ def start(run: Run) -> None:
     """Open the logs (process 0), place the data on the mesh and compile the train and eval steps."""
     config, repl = run.config, mesh_lib.replicated(run.mesh)
     if distributed.is_primary():
-        run.writer = MetricWriter(run.workdir, run.stage,
-                                  resume_step=run.start_step if run.resumed_from is not None else None,
-                                  tensorboard=bool(config.train.tensorboard))
+        run.writer = MetricWriter(
+            run.workdir,
+            run.stage,
+            resume_step=run.start_step if run.resumed_from is not None else None,
+            tensorboard=bool(config.train.tensorboard),
+        )
     else:
         run.writer = NullWriter()
     # Every process holds the whole (small) dataset and places it replicated; inside the step each
@@ -217,14 +232,30 @@ def start(run: Run) -> None:
     run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
     n_dev = run.n_devices
     eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
-    device_data = steps.DeviceData(run.batch_size, tuple(run.splits.mean), tuple(run.splits.std),
-                                   int(config.data.crop_padding), bool(config.data.flip), int(config.seed))
-    step_fn = jax.jit(steps.make_device_train_step(run.train_step, device_data, run.mesh),
-                      out_shardings=(repl, repl), donate_argnums=0)
+    device_data = steps.DeviceData(
+        run.batch_size,
+        tuple(run.splits.mean),
+        tuple(run.splits.std),
+        int(config.data.crop_padding),
+        bool(config.data.flip),
+        int(config.seed),
+    )
+    step_fn = jax.jit(
+        steps.make_device_train_step(run.train_step, device_data, run.mesh),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+    )
     train_images, train_labels, test_images, test_labels = run.data
-    run.evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(run.model), test_images, test_labels,
-                                                batch_size=eval_bs, mean=run.splits.mean, std=run.splits.std,
-                                                mesh=run.mesh, out_shardings=repl)
+    run.evaluator = evaluate_lib.make_evaluator(
+        steps.make_eval_step(run.model),
+        test_images,
+        test_labels,
+        batch_size=eval_bs,
+        mean=run.splits.mean,
+        std=run.splits.std,
+        mesh=run.mesh,
+        out_shardings=repl,
+    )
     t_compile = time.perf_counter()
     run.step_fn = step_fn.lower(run.state, train_images, train_labels, run.teacher_variables).compile()
     run.evaluator.compile(run.state.variables)
@@ -254,15 +285,22 @@ def flush_train_log(run: Run) -> None:
         raise NonFiniteLossError(
             f"[{run.stage}] non-finite loss or gradient at step {bad[0]} (epoch {bad[0] // run.steps_per_epoch}). "
             f"Last good checkpoint: {last}. Fixes: lower config.optim.lr, use config.model.dtype=float32, or set "
-            "config.train.nonfinite=skip to skip such updates.")
+            "config.train.nonfinite=skip to skip such updates."
+        )
     run.epoch_records.extend({k: float(v) for k, v in m.items()} for m in host)
     run.train_time += elapsed
     run.images_seen += n * run.batch_size
     # Every scalar a step returns is logged (custom steps add their own, e.g. SNN2ANN's).
     means = {k: _mean(run.epoch_records[-n:], k) for k in run.epoch_records[-1] if k != "finite"}
-    run.writer.write("train", run.step, epoch=run.step / run.steps_per_epoch, **means,
-                     lr=float(run.schedule(run.step - 1)), skipped_steps=len(bad),
-                     images_per_s=n * run.batch_size / max(elapsed, 1e-9))
+    run.writer.write(
+        "train",
+        run.step,
+        epoch=run.step / run.steps_per_epoch,
+        **means,
+        lr=float(run.schedule(run.step - 1)),
+        skipped_steps=len(bad),
+        images_per_s=n * run.batch_size / max(elapsed, 1e-9),
+    )
     run.pending = []
     run.t_log = time.perf_counter()
 
@@ -310,8 +348,12 @@ def end_epoch(run: Run) -> dict[str, Any]:
     epoch record, track the best accuracy and checkpoint. Returns the record."""
     config, step = run.config, run.step
     epoch = step // run.steps_per_epoch
-    record = {"epoch": epoch, "train_loss": _mean(run.epoch_records, "loss"),
-              "train_accuracy": _mean(run.epoch_records, "accuracy"), "lr": float(run.schedule(step - 1))}
+    record = {
+        "epoch": epoch,
+        "train_loss": _mean(run.epoch_records, "loss"),
+        "train_accuracy": _mean(run.epoch_records, "accuracy"),
+        "lr": float(run.schedule(step - 1)),
+    }
     run.epoch_records = []
     metrics_for_ckpt = None
     if epoch % int(config.train.eval_every_epochs) == 0 or step == run.total_steps:
@@ -395,8 +437,16 @@ def train_and_evaluate(
     Returns:
       the stage summary, the final state and the model.
     """
-    run = set_up(config, workdir, stage=stage, model=model, splits=splits, initial_variables=initial_variables,
-                 teacher=teacher, make_step=make_step)
+    run = set_up(
+        config,
+        workdir,
+        stage=stage,
+        model=model,
+        splits=splits,
+        initial_variables=initial_variables,
+        teacher=teacher,
+        make_step=make_step,
+    )
     resume(run)
     try:
         start(run)
@@ -412,9 +462,15 @@ def train_and_evaluate(
 def _progress(config, stage: str, start: int, total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc=stage, unit="step",
-                disable=not (config.train.progress_bar and distributed.is_primary()),
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total,
+        initial=start,
+        desc=stage,
+        unit="step",
+        disable=not (config.train.progress_bar and distributed.is_primary()),
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def _postfix(record: dict[str, float]) -> str:
@@ -439,12 +495,14 @@ def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: s
     for candidate in candidates:
         if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
             return candidate
-    raise FileNotFoundError(f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). "
-                            f"Fix: {fix}")
+    raise FileNotFoundError(
+        f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). Fix: {fix}"
+    )
 
 
-def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module,
-                  splits: data_lib.DatasetSplits) -> tuple[TrainState, dict[str, Any]] | None:
+def restore_stage(
+    config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module, splits: data_lib.DatasetSplits
+) -> tuple[TrainState, dict[str, Any]] | None:
     """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
 
     Nothing is compiled: the target structure comes from ``jax.eval_shape``.
@@ -463,7 +521,9 @@ def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, mod
         variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
         return create_train_state(variables, tx, jax.random.key(0))
 
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(fresh_state))
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(fresh_state)
+    )
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
         latest = ckpt.latest_step()
@@ -473,4 +533,6 @@ def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, mod
 
 
 def total_steps(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> int:
-    return data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size)) * int(config.train.epochs)
+    return data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size)) * int(
+        config.train.epochs
+    )

@@ -43,6 +43,7 @@ class MetricWriter:
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: optional at import time
+
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard", stage))
 
     def _drop_records_after(self, step: int) -> None:

@@ -65,9 +65,15 @@ def summary_path(workdir: str, stage: str) -> str:
     return os.path.join(workdir, f"{stage}_summary.json")
 
 
-def sub_stage_config(config: ml_collections.ConfigDict, *, model: ml_collections.ConfigDict | None = None,
-                     data: ml_collections.ConfigDict | None = None, optim: ml_collections.ConfigDict | None = None,
-                     train: ml_collections.ConfigDict | None = None, drop: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+def sub_stage_config(
+    config: ml_collections.ConfigDict,
+    *,
+    model: ml_collections.ConfigDict | None = None,
+    data: ml_collections.ConfigDict | None = None,
+    optim: ml_collections.ConfigDict | None = None,
+    train: ml_collections.ConfigDict | None = None,
+    drop: tuple[str, ...] = (),
+) -> ml_collections.ConfigDict:
     """The single-stage config of a sub-stage: ``config`` with the given sections replaced (copies),
     knowledge distillation off, and the method sections in ``drop`` removed."""
     cfg = ml_collections.ConfigDict(config.to_dict())
@@ -90,8 +96,9 @@ def stored_config(restore: Restore) -> ml_collections.ConfigDict:
     from snnjax import models
     from snnjax.train import checkpoint as ckpt_lib
 
-    source = loop.find_checkpoint_dir(restore.checkpoint, restore.stages, key=restore.key, what=restore.what,
-                                      fix=restore.fix)
+    source = loop.find_checkpoint_dir(
+        restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
+    )
     reader = ckpt_lib.Checkpointer(source, keep=1, async_save=False)
     try:
         latest = reader.latest_step()
@@ -99,27 +106,39 @@ def stored_config(restore: Restore) -> ml_collections.ConfigDict:
     finally:
         reader.close()
     if not stored or "model" not in stored:
-        raise ValueError(f"{restore.key}={restore.checkpoint!r}: the checkpoint in {source} carries no readable run "
-                         f"config, so its model cannot be rebuilt. Fix: {restore.fix}")
+        raise ValueError(
+            f"{restore.key}={restore.checkpoint!r}: the checkpoint in {source} carries no readable run "
+            f"config, so its model cannot be rebuilt. Fix: {restore.fix}"
+        )
     stored["model"] = models.upgrade_legacy(stored["model"])
     return ml_collections.ConfigDict(stored)
 
 
-def run_stage(config: ml_collections.ConfigDict, workdir: str, stage: str, *, model: nn.Module,
-              splits: data_lib.DatasetSplits, restore: Restore | None = None,
-              make_step: Callable = steps.make_train_step,
-              extra_summary: dict[str, Any] | None = None) -> StageOutput:
+def run_stage(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    stage: str,
+    *,
+    model: nn.Module,
+    splits: data_lib.DatasetSplits,
+    restore: Restore | None = None,
+    make_step: Callable = steps.make_train_step,
+    extra_summary: dict[str, Any] | None = None,
+) -> StageOutput:
     """Restore, resume or train stage ``stage`` of ``config`` (a single-stage config); see the module doc.
 
     ``extra_summary`` is added to the summary of a stage trained here (and saved with it).
     """
     if restore is not None and restore.checkpoint:
-        source = loop.find_checkpoint_dir(restore.checkpoint, restore.stages, key=restore.key, what=restore.what,
-                                          fix=restore.fix)
+        source = loop.find_checkpoint_dir(
+            restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
+        )
         restored = loop.restore_stage(config, source, model=model, splits=splits)
         if restored is None:
-            raise FileNotFoundError(f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
-                                    f"restored from {source}. Fix: {restore.fix}")
+            raise FileNotFoundError(
+                f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
+                f"restored from {source}. Fix: {restore.fix}"
+            )
         state, meta = restored
         _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
         return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta})

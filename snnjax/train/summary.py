@@ -43,10 +43,14 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     write_json(os.path.join(workdir, SUMMARY_FILE), summary)
     metrics_path = os.path.join(workdir, metric_writer.METRICS_FILE)
     if os.path.exists(metrics_path):
-        metric_writer.plot_curves(metric_writer.read_metrics(metrics_path), os.path.join(workdir, "curves.png"),
-                                  kd_stages=metric_writer.kd_stages(summary))
-    print(f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}",
-          file=sys.stderr)
+        metric_writer.plot_curves(
+            metric_writer.read_metrics(metrics_path),
+            os.path.join(workdir, "curves.png"),
+            kd_stages=metric_writer.kd_stages(summary),
+        )
+    print(
+        f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}", file=sys.stderr
+    )
     return summary
 
 

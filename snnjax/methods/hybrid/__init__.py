@@ -10,14 +10,24 @@
 
 from snnjax.methods.hybrid.config import validate
 from snnjax.methods.hybrid.conversion import (
-           BalanceSettings,
-           accuracy_over_time,
-           balance_thresholds,
-           scale_thresholds,
-           snn_variables,
+    BalanceSettings,
+    accuracy_over_time,
+    balance_thresholds,
+    scale_thresholds,
+    snn_variables,
 )
 from snnjax.methods.hybrid.neuron import HybridNeuron, if_neurons
 from snnjax.methods.hybrid.vgg import VGG, vgg_config
 
-__all__ = ["BalanceSettings", "HybridNeuron", "VGG", "accuracy_over_time", "balance_thresholds", "if_neurons",
-           "scale_thresholds", "snn_variables", "validate", "vgg_config"]
+__all__ = [
+    "BalanceSettings",
+    "HybridNeuron",
+    "VGG",
+    "accuracy_over_time",
+    "balance_thresholds",
+    "if_neurons",
+    "scale_thresholds",
+    "snn_variables",
+    "validate",
+    "vgg_config",
+]

@@ -10,27 +10,47 @@ from snnjax.data.stats import NORMALIZATIONS
 from snnjax.methods.hybrid import vgg
 from snnjax.train import stages
 
-FRACTIONS = (0.6, 0.8, 0.9)      # the reference's lr steps, as fractions of a stage's epochs
+FRACTIONS = (0.6, 0.8, 0.9)  # the reference's lr steps, as fractions of a stage's epochs
 BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk")
 EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled")
 
 
 def ann_section() -> ml_collections.ConfigDict:
     """``config.ann``: stage 1, the ANN (SGD with Nesterov, lr 1e-2, wd 5e-4, 300 epochs)."""
-    return ml_collections.ConfigDict(dict(
-        checkpoint="",
-        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                                      schedule="multistep", milestones=(), milestone_fractions=FRACTIONS),
-        train=config_lib.train_config(epochs=300),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            checkpoint="",
+            optim=config_lib.optim_config(
+                name="sgd",
+                lr=1e-2,
+                momentum=0.9,
+                nesterov=True,
+                weight_decay=5e-4,
+                schedule="multistep",
+                milestones=(),
+                milestone_fractions=FRACTIONS,
+            ),
+            train=config_lib.train_config(epochs=300),
+        )
+    )
 
 
 def conversion_section() -> ml_collections.ConfigDict:
     """``config.conversion``: stage 2, threshold balancing and the accuracy-vs-T sweep."""
-    return ml_collections.ConfigDict(dict(
-        time_steps=1000, batch_size=512, num_batches=1, percentile=100.0, scaling_factor=0.7, time_chunk=100,
-        eval_time_steps=(100, 200, 500, 1000), eval_batch_size=128, report_unscaled=True, eval_finetuned=False,
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            time_steps=1000,
+            batch_size=512,
+            num_batches=1,
+            percentile=100.0,
+            scaling_factor=0.7,
+            time_chunk=100,
+            eval_time_steps=(100, 200, 500, 1000),
+            eval_batch_size=128,
+            report_unscaled=True,
+            eval_finetuned=False,
+        )
+    )
 
 
 def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> ml_collections.ConfigDict:
@@ -44,9 +64,12 @@ def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> m
 
 def ann_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config of stage 1: the ANN twin of ``config.model``, ``ann.optim`` / ``ann.train``."""
-    return stages.sub_stage_config(config, model=models.ann_model_config(config.model),
-                                   optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
-                                   train=config.ann.train)
+    return stages.sub_stage_config(
+        config,
+        model=models.ann_model_config(config.model),
+        optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
+        train=config.ann.train,
+    )
 
 
 def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -56,9 +79,13 @@ def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def ann_restore(config: ml_collections.ConfigDict) -> stages.Restore:
     return stages.Restore(
-        config.ann.checkpoint, "config.ann.checkpoint", ("ann",), "ANN",
+        config.ann.checkpoint,
+        "config.ann.checkpoint",
+        ("ann",),
+        "ANN",
         "pass the --workdir of a hybrid_stdb run whose ANN stage finished (same model.name/width), or "
-        "leave it empty to train the ANN here.")
+        "leave it empty to train the ANN here.",
+    )
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -66,12 +93,18 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if cfg.model.name not in vgg.NAMES:
         config_lib.fail("model.name", cfg.model.name, "the hybrid pipeline converts a VGG: vgg5 .. vgg19")
     if cfg.model.neuron == "relu":
-        config_lib.fail("model.neuron", cfg.model.neuron, "config.model is the SNN of the hybrid pipeline: use "
-                        "'if' or 'lif' (the ANN of stage 1 is derived from it)")
+        config_lib.fail(
+            "model.neuron",
+            cfg.model.neuron,
+            "config.model is the SNN of the hybrid pipeline: use 'if' or 'lif' (the ANN of stage 1 is derived from it)",
+        )
     normalization = cfg.data.get("normalization", "dataset")
     if normalization not in NORMALIZATIONS:
-        config_lib.fail("data.normalization", normalization, f"choose one of {list(NORMALIZATIONS)} (symmetric "
-                        "maps pixels to [-1, 1], unit to [0, 1])")
+        config_lib.fail(
+            "data.normalization",
+            normalization,
+            f"choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to [0, 1])",
+        )
     for name, optim in (("optim", cfg.optim), ("ann.optim", cfg.ann.optim)):
         fractions = tuple(optim.get("milestone_fractions", ()))
         if not all(0.0 < float(f) < 1.0 for f in fractions):

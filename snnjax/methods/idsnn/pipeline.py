@@ -34,12 +34,23 @@ def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -
     restore = idsnn_config.transplant_source_restore(config)
     scfg = stages.stored_config(restore)
     if scfg.model.neuron != "relu":
-        raise ValueError(f"config.transplant.checkpoint={restore.checkpoint!r} holds a {scfg.model.name} with "
-                         f"neuron={scfg.model.neuron!r}; the transplant source must be an ANN (neuron='relu').")
-    source = stages.run_stage(scfg, workdir, "transplant_source", model=models.build(scfg.model, splits.num_classes),
-                              splits=splits, restore=restore)
-    return source.variables, {"checkpoint": restore.checkpoint, "model": scfg.model.name,
-                              "width": int(scfg.model.width)}
+        raise ValueError(
+            f"config.transplant.checkpoint={restore.checkpoint!r} holds a {scfg.model.name} with "
+            f"neuron={scfg.model.neuron!r}; the transplant source must be an ANN (neuron='relu')."
+        )
+    source = stages.run_stage(
+        scfg,
+        workdir,
+        "transplant_source",
+        model=models.build(scfg.model, splits.num_classes),
+        splits=splits,
+        restore=restore,
+    )
+    return source.variables, {
+        "checkpoint": restore.checkpoint,
+        "model": scfg.model.name,
+        "width": int(scfg.model.width),
+    }
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -50,8 +61,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if (config.transplant.enabled and not separate_source) or config.kd.enabled:
         tcfg = idsnn_config.teacher_config(config)
         teacher_model = models.build(tcfg.model, splits.num_classes)
-        teacher = stages.run_stage(tcfg, workdir, "teacher", model=teacher_model, splits=splits,
-                                   restore=idsnn_config.teacher_restore(config))
+        teacher = stages.run_stage(
+            tcfg, workdir, "teacher", model=teacher_model, splits=splits, restore=idsnn_config.teacher_restore(config)
+        )
 
     initial, report_counts = None, {}
     if config.transplant.enabled:
@@ -60,20 +72,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             source_vars, source_info = transplant_source(config, workdir, splits)
         fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
         initial, report = transplant.transplant(
-            jax.device_get(source_vars), jax.device_get(fresh), block_rule=config.transplant.block_rule,
+            jax.device_get(source_vars),
+            jax.device_get(fresh),
+            block_rule=config.transplant.block_rule,
             include_stem=bool(config.transplant.include_stem),
             include_shortcut=bool(config.transplant.include_shortcut),
-            include_head=bool(config.transplant.include_head))
+            include_head=bool(config.transplant.include_head),
+        )
         write_text(os.path.join(workdir, "transplant_report.txt"), report.to_text() + "\n")
         report_counts = {"transplanted": report.transplanted, "kept": report.kept, "source": source_info}
-        distributed.say(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
-                        f"see {workdir}/transplant_report.txt")
+        distributed.say(
+            f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
+            f"see {workdir}/transplant_report.txt"
+        )
 
     kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None
-    result = loop.train_and_evaluate(config, workdir, stage="student", model=student, splits=splits,
-                                     initial_variables=initial, teacher=kd_teacher)
+    result = loop.train_and_evaluate(
+        config, workdir, stage="student", model=student, splits=splits, initial_variables=initial, teacher=kd_teacher
+    )
     summary = dict(result.summary)
-    summary.update(pipeline="idsnn", init=bool(config.transplant.enabled), kd=bool(config.kd.enabled),
-                   teacher=teacher.summary if teacher else {}, transplant=report_counts,
-                   spikes=spike_summary(result, splits))
+    summary.update(
+        pipeline="idsnn",
+        init=bool(config.transplant.enabled),
+        kd=bool(config.kd.enabled),
+        teacher=teacher.summary if teacher else {},
+        transplant=report_counts,
+        spikes=spike_summary(result, splits),
+    )
     return finish_run(workdir, summary)

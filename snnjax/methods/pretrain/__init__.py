@@ -9,13 +9,22 @@
 from snnjax.methods.pretrain.config import pretrain_section, validate
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
 from snnjax.methods.pretrain.transfer import (
-           build_ann,
-           epoch_fed_step,
-           feed_epoch,
-           load_pretrained,
-           sharpen_horizon,
-           transfer_counts,
+    build_ann,
+    epoch_fed_step,
+    feed_epoch,
+    load_pretrained,
+    sharpen_horizon,
+    transfer_counts,
 )
 
-__all__ = ["SharpenedReLU", "build_ann", "epoch_fed_step", "feed_epoch", "load_pretrained", "pretrain_section",
-           "sharpen_horizon", "transfer_counts", "validate"]
+__all__ = [
+    "SharpenedReLU",
+    "build_ann",
+    "epoch_fed_step",
+    "feed_epoch",
+    "load_pretrained",
+    "pretrain_section",
+    "sharpen_horizon",
+    "transfer_counts",
+    "validate",
+]

@@ -16,16 +16,32 @@ from snnjax.methods.snn2ann.config import validate
 from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN
 from snnjax.methods.snn2ann.mapping import resu, straight_through, stsu
 from snnjax.methods.snn2ann.models import (
-           BPTTVGG,
-           NAMES,
-           SNN2ANNVGG,
-           BranchOutputs,
-           SNN2ANNResNet,
-           model_config,
-           parse_layers,
+    BPTTVGG,
+    NAMES,
+    SNN2ANNVGG,
+    BranchOutputs,
+    SNN2ANNResNet,
+    model_config,
+    parse_layers,
 )
 from snnjax.methods.snn2ann.step import make_train_step
 
-__all__ = ["AtaConfig", "BPTTVGG", "BranchOutputs", "MappedIFNeuron", "NAMES", "SNN2ANNResNet", "SNN2ANNVGG",
-           "SharedConvBN", "ata_update", "make_train_step", "model_config", "noisy_spike_ratio", "parse_layers",
-           "resu", "straight_through", "stsu", "validate"]
+__all__ = [
+    "AtaConfig",
+    "BPTTVGG",
+    "BranchOutputs",
+    "MappedIFNeuron",
+    "NAMES",
+    "SNN2ANNResNet",
+    "SNN2ANNVGG",
+    "SharedConvBN",
+    "ata_update",
+    "make_train_step",
+    "model_config",
+    "noisy_spike_ratio",
+    "parse_layers",
+    "resu",
+    "straight_through",
+    "stsu",
+    "validate",
+]
