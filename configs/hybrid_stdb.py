@@ -30,14 +30,16 @@ from snnjax import config as config_lib
 from snnjax import presets
 from snnjax.models import vgg
 
-DATASETS = ("cifar10", "digits")
+DATASETS = ("cifar10", "digits", "fashion_mnist", "fashion_mnist_full")
 FRACTIONS = (0.6, 0.8, 0.9)
 
 
 def _ann_section() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         checkpoint="",
-        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+        dropout=0.2,            # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3)
+        normalization="",       # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
+        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=False, weight_decay=5e-4,
                                       schedule="multistep", milestones=(), milestone_fractions=FRACTIONS),
         train=config_lib.train_config(epochs=300),
     ))
@@ -47,6 +49,9 @@ def _conversion_section() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         time_steps=1000, batch_size=512, num_batches=1, percentile=100.0, scaling_factor=0.7, time_chunk=100,
         eval_time_steps=(100, 200, 500, 1000), eval_batch_size=128, report_unscaled=True, eval_finetuned=False,
+        augment=True,           # balancing batch drawn with the training augmentation (official: first
+                                # batch of the shuffled, augmented train loader); False: as stored
+        eval_examples=0,        # test images of the conversion sweeps (0 = all)
     ))
 
 
@@ -58,11 +63,12 @@ def get_config(arg: str | None = None):
     cfg.data.normalization = "symmetric"
     cfg.data.batch_size = 64
     cfg.model = vgg.vgg_config(arch="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson",
-                               spike_grad="stdb")
+                               spike_grad="stdb", spike_delay=True, dropout=0.3)
     cfg.optim = config_lib.optim_config(name="amsgrad", lr=1e-4, weight_decay=5e-4,
                                         schedule="multistep", milestones=(), milestone_fractions=FRACTIONS)
     cfg.train = config_lib.train_config(epochs=20)
     cfg.ann = _ann_section()
+    cfg.ann.normalization = "dataset"             # official ann.py: CIFAR mean/std for the ANN only
     cfg.conversion = _conversion_section()
 
     if choice["dataset"] == "digits":
@@ -85,4 +91,52 @@ def get_config(arg: str | None = None):
         cfg.conversion.eval_time_steps = (8, 16, 32, 64, 128)
         cfg.conversion.eval_batch_size = 368
         cfg.conversion.eval_finetuned = True
+        # The digits preset keeps the settings its documented results were measured with.
+        cfg.model.spike_delay = False
+        cfg.model.dropout = 0.2
+        cfg.ann.normalization = ""
+        cfg.ann.optim.nesterov = True
+        cfg.conversion.augment = False
+    elif choice["dataset"] in ("fashion_mnist", "fashion_mnist_full"):
+        _fashion_mnist(cfg, full=choice["dataset"] == "fashion_mnist_full")
     return cfg
+
+
+def _fashion_mnist(cfg: ml_collections.ConfigDict, *, full: bool) -> None:
+    """Fashion-MNIST (28x28x1) with the official MNIST branch: pixels in [0, 1] for ANN and SNN."""
+    presets.apply_dataset(cfg, "fashion_mnist_full" if full else "fashion_mnist")
+    cfg.data.normalization = "unit"               # official MNIST: ToTensor only, for ANN and SNN
+    cfg.ann.normalization = ""
+    cfg.model.arch = "vgg5"                       # the official small-data network
+    if full:
+        # GPU sized: VGG5 at width 64 on all 60,000 images; official epochs and thresholds.
+        cfg.model.width = 64
+        cfg.data.eval_batch_size = 500
+        cfg.ann.train.epochs = 100
+        cfg.ann.train.log_every_steps = 100
+        cfg.train.epochs = 20
+        cfg.train.log_every_steps = 100
+        cfg.conversion.eval_time_steps = (8, 16, 32, 64, 100, 200)
+        cfg.conversion.eval_batch_size = 500
+        cfg.conversion.eval_finetuned = True
+        return
+    # 2-core CPU sized: width 16, the 6,000-image stratified subset, short schedules, small T.
+    cfg.model.width = 16
+    cfg.model.dense_init = "he"                   # N(0, 0.01) stalls SGD at this width (see digits)
+    cfg.model.time_steps = 16
+    cfg.data.eval_batch_size = 500
+    cfg.ann.optim.lr = 0.05
+    cfg.ann.train.epochs = 8
+    cfg.ann.train.log_every_steps = 20
+    cfg.train.epochs = 2
+    cfg.train.log_every_steps = 10
+    cfg.optim.milestone_fractions = ()            # 2 epochs: no lr drops (60/80/90% would all hit epoch 1)
+    cfg.conversion.time_steps = 64
+    cfg.conversion.batch_size = 512
+    cfg.conversion.time_chunk = 0
+    cfg.conversion.scaling_factor = 0.5
+    cfg.conversion.eval_time_steps = (8, 16, 32, 64)
+    cfg.conversion.eval_batch_size = 500
+    cfg.conversion.eval_examples = 2000
+    cfg.conversion.report_unscaled = False
+    cfg.conversion.eval_finetuned = True

@@ -19,6 +19,15 @@ through ``z = u / theta - 1``, exactly as the reference's autograd does it):
 
 Thresholds and leak are constants here (not trained). Shapes: currents ``[B, T, ...]`` (batch-major,
 as everywhere in snnjax); the scan runs time-major internally. Membranes are float32.
+
+One-step spike delay (``delay=True``, the official code's timing): the official forward pass
+computes a layer's spike at step ``t`` from the membrane left after step ``t-1``
+(``mem_thr = mem / theta - 1`` is evaluated BEFORE the step's input is integrated), so the layer
+emits ``s[t-1]`` of the recursion above at step ``t`` and nothing at step 0. The membrane
+recursion is unchanged (the reset subtracted at ``t`` is that of the spike emitted at ``t``, which
+is ``s[t-1]``); only the emitted train is shifted by one step, and every spiking layer adds one
+step of latency. The surrogate and its ``dt`` are those of ``s[t-1]``, as in the official code
+(its ``dt = t - 1 - last_spike`` with spike times recorded as ``t - 1``).
 """
 
 from __future__ import annotations
@@ -96,6 +105,7 @@ def if_neurons(
     spike_grad: SpikeGrad = SpikeGrad(),
     state: NeuronState | None = None,
     unroll: int | bool = 1,
+    delay: bool = False,
 ) -> tuple[jax.Array, NeuronState]:
     """Run soft-reset IF (``leak = 1``) or LIF neurons over the time axis 1 of ``currents``.
 
@@ -107,6 +117,9 @@ def if_neurons(
       state: the state after the previous chunk of steps (``None``: resting, never fired). Running
         ``T`` steps at once equals running them in chunks that hand the state on.
       unroll: ``lax.scan`` unroll factor.
+      delay: emit each spike one step later (the official code's timing, see the module docstring):
+        the output at step ``t`` is ``s[t-1]`` (at the first step of a run, ``state.spikes``: 0 for
+        resting neurons), so chunked runs stay equal to one long run.
 
     Returns:
       ``(spikes [B, T, ...] in currents.dtype, final NeuronState)``.
@@ -127,7 +140,12 @@ def if_neurons(
         return NeuronState(u, s, next_dt), s.astype(currents.dtype)
 
     final, spikes = jax.lax.scan(step, state, jnp.moveaxis(currents, 1, 0), unroll=unroll)
-    return jnp.moveaxis(spikes, 0, 1), final
+    spikes = jnp.moveaxis(spikes, 0, 1)
+    if delay:
+        # s[t-1] at step t; the first step emits the spike the previous chunk left pending.
+        pending = jax.lax.stop_gradient(state.spikes).astype(spikes.dtype)[:, None]
+        spikes = jnp.concatenate([pending, spikes[:, :-1]], axis=1)
+    return spikes, final
 
 
 class HybridNeuron(nn.Module):
@@ -148,12 +166,14 @@ class HybridNeuron(nn.Module):
       v_threshold: initial threshold (the reference's ``default_threshold`` 1.0).
       spike_grad: surrogate gradient.
       unroll: ``lax.scan`` unroll factor.
+      delay: one-step spike delay (the official code's timing; see :func:`if_neurons`).
     """
 
     leak: float = 1.0
     v_threshold: float = 1.0
     spike_grad: SpikeGrad = SpikeGrad()
     unroll: int | bool = 1
+    delay: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
@@ -171,7 +191,8 @@ class HybridNeuron(nn.Module):
             state_var = self.variable("neuron_state", "state", lambda: initial_state(shape))
             carry = state_var.value
         spikes, final = if_neurons(currents, threshold=threshold.value, leak=self.leak,
-                                   spike_grad=self.spike_grad, state=carry, unroll=self.unroll)
+                                   spike_grad=self.spike_grad, state=carry, unroll=self.unroll,
+                                   delay=self.delay)
         if chunked:
             state_var.value = final
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))

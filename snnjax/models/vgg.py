@@ -235,7 +235,11 @@ def vgg_config(**overrides) -> ml_collections.ConfigDict:
         spike_grad      stdb | linear (the surrogate of the SNN)
         stdb_alpha, stdb_beta   0.3, 0.01
         encoding        direct | poisson
-        dropout, classifier_dropout   0.2, 0.5
+        spike_delay     True: a layer's spike at step t comes from its membrane after step t-1 (the
+                        official code's timing: one step of latency per layer); False: integrate
+                        and fire in the same step
+        dropout, classifier_dropout   0.2, 0.5 (the hybrid presets: 0.3 for the SNN, as snn.py;
+                        the ANN's own rate is config.ann.dropout, 0.2 as ann.py)
         dense_init      reference (N(0, 0.01)) | he (N(0, 2 / fan_in); for narrow nets)
         dtype           float32 | bfloat16
         unroll          lax.scan unroll factor over time (0 = fully unrolled)
@@ -244,7 +248,7 @@ def vgg_config(**overrides) -> ml_collections.ConfigDict:
     """
     cfg = ml_collections.ConfigDict(dict(
         arch="vgg16", width=64, neuron="if", time_steps=100, decay=1.0, v_threshold=1.0,
-        spike_grad="stdb", stdb_alpha=0.3, stdb_beta=0.01, encoding="poisson",
+        spike_grad="stdb", stdb_alpha=0.3, stdb_beta=0.01, encoding="poisson", spike_delay=False,
         dropout=0.2, classifier_dropout=0.5, dense_init="reference", dtype="float32", unroll=1,
         reset="soft", detach_reset=True, surrogate="triangle", surrogate_param=1.0,
     ))
@@ -282,7 +286,7 @@ def build_vgg(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str =
         activation = functools.partial(
             stdb.HybridNeuron, leak=1.0 if cfg.neuron == "if" else float(cfg.decay),
             v_threshold=float(cfg.v_threshold), spike_grad=grad,
-            unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll))
+            unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll), delay=bool(cfg.get("spike_delay", False)))
     return VGG(arch=ARCHS[cfg.arch], num_classes=num_classes, activation=activation, time_steps=steps, width=width,
                encoding=cfg.encoding, dropout=float(cfg.dropout), classifier_dropout=float(cfg.classifier_dropout),
                dense_init=cfg.dense_init,

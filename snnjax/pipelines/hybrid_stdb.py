@@ -28,6 +28,7 @@ import numpy as np
 
 from snnjax import conversion
 from snnjax import data as data_lib
+from snnjax.data import pipeline as data_pipeline
 from snnjax.models import vgg
 from snnjax.pipelines.common import finish_run, write_json
 from snnjax.train import loop
@@ -36,27 +37,41 @@ from snnjax.train.metric_writer import MetricWriter
 CONVERSION_FILE = "conversion.json"
 # Per-channel (mean, std) on the [0, 1] pixel scale; None = the dataset's own statistics.
 NORMALIZATIONS: dict[str, float | None] = {"symmetric": 0.5, "unit": 0.0, "dataset": None}
-BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk")
-EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled")
+BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk", "augment")
+EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled", "eval_examples")
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def prepare_splits(config: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """``config.data`` with the normalisation of ``config.data.normalization`` (ANN and SNN alike)."""
-    splits = loop.load_data(config.data)
+def normalization_name(config: ml_collections.ConfigDict, stage: str = "snn") -> str:
+    """The normalisation of ``stage`` (``ann`` or ``snn``): ``config.ann.normalization`` for the ANN
+    when set (the official CIFAR code trains its ANN on dataset mean/std but runs the SNN on 0.5/0.5),
+    else ``config.data.normalization``."""
     name = config.data.get("normalization", "dataset")
+    if stage == "ann" and config.get("ann") is not None and config.ann.get("normalization", ""):
+        name = config.ann.normalization
     if name not in NORMALIZATIONS:
-        raise ValueError(f"config.data.normalization={name!r} is not valid; choose one of {list(NORMALIZATIONS)} "
-                         "(symmetric maps pixels to [-1, 1], unit to [0, 1])")
+        raise ValueError(f"normalization {name!r} (config.data.normalization / config.ann.normalization) is not "
+                         f"valid; choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to "
+                         "[0, 1], dataset uses the training split's mean/std)")
+    return name
+
+
+def with_normalization(splits: data_lib.DatasetSplits, name: str) -> data_lib.DatasetSplits:
+    """``splits`` with the mean/std of normalisation ``name`` (``dataset`` keeps its own)."""
     if NORMALIZATIONS[name] is None:
         return splits
     channels = splits.image_shape[-1]
     mean = NORMALIZATIONS[name]
     std = 0.5 if name == "symmetric" else 1.0
     return dataclasses.replace(splits, mean=(mean,) * channels, std=(std,) * channels)
+
+
+def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
+    """``config.data`` with the normalisation of ``stage`` (see :func:`normalization_name`)."""
+    return with_normalization(loop.load_data(config.data), normalization_name(config, stage))
 
 
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
@@ -90,9 +105,12 @@ def stage_config(config: ml_collections.ConfigDict, model: ml_collections.Config
 
 
 def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The ANN twin of ``config.model``: same VGG, ReLU, T = 1, analog input."""
+    """The ANN twin of ``config.model``: same VGG, ReLU, T = 1, analog input, conv dropout
+    ``config.ann.dropout`` (official: 0.2 for the ANN, 0.3 for the SNN; < 0 = the SNN's rate)."""
     cfg = ml_collections.ConfigDict(config.model.to_dict())
     cfg.neuron, cfg.time_steps, cfg.encoding = "relu", 1, "direct"
+    if float(config.ann.get("dropout", -1.0)) >= 0.0:
+        cfg.dropout = float(config.ann.dropout)
     return cfg
 
 
@@ -131,18 +149,29 @@ def snn_model(config: ml_collections.ConfigDict, num_classes: int) -> vgg.VGG:
 
 
 def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> list[np.ndarray]:
-    """``num_batches`` normalised training batches of ``batch_size`` (a seeded random subset, no augmentation)."""
+    """``num_batches`` normalised training batches of ``batch_size`` for threshold balancing.
+
+    ``conversion.augment`` True (the official code: the first batches of its shuffled, augmented
+    training loader): a seeded random draw with the training augmentation (random crop with
+    ``data.crop_padding``, flips when ``data.flip``); False: a seeded random subset as stored.
+    """
     size, count = int(config.conversion.batch_size), int(config.conversion.num_batches)
     if size < 1 or count < 1:
         raise ValueError(f"config.conversion.batch_size={size} and num_batches={count} must be >= 1")
     order = np.random.default_rng(int(config.seed)).permutation(splits.train.num_examples)
     chosen = order[: size * count]
-    images = normalized(splits.train.images[chosen], splits)
+    raw = splits.train.images[chosen]
+    if config.conversion.get("augment", False):
+        key = jax.random.fold_in(jax.random.key(int(config.seed)), 5)
+        raw = np.asarray(data_pipeline.random_crop_flip(key, jax.numpy.asarray(raw),
+                                                        padding=int(config.data.crop_padding),
+                                                        flip=bool(config.data.flip)))
+    images = normalized(raw, splits)
     return [images[i: i + size] for i in range(0, len(chosen), size)]
 
 
 def _settings(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> dict[str, Any]:
-    out = {key: config.conversion[key] for key in keys}
+    out = {key: config.conversion.get(key, False) for key in keys}
     return json.loads(json.dumps(out))  # tuples -> lists, as they come back from the JSON file
 
 
@@ -159,6 +188,8 @@ def convert(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Da
     path = os.path.join(workdir, CONVERSION_FILE)
     balance = {**_settings(config, BALANCE_KEYS), "arch": config.model.arch, "width": int(config.model.width),
                "encoding": config.model.encoding, "normalization": config.data.get("normalization", "dataset"),
+               "ann_normalization": normalization_name(config, "ann"),
+               "spike_delay": bool(config.model.get("spike_delay", False)),
                "ann_checkpoint": config.ann.checkpoint, "seed": int(config.seed)}
     evaluation = {**_settings(config, EVAL_KEYS), "neuron": config.model.neuron, "decay": float(config.model.decay)}
     record: dict[str, Any] = {}
@@ -185,10 +216,12 @@ def convert(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Da
 
 def _sweep(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: vgg.VGG,
            variables: dict[str, Any]) -> dict[str, float]:
-    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings)."""
+    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
+    ``conversion.eval_examples`` test images (0 = all)."""
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 4)
+    n = int(config.conversion.get("eval_examples", 0)) or splits.test.num_examples
     acc = conversion.accuracy_over_time(
-        model, variables, normalized(splits.test.images, splits), splits.test.labels, key,
+        model, variables, normalized(splits.test.images[:n], splits), splits.test.labels[:n], key,
         time_steps=tuple(config.conversion.eval_time_steps), batch_size=int(config.conversion.eval_batch_size),
         time_chunk=int(config.conversion.time_chunk))
     return {str(t): a for t, a in acc.items()}
@@ -218,9 +251,10 @@ def evaluate_converted(config: ml_collections.ConfigDict, workdir: str, splits: 
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = prepare_splits(config)
+    raw = loop.load_data(config.data)
+    splits = with_normalization(raw, normalization_name(config, "snn"))
     model = snn_model(config, splits.num_classes)
-    ann_variables, ann_summary = obtain_ann(config, workdir, splits)
+    ann_variables, ann_summary = obtain_ann(config, workdir, with_normalization(raw, normalization_name(config, "ann")))
     record = convert(config, workdir, splits, ann_variables, model)
 
     initial = conversion.snn_variables(jax.device_get(ann_variables), record["scaled_thresholds"])
