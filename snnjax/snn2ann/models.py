@@ -23,11 +23,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from snnjax import layers as snn_layers
 from snnjax import models as snn_models
+from snnjax.models import initializers
 from snnjax.models.conv import conv_auto_grad
-from snnjax.models.resnet import conv_kernel_init
 from snnjax.snn2ann import ata as ata_lib
 from snnjax.snn2ann import mapping as mapping_lib
 from snnjax.snn2ann.layers import MappedIFNeuron, SharedConvBN, pool2x2, pool_over_time
@@ -43,6 +44,10 @@ VGG13_DROPOUT = (0.25, 0.25, 0.25, 0.25, 0.0)
 RESNET17_WIDTHS = (1, 1, 2, 4, 8)
 RESNET17_STRIDES = (1, 1, 1, 2, 2)
 RESNET17_DROPOUT = (0.2,)
+RESIDUALS = ("current", "spikes")
+# Official normalisation of run.py (CIFAR-10/100): not the usual CIFAR std.
+OFFICIAL_MEAN = (0.4914, 0.4822, 0.4465)
+OFFICIAL_STD = (0.557, 0.549, 0.5534)
 
 
 class BranchOutputs(NamedTuple):
@@ -90,13 +95,16 @@ def _flatten(x: jax.Array) -> jax.Array:
     return x.reshape((x.shape[0], -1))
 
 
-def _heads(num_classes: int, spikes: jax.Array, ann_out: jax.Array | None, time_steps: int) -> BranchOutputs:
+def _heads(num_classes: int, spikes: jax.Array, ann_out: jax.Array | None, time_steps: int,
+           weight_init: str = "kaiming_fan_out") -> BranchOutputs:
     """One classifier read by both branches: on the SNN's firing rates and on ``ANN counts / T``.
 
     ``Dense(count / T)`` equals the mean over ``T`` of the per-step logits (the layer is affine).
     Must be called from a compact method (the ``head`` submodule binds to the caller).
     """
-    head = nn.Dense(num_classes, name="head")
+    fan_in = int(np.prod(spikes.shape[2:]))
+    head = nn.Dense(num_classes, kernel_init=initializers.dense_kernel(weight_init),
+                    bias_init=initializers.bias(weight_init, fan_in), name="head")
     snn_logits = jax.lax.stop_gradient(head(_flatten(jnp.mean(spikes, axis=1))))
     ann_logits = None if ann_out is None else head(_flatten(ann_out) / time_steps)
     return BranchOutputs(ann_logits, snn_logits)
@@ -123,6 +131,8 @@ class SNN2ANNVGG(_TwoBranchNet):
       bn_momentum: Flax BN momentum (0.9 = PyTorch 0.1).
       adapt_threshold: ATA on/off.
       ata: ATA constants.
+      membrane_dropout: SNN-branch membrane dropout in training (official 0.5; 0 = off).
+      weight_init: ``kaiming_fan_out`` | ``pytorch`` (official: PyTorch's default, conv bias included).
     """
 
     layers: tuple[LayerSpec, ...]
@@ -134,6 +144,8 @@ class SNN2ANNVGG(_TwoBranchNet):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def branches(self, x: jax.Array, *, train: bool, ann: bool = True) -> BranchOutputs:
@@ -147,23 +159,27 @@ class SNN2ANNVGG(_TwoBranchNet):
         snn, ann_x = x, (x if ann else None)
         for i, (features, pool) in enumerate(self.layers):
             current, preact = SharedConvBN(features, use_bias=self.use_bias, momentum=self.bn_momentum,
-                                           name=f"layer{i}")(snn, ann_x, time_steps=steps, train=train)
+                                           weight_init=self.weight_init, name=f"layer{i}")(snn, ann_x, time_steps=steps,
+                                                                             train=train)
             if pool is not None:
                 current = pool_over_time(current, pool)
                 preact = None if preact is None else pool2x2(preact, pool)
             if preact is not None:
                 preact = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(preact)
-            snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata,
+            snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout,
                                         name=f"layer{i}_neuron")(current, preact, train=train)
-        return _heads(self.num_classes, snn, ann_x, steps)
+        return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
 
 class MappedBasicBlock(nn.Module):
     """ResNet BasicBlock over both branches: ``fire(BN(conv(fire(BN(conv(x))))) + shortcut(x))``.
 
-    The SNN's residual adds the block's input spikes of the same step (or the folded 1x1 conv +
-    BN current of them); the ANN's adds the block's input activations (spike counts). Summed over
-    ``T`` the SNN's input current equals the ANN's pre-activation in inference mode.
+    A projection shortcut (stride or width change) adds the folded 1x1 conv + BN current of the
+    block's input spikes. An identity shortcut adds, in the SNN, either (``residual="spikes"``)
+    the block's input spikes of the same step, or (``residual="current"``, the official code) the
+    input CURRENT of the previous block's output neurons (for the first block, the stem neurons'
+    current), so currents accumulate along a run of identity blocks. The ANN adds the block's
+    input activations (spike counts) in both cases.
     """
 
     features: int
@@ -175,13 +191,23 @@ class MappedBasicBlock(nn.Module):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
+    residual: str = "spikes"
 
     @nn.compact
-    def __call__(self, snn_in: jax.Array, ann_in: jax.Array | None, *,
-                 train: bool) -> tuple[jax.Array, jax.Array | None]:
-        """``([B, T, H, W, C] spikes, [B, H, W, C] or None) -> same, with this block's output shape``."""
-        conv_bn = functools.partial(SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum)
-        neuron = functools.partial(MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata)
+    def __call__(self, snn_in: jax.Array, ann_in: jax.Array | None, *, train: bool,
+                 current_in: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+        """``(spikes [B, T, H, W, C], ANN input or None; current_in)`` -> ``(spikes, ANN output or None,
+        input current of this block's output neurons)`` with this block's output shape.
+
+        ``current_in``: the previous output neurons' input current (needed by ``residual="current"``).
+        """
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"residual={self.residual!r} is not valid; choose one of {list(RESIDUALS)}")
+        conv_bn = functools.partial(SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum, weight_init=self.weight_init)
+        neuron = functools.partial(MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata,
+                                   self.membrane_dropout)
         steps = self.time_steps
         current, preact = conv_bn(self.features, 3, self.strides, name="conv_bn1")(snn_in, ann_in, time_steps=steps,
                                                                                  train=train)
@@ -192,11 +218,16 @@ class MappedBasicBlock(nn.Module):
         if self.strides != 1 or snn_in.shape[-1] != self.features:
             sc_current, sc_preact = conv_bn(self.features, 1, self.strides, name="shortcut")(
                 snn_in, ann_in, time_steps=steps, train=train)
+        elif self.residual == "current":
+            if current_in is None:
+                raise ValueError("residual='current' needs the previous neurons' input current (current_in)")
+            sc_current, sc_preact = jax.lax.stop_gradient(current_in), ann_in
         else:
             sc_current, sc_preact = jax.lax.stop_gradient(snn_in), ann_in
         current = current + sc_current
         preact = None if preact is None else preact + sc_preact
-        return neuron(name="neuron_out")(current, preact, train=train)
+        spikes, ann_out = neuron(name="neuron_out")(current, preact, train=train)
+        return spikes, ann_out, current
 
 
 class SNN2ANNResNet(_TwoBranchNet):
@@ -206,6 +237,7 @@ class SNN2ANNResNet(_TwoBranchNet):
     Attributes as :class:`SNN2ANNVGG`, plus ``width`` (64 in the paper), ``stage_widths``,
     ``strides`` (stem first) and ``blocks_per_stage`` (2). ``dropout``: rates of the dropout
     positions (stem, then each block's first conv; the last value repeats; official 0.2).
+    ``residual``: what an identity shortcut adds in the SNN (see :class:`MappedBasicBlock`).
     """
 
     num_classes: int
@@ -220,6 +252,9 @@ class SNN2ANNResNet(_TwoBranchNet):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
+    residual: str = "spikes"
 
     @nn.compact
     def branches(self, x: jax.Array, *, train: bool, ann: bool = True) -> BranchOutputs:
@@ -230,21 +265,22 @@ class SNN2ANNResNet(_TwoBranchNet):
                              "for the stem and every stage")
         steps = self.time_steps
         current, preact = SharedConvBN(self.width * self.stage_widths[0], 3, self.strides[0], self.use_bias,
-                                       self.bn_momentum, name="stem")(x, x if ann else None, time_steps=steps,
-                                                                      train=train)
+                                       self.bn_momentum, weight_init=self.weight_init, name="stem")(
+            x, x if ann else None, time_steps=steps, train=train)
         if preact is not None:
             preact = nn.Dropout(dropout_rate(self.dropout, 0), deterministic=not train)(preact)
-        snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata,
+        snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout,
                                     name="stem_neuron")(current, preact, train=train)
         position = 1
         for s, (mult, stride) in enumerate(zip(self.stage_widths[1:], self.strides[1:])):
             for b in range(self.blocks_per_stage):
-                snn, ann_x = MappedBasicBlock(
+                snn, ann_x, current = MappedBasicBlock(
                     self.width * mult, stride if b == 0 else 1, steps, self.mapping_unit,
                     dropout_rate(self.dropout, position), self.use_bias, self.bn_momentum, self.adapt_threshold,
-                    self.ata, name=f"stage{s}_block{b}")(snn, ann_x, train=train)
+                    self.ata, self.membrane_dropout, self.weight_init, self.residual,
+                    name=f"stage{s}_block{b}")(snn, ann_x, train=train, current_in=current)
                 position += 1
-        return _heads(self.num_classes, snn, ann_x, steps)
+        return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
 
 class BPTTVGG(nn.Module):
@@ -264,6 +300,7 @@ class BPTTVGG(nn.Module):
     use_bias: bool = True
     bn_momentum: float = 0.9
     bn_scale_init: float = 1.0
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -275,7 +312,8 @@ class BPTTVGG(nn.Module):
         h = x
         for i, (features, pool) in enumerate(self.layers):
             conv = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=self.use_bias,
-                           kernel_init=conv_kernel_init, name=f"layer{i}_conv",
+                           kernel_init=initializers.conv_kernel(self.weight_init),
+                           bias_init=initializers.bias(self.weight_init, 9 * h.shape[-1]), name=f"layer{i}_conv",
                            conv_general_dilated=conv_auto_grad)
             y = norm(name=f"layer{i}_bn")(conv(h))
             if i == 0:   # direct encoding: conv + BN of the repeated image computed once
@@ -284,8 +322,10 @@ class BPTTVGG(nn.Module):
                 y = pool2x2(y, pool)
             y = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(y)
             h = self.activation(name=f"layer{i}_neuron")(y, steps)
-        rates = snn_layers.split_time(h, steps).mean(axis=1)
-        return nn.Dense(self.num_classes, name="head")(_flatten(rates)).astype(jnp.float32)
+        rates = _flatten(snn_layers.split_time(h, steps).mean(axis=1))
+        head = nn.Dense(self.num_classes, kernel_init=initializers.dense_kernel(self.weight_init),
+                        bias_init=initializers.bias(self.weight_init, rates.shape[-1]), name="head")
+        return head(rates).astype(jnp.float32)
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
@@ -300,6 +340,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
         use_bias=True,
         adapt_threshold=True,       # ATA
         ata_tolerance=0.1, ata_step=0.1, ata_momentum=0.9,
+        membrane_dropout=0.5,       # official IF module: dropout p=0.5 on the kept membrane, every step, training only
+        residual="current",         # resnet17 identity shortcut in the SNN: current (official) | spikes
+        init="pytorch",             # pytorch (official, kaiming_norm off: conv bias too) | kaiming_fan_out
         # The directly trained SNN (arm `bptt`, the benchmark baseline) and config validation:
         neuron="if", decay=1.0, v_threshold=0.5, reset="hard", detach_reset=True,
         surrogate="rectangular", surrogate_param=1.0, unroll=1,
@@ -322,7 +365,16 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int, *, bptt: bool 
     if any(not 0.0 <= r < 1.0 for r in dropout):
         raise ValueError(f"config.model.dropout={cfg.dropout} must hold rates in [0, 1)")
     ata = ata_lib.AtaConfig(float(cfg.ata_tolerance), float(cfg.ata_step), float(cfg.ata_momentum))
-    common = dict(num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias))
+    init = cfg.get("init", "kaiming_fan_out")
+    if init not in initializers.INITS:
+        raise ValueError(f"config.model.init={init!r} is not valid; choose one of {list(initializers.INITS)}")
+    membrane_dropout = float(cfg.get("membrane_dropout", 0.0))
+    if not 0.0 <= membrane_dropout < 1.0:
+        raise ValueError(f"config.model.membrane_dropout={membrane_dropout} must be in [0, 1) (official 0.5)")
+    residual = cfg.get("residual", "spikes")
+    if residual not in RESIDUALS:
+        raise ValueError(f"config.model.residual={residual!r} is not valid; choose one of {list(RESIDUALS)}")
+    common = dict(num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias), weight_init=init)
     if bptt:
         if cfg.arch != "vgg":
             raise ValueError(f"the BPTT baseline is built for config.model.arch='vgg' only, got {cfg.arch!r}")
@@ -330,7 +382,8 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int, *, bptt: bool 
             raise ValueError("the BPTT baseline is a spiking net: config.model.neuron must be if, lif or plif")
         return BPTTVGG(parse_layers(cfg.layers, width), activation=snn_models.make_activation(cfg),
                        bn_scale_init=float(cfg.v_threshold), **common)
-    branch = dict(mapping_unit=cfg.mapping_unit, adapt_threshold=bool(cfg.adapt_threshold), ata=ata)
+    branch = dict(mapping_unit=cfg.mapping_unit, adapt_threshold=bool(cfg.adapt_threshold), ata=ata,
+                  membrane_dropout=membrane_dropout)
     if cfg.arch == "vgg":
         return SNN2ANNVGG(parse_layers(cfg.layers, width), **common, **branch)
-    return SNN2ANNResNet(width=width, **common, **branch)
+    return SNN2ANNResNet(width=width, residual=residual, **common, **branch)
