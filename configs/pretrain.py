@@ -9,9 +9,21 @@
 Presets (comma-separated, one per group; the first of each group is its default):
   pipe:       pipe_s (static -> static: load every tensor) | pipe_d (static ANN -> SNN on event
               frames; the first conv is re-initialised because the input has 2 polarity channels)
-  dataset:    digits (offline) | cifar10
+  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU)
   arm:        pretrained | scratch (same fine-tuning from a fresh initialisation, for comparison)
-  activation: relu | sharpened (the ANN's "sharpened ReLU" clamp((u-a)/(b-a), 0, 1))
+  activation: sharpened (the official README's WSresnet18 ANN: clamp((u-a)/(b-a), 0, 1)) | relu
+  mode:       pipe-D only: official (every loaded tensor frozen; new stem conv + BN and new FC
+              trained with Adam 1e-3, wd 1e-4, 60 epochs, x0.1 at 20/30/40; Exp2
+              example_cifar10_res_imgnet+WU.py) | full (everything trainable, stem BN and FC loaded,
+              the pipe-S fine-tuning recipe)
+
+Fine-tuning (pipe-S) as the official train_finetune.py: 50 epochs (digits and the CPU preset: 10 / 6),
+SGD momentum 0.9, lr x0.3 at epochs 2/4/6/8, momentum buffers loaded from the pretraining
+optimizer (``pretrain.load_optimizer_state``; lr and schedule start fresh).
+
+Fashion-MNIST (measured on a 2-core shared CPU, 2026-12-01; see docs/pretrain.md):
+    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist --workdir /tmp/ps_fm --config.data.train_subset=3000 --config.model.width=8
+    python launch.py --config configs/pretrain.py:pipe_d,fashion_mnist --workdir /tmp/pd_fm --config.pretrain.checkpoint=/tmp/ps_fm
 
 Stage 1 trains the ANN twin of ``config.model`` (same topology and parameter names, ReLU, T = 1,
 BN gamma initialised to ``pretrain.bn_scale_init`` = V_th 0.5) on ``pretrain.data`` (empty name:
@@ -27,10 +39,14 @@ from snnjax import config as config_lib
 from snnjax import models, presets
 
 PIPES = ("pipe_s", "pipe_d")
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
 ARMS = ("pretrained", "scratch")
-ACTIVATIONS = ("relu", "sharpened")
-EVENT_DATA = {"digits": "digits_events", "cifar10": "cifar10_events"}
+ACTIVATIONS = ("sharpened", "relu")
+MODES = ("official", "full")
+EVENT_DATA = {"digits": "digits_events", "cifar10": "cifar10_events", "fashion_mnist": "fashion_mnist_events",
+              "fashion_mnist_full": "fashion_mnist_events"}
+FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
+PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
 
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
@@ -49,7 +65,9 @@ def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         enabled=True,
         checkpoint="",              # workdir of a finished pretrain.py run; "" trains stage 1 here
-        activation="relu",          # relu | sharpened
+        activation="sharpened",     # sharpened (official README) | relu
+        load_optimizer_state=True,  # fine-tuning starts with the pretraining SGD momentum (official)
+        freeze_loaded=False,        # train only what was not loaded (official pipe-D)
         sharpen_horizon_epochs=0,   # the "200" of a = min(e/200, 0.49); 0 = 2 x pretrain epochs
         bn_scale_init=0.5,          # BN gamma at init = V_th (tdBN), for the ANN as for the SNN
         reinit="",                  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
@@ -57,13 +75,13 @@ def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
         data=config_lib.data_config(name=""),   # "" = pretrain on config.data (pipe-S)
         optim=config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="constant",
                                       milestones=()),
-        train=config_lib.train_config(epochs=20 if digits else 100, log_every_steps=10 if digits else 50),
+        train=config_lib.train_config(epochs=PRETRAIN_EPOCHS[dataset], log_every_steps=10 if digits else 50),
     ))
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS,
-                                            "activation": ACTIVATIONS})
+                                            "activation": ACTIVATIONS, "mode": MODES})
     dataset = choice["dataset"]
     digits = dataset == "digits"
     cfg = config_lib.base_config()
@@ -75,7 +93,13 @@ def get_config(arg: str | None = None):
     presets.apply_dataset(cfg, dataset)          # data section, digits width/epochs/logging
     cfg.optim = config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep",
                                         milestones=FINETUNE_MILESTONES, gamma=0.3)
-    cfg.train.epochs = 10
+    cfg.train.epochs = FINETUNE_EPOCHS[dataset]
+    if dataset.startswith("fashion_mnist"):
+        cfg.data.eval_batch_size = 500
+        cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
+        if dataset == "fashion_mnist":
+            cfg.pretrain.optim.lr = cfg.optim.lr = 0.05      # short CPU schedules
+            cfg.model.time_steps = 4                        # the CPU preset's T (paper: 6)
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
@@ -83,4 +107,15 @@ def get_config(arg: str | None = None):
         cfg.data.options = ml_collections.ConfigDict()
         cfg.data.options.time_steps = cfg.model.get_ref("time_steps")   # frames per sample = T
         cfg.pretrain.reinit = "stem_conv"
+        if choice["mode"] == "official":
+            # Exp2 example_cifar10_res_imgnet+WU.py: new conv1 (+ its norm) and new FC, all else frozen.
+            cfg.pretrain.reinit = "stem_conv,stem_bn,head"
+            cfg.pretrain.freeze_loaded = True
+            cfg.pretrain.load_optimizer_state = False       # a fresh Adam
+            cfg.optim = config_lib.optim_config(name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep",
+                                                milestones=(20, 30, 40), gamma=0.1)
+            cfg.train.epochs = 60
+            if dataset in ("digits", "fashion_mnist"):    # CPU sizes: the same shape, 6 epochs
+                cfg.train.epochs = 6
+                cfg.optim.milestones = (2, 3, 4)
     return cfg

@@ -136,7 +136,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 
 def validate_model(m: ml_collections.ConfigDict, prefix: str) -> None:
     checks = {"name": models.MODEL_NAMES, "neuron": models.NEURONS, "reset": ("hard", "soft"),
-              "dtype": ("float32", "bfloat16"), "stem": ("cifar", "imagenet"),
+              "dtype": ("float32", "bfloat16"), "stem": ("cifar", "imagenet", "imagenet_nopool"),
               "init": models.INITS}
     for key, allowed in checks.items():
         if key in m and m[key] not in allowed:

@@ -178,8 +178,17 @@ def test_presets():
     model = (s.model.neuron, s.model.time_steps, s.model.decay, s.model.v_threshold, s.model.reset, s.model.surrogate)
     assert model == ("lif", 6, 0.25, 0.5, "hard", "rectangular")
     assert s.optim.milestones == (2, 4, 6, 8) and s.optim.gamma == 0.3 and s.pretrain.enabled
-    d = get("pipe_d,digits")
-    assert d.data.name == "digits_events" and d.pretrain.data.name == "digits" and d.pretrain.reinit == "stem_conv"
+    assert s.pretrain.activation == "sharpened" and s.pretrain.load_optimizer_state and not s.pretrain.freeze_loaded
+    d = get("pipe_d,digits")                                  # official pipe-D: new stem + FC, the rest frozen
+    assert d.data.name == "digits_events" and d.pretrain.data.name == "digits"
+    assert d.pretrain.reinit == "stem_conv,stem_bn,head" and d.pretrain.freeze_loaded
+    assert d.optim.name == "adam" and d.optim.lr == 1e-3 and d.optim.weight_decay == 1e-4
+    full = get("pipe_d,digits,full")
+    assert full.pretrain.reinit == "stem_conv" and not full.pretrain.freeze_loaded and full.optim.name == "sgd"
+    c10 = get("pipe_d,cifar10")
+    assert c10.train.epochs == 60 and c10.optim.milestones == (20, 30, 40) and get("pipe_s,cifar10").train.epochs == 50
+    f = get("pipe_d,fashion_mnist")
+    assert f.data.name == "fashion_mnist_events" and f.pretrain.data.name == "fashion_mnist"
     d.model.time_steps = 4                                    # the event T follows the model's T
     assert dict(d.data.options) == {"time_steps": 4}
     c = get("pipe_d,cifar10,scratch,sharpened")
@@ -245,10 +254,61 @@ def test_pipe_d_end_to_end_on_event_frames(pipe_s_workdir, tmp_path):
     # Stage 1 is restored from the pipe-S run (same static digits ANN): pipe-D's own work is the
     # event data, the partial load and the fine-tuning on [B, T, H, W, 2] frames.
     source = pipe_s_workdir[0]
-    summary, stages = run_pipe(tmp_path / "pipe_d", "pipe_d,digits,sharpened", f"--config.pretrain.checkpoint={source}",
-                               "--config.pretrain.eval_transfer=False")
+    summary, stages = run_pipe(tmp_path / "pipe_d", "pipe_d,digits,sharpened,full",
+                               f"--config.pretrain.checkpoint={source}", "--config.pretrain.eval_transfer=False")
     assert 0.0 <= summary["best_test_accuracy"] <= 1.0
     assert summary["dataset"] == "digits_events" and summary["input"] == "events"
     assert summary["pretrain"]["restored_from"] == str(source) and summary["pretrain"]["best_step"] == 1437 // 64
     assert summary["transfer"]["copied"] == 101 and summary["transfer"]["reinitialised"] == ["params/stem_conv/kernel"]
     assert stages == {"finetune"}
+
+
+# ---------------------------------------------------------------------------------------------- official options
+
+
+def test_load_momentum_copies_loaded_buffers_and_keeps_the_schedule_fresh():
+    import optax
+
+    params = {"a": {"kernel": np.ones((2, 2), np.float32)}, "b": {"kernel": np.ones((3,), np.float32)}}
+    sgd = optax.sgd(optax.piecewise_constant_schedule(0.1, {2: 0.3}), momentum=0.9)
+    source = sgd.init(params)
+    source = jax.tree.map(lambda x: x, source)
+    trace = {"a": {"kernel": np.full((2, 2), 5.0, np.float32)}, "b": {"kernel": np.full((3,), 7.0, np.float32)}}
+    source = (source[0]._replace(trace=trace), source[1])
+    target = sgd.init(params)
+    out = pt.load_momentum(target, source, ("params/a/kernel",))
+    np.testing.assert_array_equal(out[0].trace["a"]["kernel"], 5.0)       # loaded
+    np.testing.assert_array_equal(out[0].trace["b"]["kernel"], 0.0)       # not loaded: stays zero
+    with pytest.raises(ValueError, match="momentum"):
+        pt.load_momentum(optax.adam(1e-3).init(params), source, ("params/a/kernel",))
+
+
+def test_freeze_loaded_trains_only_the_new_modules():
+    import optax
+
+    from snnjax.train import optim
+
+    params = {"stem_conv": {"kernel": np.ones((2,), np.float32)}, "body": {"kernel": np.ones((2,), np.float32)}}
+    mask = pt.trainable_mask(params, ("params/body/kernel",))
+    assert mask == {"stem_conv": {"kernel": True}, "body": {"kernel": False}}
+    tx = optim.freeze(optax.chain(optax.add_decayed_weights(1e-1), optax.adam(1e-1)), mask)
+    grads = jax.tree.map(np.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert float(np.abs(updates["body"]["kernel"]).max()) == 0.0
+    assert float(np.abs(updates["stem_conv"]["kernel"]).max()) > 0.0
+
+
+def test_imagenet_nopool_stem_has_the_official_layout():
+    """7x7/2 stem, no max-pool, first stage stride 2 (a projection shortcut in stage0_block0);
+    torchvision's max-pool stem keeps stage 0 at stride 1. Both end at the same size."""
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    shapes = {}
+    for stem in ("imagenet_nopool", "imagenet"):
+        net = models.build_model(models.model_config(name="resnet18", neuron="relu", time_steps=1, width=4,
+                                                     stem=stem), 3)
+        variables = net.init(jax.random.key(0), x, train=False)
+        _, inter = net.apply(variables, x, train=False, mutable=["intermediates"],
+                             capture_intermediates=lambda m, _: m.name == "stage0_block0")
+        shapes[stem] = jax.tree.leaves(inter)[0].shape
+        assert ("shortcut_conv" in variables["params"]["stage0_block0"]) == (stem == "imagenet_nopool")
+    assert shapes["imagenet_nopool"] == shapes["imagenet"] == (1, 8, 8, 4)

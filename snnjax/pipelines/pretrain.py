@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 from flax import traverse_util
 
 from snnjax import config as config_lib
@@ -41,7 +42,7 @@ from snnjax.train import loop, steps
 from snnjax.train.state import TrainState
 
 TRANSFER_COLLECTIONS = ("params", "batch_stats")
-ACTIVATIONS = ("relu", "sharpened")
+ACTIVATIONS = ("sharpened", "relu")
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 REPORT_FILE = "transfer_report.txt"
 
@@ -258,8 +259,8 @@ def check_event_steps(config: ml_collections.ConfigDict, image_shape: tuple[int,
             "(the event datasets' T) or change config.model.time_steps to match.")
 
 
-def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict[str, Any]]:
-    """Stage 1: ``(ann_variables, pretrain_summary)``, trained here, resumed, or restored."""
+def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, dict[str, Any], Any]:
+    """Stage 1: ``(ann_variables, pretrain_summary, ann_opt_state)``, trained here, resumed, or restored."""
     pcfg = pretrain_run_config(config)
     splits = loop.load_data(pcfg.data)
     if len(splits.image_shape) != 3:
@@ -276,14 +277,14 @@ def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[
             raise FileNotFoundError(f"config.pretrain.checkpoint={config.pretrain.checkpoint!r}: no checkpoint found")
         state, meta = restored
         print(f"[pretrain] restored from {config.pretrain.checkpoint} (step {int(state.step)})", file=sys.stderr)
-        return state.variables, {"restored_from": config.pretrain.checkpoint, **meta}
+        return state.variables, {"restored_from": config.pretrain.checkpoint, **meta}, state.opt_state
     summary_path = os.path.join(workdir, f"{PRETRAIN_STAGE}_summary.json")
     restored = loop.restore_stage(pcfg, loop.stage_checkpoint_dir(workdir, PRETRAIN_STAGE), model=ann, splits=splits)
     finished = restored is not None and int(restored[0].step) >= loop.total_steps(pcfg, splits)
     if finished and os.path.exists(summary_path):
         print(f"[pretrain] finished earlier; restored from {workdir}", file=sys.stderr)
         with open(summary_path) as f:
-            return restored[0].variables, json.load(f)
+            return restored[0].variables, json.load(f), restored[0].opt_state
     spe = data_pipeline.steps_per_epoch(splits.train.num_examples, int(pcfg.data.batch_size))
     make_step = epoch_fed_step(spe) if config.pretrain.activation == "sharpened" else steps.make_train_step
     result = loop.train_and_evaluate(pcfg, workdir, stage=PRETRAIN_STAGE, model=ann, splits=splits,
@@ -291,7 +292,50 @@ def obtain_pretrained(config: ml_collections.ConfigDict, workdir: str) -> tuple[
     summary = dict(result.summary, activation=config.pretrain.activation,
                    bn_scale_init=float(config.pretrain.bn_scale_init))
     write_json(summary_path, summary)
-    return result.state.variables, summary
+    return result.state.variables, summary, result.state.opt_state
+
+
+def _traces(opt_state: Any) -> list[Any]:
+    """The momentum buffers (``optax.TraceState``) of an optimizer state, in order."""
+    is_trace = lambda x: isinstance(x, optax.TraceState)  # noqa: E731
+    return [x for x in jax.tree.leaves(opt_state, is_leaf=is_trace) if is_trace(x)]
+
+
+def load_momentum(target: Any, source: Any, copied: tuple[str, ...]) -> Any:
+    """``target`` (a fresh fine-tuning optimizer state) with the SGD momentum buffers of ``source``
+    (the pretraining optimizer's state) for every parameter in ``copied`` (``params/...`` paths of
+    :class:`TransferReport`); other buffers stay zero, step counts stay fresh (the official
+    fine-tuning resets the lr and its scheduler after loading the optimizer state).
+
+    Raises ``ValueError`` when either optimizer has no momentum (SGD with momentum needed).
+    """
+    src, dst = _traces(source), _traces(target)
+    if len(src) != 1 or len(dst) != 1:
+        raise ValueError("config.pretrain.load_optimizer_state=True loads SGD momentum buffers: both "
+                         "config.pretrain.optim and config.optim must be SGD with momentum > 0 "
+                         f"(found {len(src)} and {len(dst)} momentum states)")
+    src_flat = {"params/" + k: v for k, v in _flat(src[0].trace).items()}
+    wanted = set(copied)
+
+    def pick(path, leaf):
+        key = "params/" + "/".join(str(getattr(p, "key", p)) for p in path)
+        value = src_flat.get(key)
+        if key in wanted and value is not None and tuple(value.shape) == tuple(leaf.shape):
+            return jnp.asarray(value, leaf.dtype)
+        return leaf
+
+    new_trace = jax.tree_util.tree_map_with_path(pick, dst[0].trace)
+    replaced = dst[0]._replace(trace=new_trace)
+    is_trace = lambda x: isinstance(x, optax.TraceState)  # noqa: E731
+    return jax.tree.map(lambda x: replaced if is_trace(x) else x, target, is_leaf=is_trace)
+
+
+def trainable_mask(params: Any, copied: tuple[str, ...]) -> Any:
+    """A params-shaped tree: False for every loaded (copied) parameter, True for the rest
+    (the re-initialised modules and parameters the source lacks): the official pipe-D freezing."""
+    frozen = set(copied)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "params/" + "/".join(str(getattr(p, "key", p)) for p in path) not in frozen, params)
 
 
 def evaluate_accuracy(model: nn.Module, variables: dict[str, Any], splits, batch_size: int) -> float:
@@ -311,8 +355,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     snn = models.build_model(config.model, splits.num_classes)
 
     initial, pre_summary, transfer = None, {}, {}
+    trainable, opt_state_fn = None, None
     if config.pretrain.enabled:
-        ann_vars, pre_summary = obtain_pretrained(config, workdir)
+        ann_vars, pre_summary, ann_opt_state = obtain_pretrained(config, workdir)
         fresh = loop.init_variables(snn, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
         initial, report = load_pretrained(jax.device_get(ann_vars), jax.device_get(fresh),
                                           reinit=parse_reinit(config.pretrain.reinit))
@@ -326,9 +371,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         print(f"[transfer] {len(report.copied)} tensors loaded from the ANN, {len(report.reinitialised)} "
               f"re-initialised ({', '.join(parse_reinit(config.pretrain.reinit)) or 'none'}); "
               f"see {workdir}/{REPORT_FILE}", file=sys.stderr)
+        copied = tuple(p for p in report.copied if p.startswith("params/"))
+        if config.pretrain.get("freeze_loaded", False):
+            trainable = trainable_mask(initial["params"], copied)
+            n_train = sum(bool(t) for t in jax.tree.leaves(trainable))
+            transfer["trainable_tensors"] = n_train
+            print(f"[transfer] freeze_loaded: {len(copied)} loaded parameter tensors frozen, {n_train} trained",
+                  file=sys.stderr)
+        if config.pretrain.get("load_optimizer_state", False):
+            opt_state_fn = functools.partial(load_momentum, source=jax.device_get(ann_opt_state), copied=copied)
+            transfer["momentum_loaded"] = True
 
     result = loop.train_and_evaluate(config, workdir, stage=FINETUNE_STAGE, model=snn, splits=splits,
-                                     initial_variables=initial)
+                                     initial_variables=initial, trainable=trainable, initial_opt_state=opt_state_fn)
     summary = dict(result.summary)
     summary.update(pipeline="pretrain", pretrained=bool(config.pretrain.enabled),
                    input="events" if len(splits.image_shape) == 4 else "static",
@@ -337,4 +392,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 __all__ = ["TransferReport", "ann_model_config", "build_ann", "epoch_fed_step", "evaluate_accuracy", "feed_epoch",
-           "load_pretrained", "run", "sharpen_horizon"]
+           "load_momentum", "load_pretrained", "run", "sharpen_horizon", "trainable_mask"]

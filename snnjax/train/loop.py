@@ -90,6 +90,8 @@ def train_and_evaluate(
     initial_variables: dict[str, Any] | None = None,
     teacher: Teacher | None = None,
     make_step: Any = steps.make_train_step,
+    trainable: Any = None,
+    initial_opt_state: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
 
@@ -105,6 +107,9 @@ def train_and_evaluate(
       teacher: distil from this teacher (``config.kd`` gives temperature and alpha).
       make_step: ``(model, tx, *, distillation, nonfinite) -> train_step`` (default
         :func:`snnjax.train.steps.make_train_step`); pipelines with their own objective pass theirs.
+      trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
+      initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
+        e.g. to load momentum buffers from an earlier stage.
 
     Returns:
       the stage summary (also in ``workdir/<stage>_summary.json``), the final state and the model.
@@ -120,11 +125,15 @@ def train_and_evaluate(
     total_steps = spe * epochs
     schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
     tx = optim.make_optimizer(config.optim, schedule)
+    if trainable is not None:
+        tx = optim.freeze(tx, trainable)
 
     variables = initial_variables or init_variables(model, splits.image_shape, int(config.seed), mesh)
     variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
     state_key = jax.random.fold_in(jax.random.key(int(config.seed)), 2)
     state = jax.jit(lambda v: create_train_state(v, tx, state_key), out_shardings=repl)(variables)
+    if initial_opt_state is not None:
+        state = state.replace(opt_state=jax.device_put(initial_opt_state(jax.device_get(state.opt_state)), repl))
 
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints", stage), keep=int(config.train.keep_checkpoints))
     meta = {"epoch": 0, "best_test_accuracy": -1.0, "best_epoch": -1, "best_step": -1}
