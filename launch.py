@@ -43,7 +43,7 @@ def enable_compilation_cache(directory: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value")
-    from snnjax import config as config_lib, pipelines
+    from snnjax import config as config_lib, methods
     from snnjax.train import mesh as mesh_lib, preflight
 
     if not flags.FLAGS["verbosity"].present:
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     mesh_lib.maybe_initialize_distributed()
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh_lib.make_mesh())
     preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
-    pipelines.get(config.pipeline)(config, workdir)
+    methods.get(config.pipeline)(config, workdir)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     python benchmarks/snn2ann_vs_baseline.py --cases cifar --cifar-width 64 --cifar-batch 512   # paper size (GPU)
 
 Both arms train the same plain conv net (same layers, parameter count and T) with the same
-optimizer: SNN2ANN with :func:`snnjax.snn2ann.make_train_step` (CE on the ANN branch; the SNN
+optimizer: SNN2ANN with :func:`snnjax.methods.snn2ann.make_train_step` (CE on the ANN branch; the SNN
 branch runs T steps forward without gradient), the baseline with
 :func:`snnjax.train.steps.make_train_step` (BPTT through T steps of IF neurons with a rectangular
 surrogate). Reported per arm:
@@ -27,11 +27,13 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 from snnjax import data as data_lib
-from snnjax import snn2ann
+from snnjax import models
+from snnjax.methods import snn2ann
 from snnjax.data import pipeline as data_pipeline
 from snnjax.train import steps
 from snnjax.train.state import create_train_state
@@ -89,8 +91,9 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, object]:
         cfg = snn2ann.model_config(width=args.cifar_width, time_steps=args.time_steps)   # VGG-13 layout
         batch_size, num_classes = args.cifar_batch, 100
     batch = _batch(case, batch_size, num_classes)
-    arms = {"snn2ann": Arm(snn2ann.build_model(cfg, num_classes), snn2ann.make_train_step, batch),
-            "bptt": Arm(snn2ann.build_model(cfg, num_classes, bptt=True), steps.make_train_step, batch)}
+    bptt = ml_collections.ConfigDict({**cfg.to_dict(), "name": "bptt_vgg"})
+    arms = {"snn2ann": Arm(models.build(cfg, num_classes), snn2ann.make_train_step, batch),
+            "bptt": Arm(models.build(bptt, num_classes), steps.make_train_step, batch)}
     for _ in range(args.warmup):
         for arm in arms.values():
             arm.step(record=False)

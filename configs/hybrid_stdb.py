@@ -2,15 +2,27 @@
 
     python launch.py --config configs/hybrid_stdb.py:cifar10 --workdir runs/hybrid_c10     # VGG16, T=100
     python launch.py --config configs/hybrid_stdb.py:digits --workdir /tmp/hybrid          # offline, minutes on a CPU
-    python launch.py --config configs/hybrid_stdb.py:digits --config.model.spike_grad=linear --workdir /tmp/hl
+    python launch.py --config configs/hybrid_stdb.py:digits --config.model.surrogate=linear --workdir /tmp/hl
 
 Presets: cifar10 (default; VGG16, ANN 300 epochs, balancing at T=1000, thresholds x0.7, fine-tuning
 at T=100 for 20 epochs) and digits (VGG5 at width 16, 8x8 inputs in [0, 1], ANN 30 epochs at lr 0.1,
 balancing at T=256, thresholds x0.5, converted SNN reported at T = 8..128, STDB fine-tuning at T=16
 for 10 epochs). Reuse a trained ANN with ``--config.ann.checkpoint=<workdir>``.
 
+Fashion-MNIST (VGG5, pixels in [0, 1] for ANN and SNN as the official MNIST branch):
+    python launch.py --config configs/hybrid_stdb.py:fashion_mnist --workdir /tmp/hybrid_fm --config.seed=0
+        # 2-core CPU: width 16, 6,000-image subset, ANN 8 epochs, balancing T=64, STDB 2 epochs at T=16;
+        # measured 2026-12-01 on a shared 2-core CPU (load 13-18): 31 min wall (docs/hybrid_stdb.md)
+    python launch.py --config configs/hybrid_stdb.py:fashion_mnist_full --workdir runs/hybrid_fm   # GPU sized
+
+Official-code details (docs/hybrid_stdb.md has the table): ``model.spike_delay`` (one-step spike
+delay per layer), ``model.dropout`` 0.3 vs ``ann.dropout`` 0.2, ``ann.normalization`` (CIFAR ANN on
+the dataset's mean/std), ``ann.optim.nesterov`` False, ``conversion.augment`` (balancing batch with
+the training augmentation). The official ``range(1, epochs)`` (N-1 epochs) is not reproduced.
+
 Sections:
-  model       the SNN (:func:`snnjax.models.vgg.vgg_config`); the ANN is the same VGG with ReLU, T=1
+  model       the SNN (:func:`snnjax.methods.hybrid.vgg.vgg_config`; model.name = vgg5 .. vgg19);
+              the ANN is the same VGG with ReLU, T=1 and conv dropout ``ann.dropout``
   optim/train STDB fine-tuning (Adam with amsgrad, lr 1e-4, wd 5e-4; lr /10 at 60/80/90% of epochs)
   ann         stage 1: ``checkpoint`` (a finished run's workdir, or "" to train), optim, train
   conversion  stage 2: balancing ``time_steps``, ``batch_size`` x ``num_batches`` training examples,
@@ -28,31 +40,10 @@ import ml_collections
 
 from snnjax import config as config_lib
 from snnjax import presets
-from snnjax.models import vgg
+from snnjax.methods.hybrid import config as hybrid_config
+from snnjax.methods.hybrid import vgg
 
 DATASETS = ("cifar10", "digits", "fashion_mnist", "fashion_mnist_full")
-FRACTIONS = (0.6, 0.8, 0.9)
-
-
-def _ann_section() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
-        checkpoint="",
-        dropout=0.2,            # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3)
-        normalization="",       # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
-        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                                      schedule="multistep", milestones=(), milestone_fractions=FRACTIONS),
-        train=config_lib.train_config(epochs=300),
-    ))
-
-
-def _conversion_section() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
-        time_steps=1000, batch_size=512, num_batches=1, percentile=100.0, scaling_factor=0.7, time_chunk=100,
-        eval_time_steps=(100, 200, 500, 1000), eval_batch_size=128, report_unscaled=True, eval_finetuned=False,
-        augment=True,           # balancing batch drawn with the training augmentation (official: first
-                                # batch of the shuffled, augmented train loader); False: as stored
-        eval_examples=0,        # test images of the conversion sweeps (0 = all)
-    ))
 
 
 def get_config(arg: str | None = None):
@@ -62,20 +53,20 @@ def get_config(arg: str | None = None):
     cfg.seed = 0
     cfg.data.normalization = "symmetric"
     cfg.data.batch_size = 64
-    cfg.model = vgg.vgg_config(arch="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson",
-                               spike_grad="stdb", spike_delay=True, dropout=0.3)
-    cfg.optim = config_lib.optim_config(name="amsgrad", lr=1e-4, weight_decay=5e-4,
-                                        schedule="multistep", milestones=(), milestone_fractions=FRACTIONS)
+    cfg.model = vgg.vgg_config(name="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson",
+                               surrogate="stdb", spike_delay=True, dropout=0.3)
+    cfg.optim = config_lib.optim_config(name="amsgrad", lr=1e-4, weight_decay=5e-4, schedule="multistep",
+                                        milestones=(), milestone_fractions=hybrid_config.FRACTIONS)
     cfg.train = config_lib.train_config(epochs=20)
-    cfg.ann = _ann_section()
+    cfg.ann = hybrid_config.ann_section()
     cfg.ann.normalization = "dataset"             # official ann.py: CIFAR mean/std for the ANN only
-    cfg.conversion = _conversion_section()
+    cfg.conversion = hybrid_config.conversion_section()
 
     if choice["dataset"] == "digits":
         presets.apply_dataset(cfg, "digits")      # digits data, 1-pixel crops, no flips
         cfg.data.normalization = "unit"           # background 0 -> no input spikes (as the reference's MNIST)
         cfg.data.eval_batch_size = 368            # the 360 test digits in one batch (a multiple of 8)
-        cfg.model.arch = "vgg5"
+        cfg.model.name = "vgg5"
         cfg.model.width = 16
         cfg.model.dense_init = "he"               # N(0, 0.01) stalls SGD at hidden width 1024 (fan-in 128)
         cfg.model.time_steps = 16                 # 8x fewer steps than the longest converted run (128)
@@ -107,7 +98,7 @@ def _fashion_mnist(cfg: ml_collections.ConfigDict, *, full: bool) -> None:
     presets.apply_dataset(cfg, "fashion_mnist_full" if full else "fashion_mnist")
     cfg.data.normalization = "unit"               # official MNIST: ToTensor only, for ANN and SNN
     cfg.ann.normalization = ""
-    cfg.model.arch = "vgg5"                       # the official small-data network
+    cfg.model.name = "vgg5"                       # the official small-data network
     if full:
         # GPU sized: VGG5 at width 64 on all 60,000 images; official epochs and thresholds.
         cfg.model.width = 64

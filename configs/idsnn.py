@@ -18,33 +18,24 @@ different ANN than the KD teacher (the official code uses two checkpoints) with
 ResNet18: ``configs/teacher.py:fashion_mnist --config.model.name=resnet18``).
 """
 
-import ml_collections
-
 from snnjax import presets
 from snnjax import config as config_lib
+from snnjax.methods.idsnn import config as idsnn_config
 
-ARMS = {"idsnn": (True, True), "baseline": (False, False), "init_only": (True, False), "kd_only": (False, True)}
-# KD weight per arm, as in the official code: train_kd.py (KD only) uses 0.5, the IDSNN script 0.3.
-KD_ALPHA = {"idsnn": 0.3, "baseline": 0.3, "init_only": 0.3, "kd_only": 0.5}
+# The default arm first (parse_presets takes the first token of a group as its default).
+ARM_PRESETS = (idsnn_config.DEFAULT_ARM,) + tuple(a for a in idsnn_config.ARMS if a != idsnn_config.DEFAULT_ARM)
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arm": tuple(ARMS),
+    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arm": ARM_PRESETS,
                                             "decay": ("decay60", "decay20", "decay10")})
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
-    init, kd = ARMS[choice["arm"]]
-    cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=KD_ALPHA[choice["arm"]])
+    init, kd = idsnn_config.ARMS[choice["arm"]]
+    cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=idsnn_config.KD_ALPHA[choice["arm"]])
     cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
-    cfg.transplant = ml_collections.ConfigDict(dict(
-        enabled=init, block_rule="first", include_stem=True, include_shortcut=False, include_head=False,
-        checkpoint=""))   # workdir of another finished ANN run to transplant from; "" = the KD teacher
-    cfg.teacher = ml_collections.ConfigDict(dict(
-        checkpoint="",    # workdir of a finished teacher run; "" trains the teacher as stage 1
-        model=presets.teacher_model(init="pytorch"),
-        optim=config_lib.optim_config(),
-        train=config_lib.train_config(),
-    ))
+    cfg.transplant = idsnn_config.transplant_section(enabled=init)
+    cfg.teacher = idsnn_config.teacher_section()
     presets.apply_dataset(cfg, choice["dataset"])
     presets.apply_dataset(cfg.teacher, choice["dataset"], teacher=True)
     if choice["decay"] != "decay60":

@@ -37,16 +37,16 @@ import ml_collections
 
 from snnjax import config as config_lib
 from snnjax import models, presets
+from snnjax.methods.pretrain import config as pretrain_config
 
 PIPES = ("pipe_s", "pipe_d")
 DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
 ARMS = ("pretrained", "scratch")
-ACTIVATIONS = ("sharpened", "relu")
+ACTIVATIONS = pretrain_config.ACTIVATIONS
 MODES = ("official", "full")
 EVENT_DATA = {"digits": "digits_events", "cifar10": "cifar10_events", "fashion_mnist": "fashion_mnist_events",
               "fashion_mnist_full": "fashion_mnist_events"}
 FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
-PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
 
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
@@ -60,25 +60,6 @@ def snn_model(**overrides) -> ml_collections.ConfigDict:
                                reset="hard", surrogate="rectangular", surrogate_param=1.0, **overrides)
 
 
-def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
-    digits = dataset == "digits"
-    return ml_collections.ConfigDict(dict(
-        enabled=True,
-        checkpoint="",              # workdir of a finished pretrain.py run; "" trains stage 1 here
-        activation="sharpened",     # sharpened (official README) | relu
-        load_optimizer_state=True,  # fine-tuning starts with the pretraining SGD momentum (official)
-        freeze_loaded=False,        # train only what was not loaded (official pipe-D)
-        sharpen_horizon_epochs=0,   # the "200" of a = min(e/200, 0.49); 0 = 2 x pretrain epochs
-        bn_scale_init=0.5,          # BN gamma at init = V_th (tdBN), for the ANN as for the SNN
-        reinit="",                  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
-        eval_transfer=True,         # test the SNN right after loading, before fine-tuning
-        data=config_lib.data_config(name=""),   # "" = pretrain on config.data (pipe-S)
-        optim=config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="constant",
-                                      milestones=()),
-        train=config_lib.train_config(epochs=PRETRAIN_EPOCHS[dataset], log_every_steps=10 if digits else 50),
-    ))
-
-
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS,
                                             "activation": ACTIVATIONS, "mode": MODES})
@@ -87,7 +68,7 @@ def get_config(arg: str | None = None):
     cfg = config_lib.base_config()
     cfg.pipeline = "pretrain"
     cfg.model = snn_model()
-    cfg.pretrain = pretrain_section(dataset)
+    cfg.pretrain = pretrain_config.pretrain_section(dataset)
     cfg.pretrain.enabled = choice["arm"] == "pretrained"
     cfg.pretrain.activation = choice["activation"]
     presets.apply_dataset(cfg, dataset)          # data section, digits width/epochs/logging

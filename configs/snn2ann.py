@@ -25,7 +25,7 @@ and ``fashion_mnist_full`` (GPU: VGG-13 at width 64 on all 60,000 images, the of
 
 from snnjax import config as config_lib
 from snnjax import presets
-from snnjax.snn2ann import models as s2a_models
+from snnjax.methods.snn2ann import models as s2a_models
 
 DATASETS = presets.DATASETS
 
@@ -40,9 +40,9 @@ def get_config(arg: str | None = None):
     cfg = config_lib.base_config()
     cfg.pipeline = "snn2ann"
     cfg.arm = choice["arm"]
-    cfg.model = s2a_models.model_config(mapping_unit=choice["unit"])
-    if choice["arch"] == "resnet17":
-        cfg.model.arch = "resnet17"
+    arch = "resnet17" if choice["arch"] == "resnet17" else "vgg"
+    cfg.model = s2a_models.model_config(name=f"{choice['arm']}_{arch}", mapping_unit=choice["unit"])
+    if arch == "resnet17":
         cfg.model.time_steps = 5
         cfg.model.dropout = s2a_models.RESNET17_DROPOUT
     cfg.optim = config_lib.optim_config(name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep",

@@ -1,167 +1,19 @@
-"""IDSNN ablation: baseline, init-only, KD-only and IDSNN (both) over several seeds.
+"""Deprecated alias of :mod:`snnjax.methods.idsnn.ablation` (moved in 0.2; this path goes in the next release).
 
-    python -m snnjax.ablation --config configs/idsnn.py:digits --workdir runs/ablation --seeds 0,1,2
-    python -m snnjax.ablation --config configs/idsnn.py:cifar100,decay10 --workdir runs/abl100 --seeds 445
-
-For each seed the teacher is trained once (``WORKDIR/seed<S>/teacher``) and shared by the arms
-that need it; each arm runs in ``WORKDIR/seed<S>/<arm>`` (re-running skips what is finished). The
-result is ``WORKDIR/ablation.json``, ``WORKDIR/ablation.md`` and ``WORKDIR/ablation.png``: per arm the
-best and final test accuracy (mean +- std over seeds), the first epoch at which the arm reached the
-baseline's *final* test accuracy of the same seed (the paper's convergence-speed headline), and test
-accuracy vs epoch (mean line, min-max band over seeds). The KD-only arm weighs KD 0.5 as the official
-``train_kd.py`` does; the IDSNN arm keeps ``config.kd.alpha`` (0.3).
+``python -m snnjax.ablation ...`` still runs the ablation (same flags); prefer
+``python -m snnjax.methods.idsnn.ablation ...``.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-from typing import Any
-
-import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-ARMS = {"baseline": (False, False), "init_only": (True, False), "kd_only": (False, True), "idsnn": (True, True)}
-# The official KD-only script (train_kd.py) weighs the KD term 0.5; the IDSNN arm keeps config.kd.alpha (0.3).
-KD_ONLY_ALPHA = 0.5
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the ablation.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Comma-separated seeds.")
-_ARMS = flags.DEFINE_list("arms", list(ARMS), f"Arms to run, from {list(ARMS)}.")
-
-
-def arm_config(config, arm: str, seed: int, teacher_dir: str | None):
-    cfg = config.copy_and_resolve_references()
-    cfg.seed = seed
-    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
-    if arm == "kd_only":
-        cfg.kd.alpha = KD_ONLY_ALPHA
-    cfg.teacher.checkpoint = teacher_dir or ""
-    return cfg
-
-
-def epoch_curve(workdir: str, stage: str = "student") -> list[tuple[int, float]]:
-    """``[(epoch, test_accuracy), ...]`` of a stage from ``workdir/metrics.jsonl``."""
-    from snnjax.train.metric_writer import read_metrics
-
-    return [(r["epoch"], r["test_accuracy"]) for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-            if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
-
-
-def first_epoch_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
-    """The first epoch whose test accuracy is >= ``target`` (None if never)."""
-    return next((epoch for epoch, acc in curve if acc >= target), None)
-
-
-def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
-    """Aggregate ``results[arm][seed] = {best, final, curve}`` into the ablation table."""
-    table = {}
-    for arm, per_seed in results.items():
-        bests = [r["best"] for r in per_seed.values()]
-        finals = [r["final"] for r in per_seed.values()]
-        reach = {}
-        for seed, r in per_seed.items():
-            baseline = results.get("baseline", {}).get(seed)
-            if baseline is not None:
-                reach[seed] = first_epoch_reaching(r["curve"], baseline["final"])
-        table[arm] = {
-            "best_test_accuracy_mean": float(np.mean(bests)),
-            "best_test_accuracy_std": float(np.std(bests)),
-            "final_test_accuracy_mean": float(np.mean(finals)),
-            "final_test_accuracy_std": float(np.std(finals)),
-            "best_test_accuracy_per_seed": {str(s): r["best"] for s, r in per_seed.items()},
-            "final_test_accuracy_per_seed": {str(s): r["final"] for s, r in per_seed.items()},
-            "epoch_reaching_baseline_final_per_seed": {str(s): e for s, e in reach.items()},
-        }
-    return table
-
-
-def to_markdown(table: dict[str, Any], epochs: int) -> str:
-    lines = ["| arm | best test acc (mean +- std) | per seed | final test acc (mean +- std) | first epoch >= "
-             f"baseline's final acc (of {epochs}) |", "|---|---|---|---|---|"]
-    for arm in ARMS:
-        if arm not in table:
-            continue
-        row = table[arm]
-        seeds = ", ".join(f"{v:.4f}" for v in row["best_test_accuracy_per_seed"].values())
-        reach = ", ".join("never" if e is None else str(e) for e in row["epoch_reaching_baseline_final_per_seed"].values())
-        lines.append(f"| {arm} | {row['best_test_accuracy_mean']:.4f} +- {row['best_test_accuracy_std']:.4f} | "
-                     f"{seeds} | {row['final_test_accuracy_mean']:.4f} +- {row['final_test_accuracy_std']:.4f} | "
-                     f"{reach} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
-    """Test accuracy vs epoch per arm: the mean over seeds as a line, the min-max over seeds as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for arm, per_seed in results.items():
-        curves = [dict(r["curve"]) for r in per_seed.values()]
-        epochs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
-        if not epochs:
-            continue
-        acc = np.array([[c[e] for e in epochs] for c in curves])
-        line, = ax.plot(epochs, acc.mean(axis=0), marker="o", markersize=3, label=f"{arm} ({len(curves)} seeds)")
-        ax.fill_between(epochs, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv):
-    del argv
-    from snnjax import runtime
-
-    runtime.use_eigen_convolutions()   # before JAX starts, as launch.py (snnjax/runtime.py)
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    from snnjax import config as config_lib
-    from snnjax.pipelines import common, idsnn
-    from snnjax.train import loop
-
-    config = _CONFIG.value
-    config_lib.validate(config)
-    root = os.path.abspath(_WORKDIR.value)
-    arms = [a for a in _ARMS.value]
-    unknown = sorted(set(arms) - set(ARMS))
-    if unknown:
-        raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
-    if "baseline" in arms:  # the convergence metric needs the baseline first
-        arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    splits = loop.load_data(config.data)
-    results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
-    for seed in (int(s) for s in _SEEDS.value):
-        teacher_dir = None
-        if any(any(ARMS[a]) for a in arms):
-            teacher_dir = os.path.join(root, f"seed{seed}", "teacher")
-            tcfg = arm_config(config, "idsnn", seed, None)
-            os.makedirs(teacher_dir, exist_ok=True)
-            idsnn.obtain_teacher(tcfg, teacher_dir, splits)
-        for arm in arms:
-            wd = os.path.join(root, f"seed{seed}", arm)
-            os.makedirs(wd, exist_ok=True)
-            print(f"== seed {seed} arm {arm} -> {wd}", file=sys.stderr)
-            summary = idsnn.run(arm_config(config, arm, seed, teacher_dir), wd)
-            results[arm][seed] = {"best": summary["best_test_accuracy"], "final": summary["final_test_accuracy"],
-                                  "curve": epoch_curve(wd)}
-        table = summarize(results)
-        common.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
-        with open(os.path.join(root, "ablation.md"), "w") as f:
-            f.write(to_markdown(table, int(config.train.epochs)))
-        plot_curves(results, os.path.join(root, "ablation.png"))
-    print(to_markdown(summarize(results), int(config.train.epochs)))
-
-
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    import warnings
+
+    warnings.warn("snnjax.ablation moved to snnjax.methods.idsnn.ablation; run "
+                  "`python -m snnjax.methods.idsnn.ablation` (the old path goes in the next release)",
+                  DeprecationWarning, stacklevel=1)
+    from snnjax.methods.idsnn import ablation as _ablation
+
+    _ablation.cli()
+else:
+    from snnjax._deprecated import redirect
+
+    redirect("snnjax.ablation")

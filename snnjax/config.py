@@ -1,4 +1,4 @@
-"""The run-config schema shared by every pipeline, and its validation.
+"""The run-config sections shared by every pipeline, and their validation.
 
 Every ``configs/*.py`` file starts from :func:`base_config` and sets its pipeline's keys and
 presets. Configs are locked ``ml_collections.ConfigDict`` objects, so a misspelt override
@@ -13,7 +13,6 @@ import ml_collections
 from snnjax import models
 from snnjax.train import optim
 
-PIPELINES = ("train", "idsnn", "hybrid_stdb", "snn2ann", "pretrain")
 NONFINITE = ("stop", "skip")
 
 
@@ -93,93 +92,70 @@ def parse_presets(arg: str | None, allowed: dict[str, tuple[str, ...]]) -> dict[
     return chosen
 
 
-def _fail(key: str, value, allowed: str) -> None:
+def fail(key: str, value, allowed: str) -> None:
+    """Raise the config error every check uses: ``config.<key>=<value> is not valid: <allowed>``."""
     raise ValueError(f"config.{key}={value!r} is not valid: {allowed}")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Check every value a run depends on before anything is loaded or compiled.
 
-    Raises ``ValueError`` naming the key, the bad value and what is allowed.
+    The shared sections (``pipeline``, ``data``, ``model`` by its family in the model registry,
+    ``optim``, ``train``, ``kd``) here, then the method's own ``validate`` (its sections, what it
+    needs of the shared ones; :func:`snnjax.methods.validate`). Raises ``ValueError`` naming the
+    key, the bad value and what is allowed.
     """
-    if cfg.pipeline not in PIPELINES:
-        _fail("pipeline", cfg.pipeline, f"choose one of {list(PIPELINES)}")
-    from snnjax import data  # local: keeps `import snnjax.config` light
+    from snnjax import methods  # local: keeps `import snnjax.config` light
 
-    name = cfg.data.name
-    if not (name in data.dataset_names() or name.startswith("tfds:")):
-        _fail("data.name", name, f"choose one of {data.dataset_names()} or tfds:<name>")
-    for key in ("batch_size", "eval_batch_size"):
-        if int(cfg.data[key]) < 1:
-            _fail(f"data.{key}", cfg.data[key], "must be >= 1")
-    if int(cfg.data.crop_padding) < 0:
-        _fail("data.crop_padding", cfg.data.crop_padding, "must be >= 0")
-    if int(cfg.data.get("train_subset", 0)) < 0:
-        _fail("data.train_subset", cfg.data.train_subset, "must be >= 0 (0 = the whole training split)")
-    validate_model(cfg.model, "model")
+    if cfg.pipeline not in methods.PIPELINES:
+        fail("pipeline", cfg.pipeline, f"choose one of {list(methods.PIPELINES)}")
+    validate_data(cfg.data, "data")
+    models.validate(cfg.model, "model")
     validate_optim(cfg.optim, "optim")
     validate_train(cfg.train, "train")
-    if "teacher" in cfg:
-        validate_model(cfg.teacher.model, "teacher.model")
-        validate_optim(cfg.teacher.optim, "teacher.optim")
-        validate_train(cfg.teacher.train, "teacher.train")
-        if cfg.teacher.model.neuron != "relu":
-            _fail("teacher.model.neuron", cfg.teacher.model.neuron, "the teacher is an ANN: use 'relu'")
-    if "transplant" in cfg and cfg.transplant.block_rule not in ("first", "uniform"):
-        _fail("transplant.block_rule", cfg.transplant.block_rule, "choose one of ['first', 'uniform']")
     if cfg.kd.enabled:
         if float(cfg.kd.temperature) <= 0:
-            _fail("kd.temperature", cfg.kd.temperature, "must be > 0")
+            fail("kd.temperature", cfg.kd.temperature, "must be > 0")
         if float(cfg.kd.alpha) < 0:
-            _fail("kd.alpha", cfg.kd.alpha, "must be >= 0")
+            fail("kd.alpha", cfg.kd.alpha, "must be >= 0")
+    methods.validate(cfg)
 
 
-def validate_model(m: ml_collections.ConfigDict, prefix: str) -> None:
-    checks = {"name": models.MODEL_NAMES, "neuron": models.NEURONS, "reset": ("hard", "soft"),
-              "dtype": ("float32", "bfloat16"), "stem": ("cifar", "imagenet", "imagenet_nopool"),
-              "init": models.INITS}
-    for key, allowed in checks.items():
-        if key in m and m[key] not in allowed:
-            _fail(f"{prefix}.{key}", m[key], f"choose one of {list(allowed)}")
-    from snnjax import surrogates
+def validate_data(d: ml_collections.ConfigDict, prefix: str) -> None:
+    from snnjax import data
 
-    if m.surrogate not in surrogates.NAMES:
-        _fail(f"{prefix}.surrogate", m.surrogate, f"choose one of {sorted(surrogates.NAMES)}")
-    if int(m.time_steps) < 1:
-        _fail(f"{prefix}.time_steps", m.time_steps, "must be >= 1 (T=4..6 in the papers)")
-    if m.neuron == "relu" and int(m.time_steps) != 1:
-        _fail(f"{prefix}.time_steps", m.time_steps, "an ANN (neuron='relu') runs with time_steps=1")
-    if int(m.width) < 1:
-        _fail(f"{prefix}.width", m.width, "must be >= 1")
-    if float(m.v_threshold) <= 0:
-        _fail(f"{prefix}.v_threshold", m.v_threshold, "must be > 0")
-    if not 0.0 <= float(m.decay) <= 1.0:
-        _fail(f"{prefix}.decay", m.decay, "must be in [0, 1]")
-    if float(m.surrogate_param) <= 0:
-        _fail(f"{prefix}.surrogate_param", m.surrogate_param, "must be > 0")
+    if not (d.name in data.dataset_names() or d.name.startswith("tfds:")):
+        fail(f"{prefix}.name", d.name, f"choose one of {data.dataset_names()} or tfds:<name>")
+    for key in ("batch_size", "eval_batch_size"):
+        if int(d[key]) < 1:
+            fail(f"{prefix}.{key}", d[key], "must be >= 1")
+    if int(d.crop_padding) < 0:
+        fail(f"{prefix}.crop_padding", d.crop_padding, "must be >= 0")
+    if int(d.get("train_subset", 0)) < 0:
+        fail(f"{prefix}.train_subset", d.train_subset, "must be >= 0 (0 = the whole training split)")
 
 
 def validate_optim(o: ml_collections.ConfigDict, prefix: str) -> None:
     if o.name not in optim.OPTIMIZERS:
-        _fail(f"{prefix}.name", o.name, f"choose one of {list(optim.OPTIMIZERS)}")
+        fail(f"{prefix}.name", o.name, f"choose one of {list(optim.OPTIMIZERS)}")
     if o.schedule not in optim.SCHEDULES:
-        _fail(f"{prefix}.schedule", o.schedule, f"choose one of {list(optim.SCHEDULES)}")
+        fail(f"{prefix}.schedule", o.schedule, f"choose one of {list(optim.SCHEDULES)}")
     if float(o.lr) <= 0:
-        _fail(f"{prefix}.lr", o.lr, "must be > 0")
+        fail(f"{prefix}.lr", o.lr, "must be > 0")
     if float(o.weight_decay) < 0:
-        _fail(f"{prefix}.weight_decay", o.weight_decay, "must be >= 0")
+        fail(f"{prefix}.weight_decay", o.weight_decay, "must be >= 0")
     if not 0 < float(o.gamma) <= 1:
-        _fail(f"{prefix}.gamma", o.gamma, "must be in (0, 1]")
+        fail(f"{prefix}.gamma", o.gamma, "must be in (0, 1]")
 
 
 def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
     if int(t.epochs) < 1:
-        _fail(f"{prefix}.epochs", t.epochs, "must be >= 1")
+        fail(f"{prefix}.epochs", t.epochs, "must be >= 1")
     if int(t.log_every_steps) < 1:
-        _fail(f"{prefix}.log_every_steps", t.log_every_steps, "must be >= 1")
+        fail(f"{prefix}.log_every_steps", t.log_every_steps, "must be >= 1")
     if int(t.eval_every_epochs) < 1:
-        _fail(f"{prefix}.eval_every_epochs", t.eval_every_epochs, "must be >= 1")
+        fail(f"{prefix}.eval_every_epochs", t.eval_every_epochs, "must be >= 1")
     if t.nonfinite not in NONFINITE:
-        _fail(f"{prefix}.nonfinite", t.nonfinite, f"choose one of {list(NONFINITE)}")
+        fail(f"{prefix}.nonfinite", t.nonfinite, f"choose one of {list(NONFINITE)}")
     if int(t.keep_checkpoints) < 1:
-        _fail(f"{prefix}.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
+        fail(f"{prefix}.keep_checkpoints", t.keep_checkpoints, "must be >= 1")

@@ -47,6 +47,18 @@ IMPLS = ("scan", "fused")
 DEFAULT_SURROGATE = surrogates_lib.rectangular(1.0)
 
 
+def charge(u_prev: jax.Array, s_prev: jax.Array, current: jax.Array, *, decay, v_threshold,
+           reset: Reset) -> jax.Array:
+    """One step of membrane charging, float32: ``u[t]`` from ``u[t-1]``, ``s[t-1]`` and ``I[t]``.
+
+    Hard reset: ``decay * u[t-1] * (1 - s[t-1]) + I[t]``; soft: ``decay * u[t-1] - v_threshold * s[t-1] + I[t]``.
+    Every neuron of snnjax charges with this function (the scan and fused LIF, the hybrid STDB neuron).
+    """
+    if reset == "hard":
+        return decay * u_prev * (1.0 - s_prev) + current.astype(jnp.float32)
+    return decay * u_prev - v_threshold * s_prev + current.astype(jnp.float32)
+
+
 def lif(
     currents: jax.Array,
     *,
@@ -96,10 +108,7 @@ def lif(
     def step(carry, current):
         u_prev, s_prev = carry
         s_reset = jax.lax.stop_gradient(s_prev) if detach_reset else s_prev
-        if reset == "hard":
-            u = decay * u_prev * (1.0 - s_reset) + current.astype(jnp.float32)
-        else:
-            u = decay * u_prev - v_threshold * s_reset + current.astype(jnp.float32)
+        u = charge(u_prev, s_reset, current, decay=decay, v_threshold=v_threshold, reset=reset)
         s = surrogate(u - v_threshold)
         out = (s.astype(out_dtype), u) if return_membrane else s.astype(out_dtype)
         return (u, s), out
@@ -130,11 +139,6 @@ class _FusedOptions(NamedTuple):
     unroll: int | bool
 
 
-def _charge(options: _FusedOptions, decay, v_threshold, u_prev, s_prev, current):
-    """``u[t]`` from ``u[t-1]``, ``s[t-1]`` and ``I[t]``: the exact float32 arithmetic of the scan."""
-    if options.reset == "hard":
-        return decay * u_prev * (1.0 - s_prev) + current.astype(jnp.float32)
-    return decay * u_prev - v_threshold * s_prev + current.astype(jnp.float32)
 
 
 def _lif_fused_forward(options: _FusedOptions, currents, decay, v_threshold):
@@ -142,7 +146,7 @@ def _lif_fused_forward(options: _FusedOptions, currents, decay, v_threshold):
 
     def step(carry, current):
         u_prev, s_prev = carry
-        u = _charge(options, decay, v_threshold, u_prev, s_prev, current)
+        u = charge(u_prev, s_prev, current, decay=decay, v_threshold=v_threshold, reset=options.reset)
         s = (u - v_threshold > 0).astype(jnp.float32)
         return (u, s), (s.astype(currents.dtype), u)
 

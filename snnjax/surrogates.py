@@ -32,28 +32,43 @@ class Surrogate:
 
     Attributes:
       name: one of :data:`NAMES`.
-      param: the shape parameter; its meaning depends on ``name`` (see :func:`derivative`).
-      scale: a constant factor on the surrogate derivative (1.0 for all standard surrogates; the
-        hybrid-conversion code's "linear" surrogate uses 0.3).
+      param: the shape parameter; its meaning depends on ``name`` (width, alpha; see the factories).
+      scale: a constant factor on the surrogate derivative (1.0 for all standard surrogates).
+      beta: STDB only: decay of the surrogate per time step since the neuron's last spike.
     """
 
     name: str
     param: float
     scale: float = 1.0
+    beta: float = 0.0
 
     def __post_init__(self):
         if self.name not in NAMES:
-            raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(NAMES)}")
+            raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(NAMES)} "
+                             "(set it with --config.model.surrogate=NAME)")
         if not (isinstance(self.param, (int, float)) and self.param > 0 and math.isfinite(self.param)):
             raise ValueError(f"surrogate {self.name!r} needs a positive finite shape parameter, got {self.param!r}")
+        if self.beta < 0:
+            raise ValueError(f"STDB beta must be >= 0, got {self.beta} (paper: 0.01)")
 
-    def derivative(self, x: jax.Array) -> jax.Array:
-        """Surrogate dH/dx evaluated at ``x`` (same shape and dtype as ``x``)."""
-        return (self.scale * _DERIVATIVES[self.name](x, self.param)).astype(x.dtype)
+    @property
+    def timing_dependent(self) -> bool:
+        """True for STDB, whose gradient needs the steps since each neuron's last spike."""
+        return self.name == "stdb"
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def derivative(self, x: jax.Array, since_spike: jax.Array | None = None) -> jax.Array:
+        """Surrogate dH/dx evaluated at ``x`` (same shape and dtype as ``x``); STDB also needs ``since_spike``."""
+        if self.timing_dependent:
+            if since_spike is None:
+                raise ValueError("the STDB surrogate needs since_spike (steps since the last spike); call "
+                                 "surrogates.spike(x, surrogate, since_spike)")
+            grad = self.param * jnp.exp(-self.beta * since_spike.astype(jnp.float32))
+            return (self.scale * grad).astype(x.dtype)
+        return (self.scale * _KINDS[self.name][0](x, self.param)).astype(x.dtype)
+
+    def __call__(self, x: jax.Array, since_spike: jax.Array | None = None) -> jax.Array:
         """Spikes ``H(x)`` (0/1 in ``x.dtype``) with this surrogate's gradient."""
-        return heaviside(x, self)
+        return spike(x, self, since_spike)
 
 
 def _rectangular(x, width):
@@ -75,13 +90,23 @@ def _triangle(x, width):
     return jnp.maximum(0.0, 1.0 - jnp.abs(x) / width) / width
 
 
-_DERIVATIVES = {
-    "rectangular": _rectangular,
-    "sigmoid": _sigmoid,
-    "atan": _atan,
-    "triangle": _triangle,
+def _linear(x, alpha):
+    # Hybrid conversion's "linear" surrogate: alpha * max(0, 1 - |x|) (Rathi et al. code, alpha 0.3).
+    return alpha * jnp.maximum(0.0, 1.0 - jnp.abs(x))
+
+
+# THE surrogate table: name -> (derivative(x, param) or None, default param). STDB's derivative
+# depends on the time since the last spike (Surrogate.derivative). Config names are these names.
+_KINDS = {
+    "rectangular": (_rectangular, 1.0),
+    "sigmoid": (_sigmoid, 4.0),
+    "atan": (_atan, 2.0),
+    "triangle": (_triangle, 1.0),
+    "linear": (_linear, 0.3),
+    "stdb": (None, 0.3),
 }
-NAMES = frozenset(_DERIVATIVES)
+NAMES = frozenset(_KINDS)
+STDB_BETA = 0.01   # Rathi et al. 2020
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -99,6 +124,34 @@ def _heaviside_bwd(surrogate, x, g):
 
 
 heaviside.defvjp(_heaviside_fwd, _heaviside_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _timed_heaviside(x: jax.Array, since_spike: jax.Array, surrogate: Surrogate) -> jax.Array:
+    del since_spike
+    return (x > 0).astype(x.dtype)
+
+
+def _timed_fwd(x, since_spike, surrogate):
+    return _timed_heaviside(x, since_spike, surrogate), (x, since_spike)
+
+
+def _timed_bwd(surrogate, residuals, g):
+    x, since_spike = residuals
+    return g * surrogate.derivative(x, since_spike), jnp.zeros_like(since_spike)
+
+
+_timed_heaviside.defvjp(_timed_fwd, _timed_bwd)
+
+
+def spike(x: jax.Array, surrogate: Surrogate, since_spike: jax.Array | None = None) -> jax.Array:
+    """``H(x)`` with ``surrogate``'s gradient; ``since_spike`` (steps since the last spike, no gradient)
+    is read by timing-dependent surrogates (STDB) only."""
+    if surrogate.timing_dependent:
+        if since_spike is None:
+            raise ValueError("the STDB surrogate needs since_spike (steps since each neuron's last spike)")
+        return _timed_heaviside(x, since_spike, surrogate)
+    return heaviside(x, surrogate)
 
 
 def rectangular(width: float = 1.0) -> Surrogate:
@@ -121,42 +174,25 @@ def triangle(width: float = 1.0, scale: float = 1.0) -> Surrogate:
     return Surrogate("triangle", float(width), float(scale))
 
 
-def get(name: str, param: float | None = None) -> Surrogate:
-    """Surrogate by name with its default (or the given) shape parameter; for configs."""
-    factories = {"rectangular": rectangular, "sigmoid": sigmoid, "atan": atan, "triangle": triangle}
-    if name not in factories:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(factories)} "
+def linear(alpha: float = 0.3) -> Surrogate:
+    """Hybrid conversion's linear surrogate ``alpha * max(0, 1 - |x|)`` (its reference code's default)."""
+    return Surrogate("linear", float(alpha))
+
+
+def stdb(alpha: float = 0.3, beta: float = STDB_BETA) -> Surrogate:
+    """Spike-timing-dependent surrogate (STDB, Rathi et al. 2020): ``alpha * exp(-beta * dt)``, ``dt`` the
+    steps since the neuron's last spike (call it with ``since_spike``; a neuron that never fired
+    should carry a large ``dt``, so that its surrogate is ~0, as in the reference code)."""
+    return Surrogate("stdb", float(alpha), beta=float(beta))
+
+
+def get(name: str, param: float | None = None, *, beta: float = STDB_BETA) -> Surrogate:
+    """Surrogate by name with its default (or the given) shape parameter; for configs
+    (``beta``: STDB's decay per step, ignored by the others)."""
+    if name not in _KINDS:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(NAMES)} "
                          "(set it with --config.model.surrogate=NAME)")
-    return factories[name]() if param is None else factories[name](param)
-
-
-# ---------------------------------------------------------------------------------------------
-# Spike-timing-dependent surrogate (STDB, Rathi et al. 2020).
-# ---------------------------------------------------------------------------------------------
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def stdb_heaviside(x: jax.Array, steps_since_spike: jax.Array, alpha: float, beta: float) -> jax.Array:
-    """Spike ``H(x)`` whose surrogate is ``alpha * exp(-beta * dt)`` (STDB).
-
-    Args:
-      x: membrane potential relative to threshold, any shape.
-      steps_since_spike: ``dt``, time steps since the neuron's last spike (same shape as ``x``);
-        no gradient flows into it. A neuron that never spiked should carry a large ``dt`` so
-        that its surrogate is ~0, as in the reference code.
-      alpha, beta: static shape constants (paper defaults 0.3 and 0.01).
-    """
-    del steps_since_spike, alpha, beta
-    return (x > 0).astype(x.dtype)
-
-
-def _stdb_fwd(x, dt, alpha, beta):
-    return stdb_heaviside(x, dt, alpha, beta), dt
-
-
-def _stdb_bwd(alpha, beta, dt, g):
-    grad = alpha * jnp.exp(-beta * dt.astype(jnp.float32))
-    return (g * grad.astype(g.dtype), jnp.zeros_like(dt))
-
-
-stdb_heaviside.defvjp(_stdb_fwd, _stdb_bwd)
+    param = _KINDS[name][1] if param is None else param
+    if name == "stdb":
+        return stdb(param, beta)
+    return Surrogate(name, float(param))

@@ -7,33 +7,12 @@ sharded path (global batch 64 over 8 devices).
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--config.model.width=4", "--config.train.progress_bar=False", "--config.train.tensorboard=False"]
-
-
-def launch(config, workdir, *overrides, check=True, background=False):
-    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={config}", f"--workdir={workdir}", *overrides]
-    if background:
-        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def final_params(workdir, stage="train"):
-    ckdir = os.path.join(workdir, "checkpoints", stage)
-    step = max(int(s) for s in os.listdir(ckdir) if s.isdigit())
-    restored = ocp.StandardCheckpointer().restore(os.path.join(ckdir, str(step), "state"))
-    return step, restored
+from launch_helpers import TINY, analyze, final_params, launch
 
 
 def test_teacher_run_writes_every_output(tmp_path):
@@ -120,6 +99,9 @@ def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
 
     again = launch("configs/idsnn.py:digits", wd, *args)
     assert "[teacher] finished earlier" in again.stderr
+    # python -m snnjax.analysis --workdir: the student (Spiking ResNet18), rebuilt from its checkpoint alone.
+    analysis = analyze(wd, tmp_path / "analysis")
+    assert analysis["stage"] == "student" and analysis["time_steps"] == 2 and analysis["neurons"]
 
 
 @pytest.mark.parametrize("override,message", [

@@ -17,7 +17,7 @@ nir = pytest.importorskip("nir")
 
 from snnjax import layers, models  # noqa: E402
 from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402
-from snnjax.export import fold_batch_norm, write_nir  # noqa: E402
+from snnjax.export import write_nir  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ simulator
 
@@ -257,19 +257,6 @@ def test_if_plif_and_bottleneck_variants_reproduce_spikes(tmp_path, bottleneck, 
         np.testing.assert_array_equal(got[n], expected[n], err_msg=n)
     assert sum(e.sum() for e in expected.values()) > 0
     np.testing.assert_allclose(out, logits, rtol=1e-4, atol=1e-4)
-
-
-def test_fold_batch_norm_matches_bn_of_conv_on_a_random_input():
-    rng = np.random.default_rng(0)
-    kernel = rng.normal(size=(3, 3, 2, 4))
-    scale, bias, mean, var = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 2, 4)
-    x = rng.normal(size=(1, 2, 5, 5))
-    plain = _conv2d(x, kernel.transpose(3, 2, 0, 1), np.zeros(4), (1, 1), (1, 1))
-    bn = (plain - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None] * scale[None, :, None, None] \
-        + bias[None, :, None, None]
-    weight, folded_bias = fold_batch_norm(kernel, scale, bias, mean, var)
-    np.testing.assert_allclose(_conv2d(x, weight.astype(np.float64), folded_bias.astype(np.float64), (1, 1), (1, 1)),
-                               bn, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("overrides,error,match", [

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax import stdb
-from snnjax.models import vgg
+from snnjax import surrogates
+from snnjax.methods.hybrid import neuron
+from snnjax.methods.hybrid import vgg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,7 +45,8 @@ def test_delayed_neuron_matches_official_loop(leak):
     rng = np.random.default_rng(0)
     currents = rng.uniform(-0.5, 1.5, size=(12, 5)).astype(np.float32)     # [T, neurons]
     theta = 0.8
-    spikes, final = stdb.if_neurons(jnp.asarray(currents.T)[:, :, None], threshold=theta, leak=leak, delay=True)
+    spikes, final = neuron.if_neurons(jnp.asarray(currents.T)[:, :, None], v_threshold=theta, decay=leak,
+                                      delay=True)
     ref, ref_mem, _ = _official_single_layer(currents, theta, leak)
     np.testing.assert_array_equal(np.asarray(spikes)[:, :, 0].T, ref)
     assert ref[0].sum() == 0                                  # nothing can fire at the first step
@@ -60,10 +62,10 @@ def test_delayed_stdb_gradient_matches_official_surrogate():
     T, theta, leak, alpha, beta = 9, 1.0, 1.0, 0.3, 0.01
     currents = rng.uniform(0.0, 1.2, size=(T,)).astype(np.float32)
     w = rng.normal(size=(T,)).astype(np.float32)
-    grad_kind = stdb.SpikeGrad("stdb", alpha, beta)
+    grad_kind = surrogates.stdb(alpha, beta)
 
     def loss(c):
-        s, _ = stdb.if_neurons(c[None, :, None], threshold=theta, leak=leak, spike_grad=grad_kind, delay=True)
+        s, _ = neuron.if_neurons(c[None, :, None], v_threshold=theta, decay=leak, surrogate=grad_kind, delay=True)
         return jnp.sum(s[0, :, 0] * w)
 
     got = np.asarray(jax.grad(loss)(jnp.asarray(currents)))
@@ -81,9 +83,9 @@ def test_delayed_stdb_gradient_matches_official_surrogate():
 def test_delayed_neuron_in_chunks_equals_one_run():
     rng = np.random.default_rng(2)
     currents = jnp.asarray(rng.uniform(0, 1.5, size=(3, 10, 4)).astype(np.float32))
-    whole, _ = stdb.if_neurons(currents, threshold=0.7, delay=True)
-    first, state = stdb.if_neurons(currents[:, :4], threshold=0.7, delay=True)
-    second, _ = stdb.if_neurons(currents[:, 4:], threshold=0.7, delay=True, state=state)
+    whole, _ = neuron.if_neurons(currents, v_threshold=0.7, delay=True)
+    first, state = neuron.if_neurons(currents[:, :4], v_threshold=0.7, delay=True)
+    second, _ = neuron.if_neurons(currents[:, 4:], v_threshold=0.7, delay=True, state=state)
     np.testing.assert_array_equal(np.asarray(whole), np.concatenate([first, second], axis=1))
 
 
@@ -105,9 +107,9 @@ def _np_pool(x):
 
 def test_delayed_vgg5_logits_match_official_network_loop():
     """The whole spiking VGG5 (direct input, T steps): logits = the official forward's output membrane."""
-    model_cfg = vgg.vgg_config(arch="vgg5", width=4, neuron="if", time_steps=7, encoding="direct",
+    model_cfg = vgg.vgg_config(name="vgg5", width=4, neuron="if", time_steps=7, encoding="direct",
                                spike_delay=True, dense_init="he")
-    model = vgg.build_vgg(model_cfg, num_classes=3)
+    model = vgg.build(model_cfg, num_classes=3)
     x = np.random.default_rng(3).uniform(0, 1, size=(2, 8, 8, 1)).astype(np.float32)
     variables = model.init({"params": jax.random.key(0)}, jnp.asarray(x), train=False)
     names = vgg.spiking_layer_names(vgg.ARCHS["vgg5"])
@@ -138,8 +140,8 @@ def test_delayed_vgg5_logits_match_official_network_loop():
 # SNN2ANN: IF membrane dropout (official module.py IF) and the ResNet residual current.
 # ---------------------------------------------------------------------------------------------
 
-from snnjax.snn2ann import layers as s2a_layers  # noqa: E402
-from snnjax.snn2ann import models as s2a_models  # noqa: E402
+from snnjax.methods.snn2ann import layers as s2a_layers  # noqa: E402
+from snnjax.methods.snn2ann import models as s2a_models  # noqa: E402
 
 
 def _official_if(currents, vth, masks):

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from snnjax.train import preflight
-from test_launch import TINY, launch
+from launch_helpers import TINY, launch
 
 FAST = [*TINY, "--config.model.name=resnet18", "--config.train.epochs=1"]
 

@@ -75,6 +75,25 @@ def test_bad_surrogates_are_rejected_with_names():
 def test_stdb_gradient_follows_time_since_last_spike():
     dt = jnp.array([0.0, 1.0, 10.0, 100.0])
     x = jnp.array([0.3, -0.2, 0.1, -1.0])
-    g = jax.grad(lambda x: surrogates.stdb_heaviside(x, dt, 0.3, 0.01).sum())(x)
+    stdb = surrogates.get("stdb")                        # a Surrogate like the others: alpha 0.3, beta 0.01
+    assert stdb == surrogates.stdb(0.3, 0.01) and stdb.timing_dependent
+    g = jax.grad(lambda x: stdb(x, dt).sum())(x)
     np.testing.assert_allclose(g, 0.3 * np.exp(-0.01 * np.array([0.0, 1.0, 10.0, 100.0])), rtol=1e-6)
-    np.testing.assert_array_equal(surrogates.stdb_heaviside(x, dt, 0.3, 0.01), [1, 0, 1, 0])
+    np.testing.assert_array_equal(stdb(x, dt), [1, 0, 1, 0])
+    with pytest.raises(ValueError, match="since_spike"):
+        stdb(x)
+
+
+def test_linear_surrogate_is_the_hybrid_reference_formula():
+    x = jnp.array([-1.5, -0.5, 0.0, 0.25, 2.0])
+    g = jax.grad(lambda x: surrogates.get("linear")(x).sum())(x)
+    np.testing.assert_allclose(g, 0.3 * np.maximum(0.0, 1.0 - np.abs(np.asarray(x))), rtol=1e-6)
+
+
+def test_one_name_table_for_configs_and_surrogates():
+    assert surrogates.NAMES == {"rectangular", "sigmoid", "atan", "triangle", "linear", "stdb"}
+    for name in surrogates.NAMES:
+        assert surrogates.get(name).name == name
+    assert surrogates.get("sigmoid") == surrogates.sigmoid() and surrogates.get("atan", 3.0) == surrogates.atan(3.0)
+    with pytest.raises(ValueError, match="choose one of"):
+        surrogates.get("erf")

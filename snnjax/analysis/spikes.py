@@ -18,8 +18,10 @@ head sees the mean over T and space of the last feature map (SEW: spikes + ident
 (e.g. the hybrid VGG, whose head sees the sum over T of the last spiking layer) the spike count of
 the last spiking layer.
 
-Spiking layers are instances of :data:`spiking_types` (``layers.SpikingNeuron`` and, when present,
-the hybrid pipeline's ``stdb.HybridNeuron``); both are called as ``(x [B*T, ...], time_steps)``.
+Spiking layers are the modules whose class sets ``emits_spikes = True`` (:func:`spiking_types`:
+``layers.SpikingNeuron``, the hybrid method's ``HybridNeuron``, ...), called as
+``(x [B*T, ...], time_steps)``, or ``emits_spikes = "batch_major"`` (SNN2ANN's neuron), whose
+output's first element is the spikes ``[B, T, ...]``.
 
 Nothing here changes the model; ANN models (ReLU) give MACs and no spikes.
 """
@@ -172,14 +174,15 @@ class SpikeReport:
 
 
 def spiking_types() -> tuple[type, ...]:
-    """Module classes counted as spiking layers (``(x [B*T, ...], time_steps) -> spikes``)."""
-    types: list[type] = [layers.SpikingNeuron]
-    try:  # the hybrid-conversion neuron lives in an optional pipeline module
-        from snnjax import stdb
-        types.append(stdb.HybridNeuron)
-    except (ImportError, AttributeError):
-        pass
-    return tuple(types)
+    """Module classes counted as spiking layers (``(x [B*T, ...], time_steps) -> spikes``): every
+    loaded ``nn.Module`` subclass whose ``emits_spikes`` class attribute is True."""
+    found, todo = [], [nn.Module]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__dict__.get("emits_spikes") is True:
+            found.append(cls)
+    return tuple(found) or (layers.SpikingNeuron,)
 
 
 @dataclasses.dataclass
@@ -286,6 +289,9 @@ class StatsProbe:
             module = context.module
             if isinstance(module, self.spiking):
                 _record_neuron(trace, out, module, y, args[1] if len(args) > 1 else kwargs["time_steps"])
+            elif getattr(type(module), "emits_spikes", None) == "batch_major":   # returns (spikes [B, T, ...], ...)
+                spikes = y[0]
+                _record_neuron(trace, out, module, spikes.reshape((-1,) + spikes.shape[2:]), spikes.shape[1])
             elif isinstance(module, nn.Conv):
                 _record_conv(trace, out, module, args[0], y)
             elif isinstance(module, nn.Dense):

@@ -23,9 +23,11 @@ from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
 from snnjax.analysis.spikes import SpikeReport, collect_stats
 from snnjax.data import pipeline as data_pipeline
+from snnjax.data import stats as data_stats
 
-# Stages whose model is the run's result, most wanted first (idsnn: student; teacher.py/baseline.py: train).
-STAGE_PREFERENCE = ("student", "train", "finetune", "snn", "stdb")
+# Stages whose model is a run's result, most wanted first: idsnn student, teacher.py/baseline.py train,
+# pretrain finetune, hybrid stdb, snn2ann snn2ann/bptt (then the earlier stages: teacher, ann, pretrain).
+STAGE_PREFERENCE = ("student", "train", "finetune", "stdb", "snn2ann", "bptt")
 ANALYSIS_FILE = "analysis.json"
 
 
@@ -82,9 +84,10 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     if config_dict is None:
         raise FileNotFoundError(f"the checkpoint {ckpt_dir}/{step} has no readable 'config' item. Fix: analyse a run "
                                 "written by snnjax.train.loop (it saves the config with every checkpoint).")
+    config_dict = {**config_dict, "model": models.upgrade_legacy(config_dict["model"])}
     config = ml_collections.ConfigDict(config_dict)
-    splits = loop.load_data(config.data)
-    model = models.build_model(config.model, splits.num_classes)
+    splits = data_stats.with_normalization(loop.load_data(config.data), config.data.get("normalization", "dataset"))
+    model = models.build(config.model, splits.num_classes)
     restored = loop.restore_stage(config, ckpt_dir, model=model, splits=splits)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")

@@ -6,6 +6,6 @@
 Needs the optional ``nir`` package (imported only when an export runs).
 """
 
-from snnjax.export.nir_export import NeuronSpec, export_resnet, fold_batch_norm, neuron_node, write_nir
+from snnjax.export.nir_export import NeuronSpec, export_resnet, neuron_node, write_nir
 
-__all__ = ["NeuronSpec", "export_resnet", "fold_batch_norm", "neuron_node", "write_nir"]
+__all__ = ["NeuronSpec", "export_resnet", "neuron_node", "write_nir"]

@@ -78,21 +78,12 @@ class NeuronSpec:
     v_threshold: float
 
 
-def fold_batch_norm(kernel: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                    eps: float = BN_EPSILON) -> tuple[np.ndarray, np.ndarray]:
-    """Fold inference-mode BN into a bias-free conv.
-
-    Args:
-      kernel: Flax conv kernel ``[k_h, k_w, C_in, C_out]``.
-      scale, bias, mean, var: BN ``gamma``, ``beta``, running mean and variance, each ``[C_out]``.
-
-    Returns:
-      ``(weight [C_out, C_in, k_h, k_w], bias [C_out])`` float32, NIR/PyTorch layout, such that
-      ``conv(x, weight) + bias == BN(conv(x, kernel))``.
-    """
-    s = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)
-    weight = np.asarray(kernel, np.float64) * s                       # broadcasts over C_out (last)
-    folded_bias = np.asarray(bias, np.float64) - np.asarray(mean, np.float64) * s
+def _folded_conv(kernel: np.ndarray, scale, bias, mean, var) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode BN folded into a bias-free conv (:func:`snnjax.layers.fold_batch_norm`, in float64),
+    as NIR/PyTorch ``(weight [C_out, C_in, k_h, k_w], bias [C_out])`` float32."""
+    f64 = lambda v: np.asarray(v, np.float64)  # noqa: E731
+    weight, folded_bias = layers.fold_batch_norm(f64(kernel), None, f64(scale), f64(bias), f64(mean), f64(var),
+                                                 BN_EPSILON)
     return weight.transpose(3, 2, 0, 1).astype(np.float32), folded_bias.astype(np.float32)
 
 
@@ -150,7 +141,7 @@ class _GraphBuilder:
         nir = _nir()
         p, s = self._sub(self.params, scope), self._sub(self.stats, scope)
         kernel = np.asarray(p[conv]["kernel"])
-        weight, bias = fold_batch_norm(kernel, p[bn]["scale"], p[bn]["bias"], s[bn]["mean"], s[bn]["var"])
+        weight, bias = _folded_conv(kernel, p[bn]["scale"], p[bn]["bias"], s[bn]["mean"], s[bn]["var"])
         _, h, w = self.shapes[source]
         node = nir.Conv2d(input_shape=(h, w), weight=weight, stride=stride, padding=padding, dilation=1, groups=1,
                           bias=bias)

@@ -42,6 +42,7 @@ from snnjax.models import resnet as resnet_lib
 NEURONS = ("relu", "lif", "if", "plif")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MODEL_NAMES = tuple(f"{prefix}resnet{d}" for prefix in ("", "sew_") for d in sorted(resnet_lib.STAGE_SIZES))
+NAMES = MODEL_NAMES   # this family's names in the model registry (snnjax.models.registry)
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
@@ -123,3 +124,34 @@ def _flag(cfg: ml_collections.ConfigDict, key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"config.model.{key} must be True or False, got {value!r}")
     return value
+
+
+build = build_model   # the registry's entry point for this family
+
+
+def _fail(prefix: str, key: str, value, allowed: str) -> None:
+    raise ValueError(f"config.{prefix}.{key}={value!r} is not valid: {allowed}")
+
+
+def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
+    """Check a ResNet ``model`` section (errors name ``config.<prefix>.<key>`` and the allowed values)."""
+    checks = {"name": MODEL_NAMES, "neuron": NEURONS, "reset": neurons.RESETS,
+              "dtype": tuple(DTYPES), "stem": ("cifar", "imagenet", "imagenet_nopool"),
+              "init": initializers.INITS}
+    for key, allowed in checks.items():
+        if key in m and m[key] not in allowed:
+            _fail(prefix, key, m[key], f"choose one of {list(allowed)}")
+    if m.surrogate not in surrogates.NAMES:
+        _fail(prefix, "surrogate", m.surrogate, f"choose one of {sorted(surrogates.NAMES)}")
+    if int(m.time_steps) < 1:
+        _fail(prefix, "time_steps", m.time_steps, "must be >= 1 (T=4..6 in the papers)")
+    if m.neuron == "relu" and int(m.time_steps) != 1:
+        _fail(prefix, "time_steps", m.time_steps, "an ANN (neuron='relu') runs with time_steps=1")
+    if int(m.width) < 1:
+        _fail(prefix, "width", m.width, "must be >= 1")
+    if float(m.v_threshold) <= 0:
+        _fail(prefix, "v_threshold", m.v_threshold, "must be > 0")
+    if not 0.0 <= float(m.decay) <= 1.0:
+        _fail(prefix, "decay", m.decay, "must be in [0, 1]")
+    if float(m.surrogate_param) <= 0:
+        _fail(prefix, "surrogate_param", m.surrogate_param, "must be > 0")

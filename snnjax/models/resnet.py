@@ -10,7 +10,7 @@ blocks with widths ``width * (1, 2, 4, 8)`` and strides 1/2/2/2; activation AFTE
 time, fully connected head. Convolutions use PyTorch's symmetric padding so that weights and
 activations line up exactly with torchvision-style models.
 
-Parameter paths (what :mod:`snnjax.transplant` relies on)::
+Parameter paths (what :mod:`snnjax.methods.idsnn.transplant` relies on)::
 
     stem_conv/kernel, stem_bn/{scale,bias}
     stage{s}_block{b}/{conv1,conv2,(conv3),shortcut_conv}/kernel

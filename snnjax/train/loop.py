@@ -26,6 +26,7 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import mesh as mesh_lib
+from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import optim, preflight, steps
 from snnjax.train.metric_writer import MetricWriter
 from snnjax.train.state import TrainState, create_train_state
@@ -119,7 +120,7 @@ def train_and_evaluate(
     batch_size = int(config.data.batch_size)
     mesh_lib.check_batch_size(batch_size, mesh)
     splits = splits or load_data(config.data)
-    model = model or models.build_model(config.model, splits.num_classes)
+    model = model or models.build(config.model, splits.num_classes)
     spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
     epochs = int(config.train.epochs)
     total_steps = spe * epochs
@@ -155,7 +156,6 @@ def train_and_evaluate(
     test_images, test_labels = put_dataset(splits.test, repl)
     n_dev = mesh.devices.size
     eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
-    num_eval = data_pipeline.num_eval_batches(splits.test.num_examples, eval_bs)
 
     distill = None
     teacher_vars = None
@@ -167,20 +167,17 @@ def train_and_evaluate(
                                    int(config.data.crop_padding), bool(config.data.flip), int(config.seed))
     step_fn = jax.jit(steps.make_device_train_step(train_step, device_data, mesh),
                       out_shardings=(repl, repl), donate_argnums=0)
-    eval_fn = jax.jit(steps.make_device_eval_step(steps.make_eval_step(model), batch_size=eval_bs,
-                                                  mean=tuple(splits.mean), std=tuple(splits.std), mesh=mesh),
-                      out_shardings=repl)
+    evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(model), test_images, test_labels, batch_size=eval_bs,
+                                            mean=splits.mean, std=splits.std, mesh=mesh, out_shardings=repl)
 
     t_compile = time.perf_counter()
     step_fn = step_fn.lower(state, train_images, train_labels, teacher_vars).compile()
-    eval_fn = eval_fn.lower(state.variables, test_images, test_labels, jnp.int32(0)).compile()
+    evaluator.compile(state.variables)
     compile_s = time.perf_counter() - t_compile
 
     def evaluate(variables) -> dict[str, float]:
-        sums = jax.device_get([eval_fn(variables, test_images, test_labels, jnp.int32(i)) for i in range(num_eval)])
-        count = sum(float(s["count"]) for s in sums)
-        return {"test_accuracy": sum(float(s["correct"]) for s in sums) / count,
-                "test_loss": sum(float(s["loss_sum"]) for s in sums) / count}
+        means = evaluator(variables)
+        return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
 
     config_json = config.to_dict()
     log_every = int(config.train.log_every_steps)

@@ -48,6 +48,9 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     """
     if not saved:
         return []
+    from snnjax import models   # local: keeps the preflight checks light
+
+    saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}   # 0.1 checkpoints
     diffs = []
     for section in RESUME_SECTIONS:
         old, new = saved.get(section, {}), current.get(section, {})

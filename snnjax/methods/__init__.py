@@ -1,0 +1,43 @@
+"""The four papers' methods, one folder each, all of the same shape.
+
+``snnjax/methods/<method>/``: the algorithm modules, ``config.py`` (the method's config-section
+defaults and ``validate(config)``), ``pipeline.py`` (``run(config, workdir)``, a short script of
+library calls) and ``__init__.py`` (its public names). A method depends on the shared core
+(neurons, surrogates, layers, losses, models, data, train, analysis, export), never on another method.
+
+``config.pipeline`` selects what ``launch.py`` runs: :func:`get` gives its ``run``, :func:`validate`
+its config check.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import ml_collections
+
+# config.pipeline -> the package holding pipeline.py (and config.py with validate, where it has one).
+PIPELINES = {
+    "train": "snnjax.train",                 # single-stage training (teacher.py, baseline.py): no method
+    "idsnn": "snnjax.methods.idsnn",
+    "hybrid_stdb": "snnjax.methods.hybrid",
+    "snn2ann": "snnjax.methods.snn2ann",
+    "pretrain": "snnjax.methods.pretrain",
+}
+
+
+def _module(name: str, part: str) -> Any:
+    if name not in PIPELINES:
+        raise ValueError(f"config.pipeline={name!r} is not valid; choose one of {sorted(PIPELINES)}")
+    return importlib.import_module(f"{PIPELINES[name]}.{part}")
+
+
+def get(name: str) -> Callable[[ml_collections.ConfigDict, str], dict[str, Any]]:
+    """The ``run(config, workdir) -> summary`` function of pipeline ``name``."""
+    return _module(name, "pipeline").run
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """The method's own checks of ``config`` (its sections and what it needs of the shared ones)."""
+    if config.pipeline != "train":
+        _module(config.pipeline, "config").validate(config)

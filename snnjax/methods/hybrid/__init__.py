@@ -1,0 +1,23 @@
+"""Hybrid conversion + STDB (Rathi et al., ICLR 2020): VGG ANN -> threshold balancing -> STDB fine-tuning.
+
+- :mod:`~snnjax.methods.hybrid.vgg`: one VGG for the ANN and the SNN (model names ``vgg5`` .. ``vgg19``).
+- :mod:`~snnjax.methods.hybrid.neuron`: the soft-reset IF/LIF neuron with a per-layer threshold and
+  the spike-timing-dependent surrogate (:func:`snnjax.surrogates.stdb`).
+- :mod:`~snnjax.methods.hybrid.conversion`: threshold balancing, the accuracy-vs-T sweep.
+- :mod:`~snnjax.methods.hybrid.config`: the ``ann`` / ``conversion`` sections, ``validate``.
+- :mod:`~snnjax.methods.hybrid.pipeline`: ``run(config, workdir)``.
+"""
+
+from snnjax.methods.hybrid.config import validate
+from snnjax.methods.hybrid.conversion import BalanceSettings
+from snnjax.methods.hybrid.conversion import accuracy_over_time
+from snnjax.methods.hybrid.conversion import balance_thresholds
+from snnjax.methods.hybrid.conversion import scale_thresholds
+from snnjax.methods.hybrid.conversion import snn_variables
+from snnjax.methods.hybrid.neuron import HybridNeuron
+from snnjax.methods.hybrid.neuron import if_neurons
+from snnjax.methods.hybrid.vgg import VGG
+from snnjax.methods.hybrid.vgg import vgg_config
+
+__all__ = ["BalanceSettings", "HybridNeuron", "VGG", "accuracy_over_time", "balance_thresholds", "if_neurons",
+           "scale_thresholds", "snn_variables", "validate", "vgg_config"]

@@ -1,0 +1,125 @@
+"""Hybrid conversion + STDB config sections (``ann``, ``conversion``, ``data.normalization``) and validation."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from snnjax import config as config_lib
+from snnjax import models
+from snnjax.data.stats import NORMALIZATIONS
+from snnjax.methods.hybrid import vgg
+from snnjax.train import stages
+
+FRACTIONS = (0.6, 0.8, 0.9)      # the reference's lr steps, as fractions of a stage's epochs
+BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk", "augment")
+EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled", "eval_examples")
+
+
+def ann_section() -> ml_collections.ConfigDict:
+    """``config.ann``: stage 1, the ANN (SGD without Nesterov as the official ann.py, lr 1e-2, wd 5e-4,
+    300 epochs; conv dropout 0.2; its own input normalisation when ``normalization`` is set)."""
+    return ml_collections.ConfigDict(dict(
+        checkpoint="",
+        dropout=0.2,            # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3); < 0 = the SNN's
+        normalization="",       # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
+        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                                      schedule="multistep", milestones=(), milestone_fractions=FRACTIONS),
+        train=config_lib.train_config(epochs=300),
+    ))
+
+
+def conversion_section() -> ml_collections.ConfigDict:
+    """``config.conversion``: stage 2, threshold balancing and the accuracy-vs-T sweep."""
+    return ml_collections.ConfigDict(dict(
+        time_steps=1000, batch_size=512, num_batches=1, percentile=100.0, scaling_factor=0.7, time_chunk=100,
+        eval_time_steps=(100, 200, 500, 1000), eval_batch_size=128, report_unscaled=True, eval_finetuned=False,
+        augment=True,           # balancing batch drawn with the training augmentation (official: first
+                                # batch of the shuffled, augmented train loader); False: as stored
+        eval_examples=0,        # test images of the conversion sweeps (0 = all)
+    ))
+
+
+def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> ml_collections.ConfigDict:
+    """``optim`` with multistep milestones at ``milestone_fractions`` of ``epochs`` (as the reference)."""
+    out = ml_collections.ConfigDict(optim.to_dict())
+    fractions = tuple(out.get("milestone_fractions", ()))
+    if fractions:
+        out.milestones = tuple(int(float(f) * epochs) for f in fractions)
+    return out
+
+
+def normalization_name(config: ml_collections.ConfigDict, stage: str = "snn") -> str:
+    """The input normalisation of ``stage`` (``ann`` or ``snn``): ``config.ann.normalization`` for the
+    ANN when set (the official CIFAR code trains its ANN on the dataset's mean/std but runs the SNN on
+    0.5/0.5), else ``config.data.normalization``."""
+    name = config.data.get("normalization", "dataset")
+    if stage == "ann" and config.ann.get("normalization", ""):
+        name = config.ann.normalization
+    return name
+
+
+def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The ANN twin of ``config.model`` with the ANN's conv dropout ``config.ann.dropout`` (official:
+    0.2 for the ANN, 0.3 for the SNN; < 0 keeps the SNN's rate)."""
+    cfg = models.ann_model_config(config.model)
+    if float(config.ann.get("dropout", -1.0)) >= 0.0:
+        cfg.dropout = float(config.ann.dropout)
+    return cfg
+
+
+def ann_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The single-stage config of stage 1: the ANN twin of ``config.model``, ``ann.optim`` / ``ann.train``."""
+    return stages.sub_stage_config(config, model=ann_model_config(config),
+                                   optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
+                                   train=config.ann.train)
+
+
+def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The single-stage config of stage 3 (STDB fine-tuning): ``config`` with its milestone fractions applied."""
+    return stages.sub_stage_config(config, optim=with_milestone_fractions(config.optim, int(config.train.epochs)))
+
+
+def ann_restore(config: ml_collections.ConfigDict) -> stages.Restore:
+    return stages.Restore(
+        config.ann.checkpoint, "config.ann.checkpoint", ("ann",), "ANN",
+        "pass the --workdir of a hybrid_stdb run whose ANN stage finished (same model.name/width), or "
+        "leave it empty to train the ANN here.")
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Check the ``ann`` and ``conversion`` sections, ``data.normalization`` and the SNN of ``config.model``."""
+    if cfg.model.name not in vgg.NAMES:
+        config_lib.fail("model.name", cfg.model.name, "the hybrid pipeline converts a VGG: vgg5 .. vgg19")
+    if cfg.model.neuron == "relu":
+        config_lib.fail("model.neuron", cfg.model.neuron, "config.model is the SNN of the hybrid pipeline: use "
+                        "'if' or 'lif' (the ANN of stage 1 is derived from it)")
+    normalization = cfg.data.get("normalization", "dataset")
+    if normalization not in NORMALIZATIONS:
+        config_lib.fail("data.normalization", normalization, f"choose one of {list(NORMALIZATIONS)} (symmetric "
+                        "maps pixels to [-1, 1], unit to [0, 1])")
+    ann_normalization = cfg.ann.get("normalization", "")
+    if ann_normalization and ann_normalization not in NORMALIZATIONS:
+        config_lib.fail("ann.normalization", ann_normalization, f"choose one of {list(NORMALIZATIONS)} or '' "
+                        "(= data.normalization)")
+    if not float(cfg.ann.get("dropout", -1.0)) < 1.0:
+        config_lib.fail("ann.dropout", cfg.ann.dropout, "must be < 1 (< 0 = the SNN's model.dropout)")
+    if int(cfg.conversion.get("eval_examples", 0)) < 0:
+        config_lib.fail("conversion.eval_examples", cfg.conversion.eval_examples, "must be >= 0 (0 = all)")
+    for name, optim in (("optim", cfg.optim), ("ann.optim", cfg.ann.optim)):
+        fractions = tuple(optim.get("milestone_fractions", ()))
+        if not all(0.0 < float(f) < 1.0 for f in fractions):
+            config_lib.fail(f"{name}.milestone_fractions", fractions, "fractions must lie in (0, 1)")
+    config_lib.validate_optim(cfg.ann.optim, "ann.optim")
+    config_lib.validate_train(cfg.ann.train, "ann.train")
+    c = cfg.conversion
+    for key in ("time_steps", "batch_size", "num_batches", "eval_batch_size"):
+        if int(c[key]) < 1:
+            config_lib.fail(f"conversion.{key}", c[key], "must be >= 1")
+    if not 0.0 < float(c.percentile) <= 100.0:
+        config_lib.fail("conversion.percentile", c.percentile, "must be in (0, 100] (100 = max)")
+    if not float(c.scaling_factor) > 0.0:
+        config_lib.fail("conversion.scaling_factor", c.scaling_factor, "must be > 0 (reference: 0.7)")
+    if int(c.time_chunk) < 0:
+        config_lib.fail("conversion.time_chunk", c.time_chunk, "must be >= 0 (0 = no chunking)")
+    if not c.eval_time_steps or min(int(t) for t in c.eval_time_steps) < 1:
+        config_lib.fail("conversion.eval_time_steps", c.eval_time_steps, "must be positive ints")

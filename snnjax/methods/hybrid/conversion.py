@@ -1,0 +1,239 @@
+"""ANN -> SNN conversion by threshold balancing (Rathi et al. 2020; Sengupta et al. 2019).
+
+The SNN reuses the ANN's weights unchanged (the :class:`~snnjax.methods.hybrid.vgg.VGG` parameter trees of
+the two are identical, so conversion is a tree copy) and gets one firing threshold per layer:
+
+1. with decay 1 (IF neurons) and a long simulation (``time_steps``, 1000 in the reference code), for
+   each spiking layer ``l`` in forward order, run the SNN whose earlier layers already have their
+   thresholds and record layer ``l``'s input current ``W * spikes`` on one or more training batches;
+2. ``theta_l`` = the maximum of that current over time steps, examples and neurons (or a
+   percentile of it, e.g. 99.7, which ignores rare outliers);
+3. the SNN then runs with ``scaling_factor * theta_l`` (0.7 by default; 0.6-0.8 suits T >= 100,
+   smaller values suit smaller T) - :func:`scale_thresholds`.
+
+Long simulations run in chunks of ``time_chunk`` steps that hand the membrane state on (the
+``neuron_state`` collection of :class:`~snnjax.methods.hybrid.neuron.HybridNeuron`), so memory grows with the chunk,
+not with ``T``. A maximum is exact over chunks and batches. A percentile is computed per forward
+pass (one batch, one chunk) and the largest of those is taken: with one batch and no chunking it
+is the exact percentile of the pooled currents.
+
+Only the VGG family is supported: the spiking ResNet of :mod:`snnjax.models.resnet` keeps BN and a
+single static threshold and would need BN folding plus residual-path rescaling (see docs/hybrid_stdb.md).
+
+Shapes: images ``[B, H, W, C]`` float, already normalised as the ANN saw them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from snnjax.methods.hybrid import neuron as neuron_lib
+from snnjax.methods.hybrid import vgg as vgg_lib
+from snnjax.data import pipeline as data_pipeline
+from snnjax.train import evaluate
+from snnjax.train import mesh as mesh_lib
+
+Variables = dict[str, Any]
+Thresholds = dict[str, float]   # spiking layer name -> threshold (membrane units)
+
+
+@dataclasses.dataclass(frozen=True)
+class BalanceSettings:
+    """Threshold-balancing settings (reference code: T = 1000, one batch of 512, max, x0.7)."""
+
+    time_steps: int = 1000
+    percentile: float = 100.0
+    scaling_factor: float = 0.7
+    time_chunk: int = 0  # 0: simulate all time steps in one pass
+
+    def __post_init__(self):
+        if self.time_steps < 1:
+            raise ValueError(f"balancing time_steps must be >= 1, got {self.time_steps} (reference: 1000)")
+        if not 0.0 < self.percentile <= 100.0:
+            raise ValueError(f"balancing percentile must be in (0, 100], got {self.percentile} (100 = max)")
+        if not self.scaling_factor > 0.0:
+            raise ValueError(f"scaling_factor must be > 0, got {self.scaling_factor} (reference: 0.7)")
+        if self.time_chunk < 0:
+            raise ValueError(f"time_chunk must be >= 0 (0 = no chunking), got {self.time_chunk}")
+
+
+def snn_variables(ann_variables: Variables, thresholds: Thresholds) -> Variables:
+    """The SNN's variables: the ANN's ``params`` as they are, plus ``thresholds`` (a tree copy)."""
+    return {"params": ann_variables["params"], "thresholds": vgg_lib.thresholds_to_collection(thresholds)}
+
+
+def scale_thresholds(thresholds: Thresholds, scaling_factor: float) -> Thresholds:
+    """Every threshold times ``scaling_factor``."""
+    return {name: float(value) * scaling_factor for name, value in thresholds.items()}
+
+
+def _check_model(model: vgg_lib.VGG) -> None:
+    act = model.activation
+    if not (isinstance(model, vgg_lib.VGG) and isinstance(act, functools.partial) and act.func is neuron_lib.HybridNeuron):
+        raise TypeError("conversion needs a spiking VGG (snnjax.methods.hybrid.vgg.VGG whose activation is "
+                        f"functools.partial(HybridNeuron, ...)), got {type(model).__name__} with "
+                        f"activation {act!r}; build one with snnjax.models.build(vgg_config(neuron='if'), ...)")
+
+
+def with_decay(model: vgg_lib.VGG, decay: float) -> vgg_lib.VGG:
+    """``model`` with every neuron's decay set to ``decay`` (balancing uses IF neurons: decay 1)."""
+    _check_model(model)
+    if model.activation.keywords.get("decay", neuron_lib.HybridNeuron.decay) == decay:
+        return model  # the same module object keeps the compiled simulations cached
+    return model.clone(activation=functools.partial(model.activation, decay=decay))
+
+
+def _chunks(start: int, stop: int, time_chunk: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut into pieces of at most ``time_chunk`` steps (0: one piece)."""
+    size = stop - start if time_chunk <= 0 else time_chunk
+    return [(t, min(t + size, stop)) for t in range(start, stop, size)]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_run(model: vgg_lib.VGG, steps: int, with_state: bool):
+    """jit'd ``(variables, x, key[, state]) -> (output, new neuron_state)`` of ``model`` for ``steps`` steps."""
+    chunk_model = model.clone(time_steps=steps)
+
+    def run(variables, x, key, state=None):
+        if state is not None:
+            variables = {**variables, "neuron_state": state}
+        out, updates = chunk_model.apply(variables, x, train=False, rngs={"encoding": key},
+                                         mutable=["neuron_state"])
+        return out, updates.get("neuron_state", {})
+
+    if with_state:
+        return jax.jit(run)
+    return jax.jit(lambda variables, x, key: run(variables, x, key))
+
+
+def _place(x: np.ndarray | jax.Array) -> jax.Array:
+    """Shard the batch over all devices when it splits evenly, else leave it to the default device."""
+    mesh = mesh_lib.make_mesh()
+    if x.shape[0] % mesh.devices.size == 0:
+        return jax.device_put(x, mesh_lib.batch_sharded(mesh))
+    return jnp.asarray(x)
+
+
+def run_chunked(model: vgg_lib.VGG, variables: Variables, x: jax.Array, key: jax.Array, *,
+                time_steps: int, time_chunk: int = 0, state: Any = None,
+                start: int = 0) -> Iterable[tuple[int, jax.Array, Any]]:
+    """Simulate steps ``[start, start + time_steps)`` of ``model`` in chunks; yield per chunk.
+
+    Yields ``(end_step, output, state)``: the model's output for the chunk (logits summed over the
+    chunk's steps, or the probed current ``[B, chunk, ...]``) and the neuron state after it. The
+    encoding rng of the chunk starting at step ``t`` is ``fold_in(key, t)``, so results do not
+    depend on how a run is chunked for deterministic (direct) inputs.
+    """
+    for lo, hi in _chunks(start, start + time_steps, time_chunk):
+        fn = _compiled_run(model, hi - lo, state is not None)
+        args = (variables, x, jax.random.fold_in(key, lo)) + ((state,) if state is not None else ())
+        out, state = fn(*args)
+        yield hi, out, state
+
+
+def _reduce(current: jax.Array, percentile: float) -> float:
+    if percentile >= 100.0:
+        return float(jnp.max(current))
+    return float(jnp.percentile(current, percentile))
+
+
+def layer_input_statistic(model: vgg_lib.VGG, variables: Variables, x: jax.Array, key: jax.Array, *,
+                          layer: str, time_steps: int, percentile: float = 100.0, time_chunk: int = 0) -> float:
+    """Max (or ``percentile``) of ``layer``'s input current over ``time_steps`` steps of the SNN on ``x``.
+
+    ``variables`` must hold the thresholds of every spiking layer before ``layer``.
+    """
+    probe = model.clone(probe=layer)
+    x = _place(x)
+    return max(_reduce(out, percentile) for _, out, _ in
+               run_chunked(probe, variables, x, key, time_steps=time_steps, time_chunk=time_chunk))
+
+
+def balance_thresholds(model: vgg_lib.VGG, ann_variables: Variables, batches: Sequence[np.ndarray | jax.Array],
+                       key: jax.Array, settings: BalanceSettings = BalanceSettings(), *,
+                       log: Any = None) -> Thresholds:
+    """Per-layer thresholds of the converted SNN, BEFORE ``settings.scaling_factor`` (see module doc).
+
+    Args:
+      model: the spiking VGG (its decay is overridden with 1, its ``time_steps`` ignored).
+      ann_variables: the trained ANN's variables (``params`` are used).
+      batches: one or more normalised training batches ``[B, H, W, C]``.
+      key: PRNG key of the input encoding (Poisson).
+      settings: simulation length, percentile, chunking.
+      log: optional ``callable(str)`` told each layer's threshold as it is found.
+
+    Returns:
+      ``{layer: theta}`` for every spiking layer, in forward order.
+    """
+    if not batches:
+        raise ValueError("balance_thresholds needs at least one training batch")
+    model = with_decay(model, 1.0)
+    thresholds: Thresholds = {}
+    for index, layer in enumerate(vgg_lib.spiking_layer_names(model.arch)):
+        variables = snn_variables(ann_variables, thresholds)
+        value = max(layer_input_statistic(model, variables, batch, jax.random.fold_in(key, 1000 * index + b),
+                                          layer=layer, time_steps=settings.time_steps,
+                                          percentile=settings.percentile, time_chunk=settings.time_chunk)
+                    for b, batch in enumerate(batches))
+        if not value > 0.0:
+            raise ValueError(f"layer {layer!r} received no positive input current in {settings.time_steps} steps "
+                             f"(statistic {value}); its threshold would be {value}. Fixes: check that the ANN is "
+                             "trained, use more balancing time steps or a larger batch, or a higher percentile")
+        thresholds[layer] = value
+        if log is not None:
+            log(f"threshold {layer}: {value:.4f}")
+    return thresholds
+
+
+def accuracy_over_time(model: vgg_lib.VGG, variables: Variables, images: np.ndarray, labels: np.ndarray,
+                       key: jax.Array, *, time_steps: Sequence[int], batch_size: int = 256,
+                       time_chunk: int = 0) -> dict[int, float]:
+    """Test accuracy of the SNN after each number of steps in ``time_steps`` (one simulation per batch).
+
+    Logits at ``T`` are the head's input current summed over the first ``T`` steps, so all ``T``
+    come from one run of ``max(time_steps)`` steps (accuracy at ``T`` equals a separate ``T``-step run
+    with the same encoding draws).
+
+    Args:
+      model: the spiking VGG; ``variables``: ``{"params", "thresholds"}``.
+      images: normalised ``[N, H, W, C]``; labels ``[N]`` ints.
+      key: encoding PRNG key (batch ``i`` uses ``fold_in(key, i)``).
+      time_steps: the ``T`` values to report (positive ints).
+      batch_size: examples per forward pass.
+      time_chunk: at most this many steps per compiled call (0: cut only at the reported ``T``).
+
+    Returns:
+      ``{T: accuracy in [0, 1]}``.
+    """
+    marks = sorted({int(t) for t in time_steps})
+    if not marks or marks[0] < 1:
+        raise ValueError(f"time_steps must be positive ints, got {list(time_steps)}")
+    _check_model(model)
+    n = int(images.shape[0])
+
+    def batch_sums(b: int) -> dict[str, int]:
+        lo = b * batch_size
+        idx = np.minimum(np.arange(lo, lo + batch_size), n - 1)   # fixed shape: pad with the last example
+        valid = np.arange(lo, lo + batch_size) < n
+        x = _place(np.asarray(images)[idx])
+        batch_labels = np.asarray(labels)[idx]
+        batch_key = jax.random.fold_in(key, b)
+        sums = {"count": int(valid.sum())}
+        logits, state, done = 0.0, None, 0
+        for mark in marks:
+            for _, out, state in run_chunked(model, variables, x, batch_key, time_steps=mark - done,
+                                             time_chunk=time_chunk, state=state, start=done):
+                logits = logits + out
+            done = mark
+            pred = np.asarray(jnp.argmax(logits, axis=-1))
+            sums[str(mark)] = int(np.sum((pred == batch_labels) & valid))
+        return sums
+
+    accuracy = evaluate.accumulate(batch_sums, data_pipeline.num_eval_batches(n, batch_size))
+    return {int(t): acc for t, acc in accuracy.items()}

@@ -1,0 +1,183 @@
+"""Hybrid conversion + STDB (Rathi et al., ICLR 2020): ANN -> converted SNN -> spike-based fine-tuning.
+
+Stages, each checkpointed so that a re-run skips what is finished:
+
+1. ``ann``: train the VGG ANN (ReLU, dropout, no BN; SGD) or restore it from ``config.ann.checkpoint``;
+2. ``conversion``: copy its weights into the spiking VGG and balance one threshold per layer
+   (:mod:`snnjax.methods.hybrid.conversion`), then test the converted SNN at every
+   ``conversion.eval_time_steps``; thresholds and accuracies are saved in ``WORKDIR/conversion.json``
+   (reused on re-runs);
+3. ``stdb``: fine-tune the converted SNN with the STDB (or linear) surrogate at the small
+   ``model.time_steps`` (Adam with amsgrad), starting from the ANN weights and the scaled thresholds.
+
+``summary.json``: ``best_test_accuracy`` is the fine-tuned SNN's best (at ``model.time_steps``);
+``ann``, ``conversion`` (thresholds, accuracy per T) and ``finetuned_accuracy`` (per T, when
+``conversion.eval_finetuned``) hold the rest of the accuracy-vs-T table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from snnjax import data as data_lib
+from snnjax import models
+from snnjax.data import pipeline as data_pipeline
+from snnjax.data import stats as data_stats
+from snnjax.methods.hybrid import config as hybrid_config
+from snnjax.methods.hybrid import conversion
+from snnjax.methods.hybrid.vgg import VGG
+from snnjax.train import loop, stages
+from snnjax.train.metric_writer import MetricWriter
+from snnjax.train.summary import finish_run, write_json
+
+CONVERSION_FILE = "conversion.json"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
+    """``config.data`` with the normalisation of ``stage`` (``snn``: ``config.data.normalization``;
+    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.normalization_name`)."""
+    return data_stats.with_normalization(loop.load_data(config.data), hybrid_config.normalization_name(config, stage))
+
+
+def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
+    """uint8 ``[N, H, W, C]`` -> float32, ``(x / 255 - mean) / std`` as the train steps do it."""
+    return np.asarray(data_pipeline.normalize(images, splits.mean, splits.std))
+
+
+def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> list[np.ndarray]:
+    """``num_batches`` normalised training batches of ``batch_size`` for threshold balancing.
+
+    ``conversion.augment`` True (the official code: the first batches of its shuffled, augmented
+    training loader): a seeded random draw with the training augmentation (random crop with
+    ``data.crop_padding``, flips when ``data.flip``); False: a seeded random subset as stored.
+    """
+    size, count = int(config.conversion.batch_size), int(config.conversion.num_batches)
+    order = np.random.default_rng(int(config.seed)).permutation(splits.train.num_examples)
+    chosen = order[: size * count]
+    raw = splits.train.images[chosen]
+    if config.conversion.get("augment", False):
+        key = jax.random.fold_in(jax.random.key(int(config.seed)), 5)
+        raw = np.asarray(data_pipeline.random_crop_flip(key, jax.numpy.asarray(raw),
+                                                        padding=int(config.data.crop_padding),
+                                                        flip=bool(config.data.flip)))
+    images = normalized(raw, splits)
+    return [images[i: i + size] for i in range(0, len(chosen), size)]
+
+
+def _settings(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> dict[str, Any]:
+    out = {key: config.conversion.get(key, False) for key in keys}
+    return json.loads(json.dumps(out))  # tuples -> lists, as they come back from the JSON file
+
+
+def _check_same(saved: dict[str, Any], wanted: dict[str, Any], path: str) -> None:
+    diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+    if diff:
+        raise ValueError(f"{path} was made with other settings (saved, now): {diff}. Fix: delete {path} and "
+                         f"{os.path.dirname(path)}/checkpoints/stdb to convert again, or use a new --workdir")
+
+
+def convert(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.DatasetSplits,
+            ann_variables: dict[str, Any], model: VGG) -> dict[str, Any]:
+    """Stage 2: balanced thresholds and the converted SNN's accuracy per T (cached in conversion.json)."""
+    path = os.path.join(workdir, CONVERSION_FILE)
+    balance = {**_settings(config, hybrid_config.BALANCE_KEYS), "arch": config.model.name, "width": int(config.model.width),
+               "encoding": config.model.encoding, "normalization": config.data.get("normalization", "dataset"),
+               "ann_normalization": hybrid_config.normalization_name(config, "ann"),
+               "spike_delay": bool(config.model.get("spike_delay", False)),
+               "ann_checkpoint": config.ann.checkpoint, "seed": int(config.seed)}
+    evaluation = {**_settings(config, hybrid_config.EVAL_KEYS), "neuron": config.model.neuron, "decay": float(config.model.decay)}
+    record: dict[str, Any] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+        _check_same(record["balance_settings"], balance, path)
+        _log(f"[conversion] thresholds from {path}")
+    else:
+        settings = conversion.BalanceSettings(
+            time_steps=int(config.conversion.time_steps), percentile=float(config.conversion.percentile),
+            scaling_factor=float(config.conversion.scaling_factor), time_chunk=int(config.conversion.time_chunk))
+        key = jax.random.fold_in(jax.random.key(int(config.seed)), 3)
+        raw = conversion.balance_thresholds(model, jax.device_get(ann_variables), balancing_batches(config, splits),
+                                            key, settings, log=lambda m: _log(f"[conversion] {m}"))
+        record = {"balance_settings": balance, "thresholds": raw}
+        write_json(path, record)
+    if record.get("evaluation_settings") != evaluation:
+        record.update(evaluation_settings=evaluation, **evaluate_converted(config, workdir, splits, ann_variables,
+                                                                           model, record["thresholds"]))
+        write_json(path, record)
+    return record
+
+
+def _sweep(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: VGG,
+           variables: dict[str, Any]) -> dict[str, float]:
+    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
+    ``conversion.eval_examples`` test images (0 = all)."""
+    key = jax.random.fold_in(jax.random.key(int(config.seed)), 4)
+    n = int(config.conversion.get("eval_examples", 0)) or splits.test.num_examples
+    acc = conversion.accuracy_over_time(
+        model, variables, normalized(splits.test.images[:n], splits), splits.test.labels[:n], key,
+        time_steps=tuple(config.conversion.eval_time_steps), batch_size=int(config.conversion.eval_batch_size),
+        time_chunk=int(config.conversion.time_chunk))
+    return {str(t): a for t, a in acc.items()}
+
+
+def evaluate_converted(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.DatasetSplits,
+                       ann_variables: dict[str, Any], model: VGG, thresholds: dict[str, float]) -> dict[str, Any]:
+    """Accuracy of the converted SNN per T, with scaled (and, optionally, unscaled) thresholds."""
+    factor = float(config.conversion.scaling_factor)
+    scaled = conversion.scale_thresholds(thresholds, factor)
+    ann_params = jax.device_get(ann_variables)
+    out: dict[str, Any] = {"scaled_thresholds": scaled,
+                           "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled))}
+    if config.conversion.report_unscaled:
+        out["accuracy_unscaled"] = _sweep(config, splits, model, conversion.snn_variables(ann_params, thresholds))
+    writer = MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
+    try:
+        for t, acc in out["accuracy"].items():
+            extra = {"test_accuracy_unscaled": out["accuracy_unscaled"][t]} if "accuracy_unscaled" in out else {}
+            writer.write("conversion", int(t), time_steps=int(t), test_accuracy=acc, scaling_factor=factor, **extra)
+    finally:
+        writer.close()
+    _log(f"[conversion] converted SNN accuracy per T (thresholds x{factor}): {out['accuracy']}")
+    if "accuracy_unscaled" in out:
+        _log(f"[conversion] with unscaled thresholds: {out['accuracy_unscaled']}")
+    return out
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    raw = loop.load_data(config.data)
+    splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "snn"))
+    ann_splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "ann"))
+    model = models.build(config.model, splits.num_classes)
+    acfg = hybrid_config.ann_config(config)
+    ann = stages.run_stage(acfg, workdir, "ann", model=models.build(acfg.model, splits.num_classes),
+                           splits=ann_splits, restore=hybrid_config.ann_restore(config))
+    record = convert(config, workdir, splits, ann.variables, model)
+
+    initial = conversion.snn_variables(jax.device_get(ann.variables), record["scaled_thresholds"])
+    result = loop.train_and_evaluate(hybrid_config.stdb_config(config), workdir, stage="stdb", model=model,
+                                     splits=splits, initial_variables=initial)
+    summary = dict(result.summary)
+    summary.update(
+        pipeline="hybrid_stdb",
+        spike_grad=config.model.surrogate,
+        ann={k: ann.summary.get(k) for k in ("best_test_accuracy", "final_test_accuracy", "epochs", "restored_from")
+             if k in ann.summary},
+        conversion={k: record[k] for k in ("thresholds", "scaled_thresholds", "accuracy", "accuracy_unscaled")
+                    if k in record},
+    )
+    if config.conversion.get("eval_finetuned", False):
+        summary["finetuned_accuracy"] = _sweep(config, splits, model, jax.device_get(result.state.variables))
+        _log(f"[stdb] fine-tuned SNN accuracy per T: {summary['finetuned_accuracy']}")
+    return finish_run(workdir, summary)

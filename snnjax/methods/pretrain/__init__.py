@@ -1,0 +1,20 @@
+"""Pretraining as a bridge from ANNs to SNNs (Lin et al., TNNLS 2024): pipe-S (static) and pipe-D (events).
+
+- :mod:`~snnjax.methods.pretrain.sharpened`: the sharpened ReLU of the ANN (pipe-S option).
+- :mod:`~snnjax.methods.pretrain.transfer`: the ANN twin, its epoch-fed step, the ANN -> SNN tree copy.
+- :mod:`~snnjax.methods.pretrain.config`: the ``pretrain`` section, ``validate``.
+- :mod:`~snnjax.methods.pretrain.pipeline`: ``run(config, workdir)``.
+"""
+
+from snnjax.methods.pretrain.config import pretrain_section
+from snnjax.methods.pretrain.config import validate
+from snnjax.methods.pretrain.sharpened import SharpenedReLU
+from snnjax.methods.pretrain.transfer import build_ann
+from snnjax.methods.pretrain.transfer import epoch_fed_step
+from snnjax.methods.pretrain.transfer import feed_epoch
+from snnjax.methods.pretrain.transfer import load_pretrained
+from snnjax.methods.pretrain.transfer import sharpen_horizon
+from snnjax.methods.pretrain.transfer import transfer_counts
+
+__all__ = ["SharpenedReLU", "build_ann", "epoch_fed_step", "feed_epoch", "load_pretrained", "pretrain_section",
+           "sharpen_horizon", "transfer_counts", "validate"]

@@ -1,0 +1,216 @@
+"""The two-branch building blocks of SNN2ANN: one conv + BN read by an SNN and an ANN branch.
+
+Every layer owns ONE convolution and ONE batch norm (one parameter tree). Two forward branches
+read it:
+
+- SNN branch (no gradient): the BN is folded from its *running* statistics into the conv
+  (:func:`snnjax.layers.fold_batch_norm`); the per-step input current is ``conv(s[t], W') + b' / T`` (the bias is
+  split over the ``T`` steps, so the current summed over time equals the ANN's pre-activation in
+  inference mode); IF neurons with per-neuron thresholds ``Vth`` integrate it
+  (``mem += I``, spike = ``mem > Vth``, hard reset to 0) and count their spikes.
+- ANN branch (one pass, trained): ``conv -> BN (batch statistics in training) -> [pool] ->
+  dropout -> ReLU -> spiking mapping unit`` whose output is the SNN's spike count
+  (:mod:`snnjax.methods.snn2ann.mapping`).
+
+Shapes: SNN tensors are batch-major ``[B, T, H, W, C]`` (a static image ``[B, H, W, C]`` is the
+first layer's direct input, fed at every step); ANN tensors are ``[B, H, W, C]``. The thresholds
+``Vth`` have shape ``[H, W, C]`` (Flax layout of the official ``(C, H, W)``), live in the
+non-parameter collection ``"thresholds"`` (carried and checkpointed by the engine in
+``TrainState.model_state``) and change only through ATA (:mod:`snnjax.methods.snn2ann.ata`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from snnjax import layers as snn_layers
+from snnjax import neurons
+from snnjax.methods.snn2ann import ata as ata_lib
+from snnjax.methods.snn2ann import mapping as mapping_lib
+from snnjax.models import initializers
+
+THRESHOLDS = "thresholds"   # the variable collection holding every layer's Vth
+Pool = Literal["max", "avg"]
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, strides: int) -> jax.Array:
+    """PyTorch-style convolution (symmetric padding ``(k-1)//2``): ``[N, H, W, Cin] -> [N, H', W', Cout]``."""
+    pad = (kernel.shape[0] - 1) // 2
+    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (strides, strides), ((pad, pad), (pad, pad)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if bias is None else y + bias
+
+
+def pool2x2(x: jax.Array, kind: Pool) -> jax.Array:
+    """2x2 stride-2 pooling of ``[N, H, W, C]``."""
+    if kind == "max":
+        return nn.max_pool(x, (2, 2), (2, 2))
+    if kind == "avg":
+        return nn.avg_pool(x, (2, 2), (2, 2))
+    raise ValueError(f"unknown pooling {kind!r}; use 'M' (max) or 'A' (average) in config.model.layers")
+
+
+def pool_over_time(x: jax.Array, kind: Pool) -> jax.Array:
+    """:func:`pool2x2` of every step of ``[B, T, H, W, C]``."""
+    return snn_layers.split_time(pool2x2(snn_layers.merge_time(x), kind), x.shape[1])
+
+
+class SharedConvBN(nn.Module):
+    """One conv + BN read by both branches.
+
+    Parameters ``conv_kernel [k, k, Cin, F]``, ``conv_bias [F]`` (if ``use_bias``), ``bn_scale [F]``,
+    ``bn_bias [F]``; BN running statistics ``bn_mean``, ``bn_var`` in ``"batch_stats"``.
+
+    Attributes:
+      features: output channels ``F``.
+      kernel_size: ``k`` (3, or 1 for ResNet shortcuts).
+      strides: convolution stride.
+      use_bias: conv bias (the official code has one).
+      momentum: Flax BN momentum (0.9 = PyTorch's 0.1).
+      epsilon: BN epsilon.
+      weight_init: ``kaiming_fan_out`` (He normal over fan-out, bias 0) or ``pytorch`` (PyTorch's default
+        conv init, kernel and bias U(+-1/sqrt(fan_in)): the official code with kaiming_norm off);
+        see :mod:`snnjax.models.initializers`.
+    """
+
+    features: int
+    kernel_size: int = 3
+    strides: int = 1
+    use_bias: bool = True
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    weight_init: str = "kaiming_fan_out"
+
+    @nn.compact
+    def __call__(self, snn_in: jax.Array, ann_in: jax.Array | None, *, time_steps: int,
+                 train: bool) -> tuple[jax.Array, jax.Array | None]:
+        """``(snn_current [B, T, H', W', F], ann_preactivation [B, H', W', F] or None)``.
+
+        Args:
+          snn_in: SNN input spikes ``[B, T, H, W, Cin]`` or a static image ``[B, H, W, Cin]``.
+          ann_in: ANN input ``[B, H, W, Cin]`` (previous spike counts, or the image), or ``None``
+            to run the SNN branch only.
+          time_steps: ``T``.
+          train: the ANN's BN uses batch statistics and updates the running ones.
+        """
+        f, k = self.features, self.kernel_size
+        fan_in = k * k * snn_in.shape[-1]
+        kernel = self.param("conv_kernel", initializers.conv_kernel(self.weight_init), (k, k, snn_in.shape[-1], f))
+        bias = self.param("conv_bias", initializers.bias(self.weight_init, fan_in), (f,)) if self.use_bias else None
+        scale = self.param("bn_scale", nn.initializers.ones, (f,))
+        offset = self.param("bn_bias", nn.initializers.zeros, (f,))
+        ra_mean = self.variable("batch_stats", "bn_mean", jnp.zeros, (f,))
+        ra_var = self.variable("batch_stats", "bn_var", jnp.ones, (f,))
+
+        # The SNN reads the running statistics before this step's ANN pass updates them.
+        w, b = jax.lax.stop_gradient(snn_layers.fold_batch_norm(kernel, bias, scale, offset, ra_mean.value, ra_var.value,
+                                                     self.epsilon))
+        b = b / time_steps
+        x = jax.lax.stop_gradient(snn_in)
+        if x.ndim == 4:   # direct encoding: the same current at every step, computed once
+            current = conv2d(x, w, b, self.strides)
+            snn_current = jnp.broadcast_to(current[:, None], (current.shape[0], time_steps) + current.shape[1:])
+        elif x.ndim == 5:
+            snn_current = snn_layers.split_time(conv2d(snn_layers.merge_time(x), w, b, self.strides), time_steps)
+        else:
+            raise ValueError(f"SNN input must be [B, H, W, C] or [B, T, H, W, C], got shape {x.shape}")
+        if ann_in is None:
+            return snn_current, None
+
+        y = conv2d(ann_in, kernel, bias, self.strides)
+        if train:
+            mean = jnp.mean(y, axis=(0, 1, 2))
+            var = jnp.mean(jnp.square(y - mean), axis=(0, 1, 2))
+            if not self.is_initializing():
+                m = self.momentum
+                ra_mean.value = m * ra_mean.value + (1 - m) * jax.lax.stop_gradient(mean)
+                ra_var.value = m * ra_var.value + (1 - m) * jax.lax.stop_gradient(var)
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        ann_preact = (y - mean) * (scale / jnp.sqrt(var + self.epsilon)) + offset
+        return snn_current, ann_preact
+
+
+def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: float,
+                                key: jax.Array | None) -> jax.Array:
+    """IF neurons (``mem += I``, spike = ``mem > Vth``, hard reset to 0) over axis 1 of ``current``
+    ``[B, T, ...]``, with dropout of rate ``rate`` on the membrane carried to the next step.
+
+    The official ``module.py`` IF keeps ``mem = dropout(mp * (1 - spike), p, training)`` after every
+    step: in training each neuron's remaining membrane is zeroed with probability ``rate`` and
+    otherwise scaled by ``1 / (1 - rate)``, independently per step (``key``); ``key=None`` or
+    ``rate=0`` is the plain IF neuron. Float32 spikes ``[B, T, ...]``, no gradient.
+    """
+    current = jax.lax.stop_gradient(current).astype(jnp.float32)
+    steps = current.shape[1]
+    if key is None or rate == 0.0:
+        masks = jnp.ones((steps,) + (1,) * (current.ndim - 1), jnp.float32)
+    else:
+        keep = jax.random.bernoulli(key, 1.0 - rate, (steps, current.shape[0]) + current.shape[2:])
+        masks = keep.astype(jnp.float32) / (1.0 - rate)
+
+    def step(mem, inputs):
+        i_t, mask = inputs
+        mp = mem + i_t
+        spike = (mp > vth).astype(jnp.float32)
+        return mp * (1.0 - spike) * mask, spike
+
+    zeros = jnp.zeros((current.shape[0],) + current.shape[2:], jnp.float32)
+    _, spikes = jax.lax.scan(step, zeros, (jnp.moveaxis(current, 1, 0), masks))
+    return jnp.moveaxis(spikes, 0, 1)
+
+
+def threshold_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Per-neuron thresholds drawn uniformly from [0, 1) (official ``torch.rand``)."""
+    return jax.random.uniform(key, shape, jnp.float32)
+
+
+class MappedIFNeuron(nn.Module):
+    """IF neurons with per-neuron thresholds (SNN branch) + their spiking mapping unit (ANN branch).
+
+    Attributes:
+      mapping_unit: ``"stsu"`` or ``"resu"`` (:mod:`snnjax.methods.snn2ann.mapping`).
+      adapt_threshold: apply ATA in training when the ``"thresholds"`` collection is mutable.
+      ata: ATA constants.
+      membrane_dropout: in training, dropout of this rate on the membrane kept after every step
+        (official IF module: 0.5; uses the ``dropout`` rng stream); 0 = plain IF neurons.
+    """
+
+    emits_spikes = "batch_major"   # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
+    mapping_unit: str = "resu"
+    adapt_threshold: bool = True
+    ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, current: jax.Array, ann_preact: jax.Array | None, *,
+                 train: bool) -> tuple[jax.Array, jax.Array | None]:
+        """``(spikes [B, T, ...], ann_output [B, ...] or None)``.
+
+        Args:
+          current: SNN input current ``[B, T, ...]`` (no gradient).
+          ann_preact: the ANN's pre-activation ``[B, ...]`` (after BN, pooling and dropout), or
+            ``None`` (SNN branch only).
+          train: training mode (ATA runs only in training).
+        """
+        vth = self.variable(THRESHOLDS, "vth", lambda: threshold_init(self.make_rng("params"), current.shape[2:]))
+        if train and self.membrane_dropout > 0.0:
+            spikes = if_neurons_membrane_dropout(current, vth.value, rate=self.membrane_dropout,
+                                                 key=self.make_rng("dropout"))
+        else:
+            spikes = jax.lax.stop_gradient(neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard"))
+        count = jnp.sum(spikes, axis=1)
+        self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
+        if ann_preact is None:
+            return spikes, None
+        relu_out = nn.relu(ann_preact)
+        ann_out = mapping_lib.get(self.mapping_unit)(relu_out, count)
+        ratio = ata_lib.noisy_spike_ratio(jax.lax.stop_gradient(relu_out), count)
+        self.sow("spike_stats", "noisy_ratio", ratio)
+        if train and self.adapt_threshold and self.is_mutable_collection(THRESHOLDS) and not self.is_initializing():
+            vth.value = ata_lib.ata_update(vth.value, ratio, self.ata)
+        return spikes, ann_out

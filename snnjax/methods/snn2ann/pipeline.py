@@ -1,0 +1,91 @@
+"""SNN2ANN (Tang et al., Pattern Recognition; arXiv 2206.09449): train an SNN through the ANN
+branch that shares its weights.
+
+One stage (``snn2ann``): :func:`snnjax.train.loop.train_and_evaluate` with the SNN2ANN train step
+(:func:`snnjax.methods.snn2ann.step.make_train_step`: CE on the ANN branch's logits, ATA, BN
+statistics). The engine's evaluation calls the model with ``train=False``, which is the SNN branch,
+so the logged test accuracy, the best checkpoint and ``best_test_accuracy`` are the SNN's.
+
+``config.arm = "bptt"`` (model ``bptt_vgg``) trains the same plain conv net as an SNN directly with
+surrogate gradients through time (stage ``bptt``, the engine's standard step): the baseline of the
+paper's time/memory comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from snnjax import data as data_lib
+from snnjax import losses, models
+from snnjax.methods.snn2ann import step as snn2ann_step
+from snnjax.methods.snn2ann.models import split_name
+from snnjax.train import evaluate, loop, steps
+from snnjax.train.summary import finish_run
+
+
+def branch_eval_step(model):
+    """Per-batch sums of both branches in inference mode and the SNN's firing rate (for :mod:`snnjax.train.evaluate`).
+
+    The ANN branch here uses BN running statistics, no dropout, and (through the mapping units)
+    the SNN's spike counts: it is the network the loss trained, not an independent ANN.
+    """
+
+    def eval_step(variables, x, y, mask, key=None):
+        del key
+        out, stats = model.apply(variables, x, train=False, ann=True, method="branches", mutable=["spike_stats"])
+        rate = jnp.mean(jnp.stack([jnp.mean(r) for r in jax.tree.leaves(stats)]))
+        count = jnp.sum(mask.astype(jnp.float32))
+        return {"snn_test_accuracy": losses.correct_count(out.snn_logits, y, mask),
+                "ann_branch_test_accuracy": losses.correct_count(out.ann_logits, y, mask),
+                "snn_firing_rate": rate * count, "count": count}
+
+    return eval_step
+
+
+def threshold_summary(thresholds: dict[str, Any]) -> dict[str, float]:
+    """Mean threshold per spiking layer, keyed by its module path."""
+    flat = jax.tree_util.tree_leaves_with_path(jax.device_get(thresholds))
+    return {"/".join(str(getattr(k, "key", k)) for k in path[:-1]): float(np.mean(v)) for path, v in flat}
+
+
+def with_normalization(splits: data_lib.DatasetSplits, data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
+    """``splits`` with ``config.data.mean`` / ``std`` when set (the official CIFAR constants of
+    ``snnjax.methods.snn2ann.models.OFFICIAL_MEAN`` / ``OFFICIAL_STD``); empty tuples keep the dataset's own."""
+    mean, std = tuple(data_cfg.get("mean", ()) or ()), tuple(data_cfg.get("std", ()) or ())
+    if not mean and not std:
+        return splits
+    channels = splits.image_shape[-1]
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise ValueError(f"config.data.mean={mean} / std={std} need {channels} values each (std > 0) for "
+                         f"{splits.name}; set both to () to use the dataset's statistics")
+    return dataclasses.replace(splits, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    splits = with_normalization(loop.load_data(config.data), config.data)
+    model = models.build(config.model, splits.num_classes)
+    bptt = config.arm == "bptt"
+    make_step = steps.make_train_step if bptt else snn2ann_step.make_train_step
+    result = loop.train_and_evaluate(config, workdir, stage=config.arm, model=model, splits=splits,
+                                     make_step=make_step)
+    summary = dict(result.summary)
+    summary.update(pipeline="snn2ann", arm=config.arm, arch=split_name(config.model.name)[1],
+                   time_steps=int(config.model.time_steps))
+    if not bptt:
+        summary.update(mapping_unit=config.model.mapping_unit, ata=bool(config.model.adapt_threshold))
+        variables = jax.device_get(result.state.variables)
+        branch = evaluate.evaluate(model, variables, splits, batch_size=int(config.data.eval_batch_size),
+                                   eval_step=branch_eval_step(model))
+        summary["final"] = branch
+        summary["threshold_mean_per_layer"] = threshold_summary(variables["thresholds"])
+        print(f"[snn2ann] final SNN test accuracy {branch['snn_test_accuracy']:.4f}, ANN branch "
+              f"{branch['ann_branch_test_accuracy']:.4f}, SNN firing rate {branch['snn_firing_rate']:.3f}",
+              file=sys.stderr)
+    return finish_run(workdir, summary)

@@ -1,0 +1,93 @@
+"""One model registry: ``build(model_config, num_classes)`` for every model family, by ``name``.
+
+Families (``config.model.name``):
+
+=================  ==============================================  ===================================
+family             names                                           defined in
+=================  ==============================================  ===================================
+ResNet / SEW       resnet18/34/50/101, sew_resnet18/34/50/101      :mod:`snnjax.models.factory`
+VGG (hybrid)       vgg5, vgg9, vgg11, vgg13, vgg16, vgg19           :mod:`snnjax.methods.hybrid.vgg`
+SNN2ANN nets       snn2ann_vgg, snn2ann_resnet17, bptt_vgg           :mod:`snnjax.methods.snn2ann.models`
+=================  ==============================================  ===================================
+
+Every family module has ``NAMES``, ``build(cfg, num_classes)`` and ``validate(cfg, prefix)``
+(each family has its own config keys; there is no key "required by a shared schema"). The two
+method-owned families are imported only when one of their names is asked for: this table is the
+one place in the shared core that names a method's module.
+
+Pipelines, the training loop, analysis (``python -m snnjax.analysis --workdir``) and export all
+build models here, so a checkpoint's saved ``model`` section rebuilds its network whatever the
+pipeline that wrote it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+
+# family -> module; a family module lists its names in NAMES.
+FAMILIES = {
+    "resnet": "snnjax.models.factory",
+    "vgg": "snnjax.methods.hybrid.vgg",
+    "snn2ann": "snnjax.methods.snn2ann.models",
+}
+
+
+def _modules() -> list[Any]:
+    return [importlib.import_module(m) for m in FAMILIES.values()]
+
+
+def names() -> tuple[str, ...]:
+    """Every registered model name."""
+    return tuple(n for module in _modules() for n in module.NAMES)
+
+
+def family(name: str) -> Any:
+    """The module that builds model ``name``; ``ValueError`` listing every name if there is none."""
+    for module in _modules():
+        if name in module.NAMES:
+            return module
+    raise ValueError(f"config.model.name={name!r} is not valid; choose one of {list(names())}")
+
+
+def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
+    """Check a ``model`` section with its family's rules (errors name ``config.<prefix>.<key>``)."""
+    family(cfg.name).validate(cfg, prefix)
+
+
+def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+    """The Flax module of ``cfg`` (a ``config.model`` section): ``apply(variables, x, train=...)`` -> logits."""
+    return family(cfg.name).build(cfg, num_classes)
+
+
+def ann_model_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The ANN twin of a spiking ``model`` section: same network and parameter names, ReLU, T = 1
+    (and direct input where the family has an ``encoding``)."""
+    out = ml_collections.ConfigDict(cfg.to_dict())
+    out.neuron, out.time_steps = "relu", 1
+    if "encoding" in out:
+        out.encoding = "direct"
+    return out
+
+
+def upgrade_legacy(model: dict[str, Any]) -> dict[str, Any]:
+    """A ``model`` section saved by snnjax 0.1 in the keys of today (checkpoints keep restoring).
+
+    0.1 hybrid VGG sections had ``arch`` (the name), ``spike_grad``/``stdb_alpha`` (now
+    ``surrogate``/``surrogate_param``) and unused ``reset``/``detach_reset``/``surrogate`` keys;
+    0.1 SNN2ANN sections had ``arch`` next to the name the pipeline wrote (``snn2ann_vgg``).
+    """
+    out = dict(model)
+    if "spike_grad" in out:                       # hybrid VGG
+        out.setdefault("name", out.get("arch"))
+        out["surrogate"] = out.pop("spike_grad")
+        out["surrogate_param"] = out.pop("stdb_alpha", 0.3)
+        for key in ("arch", "reset", "detach_reset"):
+            out.pop(key, None)
+    elif "mapping_unit" in out and "arch" in out:  # SNN2ANN
+        arch = out.pop("arch")
+        out.setdefault("name", f"snn2ann_{arch}")
+    return out

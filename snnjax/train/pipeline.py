@@ -1,0 +1,17 @@
+"""Single-stage training: the ANN teacher (configs/teacher.py) or the directly trained Spiking
+ResNet baseline (configs/baseline.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from snnjax.train.summary import finish_run, spike_summary
+from snnjax.train import loop
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    splits = loop.load_data(config.data)
+    result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits)
+    return finish_run(workdir, {**result.summary, "spikes": spike_summary(result, splits)})

@@ -1,0 +1,111 @@
+"""The stage runner every multi-stage pipeline uses: restore a finished stage, resume an interrupted
+one, or train it; and the single-stage config of a sub-stage.
+
+A stage (IDSNN's teacher, hybrid's ANN, pretraining's ANN, ...) is one :func:`loop.train_and_evaluate`
+run whose checkpoints live in ``workdir/checkpoints/<stage>`` and whose summary is written to
+``workdir/<stage>_summary.json`` when it finishes. :func:`run_stage`:
+
+1. restores it from a user-given ``restore.checkpoint`` (another run's workdir or a checkpoint
+   directory) when one is set, failing with the config key and a fix when nothing restores;
+2. otherwise returns the stage of this workdir if it finished earlier (all steps done and its summary
+   written), without compiling anything;
+3. otherwise trains it (resuming from its latest checkpoint, if any) and writes its summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import flax.linen as nn
+import ml_collections
+
+from snnjax import data as data_lib
+from snnjax.train import loop, steps
+from snnjax.train.summary import write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class Restore:
+    """Where a stage may come from instead of being trained here.
+
+    Attributes:
+      checkpoint: the user's path (a run's workdir or a checkpoint directory); "" = train here.
+      key: the config key that holds it, for error messages (``config.teacher.checkpoint``).
+      stages: checkpoint stage names to look for under ``<checkpoint>/checkpoints/``, in order.
+      what: what the stage is, for messages ("teacher").
+      fix: what the user should do when nothing is found there.
+    """
+
+    checkpoint: str
+    key: str
+    stages: tuple[str, ...]
+    what: str
+    fix: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOutput:
+    """A stage's variables (on the devices), its summary (``restored_from`` when restored) and its
+    optimizer state (e.g. to carry SGD momentum into a later stage)."""
+
+    variables: Any
+    summary: dict[str, Any]
+    opt_state: Any = None
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def summary_path(workdir: str, stage: str) -> str:
+    return os.path.join(workdir, f"{stage}_summary.json")
+
+
+def sub_stage_config(config: ml_collections.ConfigDict, *, model: ml_collections.ConfigDict | None = None,
+                     data: ml_collections.ConfigDict | None = None, optim: ml_collections.ConfigDict | None = None,
+                     train: ml_collections.ConfigDict | None = None, drop: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """The single-stage config of a sub-stage: ``config`` with the given sections replaced (copies),
+    knowledge distillation off, and the method sections in ``drop`` removed."""
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    for name, section in (("model", model), ("data", data), ("optim", optim), ("train", train)):
+        if section is not None:
+            cfg[name] = ml_collections.ConfigDict(section.to_dict())
+    cfg.kd.enabled = False
+    for name in drop:
+        if name in cfg:
+            del cfg[name]
+    return cfg
+
+
+def run_stage(config: ml_collections.ConfigDict, workdir: str, stage: str, *, model: nn.Module,
+              splits: data_lib.DatasetSplits, restore: Restore | None = None,
+              make_step: Callable = steps.make_train_step,
+              extra_summary: dict[str, Any] | None = None) -> StageOutput:
+    """Restore, resume or train stage ``stage`` of ``config`` (a single-stage config); see the module doc.
+
+    ``extra_summary`` is added to the summary of a stage trained here (and saved with it).
+    """
+    if restore is not None and restore.checkpoint:
+        source = loop.find_checkpoint_dir(restore.checkpoint, restore.stages, key=restore.key, what=restore.what,
+                                          fix=restore.fix)
+        restored = loop.restore_stage(config, source, model=model, splits=splits)
+        if restored is None:
+            raise FileNotFoundError(f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
+                                    f"restored from {source}. Fix: {restore.fix}")
+        state, meta = restored
+        _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
+        return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)
+    path = summary_path(workdir, stage)
+    restored = loop.restore_stage(config, loop.stage_checkpoint_dir(workdir, stage), model=model, splits=splits)
+    if restored is not None and int(restored[0].step) >= loop.total_steps(config, splits) and os.path.exists(path):
+        _log(f"[{stage}] finished earlier; restored from {loop.stage_checkpoint_dir(workdir, stage)}")
+        with open(path) as f:
+            return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)
+    result = loop.train_and_evaluate(config, workdir, stage=stage, model=model, splits=splits, make_step=make_step)
+    summary = {**result.summary, **(extra_summary or {})}
+    write_json(path, summary)
+    return StageOutput(result.state.variables, summary, result.state.opt_state)
