@@ -138,8 +138,8 @@ def main() -> None:
     print(f"devices: {jax.devices()}")
     results = []
     for case in filter(None, args.cases.split(",")):
-        if case not in ("digits", "cifar"):
-            parser.error(f"unknown case {case!r}; choose from digits, cifar")
+        if case not in ("digits", "fashion_mnist", "cifar"):
+            parser.error(f"unknown case {case!r}; choose from digits, fashion_mnist, cifar")
         results.append(run_case(case, args))
         _print(results[-1])
     if args.json:
