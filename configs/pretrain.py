@@ -21,9 +21,14 @@ Fine-tuning (pipe-S) as the official train_finetune.py: 50 epochs (digits and th
 SGD momentum 0.9, lr x0.3 at epochs 2/4/6/8, momentum buffers loaded from the pretraining
 optimizer (``pretrain.load_optimizer_state``; lr and schedule start fresh).
 
-Fashion-MNIST (measured on a 2-core shared CPU, 2026-12-01; see docs/pretrain.md):
-    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist --workdir /tmp/ps_fm --config.data.train_subset=3000 --config.model.width=8
+Fashion-MNIST (ResNet18 width 16, T = 4, 6,000 images; docs/pretrain.md):
+    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist --workdir /tmp/ps_fm
+    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist,scratch --workdir /tmp/s0_fm
     python launch.py --config configs/pretrain.py:pipe_d,fashion_mnist --workdir /tmp/pd_fm --config.pretrain.checkpoint=/tmp/ps_fm
+    python launch.py --config configs/pretrain.py:pipe_d,fashion_mnist,full --workdir /tmp/pdf_fm --config.pretrain.checkpoint=/tmp/ps_fm
+        # time: ~4-7 min per 6-epoch arm on a 2-core CPU (IDSNN's measurement of the same
+        # Spiking ResNet18 width 16, T = 4); not measured for these arms on 2026-12-01 (the shared
+        # CPU gave 5-25 % of a core, see docs/pretrain.md)
 
 Stage 1 trains the ANN twin of ``config.model`` (same topology and parameter names, ReLU, T = 1,
 BN gamma initialised to ``pretrain.bn_scale_init`` = V_th 0.5) on ``pretrain.data`` (empty name:
