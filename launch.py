@@ -24,9 +24,11 @@ from ml_collections import config_flags  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/idsnn.py:digits", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
 _COMPILATION_CACHE = flags.DEFINE_string(
-    "compilation_cache", os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
+    "compilation_cache",
+    os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
     "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE; empty: off). "
-    "A rerun or resume of the same config then loads its compiled steps instead of compiling them.")
+    "A rerun or resume of the same config then loads its compiled steps instead of compiling them.",
+)
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -43,8 +45,10 @@ def enable_compilation_cache(directory: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value")
-    from snnjax import config as config_lib, methods
-    from snnjax.train import mesh as mesh_lib, preflight
+    from snnjax import config as config_lib
+    from snnjax import methods
+    from snnjax.train import mesh as mesh_lib
+    from snnjax.train import preflight
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar

@@ -63,8 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=_ints, help="override the matrix, e.g. 32")
     p.add_argument("--dtypes", type=_strs, help="override the matrix, e.g. float32,bfloat16")
     p.add_argument("--width", type=int, default=64)
-    p.add_argument("--variants", type=_strs, default=["scan", "eigen+unroll"],
-                   help=f"snnjax variants to time, from {sorted(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        type=_strs,
+        default=["scan", "eigen+unroll"],
+        help=f"snnjax variants to time, from {sorted(VARIANTS)}",
+    )
     p.add_argument("--no-spikingjelly", action="store_true", help="time only snnjax variants")
     p.add_argument("--rounds", type=int, default=2, help="interleaved A B rounds per configuration")
     p.add_argument("--steps", type=int, default=4)
@@ -103,8 +107,22 @@ def run_one(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def shape_flags(depth: int, width: int, t: int, batch: int, dtype: str, args: argparse.Namespace) -> list[str]:
-    return ["--depth", str(depth), "--width", str(width), "--time-steps", str(t), "--batch", str(batch),
-            "--dtype", dtype, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    return [
+        "--depth",
+        str(depth),
+        "--width",
+        str(width),
+        "--time-steps",
+        str(t),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
 
 
 def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> dict[str, list[dict]]:
@@ -116,7 +134,7 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
         jobs.append(("spikingjelly", [args.sj_python, str(HERE / "spikingjelly_step.py"), *flags]))
     results: dict[str, list[dict]] = {label: [] for label, _ in jobs}
     for r in range(args.rounds):
-        order = jobs if r % 2 == 0 else jobs[::-1]   # A B, then B A: neither always goes first
+        order = jobs if r % 2 == 0 else jobs[::-1]  # A B, then B A: neither always goes first
         for label, cmd in order:
             rec = run_one(cmd, env)
             rec.update(label=label, round=r, load1=os.getloadavg()[0], date=time.strftime("%Y-%m-%d %H:%M"))
@@ -138,31 +156,39 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
             continue
         step = statistics.median(r["step_s"] for r in ok)
         out[label] = dict(
-            step_s=step, cpu_s=statistics.median(r["cpu_s"] for r in ok),
+            step_s=step,
+            cpu_s=statistics.median(r["cpu_s"] for r in ok),
             images_T_per_s=ok[0]["batch"] * ok[0]["T"] / step,
             rss_mb=max(r["max_rss_bytes"] for r in ok) / 2**20,
             xla_mb=(ok[0]["xla_temp_bytes"] + ok[0]["xla_arg_bytes"]) / 2**20 if "xla_temp_bytes" in ok[0] else None,
             compile_s=statistics.median(r["compile_s"] for r in ok) if "compile_s" in ok[0] else None,
-            load1=statistics.median(r["load1"] for r in ok), n=len(ok))
+            load1=statistics.median(r["load1"] for r in ok),
+            n=len(ok),
+        )
     return out
 
 
 def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
-    print("| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
-          "vs SJ (SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |")
+    print(
+        "| depth | width | T | batch | dtype | impl | step s (median) | CPU s/step | images*T/s | "
+        "vs SJ (SJ time / this) | peak RSS MB | XLA temp+args MB | compile s | load1 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (depth, width, t, batch, dtype), summary in rows:
         sj = summary.get("spikingjelly", {})
         for label, s in summary.items():
             if "error" in s:
-                print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |"
-                      + " |" * 8)
+                print(
+                    f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | error: {s['error'][:80]} |" + " |" * 8
+                )
                 continue
             ratio = f"{sj['step_s'] / s['step_s']:.2f}x" if "step_s" in sj else "-"
             xla = f"{s['xla_mb']:.0f}" if s["xla_mb"] is not None else "-"
             comp = f"{s['compile_s']:.0f}" if s["compile_s"] is not None else "-"
-            print(f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | {s['step_s']:.2f} | {s['cpu_s']:.2f} | "
-                  f"{s['images_T_per_s']:.1f} | {ratio} | {s['rss_mb']:.0f} | {xla} | {comp} | {s['load1']:.1f} |")
+            print(
+                f"| {depth} | {width} | {t} | {batch} | {dtype} | {label} | {s['step_s']:.2f} | {s['cpu_s']:.2f} | "
+                f"{s['images_T_per_s']:.1f} | {ratio} | {s['rss_mb']:.0f} | {xla} | {comp} | {s['load1']:.1f} |"
+            )
 
 
 def run_matrix(args: argparse.Namespace) -> None:
@@ -193,6 +219,7 @@ def run_scaling(args: argparse.Namespace) -> None:
 
 def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

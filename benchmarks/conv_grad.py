@@ -22,8 +22,15 @@ import numpy as np
 from snnjax.models import conv as conv_lib
 
 # (input H = W, in channels, out channels, stride): the 3x3 convolutions of ResNet-18 (width 64).
-SHAPES = [(32, 64, 64, 1), (32, 64, 128, 2), (16, 128, 128, 1), (16, 128, 256, 2), (8, 256, 256, 1),
-          (8, 256, 512, 2), (4, 512, 512, 1)]
+SHAPES = [
+    (32, 64, 64, 1),
+    (32, 64, 128, 2),
+    (16, 128, 128, 1),
+    (16, 128, 256, 2),
+    (8, 256, 256, 1),
+    (8, 256, 512, 2),
+    (4, 512, 512, 1),
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,10 +56,15 @@ def timed(fn, *args, repeats: int) -> float:
 def main(argv=None) -> None:
     args = parse_args(argv)
     pieces = [int(p) for p in args.pieces.split(",")]
-    print(f"{os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), batch {args.batch}, "
-          f"default split target {conv_lib.SPLIT_POSITIONS} output positions a piece\n")
-    print("| H | C -> O | stride | fwd ms | input grad ms | XLA kernel grad ms | "
-          + " | ".join(f"split {p} ms" for p in pieces) + " | default split (piece) | matmul ms |")
+    print(
+        f"{os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), batch {args.batch}, "
+        f"default split target {conv_lib.SPLIT_POSITIONS} output positions a piece\n"
+    )
+    print(
+        "| H | C -> O | stride | fwd ms | input grad ms | XLA kernel grad ms | "
+        + " | ".join(f"split {p} ms" for p in pieces)
+        + " | default split (piece) | matmul ms |"
+    )
     print("|" + "---|" * (8 + len(pieces)))
     rng = np.random.default_rng(0)
     for h, c, o, stride in SHAPES:
@@ -75,16 +87,27 @@ def main(argv=None) -> None:
         xla = conv_lib.conv_impl("split")  # forward and input gradient are XLA's own
         fwd = timed(lambda x, k: xla(x, k, s, pad), x, k, repeats=args.repeats)
         dx = timed(lambda x, k, g: jax.vjp(lambda x_: xla(x_, k, s, pad), x)[1](g)[0], x, k, g, repeats=args.repeats)
-        ref = timed(kernel_grad(lambda x, k, s, p: jax.lax.conv_general_dilated(
-            x, k, s, p, dimension_numbers=conv_lib.DIMENSION_NUMBERS)), x, k, g, repeats=args.repeats)
+        ref = timed(
+            kernel_grad(
+                lambda x, k, s, p: jax.lax.conv_general_dilated(
+                    x, k, s, p, dimension_numbers=conv_lib.DIMENSION_NUMBERS
+                )
+            ),
+            x,
+            k,
+            g,
+            repeats=args.repeats,
+        )
         split = [split_with(p) if p <= args.batch else None for p in pieces]
         default_piece = conv_lib.split_piece(args.batch, g.shape[1] * g.shape[2])
         default = timed(kernel_grad(conv_lib.conv_split_grad), x, k, g, repeats=args.repeats)
         matmul = timed(kernel_grad(conv_lib.conv_matmul_grad), x, k, g, repeats=args.repeats)
         cells = " | ".join("-" if t is None else f"{t:.1f} ({ref / t:.2f}x)" for t in split)
-        print(f"| {h} | {c} -> {o} | {stride} | {fwd:.1f} | {dx:.1f} | {ref:.1f} | {cells} | "
-              f"{default:.1f} ({ref / default:.2f}x, {default_piece}) | {matmul:.1f} ({ref / matmul:.2f}x) |",
-              flush=True)
+        print(
+            f"| {h} | {c} -> {o} | {stride} | {fwd:.1f} | {dx:.1f} | {ref:.1f} | {cells} | "
+            f"{default:.1f} ({ref / default:.2f}x, {default_piece}) | {matmul:.1f} ({ref / matmul:.2f}x) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import optax
 
 from snnjax import data as data_lib
 from snnjax import models
-from snnjax.methods import snn2ann
 from snnjax.data import pipeline as data_pipeline
+from snnjax.methods import snn2ann
 from snnjax.train import steps
 from snnjax.train.state import create_train_state
 
@@ -46,8 +46,10 @@ def _batch(case: str, batch_size: int, num_classes: int) -> tuple[jax.Array, jax
         x = data_pipeline.normalize(jnp.asarray(splits.train.images[:batch_size]), splits.mean, splits.std)
         return x, jnp.asarray(splits.train.labels[:batch_size])
     key_x, key_y = jax.random.split(jax.random.key(0))
-    return (jax.random.normal(key_x, (batch_size, 32, 32, 3), jnp.float32),
-            jax.random.randint(key_y, (batch_size,), 0, num_classes, jnp.int32))
+    return (
+        jax.random.normal(key_x, (batch_size, 32, 32, 3), jnp.float32),
+        jax.random.randint(key_y, (batch_size,), 0, num_classes, jnp.int32),
+    )
 
 
 class Arm:
@@ -76,24 +78,31 @@ class Arm:
 
     def report(self) -> dict[str, float]:
         mem = self.compiled.memory_analysis()
-        return {"step_s": statistics.median(self.times), "compile_s": self.compile_s,
-                "temp_bytes": int(mem.temp_size_in_bytes), "argument_bytes": int(mem.argument_size_in_bytes),
-                "memory_bytes": int(mem.temp_size_in_bytes + mem.argument_size_in_bytes),
-                "num_params": self.num_params, "final_loss": self.loss}
+        return {
+            "step_s": statistics.median(self.times),
+            "compile_s": self.compile_s,
+            "temp_bytes": int(mem.temp_size_in_bytes),
+            "argument_bytes": int(mem.argument_size_in_bytes),
+            "memory_bytes": int(mem.temp_size_in_bytes + mem.argument_size_in_bytes),
+            "num_params": self.num_params,
+            "final_loss": self.loss,
+        }
 
 
 def run_case(case: str, args: argparse.Namespace) -> dict[str, object]:
     if case in ("digits", "fashion_mnist"):
-        dropout = (0.0,) if case == "digits" else (0.25, 0.25, 0.0)     # as the configs' presets
+        dropout = (0.0,) if case == "digits" else (0.25, 0.25, 0.0)  # as the configs' presets
         cfg = snn2ann.model_config(layers="1,1,M,2,2,M", width=16, time_steps=args.time_steps, dropout=dropout)
         batch_size, num_classes = args.digits_batch, 10
     else:
-        cfg = snn2ann.model_config(width=args.cifar_width, time_steps=args.time_steps)   # VGG-13 layout
+        cfg = snn2ann.model_config(width=args.cifar_width, time_steps=args.time_steps)  # VGG-13 layout
         batch_size, num_classes = args.cifar_batch, 100
     batch = _batch(case, batch_size, num_classes)
     bptt = ml_collections.ConfigDict({**cfg.to_dict(), "name": "bptt_vgg"})
-    arms = {"snn2ann": Arm(models.build(cfg, num_classes), snn2ann.make_train_step, batch),
-            "bptt": Arm(models.build(bptt, num_classes), steps.make_train_step, batch)}
+    arms = {
+        "snn2ann": Arm(models.build(cfg, num_classes), snn2ann.make_train_step, batch),
+        "bptt": Arm(models.build(bptt, num_classes), steps.make_train_step, batch),
+    }
     for _ in range(args.warmup):
         for arm in arms.values():
             arm.step(record=False)
@@ -103,25 +112,40 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, object]:
             arm.step()
     pair_ratios = [a / b for a, b in zip(arms["snn2ann"].times, arms["bptt"].times)]
     reports = {name: arm.report() for name, arm in arms.items()}
-    ratios = {"step_time": reports["snn2ann"]["step_s"] / reports["bptt"]["step_s"],
-              "step_time_median_of_pairs": statistics.median(pair_ratios),
-              "memory": reports["snn2ann"]["memory_bytes"] / reports["bptt"]["memory_bytes"],
-              "temp_memory": reports["snn2ann"]["temp_bytes"] / reports["bptt"]["temp_bytes"]}
-    return {"case": case, "layers": cfg.layers, "width": int(cfg.width), "time_steps": int(cfg.time_steps),
-            "batch_size": batch_size, "arms": reports, "ratio_snn2ann_over_bptt": ratios}
+    ratios = {
+        "step_time": reports["snn2ann"]["step_s"] / reports["bptt"]["step_s"],
+        "step_time_median_of_pairs": statistics.median(pair_ratios),
+        "memory": reports["snn2ann"]["memory_bytes"] / reports["bptt"]["memory_bytes"],
+        "temp_memory": reports["snn2ann"]["temp_bytes"] / reports["bptt"]["temp_bytes"],
+    }
+    return {
+        "case": case,
+        "layers": cfg.layers,
+        "width": int(cfg.width),
+        "time_steps": int(cfg.time_steps),
+        "batch_size": batch_size,
+        "arms": reports,
+        "ratio_snn2ann_over_bptt": ratios,
+    }
 
 
 def _print(result: dict[str, object]) -> None:
-    print(f"\n== {result['case']}: layers {result['layers']} width {result['width']} T={result['time_steps']} "
-          f"batch {result['batch_size']}")
+    print(
+        f"\n== {result['case']}: layers {result['layers']} width {result['width']} T={result['time_steps']} "
+        f"batch {result['batch_size']}"
+    )
     print(f"{'arm':8s} {'step ms':>9s} {'temp MiB':>9s} {'args MiB':>9s} {'total MiB':>10s} {'params':>9s}")
     for name, m in result["arms"].items():
-        print(f"{name:8s} {1e3 * m['step_s']:9.2f} {m['temp_bytes'] / 2**20:9.2f} {m['argument_bytes'] / 2**20:9.2f} "
-              f"{m['memory_bytes'] / 2**20:10.2f} {m['num_params']:9d}")
+        print(
+            f"{name:8s} {1e3 * m['step_s']:9.2f} {m['temp_bytes'] / 2**20:9.2f} {m['argument_bytes'] / 2**20:9.2f} "
+            f"{m['memory_bytes'] / 2**20:10.2f} {m['num_params']:9d}"
+        )
     r = result["ratio_snn2ann_over_bptt"]
-    print(f"SNN2ANN / BPTT: step time {r['step_time']:.3f}x (median of paired ratios "
-          f"{r['step_time_median_of_pairs']:.3f}x), memory (temp + args) {r['memory']:.3f}x, "
-          f"temp only {r['temp_memory']:.3f}x   (paper: 0.377x time, 0.27x memory)")
+    print(
+        f"SNN2ANN / BPTT: step time {r['step_time']:.3f}x (median of paired ratios "
+        f"{r['step_time_median_of_pairs']:.3f}x), memory (temp + args) {r['memory']:.3f}x, "
+        f"temp only {r['temp_memory']:.3f}x   (paper: 0.377x time, 0.27x memory)"
+    )
 
 
 def main() -> None:

@@ -28,8 +28,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--time-steps", type=int, default=4)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="bfloat16 = torch.autocast('cpu', bfloat16) around forward + loss")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="bfloat16 = torch.autocast('cpu', bfloat16) around forward + loss",
+    )
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
@@ -42,16 +46,24 @@ STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 def build_model(depth: int, width: int, time_steps: int):
     """SpikingJelly Spiking ResNet taking static images ``[N, 3, 32, 32]``; logits ``[N, 10]``."""
     import torch
-    from torch import nn
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    from torch import nn
 
     def lif() -> nn.Module:
-        return neuron.LIFNode(tau=4.0 / 3.0, decay_input=False, v_threshold=0.5, v_reset=0.0,
-                              surrogate_function=surrogate.Rect(alpha=1.0), detach_reset=True, step_mode="m")
+        return neuron.LIFNode(
+            tau=4.0 / 3.0,
+            decay_input=False,
+            v_threshold=0.5,
+            v_reset=0.0,
+            surrogate_function=surrogate.Rect(alpha=1.0),
+            detach_reset=True,
+            step_mode="m",
+        )
 
     def conv_bn(cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
         return layer.SeqToANNContainer(
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(cout)
+        )
 
     class BasicBlock(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int):
@@ -89,7 +101,7 @@ def build_model(depth: int, width: int, time_steps: int):
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 0.5)   # snnjax's SNN BN gamma init = V_th
+            nn.init.constant_(m.weight, 0.5)  # snnjax's SNN BN gamma init = V_th
     return net, functional, torch
 
 
@@ -127,11 +139,22 @@ def measure(args: argparse.Namespace) -> dict:
             cpu_times.append(time.process_time() - c0)
     median = float(np.median(times))
     return dict(
-        framework="spikingjelly", spikingjelly=getattr(spikingjelly, "__version__", "2.0.0"),
-        torch=torch.__version__, depth=args.depth, width=args.width, T=args.time_steps, batch=args.batch,
-        dtype=args.dtype, variant="torch-m", step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)),
-        images_T_per_s=args.batch * args.time_steps / median, loss=loss,
-        max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, threads=args.threads,
+        framework="spikingjelly",
+        spikingjelly=getattr(spikingjelly, "__version__", "2.0.0"),
+        torch=torch.__version__,
+        depth=args.depth,
+        width=args.width,
+        T=args.time_steps,
+        batch=args.batch,
+        dtype=args.dtype,
+        variant="torch-m",
+        step_s=median,
+        step_times_s=times,
+        cpu_s=float(np.median(cpu_times)),
+        images_T_per_s=args.batch * args.time_steps / median,
+        loss=loss,
+        max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        threads=args.threads,
     )
 
 

@@ -29,10 +29,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lif-impl", default="scan", choices=("scan", "fused"))
     p.add_argument("--unroll", type=int, default=1, help="lax.scan unroll over T (0 = full unroll)")
     p.add_argument("--remat", action="store_true", help="jax.checkpoint per residual block")
-    p.add_argument("--conv-grad", default="xla", choices=("xla", "split", "matmul", "auto"),
-                   help="kernel-gradient formulation (snnjax.models.conv); xla = the plain path")
-    p.add_argument("--cpu-conv", default="ynn", choices=("ynn", "eigen"),
-                   help="XLA:CPU convolution library: ynn = jax's default, eigen = snnjax.runtime's (launch.py's)")
+    p.add_argument(
+        "--conv-grad",
+        default="xla",
+        choices=("xla", "split", "matmul", "auto"),
+        help="kernel-gradient formulation (snnjax.models.conv); xla = the plain path",
+    )
+    p.add_argument(
+        "--cpu-conv",
+        default="ynn",
+        choices=("ynn", "eigen"),
+        help="XLA:CPU convolution library: ynn = jax's default, eigen = snnjax.runtime's (launch.py's)",
+    )
     p.add_argument("--xla-flags", default="", help="appended to XLA_FLAGS before the backend starts")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
@@ -48,9 +56,16 @@ def measure(args: argparse.Namespace) -> dict:
 
     from snnjax.models import factory
 
-    cfg = factory.model_config(name=f"resnet{args.depth}", width=args.width, time_steps=args.time_steps,
-                               dtype=args.dtype, lif_impl=args.lif_impl, unroll=args.unroll,
-                               remat=args.remat, conv_grad=args.conv_grad)
+    cfg = factory.model_config(
+        name=f"resnet{args.depth}",
+        width=args.width,
+        time_steps=args.time_steps,
+        dtype=args.dtype,
+        lif_impl=args.lif_impl,
+        unroll=args.unroll,
+        remat=args.remat,
+        conv_grad=args.conv_grad,
+    )
     model = factory.build_model(cfg, num_classes=10)
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.normal(size=(args.batch, 32, 32, 3)).astype(np.float32))
@@ -62,8 +77,9 @@ def measure(args: argparse.Namespace) -> dict:
 
     def step(params, batch_stats, opt_state, images, labels):
         def loss_fn(p):
-            logits, new_state = model.apply({"params": p, "batch_stats": batch_stats}, images, train=True,
-                                            mutable=["batch_stats"])
+            logits, new_state = model.apply(
+                {"params": p, "batch_stats": batch_stats}, images, train=True, mutable=["batch_stats"]
+            )
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, new_state["batch_stats"]
 
@@ -88,12 +104,24 @@ def measure(args: argparse.Namespace) -> dict:
             cpu_times.append(time.process_time() - c0)
     median = float(np.median(times))
     return dict(
-        framework="snnjax", jax=jax.__version__, depth=args.depth, width=args.width, T=args.time_steps,
-        batch=args.batch, dtype=args.dtype, variant=variant_name(args), cpu_conv=args.cpu_conv,
+        framework="snnjax",
+        jax=jax.__version__,
+        depth=args.depth,
+        width=args.width,
+        T=args.time_steps,
+        batch=args.batch,
+        dtype=args.dtype,
+        variant=variant_name(args),
+        cpu_conv=args.cpu_conv,
         xla_flags=os.environ.get("XLA_FLAGS", ""),
-        step_s=median, step_times_s=times, cpu_s=float(np.median(cpu_times)), images_T_per_s=args.batch * args.time_steps / median,
-        compile_s=compile_s, loss=float(loss),
-        xla_temp_bytes=int(mem.temp_size_in_bytes), xla_arg_bytes=int(mem.argument_size_in_bytes),
+        step_s=median,
+        step_times_s=times,
+        cpu_s=float(np.median(cpu_times)),
+        images_T_per_s=args.batch * args.time_steps / median,
+        compile_s=compile_s,
+        loss=float(loss),
+        xla_temp_bytes=int(mem.temp_size_in_bytes),
+        xla_arg_bytes=int(mem.argument_size_in_bytes),
         max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         threads=os.cpu_count(),
     )
@@ -119,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.xla_flags:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
-    from snnjax import runtime   # imports jax but starts no backend
+    from snnjax import runtime  # imports jax but starts no backend
 
     if args.cpu_conv == "eigen" and not runtime.use_eigen_convolutions():
         raise RuntimeError("could not enable Eigen convolutions (see snnjax/runtime.py for when that is refused)")

@@ -8,13 +8,13 @@ mnist, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
 without a teacher stage.
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
+    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
     presets.apply_dataset(cfg, choice["dataset"])
     return cfg

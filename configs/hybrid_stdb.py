@@ -53,32 +53,46 @@ def get_config(arg: str | None = None):
     cfg.seed = 0
     cfg.data.normalization = "symmetric"
     cfg.data.batch_size = 64
-    cfg.model = vgg.vgg_config(name="vgg16", width=64, neuron="if", time_steps=100, encoding="poisson",
-                               surrogate="stdb", spike_delay=True, dropout=0.3)
-    cfg.optim = config_lib.optim_config(name="amsgrad", lr=1e-4, weight_decay=5e-4, schedule="multistep",
-                                        milestones=(), milestone_fractions=hybrid_config.FRACTIONS)
+    cfg.model = vgg.vgg_config(
+        name="vgg16",
+        width=64,
+        neuron="if",
+        time_steps=100,
+        encoding="poisson",
+        surrogate="stdb",
+        spike_delay=True,
+        dropout=0.3,
+    )
+    cfg.optim = config_lib.optim_config(
+        name="amsgrad",
+        lr=1e-4,
+        weight_decay=5e-4,
+        schedule="multistep",
+        milestones=(),
+        milestone_fractions=hybrid_config.FRACTIONS,
+    )
     cfg.train = config_lib.train_config(epochs=20)
     cfg.ann = hybrid_config.ann_section()
-    cfg.ann.normalization = "dataset"             # official ann.py: CIFAR mean/std for the ANN only
+    cfg.ann.normalization = "dataset"  # official ann.py: CIFAR mean/std for the ANN only
     cfg.conversion = hybrid_config.conversion_section()
 
     if choice["dataset"] == "digits":
-        presets.apply_dataset(cfg, "digits")      # digits data, 1-pixel crops, no flips
-        cfg.data.normalization = "unit"           # background 0 -> no input spikes (as the reference's MNIST)
-        cfg.data.eval_batch_size = 368            # the 360 test digits in one batch (a multiple of 8)
+        presets.apply_dataset(cfg, "digits")  # digits data, 1-pixel crops, no flips
+        cfg.data.normalization = "unit"  # background 0 -> no input spikes (as the reference's MNIST)
+        cfg.data.eval_batch_size = 368  # the 360 test digits in one batch (a multiple of 8)
         cfg.model.name = "vgg5"
         cfg.model.width = 16
-        cfg.model.dense_init = "he"               # N(0, 0.01) stalls SGD at hidden width 1024 (fan-in 128)
-        cfg.model.time_steps = 16                 # 8x fewer steps than the longest converted run (128)
+        cfg.model.dense_init = "he"  # N(0, 0.01) stalls SGD at hidden width 1024 (fan-in 128)
+        cfg.model.time_steps = 16  # 8x fewer steps than the longest converted run (128)
         cfg.train.epochs = 10
         cfg.train.log_every_steps = 10
         cfg.ann.train.epochs = 30
-        cfg.ann.optim.lr = 0.1                    # 30 epochs instead of 300: lr 1e-2 reaches ~82%, 0.1 ~100%
+        cfg.ann.optim.lr = 0.1  # 30 epochs instead of 300: lr 1e-2 reaches ~82%, 0.1 ~100%
         cfg.ann.train.log_every_steps = 10
         cfg.conversion.time_steps = 256
         cfg.conversion.batch_size = 512
         cfg.conversion.time_chunk = 0
-        cfg.conversion.scaling_factor = 0.5       # "smaller for smaller T": x0.7 is at chance at T=8
+        cfg.conversion.scaling_factor = 0.5  # "smaller for smaller T": x0.7 is at chance at T=8
         cfg.conversion.eval_time_steps = (8, 16, 32, 64, 128)
         cfg.conversion.eval_batch_size = 368
         cfg.conversion.eval_finetuned = True
@@ -96,9 +110,9 @@ def get_config(arg: str | None = None):
 def _fashion_mnist(cfg: ml_collections.ConfigDict, *, full: bool) -> None:
     """Fashion-MNIST (28x28x1) with the official MNIST branch: pixels in [0, 1] for ANN and SNN."""
     presets.apply_dataset(cfg, "fashion_mnist_full" if full else "fashion_mnist")
-    cfg.data.normalization = "unit"               # official MNIST: ToTensor only, for ANN and SNN
+    cfg.data.normalization = "unit"  # official MNIST: ToTensor only, for ANN and SNN
     cfg.ann.normalization = ""
-    cfg.model.name = "vgg5"                       # the official small-data network
+    cfg.model.name = "vgg5"  # the official small-data network
     if full:
         # GPU sized: VGG5 at width 64 on all 60,000 images; official epochs and thresholds.
         cfg.model.width = 64
@@ -113,7 +127,7 @@ def _fashion_mnist(cfg: ml_collections.ConfigDict, *, full: bool) -> None:
         return
     # 2-core CPU sized: width 16, the 6,000-image stratified subset, short schedules, small T.
     cfg.model.width = 16
-    cfg.model.dense_init = "he"                   # N(0, 0.01) stalls SGD at this width (see digits)
+    cfg.model.dense_init = "he"  # N(0, 0.01) stalls SGD at this width (see digits)
     cfg.model.time_steps = 16
     cfg.data.eval_batch_size = 500
     cfg.ann.optim.lr = 0.05
@@ -121,7 +135,7 @@ def _fashion_mnist(cfg: ml_collections.ConfigDict, *, full: bool) -> None:
     cfg.ann.train.log_every_steps = 20
     cfg.train.epochs = 2
     cfg.train.log_every_steps = 10
-    cfg.optim.milestone_fractions = ()            # 2 epochs: no lr drops (60/80/90% would all hit epoch 1)
+    cfg.optim.milestone_fractions = ()  # 2 epochs: no lr drops (60/80/90% would all hit epoch 1)
     cfg.conversion.time_steps = 64
     cfg.conversion.batch_size = 512
     cfg.conversion.time_chunk = 0

@@ -18,8 +18,8 @@ different ANN than the KD teacher (the official code uses two checkpoints) with
 ResNet18: ``configs/teacher.py:fashion_mnist --config.model.name=resnet18``).
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 from snnjax.methods.idsnn import config as idsnn_config
 
 # The default arm first (parse_presets takes the first token of a group as its default).
@@ -27,18 +27,19 @@ ARM_PRESETS = (idsnn_config.DEFAULT_ARM,) + tuple(a for a in idsnn_config.ARMS i
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS, "arm": ARM_PRESETS,
-                                            "decay": ("decay60", "decay20", "decay10")})
+    choice = config_lib.parse_presets(
+        arg, {"dataset": presets.DATASETS, "arm": ARM_PRESETS, "decay": ("decay60", "decay20", "decay10")}
+    )
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
     init, kd = idsnn_config.ARMS[choice["arm"]]
     cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=idsnn_config.KD_ALPHA[choice["arm"]])
-    cfg.model.init = "pytorch"     # the official code has no init code: PyTorch's defaults
+    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
     cfg.transplant = idsnn_config.transplant_section(enabled=init)
     cfg.teacher = idsnn_config.teacher_section()
     presets.apply_dataset(cfg, choice["dataset"])
     presets.apply_dataset(cfg.teacher, choice["dataset"], teacher=True)
     if choice["decay"] != "decay60":
         cfg.optim.schedule = "step"
-        cfg.optim.step_epochs = int(choice["decay"][len("decay"):])
+        cfg.optim.step_epochs = int(choice["decay"][len("decay") :])
     return cfg

@@ -49,8 +49,12 @@ DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
 ARMS = ("pretrained", "scratch")
 ACTIVATIONS = pretrain_config.ACTIVATIONS
 MODES = ("official", "full")
-EVENT_DATA = {"digits": "digits_events", "cifar10": "cifar10_events", "fashion_mnist": "fashion_mnist_events",
-              "fashion_mnist_full": "fashion_mnist_events"}
+EVENT_DATA = {
+    "digits": "digits_events",
+    "cifar10": "cifar10_events",
+    "fashion_mnist": "fashion_mnist_events",
+    "fashion_mnist_full": "fashion_mnist_events",
+}
 FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
 
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
@@ -61,13 +65,23 @@ FINETUNE_MILESTONES = (2, 4, 6, 8)
 
 def snn_model(**overrides) -> ml_collections.ConfigDict:
     """The paper's LIF SNN: decay 0.25, hard reset, V_th 0.5, rectangular surrogate, T = 6."""
-    return models.model_config(name="resnet18", neuron="lif", time_steps=6, decay=0.25, v_threshold=0.5,
-                               reset="hard", surrogate="rectangular", surrogate_param=1.0, **overrides)
+    return models.model_config(
+        name="resnet18",
+        neuron="lif",
+        time_steps=6,
+        decay=0.25,
+        v_threshold=0.5,
+        reset="hard",
+        surrogate="rectangular",
+        surrogate_param=1.0,
+        **overrides,
+    )
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS,
-                                            "activation": ACTIVATIONS, "mode": MODES})
+    choice = config_lib.parse_presets(
+        arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS, "activation": ACTIVATIONS, "mode": MODES}
+    )
     dataset = choice["dataset"]
     digits = dataset == "digits"
     cfg = config_lib.base_config()
@@ -76,32 +90,34 @@ def get_config(arg: str | None = None):
     cfg.pretrain = pretrain_config.pretrain_section(dataset)
     cfg.pretrain.enabled = choice["arm"] == "pretrained"
     cfg.pretrain.activation = choice["activation"]
-    presets.apply_dataset(cfg, dataset)          # data section, digits width/epochs/logging
-    cfg.optim = config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep",
-                                        milestones=FINETUNE_MILESTONES, gamma=0.3)
+    presets.apply_dataset(cfg, dataset)  # data section, digits width/epochs/logging
+    cfg.optim = config_lib.optim_config(
+        lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
+    )
     cfg.train.epochs = FINETUNE_EPOCHS[dataset]
     if dataset.startswith("fashion_mnist"):
         cfg.data.eval_batch_size = 500
         cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
         if dataset == "fashion_mnist":
-            cfg.pretrain.optim.lr = cfg.optim.lr = 0.05      # short CPU schedules
-            cfg.model.time_steps = 4                        # the CPU preset's T (paper: 6)
+            cfg.pretrain.optim.lr = cfg.optim.lr = 0.05  # short CPU schedules
+            cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
         cfg.data.name = EVENT_DATA[dataset]
         cfg.data.options = ml_collections.ConfigDict()
-        cfg.data.options.time_steps = cfg.model.get_ref("time_steps")   # frames per sample = T
+        cfg.data.options.time_steps = cfg.model.get_ref("time_steps")  # frames per sample = T
         cfg.pretrain.reinit = "stem_conv"
         if choice["mode"] == "official":
             # Exp2 example_cifar10_res_imgnet+WU.py: new conv1 (+ its norm) and new FC, all else frozen.
             cfg.pretrain.reinit = "stem_conv,stem_bn,head"
             cfg.pretrain.freeze_loaded = True
-            cfg.pretrain.load_optimizer_state = False       # a fresh Adam
-            cfg.optim = config_lib.optim_config(name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep",
-                                                milestones=(20, 30, 40), gamma=0.1)
+            cfg.pretrain.load_optimizer_state = False  # a fresh Adam
+            cfg.optim = config_lib.optim_config(
+                name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep", milestones=(20, 30, 40), gamma=0.1
+            )
             cfg.train.epochs = 60
-            if dataset in ("digits", "fashion_mnist"):    # CPU sizes: the same shape, 6 epochs
+            if dataset in ("digits", "fashion_mnist"):  # CPU sizes: the same shape, 6 epochs
                 cfg.train.epochs = 6
                 cfg.optim.milestones = (2, 3, 4)
     return cfg

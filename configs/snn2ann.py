@@ -32,14 +32,15 @@ from snnjax.methods.snn2ann import models as s2a_models
 
 DATASETS = presets.DATASETS
 
-DIGITS_LAYERS = "1,1,M,2,2,M"    # 8x8 -> 4x4 -> 2x2
+DIGITS_LAYERS = "1,1,M,2,2,M"  # 8x8 -> 4x4 -> 2x2
 DIGITS_WIDTH = 16
 DIGITS_EPOCHS = 20
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"dataset": DATASETS, "arch": ("vgg13", "resnet17"),
-                                            "unit": ("resu", "stsu"), "arm": ("snn2ann", "bptt")})
+    choice = config_lib.parse_presets(
+        arg, {"dataset": DATASETS, "arch": ("vgg13", "resnet17"), "unit": ("resu", "stsu"), "arm": ("snn2ann", "bptt")}
+    )
     cfg = config_lib.base_config()
     cfg.pipeline = "snn2ann"
     cfg.arm = choice["arm"]
@@ -48,24 +49,25 @@ def get_config(arg: str | None = None):
     if arch == "resnet17":
         cfg.model.time_steps = 5
         cfg.model.dropout = s2a_models.RESNET17_DROPOUT
-    cfg.optim = config_lib.optim_config(name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep",
-                                        milestones=(100, 150, 175), gamma=0.1)
+    cfg.optim = config_lib.optim_config(
+        name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep", milestones=(100, 150, 175), gamma=0.1
+    )
     cfg.data.batch_size = 512
-    cfg.data.mean = ()          # () = the dataset's statistics
+    cfg.data.mean = ()  # () = the dataset's statistics
     cfg.data.std = ()
     presets.apply_dataset(cfg, choice["dataset"])
     if choice["dataset"] in ("cifar10", "cifar100"):
-        cfg.data.mean = s2a_models.OFFICIAL_MEAN      # official run.py constants (not the usual CIFAR std)
+        cfg.data.mean = s2a_models.OFFICIAL_MEAN  # official run.py constants (not the usual CIFAR std)
         cfg.data.std = s2a_models.OFFICIAL_STD
     if choice["dataset"] == "fashion_mnist_full":
-        cfg.data.batch_size = 512                     # the official schedule, as on CIFAR
+        cfg.data.batch_size = 512  # the official schedule, as on CIFAR
         cfg.train.epochs = 200
         cfg.optim.milestones = (100, 150, 175)
         cfg.data.eval_batch_size = 500
     elif choice["dataset"] == "fashion_mnist":
         cfg.data.eval_batch_size = 500
         if choice["arch"] == "vgg13":
-            cfg.model.layers = DIGITS_LAYERS          # 28x28 -> 14x14 -> 7x7, 4 convs
+            cfg.model.layers = DIGITS_LAYERS  # 28x28 -> 14x14 -> 7x7, 4 convs
             cfg.model.dropout = (0.25, 0.25, 0.0)
     if choice["dataset"] == "digits":
         cfg.data.batch_size = 64

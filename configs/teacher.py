@@ -8,13 +8,13 @@ mnist, mnist_full. Feed the workdir to IDSNN with
 ``--config.teacher.checkpoint=runs/teacher_c100``.
 """
 
-from snnjax import presets
 from snnjax import config as config_lib
+from snnjax import presets
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model = presets.teacher_model(init="pytorch")   # official code: PyTorch default init
+    cfg.model = presets.teacher_model(init="pytorch")  # official code: PyTorch default init
     presets.apply_dataset(cfg, choice["dataset"], teacher=True)
     return cfg

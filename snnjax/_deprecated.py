@@ -36,8 +36,11 @@ MOVED = {
 
 def warn(old: str, stacklevel: int = 3) -> str:
     new = MOVED[old]
-    warnings.warn(f"{old} moved to {new}; the old import path will be removed in the next release",
-                  DeprecationWarning, stacklevel=stacklevel)
+    warnings.warn(
+        f"{old} moved to {new}; the old import path will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
     return new
 
 

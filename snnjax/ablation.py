@@ -7,9 +7,12 @@
 if __name__ == "__main__":
     import warnings
 
-    warnings.warn("snnjax.ablation moved to snnjax.methods.idsnn.ablation; run "
-                  "`python -m snnjax.methods.idsnn.ablation` (the old path goes in the next release)",
-                  DeprecationWarning, stacklevel=1)
+    warnings.warn(
+        "snnjax.ablation moved to snnjax.methods.idsnn.ablation; run "
+        "`python -m snnjax.methods.idsnn.ablation` (the old path goes in the next release)",
+        DeprecationWarning,
+        stacklevel=1,
+    )
     from snnjax.methods.idsnn import ablation as _ablation
 
     _ablation.cli()

@@ -17,43 +17,57 @@ NONFINITE = ("stop", "skip")
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(dict(
-        name="cifar10",        # digits | synthetic | cifar10 | cifar100 | tfds:<name>
-        data_dir="",           # "" = default cache (~/.cache/snnjax/datasets or $SNNJAX_DATA_DIR)
-        download=True,
-        options=ml_collections.ConfigDict(),  # dataset-specific, e.g. digits: size
-        batch_size=64,         # global batch, split over all devices
-        eval_batch_size=512,
-        crop_padding=4,        # random crop with zero padding; 0 disables
-        flip=True,             # random horizontal flip
-        train_subset=0,        # >0: a fixed stratified subset of N training examples (same for every seed)
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="cifar10",  # digits | synthetic | cifar10 | cifar100 | tfds:<name>
+            data_dir="",  # "" = default cache (~/.cache/snnjax/datasets or $SNNJAX_DATA_DIR)
+            download=True,
+            options=ml_collections.ConfigDict(),  # dataset-specific, e.g. digits: size
+            batch_size=64,  # global batch, split over all devices
+            eval_batch_size=512,
+            crop_padding=4,  # random crop with zero padding; 0 disables
+            flip=True,  # random horizontal flip
+            train_subset=0,  # >0: a fixed stratified subset of N training examples (same for every seed)
+        )
+    )
     cfg.update(overrides)
     return cfg
 
 
 def optim_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(dict(
-        name="sgd", lr=0.05, momentum=0.9, nesterov=False, weight_decay=1e-4,
-        schedule="multistep", milestones=(60, 120, 160), gamma=0.1, step_epochs=60, warmup_epochs=0,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="sgd",
+            lr=0.05,
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=1e-4,
+            schedule="multistep",
+            milestones=(60, 120, 160),
+            gamma=0.1,
+            step_epochs=60,
+            warmup_epochs=0,
+        )
+    )
     cfg.update(overrides)
     return cfg
 
 
 def train_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(dict(
-        epochs=200,
-        log_every_steps=50,
-        eval_every_epochs=1,
-        checkpoint_every_steps=0,   # 0: checkpoint at epoch ends only
-        keep_checkpoints=2,         # latest N kept, plus the best by test accuracy
-        nonfinite="stop",           # stop | skip (skip the update of a non-finite step)
-        progress_bar=True,
-        tensorboard=True,
-        stop_after_steps=0,         # >0: exit after this many steps of this process (preemption drills)
-        min_free_disk_mb=200,       # refuse to start with less free space in the workdir
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            epochs=200,
+            log_every_steps=50,
+            eval_every_epochs=1,
+            checkpoint_every_steps=0,  # 0: checkpoint at epoch ends only
+            keep_checkpoints=2,  # latest N kept, plus the best by test accuracy
+            nonfinite="stop",  # stop | skip (skip the update of a non-finite step)
+            progress_bar=True,
+            tensorboard=True,
+            stop_after_steps=0,  # >0: exit after this many steps of this process (preemption drills)
+            min_free_disk_mb=200,  # refuse to start with less free space in the workdir
+        )
+    )
     cfg.update(overrides)
     return cfg
 

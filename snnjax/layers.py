@@ -14,7 +14,7 @@ Spiking layers ``sow`` their mean firing rate into the ``"spike_stats"`` collect
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -61,7 +61,7 @@ class SpikingNeuron(nn.Module):
         :func:`snnjax.neurons.lif`).
     """
 
-    emits_spikes = True   # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
+    emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
     decay: float = 0.25
     v_threshold: float = 0.5
     reset: neurons.Reset = "hard"
@@ -112,11 +112,14 @@ def fold_batch_norm(kernel, bias, scale, offset, mean, var, epsilon: float = 1e-
 
 
 def __getattr__(name: str):
-    if name == "SharpenedReLU":   # moved in 0.2 (pretraining method); this alias goes in the next release
+    if name == "SharpenedReLU":  # moved in 0.2 (pretraining method); this alias goes in the next release
         import warnings
 
-        warnings.warn("snnjax.layers.SharpenedReLU moved to snnjax.methods.pretrain.sharpened.SharpenedReLU",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "snnjax.layers.SharpenedReLU moved to snnjax.methods.pretrain.sharpened.SharpenedReLU",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from snnjax.methods.pretrain.sharpened import SharpenedReLU
 
         return SharpenedReLU

@@ -21,8 +21,10 @@ def _check_logits_labels(logits: jax.Array, labels: jax.Array, fn: str) -> None:
     if logits.ndim != 2:
         raise ValueError(f"{fn}: logits must be [B, K], got shape {logits.shape}")
     if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
-        raise ValueError(f"{fn}: labels must be integer class indices [B] = [{logits.shape[0]}] matching logits "
-                         f"{logits.shape}, got shape {labels.shape} (one-hot labels: take argmax first)")
+        raise ValueError(
+            f"{fn}: labels must be integer class indices [B] = [{logits.shape[0]}] matching logits "
+            f"{logits.shape}, got shape {labels.shape} (one-hot labels: take argmax first)"
+        )
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"{fn}: labels must be integer class indices, got dtype {labels.dtype}")
 
@@ -49,8 +51,9 @@ def _check_temperature(temperature: float, fn: str) -> None:
         raise ValueError(f"{fn}: temperature must be > 0, got {temperature}")
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0,
-                  mask: jax.Array | None = None) -> jax.Array:
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0, mask: jax.Array | None = None
+) -> jax.Array:
     """Softmax cross-entropy, mean over the (valid) batch entries.
 
     Args:
@@ -74,8 +77,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, label_smoothing: floa
     return _weighted_mean(per_example, _weights(mask, logits.shape[0], "cross_entropy"))
 
 
-def kd_kl(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: float = 4.0,
-          mask: jax.Array | None = None) -> jax.Array:
+def kd_kl(
+    student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: float = 4.0, mask: jax.Array | None = None
+) -> jax.Array:
     """``KL(softmax(z_t / tau) || softmax(z_s / tau))`` summed over classes, mean over the batch.
 
     PyTorch ``KLDivLoss(reduction='batchmean')(log_softmax(z_s / tau), softmax(z_t / tau))``,
@@ -92,8 +96,10 @@ def kd_kl(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: 
     """
     student_logits, teacher_logits = jnp.asarray(student_logits), jnp.asarray(teacher_logits)
     if student_logits.ndim != 2 or student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"kd_kl: student and teacher logits must both be [B, K], got shapes "
-                         f"{student_logits.shape} (student) and {teacher_logits.shape} (teacher)")
+        raise ValueError(
+            f"kd_kl: student and teacher logits must both be [B, K], got shapes "
+            f"{student_logits.shape} (student) and {teacher_logits.shape} (teacher)"
+        )
     _check_temperature(temperature, "kd_kl")
     log_p_s = jax.nn.log_softmax(student_logits.astype(jnp.float32) / temperature, axis=-1)
     log_p_t = jax.nn.log_softmax(teacher_logits.astype(jnp.float32) / temperature, axis=-1)
@@ -101,8 +107,15 @@ def kd_kl(student_logits: jax.Array, teacher_logits: jax.Array, *, temperature: 
     return _weighted_mean(per_example, _weights(mask, student_logits.shape[0], "kd_kl"))
 
 
-def hinton_kd(student_logits: jax.Array, teacher_logits: jax.Array, labels: jax.Array, *,
-              temperature: float = 4.0, alpha: float = 0.3, mask: jax.Array | None = None) -> jax.Array:
+def hinton_kd(
+    student_logits: jax.Array,
+    teacher_logits: jax.Array,
+    labels: jax.Array,
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.3,
+    mask: jax.Array | None = None,
+) -> jax.Array:
     """IDSNN/Hinton distillation loss ``CE(y, z_s) + alpha * tau^2 * kd_kl(z_s, z_t; tau)``.
 
     The teacher logits are wrapped in ``jax.lax.stop_gradient``: no gradient reaches the teacher.

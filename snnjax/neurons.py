@@ -47,8 +47,7 @@ IMPLS = ("scan", "fused")
 DEFAULT_SURROGATE = surrogates_lib.rectangular(1.0)
 
 
-def charge(u_prev: jax.Array, s_prev: jax.Array, current: jax.Array, *, decay, v_threshold,
-           reset: Reset) -> jax.Array:
+def charge(u_prev: jax.Array, s_prev: jax.Array, current: jax.Array, *, decay, v_threshold, reset: Reset) -> jax.Array:
     """One step of membrane charging, float32: ``u[t]`` from ``u[t-1]``, ``s[t-1]`` and ``I[t]``.
 
     Hard reset: ``decay * u[t-1] * (1 - s[t-1]) + I[t]``; soft: ``decay * u[t-1] - v_threshold * s[t-1] + I[t]``.
@@ -139,8 +138,6 @@ class _FusedOptions(NamedTuple):
     unroll: int | bool
 
 
-
-
 def _lif_fused_forward(options: _FusedOptions, currents, decay, v_threshold):
     """Time-major ``currents [T, B, ...]`` -> (spikes in ``currents.dtype``, float32 membrane)."""
 
@@ -196,7 +193,8 @@ def _lif_fused_bwd(options, residuals, cotangents):
 
     zeros = jnp.zeros(membrane.shape[1:], jnp.float32)
     _, (adjoint, through_spike) = jax.lax.scan(
-        step, zeros, (membrane, g_spikes, g_membrane), reverse=True, unroll=options.unroll)
+        step, zeros, (membrane, g_spikes, g_membrane), reverse=True, unroll=options.unroll
+    )
     s_prev = (u_prev_all - v_threshold > 0).astype(jnp.float32)
     if hard:
         d_decay_full = adjoint * u_prev_all * (1.0 - s_prev)
@@ -231,8 +229,16 @@ def integrate_and_fire(
     unroll: int | bool = 1,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """IF neurons (no leak): :func:`lif` with ``decay = 1``; soft reset by default."""
-    return lif(currents, decay=1.0, v_threshold=v_threshold, reset=reset, detach_reset=detach_reset,
-               surrogate=surrogate, return_membrane=return_membrane, unroll=unroll)
+    return lif(
+        currents,
+        decay=1.0,
+        v_threshold=v_threshold,
+        reset=reset,
+        detach_reset=detach_reset,
+        surrogate=surrogate,
+        return_membrane=return_membrane,
+        unroll=unroll,
+    )
 
 
 def plif_decay(logit: jax.Array) -> jax.Array:

@@ -37,10 +37,24 @@ DIGITS_WIDTH = 16
 DIGITS_EPOCHS = 20
 
 # Per-preset settings: data section, then model/optim/train (student) and the teacher's epochs.
-_SMALL_28 = dict(width=16, epochs=6, milestones=(3, 5), teacher_epochs=10, teacher_milestones=(6, 8),
-                 train_subset=6000, log_every_steps=20)
-_FULL_28 = dict(width=64, epochs=100, milestones=(30, 60, 80), teacher_epochs=100,
-                teacher_milestones=(30, 60, 80), train_subset=0, log_every_steps=100)
+_SMALL_28 = dict(
+    width=16,
+    epochs=6,
+    milestones=(3, 5),
+    teacher_epochs=10,
+    teacher_milestones=(6, 8),
+    train_subset=6000,
+    log_every_steps=20,
+)
+_FULL_28 = dict(
+    width=64,
+    epochs=100,
+    milestones=(30, 60, 80),
+    teacher_epochs=100,
+    teacher_milestones=(30, 60, 80),
+    train_subset=0,
+    log_every_steps=100,
+)
 PRESETS_28 = {
     "fashion_mnist": dict(name="fashion_mnist", flip=True, **_SMALL_28),
     "fashion_mnist_full": dict(name="fashion_mnist", flip=True, **_FULL_28),

@@ -66,8 +66,13 @@ def use_eigen_convolutions() -> bool:
     flags = os.environ.get("XLA_FLAGS", "")
     if EIGEN_CONVOLUTIONS_FLAG in flags:
         return True
-    if (os.environ.get(OPT_OUT_ENV, "eigen").lower() == "ynn" or "xla_cpu_experimental_ynn_fusion_type" in flags
-            or not _jaxlib_version().startswith(TESTED_JAXLIB) or not _cpu_only() or _backends_initialized()):
+    if (
+        os.environ.get(OPT_OUT_ENV, "eigen").lower() == "ynn"
+        or "xla_cpu_experimental_ynn_fusion_type" in flags
+        or not _jaxlib_version().startswith(TESTED_JAXLIB)
+        or not _cpu_only()
+        or _backends_initialized()
+    ):
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_CONVOLUTIONS_FLAG}".strip()
     return True

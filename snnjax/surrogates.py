@@ -44,8 +44,10 @@ class Surrogate:
 
     def __post_init__(self):
         if self.name not in NAMES:
-            raise ValueError(f"unknown surrogate {self.name!r}; choose one of {sorted(NAMES)} "
-                             "(set it with --config.model.surrogate=NAME)")
+            raise ValueError(
+                f"unknown surrogate {self.name!r}; choose one of {sorted(NAMES)} "
+                "(set it with --config.model.surrogate=NAME)"
+            )
         if not (isinstance(self.param, (int, float)) and self.param > 0 and math.isfinite(self.param)):
             raise ValueError(f"surrogate {self.name!r} needs a positive finite shape parameter, got {self.param!r}")
         if self.beta < 0:
@@ -60,8 +62,10 @@ class Surrogate:
         """Surrogate dH/dx evaluated at ``x`` (same shape and dtype as ``x``); STDB also needs ``since_spike``."""
         if self.timing_dependent:
             if since_spike is None:
-                raise ValueError("the STDB surrogate needs since_spike (steps since the last spike); call "
-                                 "surrogates.spike(x, surrogate, since_spike)")
+                raise ValueError(
+                    "the STDB surrogate needs since_spike (steps since the last spike); call "
+                    "surrogates.spike(x, surrogate, since_spike)"
+                )
             grad = self.param * jnp.exp(-self.beta * since_spike.astype(jnp.float32))
             return (self.scale * grad).astype(x.dtype)
         return (self.scale * _KINDS[self.name][0](x, self.param)).astype(x.dtype)
@@ -106,7 +110,7 @@ _KINDS = {
     "stdb": (None, 0.3),
 }
 NAMES = frozenset(_KINDS)
-STDB_BETA = 0.01   # Rathi et al. 2020
+STDB_BETA = 0.01  # Rathi et al. 2020
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -190,8 +194,9 @@ def get(name: str, param: float | None = None, *, beta: float = STDB_BETA) -> Su
     """Surrogate by name with its default (or the given) shape parameter; for configs
     (``beta``: STDB's decay per step, ignored by the others)."""
     if name not in _KINDS:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(NAMES)} "
-                         "(set it with --config.model.surrogate=NAME)")
+        raise ValueError(
+            f"unknown surrogate {name!r}; choose one of {sorted(NAMES)} (set it with --config.model.surrogate=NAME)"
+        )
     param = _KINDS[name][1] if param is None else param
     if name == "stdb":
         return stdb(param, beta)

@@ -9,7 +9,8 @@ in a :class:`TransferReport`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 Path = tuple[str, ...]
 KEPT = "kept initialisation"

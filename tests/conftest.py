@@ -12,4 +12,4 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from snnjax import runtime  # noqa: E402  (imports jax, starts no backend)
 
-runtime.use_eigen_convolutions()   # as launch.py does
+runtime.use_eigen_convolutions()  # as launch.py does

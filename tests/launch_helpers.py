@@ -36,5 +36,6 @@ def analyze(workdir, out_dir=None):
 
     from snnjax.analysis.workdir import analyze_workdir
 
-    return analyze_workdir(str(workdir), num_examples=16, batch_size=16, out_dir=str(out_dir or workdir),
-                           stream=io.StringIO())
+    return analyze_workdir(
+        str(workdir), num_examples=16, batch_size=16, out_dir=str(out_dir or workdir), stream=io.StringIO()
+    )

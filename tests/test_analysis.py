@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from snnjax import analysis, config as config_lib, layers, models
+from snnjax import analysis, layers, models
+from snnjax import config as config_lib
 from snnjax.analysis import energy as energy_lib
 from snnjax.analysis import plots
 from snnjax.analysis.__main__ import main as analysis_main
@@ -60,9 +61,11 @@ def _hand_setup():
     x[0, 0, 0, 0] = x[0, 1, 1, 0] = 1.0
     model = HandNet(time_steps=2)
     variables = jax.jit(lambda k: model.init({"params": k}, jnp.asarray(x)))(jax.random.key(0))
-    params = {"stem_conv": {"kernel": jnp.ones((1, 1, 1, 1))},
-              "conv": {"kernel": jnp.full((3, 3, 1, 2), 0.3)},
-              "head": {"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)}}
+    params = {
+        "stem_conv": {"kernel": jnp.ones((1, 1, 1, 1))},
+        "conv": {"kernel": jnp.full((3, 3, 1, 2), 0.3)},
+        "head": {"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)},
+    }
     del variables
     return model, {"params": params}, jnp.asarray(x)
 
@@ -76,12 +79,15 @@ def test_firing_rates_and_counts_match_hand_counted_spikes():
     assert (act1.shape, act1.num_neurons, act1.spikes) == ((3, 3, 2), 18, 16)
     assert act0.firing_rate == pytest.approx(4 / (9 * 2 * 2))
     assert act1.firing_rate == pytest.approx(16 / (18 * 2 * 2))
-    assert report.layer_stats()["act1"] == {"firing_rate": pytest.approx(16 / 72), "num_neurons": 18,
-                                            "spikes_per_example": 8.0}
+    assert report.layer_stats()["act1"] == {
+        "firing_rate": pytest.approx(16 / 72),
+        "num_neurons": 18,
+        "spikes_per_example": 8.0,
+    }
     assert report.mean_firing_rate == pytest.approx(20 / ((9 + 18) * 2 * 2))
     # Raster of example 0: [T, K] for K evenly spaced neurons out of 9 (act0: all of them).
     expected = np.zeros((2, 9), np.uint8)
-    expected[:, [0, 4]] = 1          # flat indices of pixels (0,0) and (1,1)
+    expected[:, [0, 4]] = 1  # flat indices of pixels (0,0) and (1,1)
     np.testing.assert_array_equal(act0.raster, expected)
     # Logits: head(ones) of the mean spike map: example 0 channel means = 4 firing positions / 9.
     np.testing.assert_allclose(np.asarray(logits), [[8 / 9] * 3, [0.0] * 3], rtol=1e-6)
@@ -126,14 +132,17 @@ def test_spike_summary_is_json_and_chunking_changes_nothing():
     assert whole["firing_rates"] == {"act0": pytest.approx(4 / 36), "act1": pytest.approx(16 / 72)}
 
 
-@pytest.mark.parametrize("stride,spike,expected", [
-    (1, (0, 0), 4 * 2), (1, (1, 1), 9 * 2), (2, (1, 1), 4 * 2), (2, (0, 0), 1 * 2), (2, (0, 1), 2 * 2)])
+@pytest.mark.parametrize(
+    "stride,spike,expected",
+    [(1, (0, 0), 4 * 2), (1, (1, 1), 9 * 2), (2, (1, 1), 4 * 2), (2, (0, 0), 1 * 2), (2, (0, 1), 2 * 2)],
+)
 def test_conv_sops_count_real_taps_at_borders_and_strides(stride, spike, expected):
     """One spike in a 3x3 map, 3x3 kernel, pad 1, 2 output channels; windows counted by hand."""
     x = np.zeros((1, 3, 3, 1), np.float32)
     x[(0,) + spike + (0,)] = 1.0
-    got = energy_lib.conv_sops(jnp.asarray(x), out_features=2, kernel_size=(3, 3), strides=(stride, stride),
-                               padding=((1, 1), (1, 1)))
+    got = energy_lib.conv_sops(
+        jnp.asarray(x), out_features=2, kernel_size=(3, 3), strides=(stride, stride), padding=((1, 1), (1, 1))
+    )
     assert float(got) == expected
 
 
@@ -189,7 +198,7 @@ def _numpy_sops(spikes, kernel_shape, stride, out_hw):
     pad = (kh - 1) // 2
     fan_h = _windows(spikes.shape[1], out_hw[0], kh, stride, pad)
     fan_w = _windows(spikes.shape[2], out_hw[1], kh, stride, pad)
-    per_position = spikes.sum(axis=(0, 3))                    # [H, W] spikes over batch*time, channels
+    per_position = spikes.sum(axis=(0, 3))  # [H, W] spikes over batch*time, channels
     return float((per_position * np.outer(fan_h, fan_w)).sum() * cout)
 
 
@@ -204,11 +213,19 @@ def tiny():
 def test_resnet_sops_and_macs_against_numpy_fanout_and_param_shapes(tiny):
     model, variables, x, report = tiny
     # Second path: capture every spiking layer's output with Flax, count with NumPy.
-    _, inter = jax.jit(lambda v, x: model.apply(
-        v, x, train=False, capture_intermediates=lambda m, _: isinstance(m, layers.SpikingNeuron),
-        mutable=["intermediates"]))(variables, x)
-    spikes = {"/".join(k.key for k in path[:-2]): np.asarray(v)
-              for path, v in jax.tree_util.tree_leaves_with_path(inter["intermediates"])}
+    _, inter = jax.jit(
+        lambda v, x: model.apply(
+            v,
+            x,
+            train=False,
+            capture_intermediates=lambda m, _: isinstance(m, layers.SpikingNeuron),
+            mutable=["intermediates"],
+        )
+    )(variables, x)
+    spikes = {
+        "/".join(k.key for k in path[:-2]): np.asarray(v)
+        for path, v in jax.tree_util.tree_leaves_with_path(inter["intermediates"])
+    }
     assert set(spikes) == {n.path for n in report.neurons}
     for n in report.neurons:
         assert n.spikes == int(spikes[n.path].sum())
@@ -220,8 +237,11 @@ def test_resnet_sops_and_macs_against_numpy_fanout_and_param_shapes(tiny):
         for b in range(2):
             blk = f"stage{s}_block{b}"
             stride = 2 if s > 0 and b == 0 else 1
-            for conv, src, st in (("conv1", producer, stride), ("conv2", f"{blk}/act1", 1),
-                                  ("shortcut_conv", producer, stride)):
+            for conv, src, st in (
+                ("conv1", producer, stride),
+                ("conv2", f"{blk}/act1", 1),
+                ("shortcut_conv", producer, stride),
+            ):
                 if conv not in params[blk]:
                     continue
                 shape = params[blk][conv]["kernel"].shape
@@ -238,7 +258,7 @@ def test_resnet_sops_and_macs_against_numpy_fanout_and_param_shapes(tiny):
     assert got_sops.keys() == expected_sops.keys()
     for k in expected_sops:
         assert got_sops[k] == pytest.approx(expected_sops[k], rel=1e-6), k
-    assert sum(expected_sops.values()) > 0          # the check is not vacuous: spikes reach the convs
+    assert sum(expected_sops.values()) > 0  # the check is not vacuous: spikes reach the convs
     assert report.ann_macs_per_example == sum(expected_macs.values())
     assert report.snn_macs_per_example == expected_macs["stem_conv"]
 
@@ -280,13 +300,19 @@ def test_ann_model_has_macs_and_no_spikes():
 def test_plots_write_pngs(tmp_path, tiny):
     report = tiny[3]
     assert all(n.raster.shape == (3, 8) for n in report.neurons)
-    for fn, name in ((plots.plot_firing_rates, "rates.png"), (plots.plot_raster, "raster.png"),
-                     (plots.plot_operations, "ops.png")):
+    for fn, name in (
+        (plots.plot_firing_rates, "rates.png"),
+        (plots.plot_raster, "raster.png"),
+        (plots.plot_operations, "ops.png"),
+    ):
         path = fn(report, str(tmp_path / name))
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert [n.path for n in plots.raster_layers(report, 3)] == ["stem_act", "stage1_block1/act_out",
-                                                                "stage3_block1/act_out"]
+    assert [n.path for n in plots.raster_layers(report, 3)] == [
+        "stem_act",
+        "stage1_block1/act_out",
+        "stage3_block1/act_out",
+    ]
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -304,6 +330,7 @@ def _fake_run(workdir):
     model = models.build_model(cfg.model, 10)
     variables = _random_variables(model, jnp.zeros((1, 8, 8, 1)), seed=3)
     from snnjax.train import optim
+
     tx = optim.make_optimizer(cfg.optim, optim.learning_rate_schedule(cfg.optim, 2, 1))
     state = create_train_state(variables, tx, jax.random.key(0)).replace(step=jnp.asarray(2, jnp.int32))
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints", "train"), async_save=False)
@@ -311,8 +338,21 @@ def _fake_run(workdir):
     ckpt.wait()
     ckpt.close()
     with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
-        f.write(json.dumps({"stage": "train", "kind": "epoch", "step": 2, "epoch": 1, "train_loss": 2.0,
-                            "train_accuracy": 0.2, "test_loss": 2.1, "test_accuracy": 0.5}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "stage": "train",
+                    "kind": "epoch",
+                    "step": 2,
+                    "epoch": 1,
+                    "train_loss": 2.0,
+                    "train_accuracy": 0.2,
+                    "test_loss": 2.1,
+                    "test_accuracy": 0.5,
+                }
+            )
+            + "\n"
+        )
     return model, variables
 
 
@@ -325,8 +365,9 @@ def test_cli_restores_the_run_and_writes_tables_json_and_pngs(tmp_path, capsys):
     for name in ("firing_rates.png", "spike_raster.png", "operations.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     # Same numbers as a direct call on the same 12 normalised test images.
-    from snnjax.analysis import workdir as workdir_lib
     from snnjax import data
+    from snnjax.analysis import workdir as workdir_lib
+
     splits = data.load_dataset("synthetic", image_shape=(8, 8, 1), num_train=16, num_test=12)
     direct = analysis.spike_summary(model, variables, workdir_lib.test_inputs(splits, 12))
     assert result["num_examples"] == 12

@@ -20,17 +20,29 @@ def _config(name, arg):
     return ml_collections.ConfigDict(module.get_config(arg).to_dict())
 
 
-PRESETS = [("teacher", "digits"), ("baseline", "cifar100"), ("idsnn", "cifar100,kd_only,decay10"),
-           ("hybrid_stdb", "digits"), ("hybrid_stdb", "cifar10"), ("snn2ann", "digits,bptt"),
-           ("snn2ann", "cifar100,resnet17,stsu"), ("pretrain", "pipe_d,cifar10,scratch,sharpened")]
+PRESETS = [
+    ("teacher", "digits"),
+    ("baseline", "cifar100"),
+    ("idsnn", "cifar100,kd_only,decay10"),
+    ("hybrid_stdb", "digits"),
+    ("hybrid_stdb", "cifar10"),
+    ("snn2ann", "digits,bptt"),
+    ("snn2ann", "cifar100,resnet17,stsu"),
+    ("pretrain", "pipe_d,cifar10,scratch,sharpened"),
+]
 
 
 def test_config_validation_names_key_and_allowed_values():
     cfg = config_lib.base_config()
     config_lib.validate(cfg)
-    bad = [("model.time_steps", 0, "time_steps"), ("optim.lr", -0.1, "optim.lr"),
-           ("data.name", "svhn", "data.name"), ("model.surrogate", "erf", "surrogate"),
-           ("train.nonfinite", "ignore", "nonfinite"), ("optim.name", "lion", "optim.name")]
+    bad = [
+        ("model.time_steps", 0, "time_steps"),
+        ("optim.lr", -0.1, "optim.lr"),
+        ("data.name", "svhn", "data.name"),
+        ("model.surrogate", "erf", "surrogate"),
+        ("train.nonfinite", "ignore", "nonfinite"),
+        ("optim.name", "lion", "optim.name"),
+    ]
     for key, value, match in bad:
         c = config_lib.base_config()
         section, field = key.split(".")
@@ -60,22 +72,25 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
     assert callable(methods.get(cfg.pipeline))
 
 
-@pytest.mark.parametrize("name,arg,key,value,match", [
-    ("idsnn", "digits", "teacher.model.neuron", "lif", "config.teacher.model.neuron"),
-    ("idsnn", "digits", "transplant.block_rule", "last", "config.transplant.block_rule"),
-    ("idsnn", "digits", "teacher.optim.lr", 0.0, "config.teacher.optim.lr"),
-    ("hybrid_stdb", "digits", "model.surrogate", "rectangular", "config.model.surrogate"),
-    ("hybrid_stdb", "digits", "model.name", "vgg7", "config.model.name"),
-    ("hybrid_stdb", "digits", "conversion.percentile", 0.0, "config.conversion.percentile"),
-    ("hybrid_stdb", "digits", "ann.optim.milestone_fractions", (0.5, 1.5), "milestone_fractions"),
-    ("snn2ann", "digits", "arm", "bptt", "config.model.name='snn2ann_vgg'"),
-    ("snn2ann", "digits", "kd.enabled", True, "config.kd.enabled"),
-    ("snn2ann", "digits", "model.mapping_unit", "relu", "mapping_unit"),
-    ("pretrain", "pipe_s,digits", "pretrain.activation", "gelu", "config.pretrain.activation"),
-    ("pretrain", "pipe_s,digits", "model.neuron", "relu", "neuron=.relu."),
-    ("pretrain", "pipe_d,digits", "pretrain.data.name", "svhn", "config.pretrain.data.name"),
-    ("baseline", "digits", "model.name", "vgg16", "config.model"),       # the ResNet keys do not fit a VGG
-])
+@pytest.mark.parametrize(
+    "name,arg,key,value,match",
+    [
+        ("idsnn", "digits", "teacher.model.neuron", "lif", "config.teacher.model.neuron"),
+        ("idsnn", "digits", "transplant.block_rule", "last", "config.transplant.block_rule"),
+        ("idsnn", "digits", "teacher.optim.lr", 0.0, "config.teacher.optim.lr"),
+        ("hybrid_stdb", "digits", "model.surrogate", "rectangular", "config.model.surrogate"),
+        ("hybrid_stdb", "digits", "model.name", "vgg7", "config.model.name"),
+        ("hybrid_stdb", "digits", "conversion.percentile", 0.0, "config.conversion.percentile"),
+        ("hybrid_stdb", "digits", "ann.optim.milestone_fractions", (0.5, 1.5), "milestone_fractions"),
+        ("snn2ann", "digits", "arm", "bptt", "config.model.name='snn2ann_vgg'"),
+        ("snn2ann", "digits", "kd.enabled", True, "config.kd.enabled"),
+        ("snn2ann", "digits", "model.mapping_unit", "relu", "mapping_unit"),
+        ("pretrain", "pipe_s,digits", "pretrain.activation", "gelu", "config.pretrain.activation"),
+        ("pretrain", "pipe_s,digits", "model.neuron", "relu", "neuron=.relu."),
+        ("pretrain", "pipe_d,digits", "pretrain.data.name", "svhn", "config.pretrain.data.name"),
+        ("baseline", "digits", "model.name", "vgg16", "config.model"),  # the ResNet keys do not fit a VGG
+    ],
+)
 def test_each_method_validates_its_own_sections(name, arg, key, value, match):
     cfg = _config(name, arg)
     *path, field = key.split(".")
@@ -100,14 +115,25 @@ def test_model_registry_lists_every_family_and_names_the_valid_models():
 def test_model_sections_saved_by_0_1_still_resume_and_rebuild():
     new = _config("hybrid_stdb", "digits").to_dict()
     old_model = {k: v for k, v in new["model"].items() if k not in ("name", "surrogate", "surrogate_param")}
-    old_model.update(arch="vgg5", name="vgg5", spike_grad="stdb", stdb_alpha=0.3, reset="soft", detach_reset=True,
-                     surrogate="triangle", surrogate_param=1.0)                  # what 0.1 wrote in checkpoints
+    old_model.update(
+        arch="vgg5",
+        name="vgg5",
+        spike_grad="stdb",
+        stdb_alpha=0.3,
+        reset="soft",
+        detach_reset=True,
+        surrogate="triangle",
+        surrogate_param=1.0,
+    )  # what 0.1 wrote in checkpoints
     assert models.upgrade_legacy(old_model) == new["model"]
     assert preflight.resume_mismatches({**new, "model": old_model}, new) == []
     old_model["width"] = 8
     assert preflight.resume_mismatches({**new, "model": old_model}, new) == ["model.width: checkpoint 8 vs now 16"]
 
     s2a = _config("snn2ann", "digits").to_dict()
-    old = {**s2a["model"], "arch": "vgg"}                                         # 0.1: arch + the name it set
+    old = {**s2a["model"], "arch": "vgg"}  # 0.1: arch + the name it set
     assert models.upgrade_legacy(old) == s2a["model"]
-    assert models.upgrade_legacy(_config("idsnn", "digits").to_dict()["model"]) == _config("idsnn", "digits").model.to_dict()
+    assert (
+        models.upgrade_legacy(_config("idsnn", "digits").to_dict()["model"])
+        == _config("idsnn", "digits").model.to_dict()
+    )

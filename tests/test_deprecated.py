@@ -37,7 +37,8 @@ print("ok")
 
 @pytest.mark.parametrize("module", ["snnjax.ablation", "snnjax.methods.idsnn.ablation"])
 def test_ablation_entry_point_runs_from_the_old_and_the_new_path(module):
-    proc = subprocess.run([sys.executable, "-m", module, "--helpfull"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 1, proc.stderr[-3000:]          # absl's --helpfull exits with 1
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--helpfull"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]  # absl's --helpfull exits with 1
     assert "--seeds" in proc.stdout and "--arms" in proc.stdout and "Traceback" not in proc.stderr

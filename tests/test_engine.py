@@ -11,9 +11,8 @@ import pytest
 from snnjax import config as config_lib
 from snnjax import models
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import loop
+from snnjax.train import loop, optim, steps
 from snnjax.train import mesh as mesh_lib
-from snnjax.train import optim, steps
 from snnjax.train.state import create_train_state
 
 
@@ -34,10 +33,13 @@ def test_sgd_matches_pytorch_update_rule():
     np.testing.assert_allclose(p, ref_p, rtol=1e-6)
 
 
-@pytest.mark.parametrize("schedule,expected", [
-    ("multistep", [0.05, 0.05, 0.005, 0.005, 0.0005]),   # milestones (2, 4) epochs
-    ("step", [0.05, 0.005, 0.005, 0.0005, 0.0005]),       # every 1 epoch... see step_epochs below
-])
+@pytest.mark.parametrize(
+    "schedule,expected",
+    [
+        ("multistep", [0.05, 0.05, 0.005, 0.005, 0.0005]),  # milestones (2, 4) epochs
+        ("step", [0.05, 0.005, 0.005, 0.0005, 0.0005]),  # every 1 epoch... see step_epochs below
+    ],
+)
 def test_schedules_change_at_epoch_boundaries(schedule, expected):
     cfg = config_lib.optim_config(lr=0.05, schedule=schedule, milestones=(2, 4), gamma=0.1, step_epochs=2)
     sched = optim.learning_rate_schedule(cfg, steps_per_epoch=10, epochs=5)
@@ -45,7 +47,7 @@ def test_schedules_change_at_epoch_boundaries(schedule, expected):
     if schedule == "step":  # x0.1 every 2 epochs: epochs 0-1, 2-3, 4
         expected = [0.05, 0.05, 0.005, 0.005, 0.0005]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    assert float(sched(19)) == pytest.approx(0.05)   # last step of epoch 1 still at the first rate
+    assert float(sched(19)) == pytest.approx(0.05)  # last step of epoch 1 still at the first rate
 
 
 def _tiny_setup(batch=16):
@@ -67,20 +69,21 @@ def test_sharded_step_equals_single_device_step():
 
     one = mesh_lib.make_mesh(jax.devices()[:1])
     s1, m1 = jax.jit(step, out_shardings=mesh_lib.replicated(one))(
-        jax.device_put(state, mesh_lib.replicated(one)),
-        jax.device_put((x, y), mesh_lib.batch_sharded(one)), None)
+        jax.device_put(state, mesh_lib.replicated(one)), jax.device_put((x, y), mesh_lib.batch_sharded(one)), None
+    )
 
     eight = mesh_lib.make_mesh()
     batch8 = jax.device_put((x, y), mesh_lib.batch_sharded(eight))
     assert len(batch8[0].sharding.device_set) == 8
     s8, m8 = jax.jit(step, out_shardings=mesh_lib.replicated(eight))(
-        jax.device_put(state, mesh_lib.replicated(eight)), batch8, None)
+        jax.device_put(state, mesh_lib.replicated(eight)), batch8, None
+    )
 
     np.testing.assert_allclose(m1["loss"], m8["loss"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
     for a, b in zip(jax.tree.leaves(s1.model_state), jax.tree.leaves(s8.model_state)):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)   # BN statistics are global
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)  # BN statistics are global
     assert int(s8.step) == 1
 
 
@@ -119,8 +122,9 @@ def test_distillation_step_uses_teacher_logits():
     # The student's logits are identical in both, so the difference is exactly the KD term.
     from snnjax import losses
 
-    logits, _ = steps.apply_train(model, state.params, state.model_state, x,
-                                  jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0))
+    logits, _ = steps.apply_train(
+        model, state.params, state.model_state, x, jax.random.fold_in(jax.random.wrap_key_data(state.rng), 0)
+    )
     t_logits = teacher.apply(tvars, x, train=False)
     expected_kd = 0.3 * 16.0 * losses.kd_kl(logits, t_logits, temperature=4.0)
     np.testing.assert_allclose(float(m_kd["loss"]) - float(m_ce["loss"]), float(expected_kd), rtol=1e-4, atol=1e-6)
@@ -164,11 +168,13 @@ def test_restoring_a_foreign_or_corrupt_checkpoint_names_the_path(tmp_path):
 def test_find_checkpoint_dir_accepts_a_workdir_or_the_directory_itself(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints" / "train" / "120").mkdir(parents=True)
-    (run / "checkpoints" / "teacher").mkdir()          # present but empty: skipped
+    (run / "checkpoints" / "teacher").mkdir()  # present but empty: skipped
     kwargs = dict(key="config.teacher.checkpoint", what="teacher", fix="train one")
     found = loop.find_checkpoint_dir(str(run), ("teacher", "train"), **kwargs)
     assert found == str(run / "checkpoints" / "train")
     assert loop.find_checkpoint_dir(found, ("teacher",), **kwargs) == found
-    with pytest.raises(FileNotFoundError, match=r"config.teacher.checkpoint='.*empty' holds no teacher .*Fix: train one"):
+    with pytest.raises(
+        FileNotFoundError, match=r"config.teacher.checkpoint='.*empty' holds no teacher .*Fix: train one"
+    ):
         (tmp_path / "empty").mkdir()
         loop.find_checkpoint_dir(str(tmp_path / "empty"), ("teacher",), **kwargs)

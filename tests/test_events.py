@@ -12,12 +12,12 @@ from snnjax.data import (
     DatasetSplits,
     InvalidDatasetOptionError,
     dataset_names,
+    event_io,
     load_dataset,
     make_eval_batch,
     make_train_batch,
     normalize,
 )
-from snnjax.data import event_io
 from snnjax.data import events as ev
 from snnjax.data.pipeline import AugmentParams, crop_flip, random_crop_flip
 from snnjax.data.types import ArrayDataset
@@ -51,9 +51,9 @@ def test_single_bright_pixel_gives_one_on_and_one_off_event_per_frame():
 
 def test_moving_block_events_at_leading_and_trailing_edges_only():
     block = image(5, {(r, c): 100 for r in (1, 2) for c in (1, 2)})
-    frames = ev.moving_window_events(block, time_steps=1, path=[(0, 0), (0, 1)])   # one pixel right
-    assert events_at(frames, ev.ON) == [[(1, 3), (2, 3)]]     # new right column
-    assert events_at(frames, ev.OFF) == [[(1, 1), (2, 1)]]    # vacated left column; column 2 unchanged
+    frames = ev.moving_window_events(block, time_steps=1, path=[(0, 0), (0, 1)])  # one pixel right
+    assert events_at(frames, ev.ON) == [[(1, 3), (2, 3)]]  # new right column
+    assert events_at(frames, ev.OFF) == [[(1, 1), (2, 1)]]  # vacated left column; column 2 unchanged
 
 
 @pytest.mark.parametrize("value,expected", [(46, 0), (47, 2)])
@@ -125,7 +125,7 @@ HAND = [(0, 0, 0, 1), (0, 0, 24, 1), (1, 2, 25, 0), (3, 1, 50, 1), (3, 1, 74, 1)
 
 def test_binning_over_the_sample_span_against_a_hand_count():
     # t0 = 0, d = 99, T = 4: bin = floor(4 t / 99) -> 0, 0, 1, 2, 2, 2, 3 (t = 99 closes the last bin).
-    frames = ev.bin_events(stream(HAND[::-1]), sensor_size=(4, 3), time_steps=4)   # order does not matter
+    frames = ev.bin_events(stream(HAND[::-1]), sensor_size=(4, 3), time_steps=4)  # order does not matter
     assert frames.shape == (4, 3, 4, 2) and frames.dtype == np.uint8
     expected = np.zeros((4, 3, 4, 2), np.uint8)
     expected[0, 0, 0, ev.ON] = 2
@@ -133,8 +133,9 @@ def test_binning_over_the_sample_span_against_a_hand_count():
     expected[2, 1, 3, ev.ON] = 3
     expected[3, 2, 2, ev.OFF] = 1
     np.testing.assert_array_equal(frames, expected)
-    np.testing.assert_array_equal(ev.bin_events(stream(HAND), sensor_size=(4, 3), time_steps=4, binary=True),
-                                  np.minimum(expected, 1))
+    np.testing.assert_array_equal(
+        ev.bin_events(stream(HAND), sensor_size=(4, 3), time_steps=4, binary=True), np.minimum(expected, 1)
+    )
 
 
 def test_binning_with_an_explicit_window_drops_events_outside_it():
@@ -197,7 +198,7 @@ def test_normalisation_with_passthrough_stats_returns_the_counts():
     mean, std = ev.passthrough_stats()
     out = np.asarray(normalize(counts, mean, std))
     np.testing.assert_allclose(out, np.asarray(counts, np.float32), rtol=1e-6)
-    np.testing.assert_array_equal(out[..., :1, :], [[[[0.0, 1.0]]]])   # 0/1 frames pass exactly
+    np.testing.assert_array_equal(out[..., :1, :], [[[[0.0, 1.0]]]])  # 0/1 frames pass exactly
 
 
 def write_hand_folder(root):
@@ -214,8 +215,8 @@ def test_event_folder_reader_bins_every_sample(tmp_path):
     assert splits.name == "event_folder" and splits.num_classes == 3
     assert splits.train.images.shape == (3, 4, 3, 4, 2) and splits.train.images.dtype == np.uint8
     assert splits.train.labels.tolist() == [2, 0, 1] and splits.test.labels.tolist() == [1, 1]
-    assert splits.train.images[0, 2, 1, 3, ev.ON] == 3                  # the hand count above
-    assert splits.train.images[1, 0, 1, 1, ev.OFF] == 1                 # single event -> bin 0
+    assert splits.train.images[0, 2, 1, 3, ev.ON] == 3  # the hand count above
+    assert splits.train.images[1, 0, 1, 1, ev.OFF] == 1  # single event -> bin 0
     for got, sample in zip(splits.train.images, samples):
         np.testing.assert_array_equal(got, ev.bin_events(sample, sensor_size=(4, 3), time_steps=4))
     binary = load_dataset("event_folder", data_dir=str(tmp_path), time_steps=4, binary=True)
@@ -235,9 +236,13 @@ def test_event_folder_errors_name_the_problem(tmp_path):
 
 def test_exported_converted_dataset_reads_back_identically(tmp_path):
     full = load_dataset("digits_events", time_steps=4)
-    small = DatasetSplits("digits_events",
-                          ArrayDataset(full.train.images[:12], full.train.labels[:12], 10),
-                          ArrayDataset(full.test.images[:6], full.test.labels[:6], 10), full.mean, full.std)
+    small = DatasetSplits(
+        "digits_events",
+        ArrayDataset(full.train.images[:12], full.train.labels[:12], 10),
+        ArrayDataset(full.test.images[:6], full.test.labels[:6], 10),
+        full.mean,
+        full.std,
+    )
     event_io.export_frames(tmp_path, small, dt=1000)
     back = load_dataset("event_folder", data_dir=str(tmp_path), time_steps=4)
     np.testing.assert_array_equal(back.train.images, small.train.images)
@@ -251,8 +256,9 @@ def test_exported_converted_dataset_reads_back_identically(tmp_path):
 def test_event_crop_and_flip_are_identical_across_time():
     rng = np.random.default_rng(2)
     frames = jnp.asarray(rng.integers(1, 5, size=(4, 3, 5, 6, 2)), jnp.uint8)
-    params = AugmentParams(jnp.array([[0, 0], [2, 1], [1, 2], [2, 2]], jnp.int32),
-                           jnp.array([False, True, True, False]))
+    params = AugmentParams(
+        jnp.array([[0, 0], [2, 1], [1, 2], [2, 2]], jnp.int32), jnp.array([False, True, True, False])
+    )
     out = np.asarray(crop_flip(frames, params, padding=1))
     assert out.shape == frames.shape and out.dtype == np.uint8
     for t in range(3):
@@ -269,8 +275,18 @@ def test_train_and_eval_batches_of_event_frames():
     frames = jnp.asarray(rng.integers(0, 3, size=(10, 4, 5, 5, 2)), jnp.uint8)
     labels = jnp.arange(10, dtype=jnp.int32)
     mean, std = ev.passthrough_stats()
-    x, y = make_train_batch(jax.random.key(1), frames, labels, 3, batch_size=4, mean=mean, std=std, padding=0,
-                            flip=False, data_key=jax.random.key(2))
+    x, y = make_train_batch(
+        jax.random.key(1),
+        frames,
+        labels,
+        3,
+        batch_size=4,
+        mean=mean,
+        std=std,
+        padding=0,
+        flip=False,
+        data_key=jax.random.key(2),
+    )
     assert x.shape == (4, 4, 5, 5, 2) and x.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(x), np.asarray(frames)[np.asarray(y)], rtol=1e-6)
     xe, ye, mask = make_eval_batch(frames, labels, 2, batch_size=4, mean=mean, std=std)

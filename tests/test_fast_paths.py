@@ -5,13 +5,13 @@ each fast path is a second, independent implementation checked against it (and t
 hand-written adjoint also against a NumPy loop of the forward).
 """
 
+import contextlib
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import contextlib
-import functools
 
 from snnjax import neurons, surrogates
 from snnjax.models import conv as conv_lib
@@ -30,12 +30,20 @@ def test_fused_lif_matches_scan_spikes_and_all_gradients(reset, detach_reset, su
     x = _currents()
     w_s = jax.random.normal(jax.random.PRNGKey(1), x.shape)
     w_u = jax.random.normal(jax.random.PRNGKey(2), x.shape)
-    decay = jnp.linspace(0.2, 0.9, x.shape[-1])          # per-neuron (PLIF-like) decay gets a gradient
+    decay = jnp.linspace(0.2, 0.9, x.shape[-1])  # per-neuron (PLIF-like) decay gets a gradient
     v_th = jnp.asarray(0.5)
 
     def loss(x, decay, v_th, impl):
-        s, u = neurons.lif(x, decay=decay, v_threshold=v_th, reset=reset, detach_reset=detach_reset,
-                           surrogate=surrogate, return_membrane=True, impl=impl)
+        s, u = neurons.lif(
+            x,
+            decay=decay,
+            v_threshold=v_th,
+            reset=reset,
+            detach_reset=detach_reset,
+            surrogate=surrogate,
+            return_membrane=True,
+            impl=impl,
+        )
         return jnp.sum(w_s * s) + jnp.sum(w_u * u)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)
@@ -113,16 +121,17 @@ def test_fast_kernel_gradients_equal_xla_conv_gradients(impl, stride, kernel):
         return y, vjp(cot)
 
     y_ref, (dx_ref, dw_ref) = run(_xla_conv)
-    with _split_positions(20):   # stride 1: 36 outputs -> 5 pieces of 1; stride 2: 9 -> pieces 2, 2, 1
+    with _split_positions(20):  # stride 1: 36 outputs -> 5 pieces of 1; stride 2: 9 -> pieces 2, 2, 1
         conv = conv_lib.conv_impl(impl)
         y, (dx, dw) = run(conv)
-        n_convs = _count_convs(lambda a, b: jax.vjp(lambda a_, b_: conv(a_, b_, (stride, stride), pad), a, b)[1](cot),
-                               x, w)
+        n_convs = _count_convs(
+            lambda a, b: jax.vjp(lambda a_, b_: conv(a_, b_, (stride, stride), pad), a, b)[1](cot), x, w
+        )
     if impl == "split":
-        assert n_convs == 1 + (5 if stride == 1 else 3)   # the input gradient, one per piece (no forward: unused)
+        assert n_convs == 1 + (5 if stride == 1 else 3)  # the input gradient, one per piece (no forward: unused)
     np.testing.assert_array_equal(y, y_ref)
     if impl == "split":
-        np.testing.assert_array_equal(dx, dx_ref)   # XLA's own input gradient
+        np.testing.assert_array_equal(dx, dx_ref)  # XLA's own input gradient
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-5)
 
@@ -135,8 +144,9 @@ def test_split_piece_targets_output_positions():
 @pytest.mark.parametrize("impl", ["split", "matmul"])
 def test_fast_convs_reject_dilation_with_the_fix(impl):
     with pytest.raises(ValueError, match="conv_grad='xla'"):
-        conv_lib.conv_impl(impl)(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), (1, 1), ((1, 1), (1, 1)),
-                                 rhs_dilation=(2, 2))
+        conv_lib.conv_impl(impl)(
+            jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), (1, 1), ((1, 1), (1, 1)), rhs_dilation=(2, 2)
+        )
 
 
 @pytest.mark.parametrize("eigen", [False, True])
@@ -144,16 +154,18 @@ def test_auto_conv_splits_only_on_cpu_with_ynn_convolutions(eigen, monkeypatch):
     assert jax.default_backend() == "cpu"
     monkeypatch.setattr(conv_lib.runtime, "eigen_convolutions", lambda: eigen)
     x, w = jnp.ones((4, 8, 8, 2)), jnp.ones((3, 3, 2, 2))
-    grad = lambda conv, **kw: lambda a, b: jax.grad(  # noqa: E731
-        lambda b_: jnp.sum(conv(a, b_, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                **kw)))(b)
-    with _split_positions(64):   # 64 outputs per example -> 4 pieces
+    grad = lambda conv, **kw: (
+        lambda a, b: jax.grad(  # noqa: E731
+            lambda b_: jnp.sum(conv(a, b_, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"), **kw))
+        )(b)
+    )
+    with _split_positions(64):  # 64 outputs per example -> 4 pieces
         # Only the kernel gradient is asked for: one convolution per piece, or XLA's single one.
         assert _count_convs(grad(conv_lib.conv_auto_grad), x, w) == (1 if eigen else 4)
-        assert _count_convs(grad(conv_lib.conv_auto_grad, rhs_dilation=(2, 2)), x, w) == 1   # split cannot
+        assert _count_convs(grad(conv_lib.conv_auto_grad, rhs_dilation=(2, 2)), x, w) == 1  # split cannot
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loss_and_grads(overrides: tuple, static: bool = True):
     """Loss, logits, mutated state and parameter gradients of a 2-stage spiking ResNet (width 4).
 
@@ -164,17 +176,29 @@ def _loss_and_grads(overrides: tuple, static: bool = True):
     split_positions = overrides.pop("split_positions", conv_lib.SPLIT_POSITIONS)
     # The reference is the plain path whatever the library's defaults are.
     cfg = factory.model_config(width=4, time_steps=3, **{"unroll": 1, "conv_grad": "xla", **overrides})
-    model = ResNet(stage_sizes=(1, 1), block_cls=BasicBlock, num_classes=5,
-                   activation=factory.make_activation(cfg), time_steps=3, width=4,
-                   bn_scale_init=0.5, remat=cfg.remat, conv_grad=cfg.conv_grad)
+    model = ResNet(
+        stage_sizes=(1, 1),
+        block_cls=BasicBlock,
+        num_classes=5,
+        activation=factory.make_activation(cfg),
+        time_steps=3,
+        width=4,
+        bn_scale_init=0.5,
+        remat=cfg.remat,
+        conv_grad=cfg.conv_grad,
+    )
     shape = (2, 8, 8, 3) if static else (2, 3, 8, 8, 3)
     x = jax.random.normal(jax.random.PRNGKey(3), shape) * 2.0
     labels = jnp.array([1, 3])
     variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.PRNGKey(0))
 
     def loss(params):
-        (logits, state) = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                                      mutable=["batch_stats", "spike_stats"])
+        (logits, state) = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            x,
+            train=True,
+            mutable=["batch_stats", "spike_stats"],
+        )
         logp = jax.nn.log_softmax(logits)
         return -jnp.take_along_axis(logp, labels[:, None], 1).mean(), (logits, state)
 
@@ -210,15 +234,15 @@ def test_model_fast_paths_give_same_spikes_logits_and_gradients(overrides):
     assert set(flat) == {p for p, _ in flat_ref}
     for path, g_ref in flat_ref:
         scale = float(jnp.abs(g_ref).max()) + 1e-6
-        np.testing.assert_allclose(flat[path] / scale, g_ref / scale, atol=2e-5,
-                                   err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(flat[path] / scale, g_ref / scale, atol=2e-5, err_msg=jax.tree_util.keystr(path))
 
 
 def test_fast_paths_on_event_input_and_plif():
     base = (("neuron", "plif"),)
     ref = _loss_and_grads(base, static=False)
-    got = _loss_and_grads(base + (("lif_impl", "fused"), ("remat", True), ("conv_grad", "split"),
-                                  ("split_positions", 24)), static=False)
+    got = _loss_and_grads(
+        base + (("lif_impl", "fused"), ("remat", True), ("conv_grad", "split"), ("split_positions", 24)), static=False
+    )
     np.testing.assert_array_equal(got[1], ref[1])
     decay_ref = ref[3]["stage0_block0"]["act1"]["decay_logit"]
     decay = got[3]["stage0_block0"]["act1"]["decay_logit"]
@@ -235,6 +259,7 @@ def test_config_rejects_bad_switch_values(key, value, choices):
 def test_build_model_wires_the_switches_and_defaults():
     default = factory.build_model(factory.model_config(width=4), num_classes=3)
     assert (default.remat, default.conv_grad, default.activation.keywords["impl"]) == (False, "auto", "scan")
-    fast = factory.build_model(factory.model_config(width=4, lif_impl="fused", remat=True, conv_grad="matmul"),
-                               num_classes=3)
+    fast = factory.build_model(
+        factory.model_config(width=4, lif_impl="fused", remat=True, conv_grad="matmul"), num_classes=3
+    )
     assert (fast.remat, fast.conv_grad, fast.activation.keywords["impl"]) == (True, "matmul", "fused")

@@ -16,15 +16,15 @@ def _resnet18_params(init: str, width: int = 32):
 
 def test_pytorch_init_is_uniform_with_bound_one_over_sqrt_fan_in():
     params = _resnet18_params("pytorch")
-    kernel = np.asarray(params["stage1_block0"]["conv2"]["kernel"])      # [3, 3, 64, 64]
+    kernel = np.asarray(params["stage1_block0"]["conv2"]["kernel"])  # [3, 3, 64, 64]
     bound = 1 / np.sqrt(3 * 3 * 64)
     assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.99 * bound
-    assert kernel.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)   # U(-b, b) has std b / sqrt(3)
+    assert kernel.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)  # U(-b, b) has std b / sqrt(3)
     head = params["head"]
-    fan_in = head["kernel"].shape[0]                                     # 8 * width = 256
+    fan_in = head["kernel"].shape[0]  # 8 * width = 256
     for leaf in (head["kernel"], head["bias"]):
         assert np.abs(np.asarray(leaf)).max() <= 1 / np.sqrt(fan_in)
-    assert np.abs(np.asarray(head["bias"])).max() > 0                    # PyTorch's Linear bias is not zero
+    assert np.abs(np.asarray(head["bias"])).max() > 0  # PyTorch's Linear bias is not zero
 
 
 def test_kaiming_fan_out_is_unchanged_default():

@@ -11,16 +11,21 @@ import time
 
 import numpy as np
 import pytest
-
 from launch_helpers import TINY, analyze, final_params, launch
 
 
 def test_teacher_run_writes_every_output(tmp_path):
     wd = tmp_path / "teacher"
     cache = tmp_path / "xla_cache"
-    launch("configs/teacher.py:digits", wd, *TINY, "--config.train.epochs=2", "--config.train.tensorboard=True",
-           f"--compilation_cache={cache}")
-    assert len(os.listdir(cache)) >= 2    # the train and eval steps, at least, were kept
+    launch(
+        "configs/teacher.py:digits",
+        wd,
+        *TINY,
+        "--config.train.epochs=2",
+        "--config.train.tensorboard=True",
+        f"--compilation_cache={cache}",
+    )
+    assert len(os.listdir(cache)) >= 2  # the train and eval steps, at least, were kept
     summary = json.loads((wd / "summary.json").read_text())
     assert 0.0 <= summary["best_test_accuracy"] <= 1.0
     # 2 epochs of a width-4 ResNet34 beat chance (0.1; one standard deviation of chance on 360
@@ -47,7 +52,7 @@ def test_killed_run_resumes_bitwise_identically(tmp_path):
     proc = launch("configs/baseline.py:digits", run, *args, "--config.model.time_steps=2", background=True)
     ckdir = run / "checkpoints" / "train"
     deadline = time.time() + 300
-    while time.time() < deadline:   # SIGKILL once a mid-epoch checkpoint is complete
+    while time.time() < deadline:  # SIGKILL once a mid-epoch checkpoint is complete
         done = [int(s) for s in os.listdir(ckdir) if s.isdigit()] if ckdir.exists() else []
         if any(s >= 8 for s in done):
             break
@@ -81,9 +86,15 @@ def _leaves(tree):
 
 def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
     wd = tmp_path / "idsnn"
-    args = [*TINY, "--config.teacher.model.width=4", "--config.teacher.train.progress_bar=False",
-            "--config.teacher.train.tensorboard=False", "--config.train.epochs=1", "--config.teacher.train.epochs=1",
-            "--config.model.time_steps=2"]
+    args = [
+        *TINY,
+        "--config.teacher.model.width=4",
+        "--config.teacher.train.progress_bar=False",
+        "--config.teacher.train.tensorboard=False",
+        "--config.train.epochs=1",
+        "--config.teacher.train.epochs=1",
+        "--config.model.time_steps=2",
+    ]
     first = launch("configs/idsnn.py:digits", wd, *args)
     summary = json.loads((wd / "summary.json").read_text())
     assert summary["pipeline"] == "idsnn" and summary["init"] and summary["kd"]
@@ -104,13 +115,16 @@ def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
     assert analysis["stage"] == "student" and analysis["time_steps"] == 2 and analysis["neurons"]
 
 
-@pytest.mark.parametrize("override,message", [
-    ("--config.optim.learning_rate=0.1", "learning_rate"),
-    ("--config.model.time_steps=0", "config.model.time_steps=0"),
-    ("--config.data.batch_size=60", "multiple of the device count 8"),
-    ("--config.model.neuron=gelu", "choose one of"),
-    ("--config.data.name=imagenet", "config.data.name"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("--config.optim.learning_rate=0.1", "learning_rate"),
+        ("--config.model.time_steps=0", "config.model.time_steps=0"),
+        ("--config.data.batch_size=60", "multiple of the device count 8"),
+        ("--config.model.neuron=gelu", "choose one of"),
+        ("--config.data.name=imagenet", "config.data.name"),
+    ],
+)
 def test_bad_configs_fail_fast_with_the_key_named(tmp_path, override, message):
     start = time.time()
     proc = launch("configs/baseline.py:digits", tmp_path / "bad", *TINY, override, check=False)
@@ -129,17 +143,35 @@ def test_idsnn_transplants_from_a_separate_ann_checkpoint(tmp_path):
     """Official-code option: initialise from one ANN (here a ResNet18 of width 8) and skip the KD
     teacher entirely when KD is off; a spiking source is refused with the key named."""
     source = tmp_path / "rn18"
-    launch("configs/teacher.py:digits", source, *TINY[1:], "--config.model.name=resnet18", "--config.model.width=8",
-           "--config.train.epochs=1")
+    launch(
+        "configs/teacher.py:digits",
+        source,
+        *TINY[1:],
+        "--config.model.name=resnet18",
+        "--config.model.width=8",
+        "--config.train.epochs=1",
+    )
     wd = tmp_path / "init_only"
-    launch("configs/idsnn.py:digits,init_only", wd, *TINY, "--config.train.epochs=1", "--config.model.time_steps=2",
-           f"--config.transplant.checkpoint={source}")
+    launch(
+        "configs/idsnn.py:digits,init_only",
+        wd,
+        *TINY,
+        "--config.train.epochs=1",
+        "--config.model.time_steps=2",
+        f"--config.transplant.checkpoint={source}",
+    )
     summary = json.loads((wd / "summary.json").read_text())
     assert summary["transplant"]["source"]["model"] == "resnet18" and summary["transplant"]["source"]["width"] == 8
     assert summary["teacher"] == {} and not (wd / "checkpoints" / "teacher").exists()
     stages = {json.loads(line)["stage"] for line in (wd / "metrics.jsonl").read_text().splitlines()}
     assert stages == {"student"}
 
-    bad = launch("configs/idsnn.py:digits,init_only", tmp_path / "bad", *TINY, "--config.train.epochs=1",
-                 f"--config.transplant.checkpoint={wd}", check=False)
+    bad = launch(
+        "configs/idsnn.py:digits,init_only",
+        tmp_path / "bad",
+        *TINY,
+        "--config.train.epochs=1",
+        f"--config.transplant.checkpoint={wd}",
+        check=False,
+    )
     assert bad.returncode != 0 and "config.transplant.checkpoint" in bad.stderr

@@ -22,9 +22,14 @@ def test_merge_and_split_time_are_inverse_and_batch_major():
 
 def _conv_bn_variables(key, c_in, c_out):
     k = jax.random.split(key, 6)
-    return (jax.random.normal(k[0], (3, 3, c_in, c_out)), jax.random.normal(k[1], (c_out,)),
-            jax.random.uniform(k[2], (c_out,), minval=0.5, maxval=2.0), jax.random.normal(k[3], (c_out,)),
-            jax.random.normal(k[4], (c_out,)), jax.random.uniform(k[5], (c_out,), minval=0.5, maxval=2.0))
+    return (
+        jax.random.normal(k[0], (3, 3, c_in, c_out)),
+        jax.random.normal(k[1], (c_out,)),
+        jax.random.uniform(k[2], (c_out,), minval=0.5, maxval=2.0),
+        jax.random.normal(k[3], (c_out,)),
+        jax.random.normal(k[4], (c_out,)),
+        jax.random.uniform(k[5], (c_out,), minval=0.5, maxval=2.0),
+    )
 
 
 def test_fold_batch_norm_equals_flax_conv_then_batchnorm_in_inference_mode():
@@ -32,11 +37,14 @@ def test_fold_batch_norm_equals_flax_conv_then_batchnorm_in_inference_mode():
     x = jax.random.normal(jax.random.key(4), (2, 5, 5, 2))
     conv = nn.Conv(3, (3, 3), padding=((1, 1), (1, 1)))
     bn = nn.BatchNorm(use_running_average=True, epsilon=1e-5)
-    ref = bn.apply({"params": {"scale": scale, "bias": offset}, "batch_stats": {"mean": mean, "var": var}},
-                   conv.apply({"params": {"kernel": kernel, "bias": bias}}, x))
+    ref = bn.apply(
+        {"params": {"scale": scale, "bias": offset}, "batch_stats": {"mean": mean, "var": var}},
+        conv.apply({"params": {"kernel": kernel, "bias": bias}}, x),
+    )
     w, b = layers.fold_batch_norm(kernel, bias, scale, offset, mean, var)
-    folded = jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    folded = (
+        jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    )
     np.testing.assert_allclose(folded, ref, rtol=1e-5, atol=1e-5)
     # No conv bias (the ResNet's convs): the same as a zero bias.
     w0, b0 = layers.fold_batch_norm(kernel, None, scale, offset, mean, var)
@@ -57,7 +65,7 @@ def test_fold_batch_norm_keeps_numpy_float64_for_exports():
 
 def test_spiking_neuron_module_sows_its_firing_rate():
     module = layers.SpikingNeuron(decay=1.0, v_threshold=0.5)
-    x = jnp.full((2 * 4, 3), 0.3)                      # B=2, T=4: IF at 0.3 per step fires at t=1 and t=3
+    x = jnp.full((2 * 4, 3), 0.3)  # B=2, T=4: IF at 0.3 per step fires at t=1 and t=3
     out, stats = module.apply({}, x, 4, mutable=["spike_stats"])
     assert out.shape == x.shape
     assert float(stats["spike_stats"]["firing_rate"][0]) == pytest.approx(0.5)
@@ -70,4 +78,4 @@ def test_sharpened_relu_old_path_warns_and_is_the_moved_class():
         warnings.simplefilter("always")
         assert layers.SharpenedReLU is SharpenedReLU
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    assert not hasattr(layers, "Activation")          # the unused Protocol is gone
+    assert not hasattr(layers, "Activation")  # the unused Protocol is gone

@@ -46,8 +46,9 @@ def test_cross_entropy_hand_values():
     assert float(losses.cross_entropy(logits, jnp.array([0, 1]))) == pytest.approx(expected, rel=1e-6)
     # label smoothing 0.5 over 2 classes: target [0.75, 0.25] for label 0
     expected_ls = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
-    assert float(losses.cross_entropy(logits[:1], jnp.array([0]), label_smoothing=0.5)) == pytest.approx(expected_ls,
-                                                                                                        rel=1e-6)
+    assert float(losses.cross_entropy(logits[:1], jnp.array([0]), label_smoothing=0.5)) == pytest.approx(
+        expected_ls, rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
@@ -68,9 +69,10 @@ def test_kd_kl_hand_value_batchmean():
         got = losses.kd_kl(student, teacher, temperature=tau)
         assert float(got) == pytest.approx(kl_row0 / 2, rel=1e-5)
         labels = jnp.array([1, 1])
-        ce = (math.log(2) + (math.log(1 + math.e) - 1.0)) / 2   # row 0: ln 2; row 1: ln(e + e^2) - 2
+        ce = (math.log(2) + (math.log(1 + math.e) - 1.0)) / 2  # row 0: ln 2; row 1: ln(e + e^2) - 2
         assert float(losses.hinton_kd(student, teacher, labels, temperature=tau, alpha=0.3)) == pytest.approx(
-            ce + 0.3 * tau**2 * kl_row0 / 2, rel=1e-5)
+            ce + 0.3 * tau**2 * kl_row0 / 2, rel=1e-5
+        )
 
 
 @pytest.mark.parametrize("tau,alpha", [(1.0, 0.5), (4.0, 0.3), (2.5, 1.0)])
@@ -82,7 +84,8 @@ def test_kd_matches_numpy(batch, tau, alpha):
     got = losses.hinton_kd(s, t, jnp.asarray(labels), temperature=tau, alpha=alpha)
     assert got.dtype == jnp.float32 and float(got) == pytest.approx(ref_total, rel=1e-5)
     assert float(jax.jit(losses.hinton_kd)(s, t, jnp.asarray(labels))) == pytest.approx(
-        np_kd(student, teacher, labels, 4.0, 0.3)[0], rel=1e-5)   # defaults tau=4, alpha=0.3
+        np_kd(student, teacher, labels, 4.0, 0.3)[0], rel=1e-5
+    )  # defaults tau=4, alpha=0.3
 
 
 def test_kd_kl_is_zero_for_equal_logits_and_stable_for_extremes():
@@ -115,9 +118,13 @@ def test_bfloat16_logits_give_float32():
     z = jnp.array([[0.5, -1.25, 2.0], [1.0, 1.0, 0.0]], jnp.bfloat16)
     t = jnp.array([[1.5, 0.25, -2.0], [0.0, 1.0, 0.0]], jnp.bfloat16)
     y = jnp.array([2, 0])
-    for fn, ref in ((lambda a, b: losses.cross_entropy(a, y), np_cross_entropy(np.asarray(z, np.float64), [2, 0])),
-                    (lambda a, b: losses.hinton_kd(a, b, y),
-                     np_kd(np.asarray(z, np.float64), np.asarray(t, np.float64), np.array([2, 0]), 4.0, 0.3)[0])):
+    for fn, ref in (
+        (lambda a, b: losses.cross_entropy(a, y), np_cross_entropy(np.asarray(z, np.float64), [2, 0])),
+        (
+            lambda a, b: losses.hinton_kd(a, b, y),
+            np_kd(np.asarray(z, np.float64), np.asarray(t, np.float64), np.array([2, 0]), 4.0, 0.3)[0],
+        ),
+    ):
         got = fn(z, t)
         assert got.dtype == jnp.float32 and float(got) == pytest.approx(ref, rel=1e-5)
     assert losses.accuracy(z, y).dtype == jnp.float32 and losses.correct_count(z, y).dtype == jnp.float32
@@ -133,7 +140,7 @@ def test_masks():
     assert float(losses.accuracy(logits, labels, mask)) == 0.5
     assert float(losses.correct_count(logits, labels, mask)) == 1.0
     assert float(losses.accuracy(logits, labels, jnp.array([1.0, 0.0, 0.0, 0.0]))) == 1.0
-    assert float(losses.accuracy(logits, labels, jnp.zeros(4, bool))) == 0.0   # nothing valid -> 0, not NaN
+    assert float(losses.accuracy(logits, labels, jnp.zeros(4, bool))) == 0.0  # nothing valid -> 0, not NaN
     # cross-entropy with a mask = cross-entropy of the valid rows only
     ce_valid = float(losses.cross_entropy(logits[:2], labels[:2]))
     assert float(losses.cross_entropy(logits, labels, mask=mask)) == pytest.approx(ce_valid, rel=1e-6)
@@ -143,12 +150,14 @@ def test_masks():
     # float weights: weighted mean
     w = jnp.array([1.0, 3.0, 0.0, 0.0])
     assert float(losses.cross_entropy(logits, labels, mask=w)) == pytest.approx(
-        (math.log1p(math.exp(-2)) + 3 * math.log1p(math.exp(2))) / 4, rel=1e-6)
+        (math.log1p(math.exp(-2)) + 3 * math.log1p(math.exp(2))) / 4, rel=1e-6
+    )
     assert float(losses.cross_entropy(logits, labels, mask=jnp.zeros(4))) == 0.0
     # KD terms honour the mask too
     teacher = jnp.array([[0.0, 1.0], [1.0, 0.0], [9.0, 0.0], [0.0, 9.0]])
     assert float(losses.hinton_kd(logits, teacher, labels, mask=mask)) == pytest.approx(
-        float(losses.hinton_kd(logits[:2], teacher[:2], labels[:2])), rel=1e-6)
+        float(losses.hinton_kd(logits[:2], teacher[:2], labels[:2])), rel=1e-6
+    )
 
 
 def test_errors_name_the_shapes():

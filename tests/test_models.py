@@ -46,9 +46,19 @@ class _Jitted:
         self.apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
 
 
-@pytest.mark.parametrize("name,neuron", [("resnet18", "relu"), ("resnet18", "lif"), ("resnet18", "if"),
-                                         ("resnet18", "plif"), ("sew_resnet18", "lif"), ("sew_resnet18", "relu"),
-                                         ("resnet50", "relu"), ("resnet50", "lif")])
+@pytest.mark.parametrize(
+    "name,neuron",
+    [
+        ("resnet18", "relu"),
+        ("resnet18", "lif"),
+        ("resnet18", "if"),
+        ("resnet18", "plif"),
+        ("sew_resnet18", "lif"),
+        ("sew_resnet18", "relu"),
+        ("resnet50", "relu"),
+        ("resnet50", "lif"),
+    ],
+)
 def test_forward_shapes_and_finite(neuron, name):
     model, variables, x = _tiny(neuron, name=name)
     logits = model.apply(variables, x, train=False)
@@ -70,8 +80,13 @@ def test_batch_stats_update_in_training_mode_only():
     before = variables["batch_stats"]["stem_bn"]["mean"]
     after = updates["batch_stats"]["stem_bn"]["mean"]
     # Flax momentum 0.9: new = 0.9 * old + 0.1 * batch mean (old mean is 0 at init).
-    conv = jax.lax.conv_general_dilated(x, variables["params"]["stem_conv"]["kernel"], (1, 1), ((1, 1), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv = jax.lax.conv_general_dilated(
+        x,
+        variables["params"]["stem_conv"]["kernel"],
+        (1, 1),
+        ((1, 1), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     np.testing.assert_allclose(after, 0.1 * conv.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
     assert not np.allclose(before, after)
     out2 = model.apply(variables, x, train=False)
@@ -110,8 +125,9 @@ def test_gradients_reach_every_parameter_of_the_snn():
     labels = jnp.arange(4) % 5
 
     def loss(params):
-        logits, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                                mutable=("batch_stats",))
+        logits, _ = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=("batch_stats",)
+        )
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels])
 
     grads = jax.jit(jax.grad(loss))(variables["params"])

@@ -25,13 +25,20 @@ def numpy_lif(currents, decay, v_th, reset):
     return np.stack(spikes, 1), np.stack(mems, 1)
 
 
-@pytest.mark.parametrize("decay,v_th,reset,t", [(0.25, 0.5, "hard", 4), (0.5, 1.0, "hard", 6), (1.0, 1.0, "soft", 8),
-                                               (0.9, 0.3, "soft", 5), (1.0, 0.5, "hard", 1)])
+@pytest.mark.parametrize(
+    "decay,v_th,reset,t",
+    [
+        (0.25, 0.5, "hard", 4),
+        (0.5, 1.0, "hard", 6),
+        (1.0, 1.0, "soft", 8),
+        (0.9, 0.3, "soft", 5),
+        (1.0, 0.5, "hard", 1),
+    ],
+)
 def test_lif_matches_numpy_loop(decay, v_th, reset, t):
     rng = np.random.default_rng(0)
     currents = rng.normal(0.3, 0.6, size=(3, t, 5, 2)).astype(np.float32)
-    spikes, mem = neurons.lif(jnp.asarray(currents), decay=decay, v_threshold=v_th, reset=reset,
-                              return_membrane=True)
+    spikes, mem = neurons.lif(jnp.asarray(currents), decay=decay, v_threshold=v_th, reset=reset, return_membrane=True)
     ref_s, ref_u = numpy_lif(currents.astype(np.float64), decay, v_th, reset)
     np.testing.assert_allclose(mem, ref_u, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(spikes, ref_s)
@@ -48,8 +55,9 @@ def test_hand_computed_trace():
 
 def test_integrate_and_fire_is_lif_with_unit_decay_soft_reset():
     x = jnp.asarray(np.random.default_rng(1).uniform(0, 1, (2, 7, 3)), jnp.float32)
-    np.testing.assert_array_equal(neurons.integrate_and_fire(x, v_threshold=1.0),
-                                  neurons.lif(x, decay=1.0, v_threshold=1.0, reset="soft"))
+    np.testing.assert_array_equal(
+        neurons.integrate_and_fire(x, v_threshold=1.0), neurons.lif(x, decay=1.0, v_threshold=1.0, reset="soft")
+    )
     # IF with soft reset fires floor(sum(I) / V_th) times for constant positive input (rate coding).
     s = neurons.integrate_and_fire(jnp.full((1, 10, 1), 0.35), v_threshold=1.0)
     assert s.sum() == 3
@@ -87,8 +95,9 @@ def test_gradients_through_scan_match_unrolled_loop(detach_reset, surrogate):
     np.testing.assert_allclose(g_scan[1], g_loop[1], rtol=1e-5, atol=1e-6)  # PLIF: d/d decay
     assert np.abs(np.asarray(g_scan[0])).sum() > 0
     # full unroll (the batch-major Python loop of neurons.lif) is the same computation
-    g_unrolled = jax.grad(lambda x: jnp.sum(w * neurons.lif(x, surrogate=surrogate, detach_reset=detach_reset,
-                                                          unroll=True)))(x)
+    g_unrolled = jax.grad(
+        lambda x: jnp.sum(w * neurons.lif(x, surrogate=surrogate, detach_reset=detach_reset, unroll=True))
+    )(x)
     np.testing.assert_allclose(g_unrolled, jax.grad(loss_scan)(x, 0.25), rtol=1e-6)
 
 
@@ -97,10 +106,11 @@ def test_gradients_through_scan_match_unrolled_loop(detach_reset, surrogate):
 def test_full_unroll_path_equals_the_scan_bit_for_bit(reset, unroll):
     x = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 6)) * 0.7 + 0.3
     decay = jnp.linspace(0.2, 0.9, 6)
-    run = jax.jit(lambda x, u: neurons.lif(x, decay=decay, reset=reset, return_membrane=True, unroll=u),
-                  static_argnums=1)
+    run = jax.jit(
+        lambda x, u: neurons.lif(x, decay=decay, reset=reset, return_membrane=True, unroll=u), static_argnums=1
+    )
     s_ref, u_ref = run(x, 1)
-    s, u = run(x, unroll)        # True and 5 (= T) take the batch-major loop, 2 the partially unrolled scan
+    s, u = run(x, unroll)  # True and 5 (= T) take the batch-major loop, 2 the partially unrolled scan
     assert 0 < float(s_ref.mean()) < 1
     np.testing.assert_array_equal(s, s_ref)
     np.testing.assert_array_equal(u, u_ref)
@@ -108,8 +118,10 @@ def test_full_unroll_path_equals_the_scan_bit_for_bit(reset, unroll):
 
 def test_detach_reset_changes_gradient():
     x = jnp.asarray(np.random.default_rng(3).uniform(0.2, 1.0, (2, 5, 4)), jnp.float32)
-    grads = [jax.grad(lambda x: neurons.lif(x, decay=0.8, detach_reset=d, surrogate=surrogates.sigmoid()).sum())(x)
-             for d in (True, False)]
+    grads = [
+        jax.grad(lambda x: neurons.lif(x, decay=0.8, detach_reset=d, surrogate=surrogates.sigmoid()).sum())(x)
+        for d in (True, False)
+    ]
     assert not np.allclose(grads[0], grads[1])
 
 

@@ -16,8 +16,8 @@ import pytest
 nir = pytest.importorskip("nir")
 
 from snnjax import layers, models  # noqa: E402
-from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402
 from snnjax.export import write_nir  # noqa: E402
+from snnjax.models.resnet import BasicBlock, Bottleneck, ResNet  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ simulator
 
@@ -31,7 +31,7 @@ def _conv2d(x, weight, bias, stride, pad):
     out = np.zeros((b, weight.shape[0], ho, wo))
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, :, i:i + stride[0] * ho:stride[0], j:j + stride[1] * wo:stride[1]]
+            patch = xp[:, :, i : i + stride[0] * ho : stride[0], j : j + stride[1] * wo : stride[1]]
             out += np.einsum("bchw,oc->bohw", patch, weight[:, :, i, j])
     return out + bias[None, :, None, None]
 
@@ -42,8 +42,9 @@ def _avg_pool(x, kernel, stride):
     out = np.zeros((b, c, ho, wo))
     for i in range(ho):
         for j in range(wo):
-            out[:, :, i, j] = x[:, :, i * stride[0]:i * stride[0] + kernel[0],
-                                j * stride[1]:j * stride[1] + kernel[1]].mean(axis=(2, 3))
+            out[:, :, i, j] = x[
+                :, :, i * stride[0] : i * stride[0] + kernel[0], j * stride[1] : j * stride[1] + kernel[1]
+            ].mean(axis=(2, 3))
     return out
 
 
@@ -82,8 +83,13 @@ def simulate(graph, image, steps):
             if isinstance(node, nir.Input):
                 y = image
             elif isinstance(node, nir.Conv2d):
-                y = _conv2d(x, node.weight.astype(np.float64), node.bias.astype(np.float64),
-                            tuple(node.stride), tuple(node.padding))
+                y = _conv2d(
+                    x,
+                    node.weight.astype(np.float64),
+                    node.bias.astype(np.float64),
+                    tuple(node.stride),
+                    tuple(node.padding),
+                )
             elif isinstance(node, (nir.LIF, nir.IF)):
                 v = state.get(name, 0.0)
                 if isinstance(node, nir.LIF):
@@ -118,10 +124,16 @@ def simulate(graph, image, steps):
 def _small_resnet(stage_sizes, bottleneck, neuron, T, width, **overrides):
     """A shallow ResNet of the snnjax family (fewer blocks than ResNet18 keep the test fast)."""
     cfg = models.model_config(neuron=neuron, time_steps=T, width=width, **overrides)
-    return ResNet(stage_sizes=stage_sizes, block_cls=Bottleneck if bottleneck else
-                             BasicBlock, num_classes=5, activation=models.make_activation(cfg),
-                             time_steps=T, width=width, stem_padding=int(cfg.stem_padding),
-                             bn_scale_init=float(cfg.v_threshold))
+    return ResNet(
+        stage_sizes=stage_sizes,
+        block_cls=Bottleneck if bottleneck else BasicBlock,
+        num_classes=5,
+        activation=models.make_activation(cfg),
+        time_steps=T,
+        width=width,
+        stem_padding=int(cfg.stem_padding),
+        bn_scale_init=float(cfg.v_threshold),
+    )
 
 
 def _trained_like(model=None, seed=0):
@@ -135,7 +147,7 @@ def _trained_like(model=None, seed=0):
     def perturb(path, leaf):
         key = path[-1].key
         n = leaf.shape
-        if key == "kernel":   # He normal over the fan-in
+        if key == "kernel":  # He normal over the fan-in
             return jnp.asarray(rng.normal(0.0, math.sqrt(2.0 / math.prod(n[:-1])), n), jnp.float32)
         if key == "scale":
             return jnp.asarray(rng.uniform(0.6, 1.6, n), jnp.float32)
@@ -157,9 +169,15 @@ def _trained_like(model=None, seed=0):
 
 def _snnjax_spikes(model, variables, x):
     """Logits and every spiking layer's spikes as [B, T, C, H, W], keyed by NIR node name."""
-    logits, inter = jax.jit(lambda v, x: model.apply(
-        v, x, train=False, capture_intermediates=lambda m, _: isinstance(m, layers.SpikingNeuron),
-        mutable=["intermediates"]))(variables, x)
+    logits, inter = jax.jit(
+        lambda v, x: model.apply(
+            v,
+            x,
+            train=False,
+            capture_intermediates=lambda m, _: isinstance(m, layers.SpikingNeuron),
+            mutable=["intermediates"],
+        )
+    )(variables, x)
     out = {}
     for path, value in jax.tree_util.tree_leaves_with_path(inter["intermediates"]):
         name = ".".join(k.key for k in path[:-2])
@@ -216,7 +234,7 @@ def test_parameters_lif_mapping_and_bn_folding(lif_export):
     k = np.asarray(p["conv1"]["kernel"], np.float64)
     gamma, beta = np.asarray(p["bn1"]["scale"]), np.asarray(p["bn1"]["bias"])
     mean, var = np.asarray(s["bn1"]["mean"]), np.asarray(s["bn1"]["var"])
-    o, i, h, w = 3, 2, 0, 2   # one element, by hand
+    o, i, h, w = 3, 2, 0, 2  # one element, by hand
     assert conv.weight[o, i, h, w] == pytest.approx(k[h, w, i, o] * gamma[o] / math.sqrt(var[o] + 1e-5), rel=1e-6)
     np.testing.assert_allclose(conv.bias, beta - mean * gamma / np.sqrt(var + 1e-5), rtol=1e-5, atol=1e-7)
     assert tuple(conv.stride) == (2, 2) and tuple(conv.padding) == (1, 1)
@@ -237,10 +255,13 @@ def test_numpy_nir_simulator_reproduces_snnjax_spikes_and_logits(lif_export):
     np.testing.assert_allclose(out, logits, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("bottleneck,neuron,overrides", [
-    (False, "if", {"stem_padding": 3, "v_threshold": 1.0}),
-    (True, "plif", {}),
-])
+@pytest.mark.parametrize(
+    "bottleneck,neuron,overrides",
+    [
+        (False, "if", {"stem_padding": 3, "v_threshold": 1.0}),
+        (True, "plif", {}),
+    ],
+)
 def test_if_plif_and_bottleneck_variants_reproduce_spikes(tmp_path, bottleneck, neuron, overrides):
     model, variables, x = _trained_like(_small_resnet((2, 1, 1), bottleneck, neuron, 3, 4, **overrides))
     write_nir(tmp_path / "m.nir", model, variables, (8, 8, 1))
@@ -248,7 +269,7 @@ def test_if_plif_and_bottleneck_variants_reproduce_spikes(tmp_path, bottleneck, 
     kinds = [type(node) for node in graph.nodes.values()]
     expected_type, other = (nir.IF, nir.LIF) if neuron == "if" else (nir.LIF, nir.IF)
     assert kinds.count(expected_type) == (1 + 4 * 2 if not bottleneck else 1 + 4 * 3) and other not in kinds
-    if neuron == "plif":   # the learned decay of that layer: tau = 1 / (1 - sigmoid(w))
+    if neuron == "plif":  # the learned decay of that layer: tau = 1 / (1 - sigmoid(w))
         w = float(variables["params"]["stage1_block0"]["act2"]["decay_logit"])
         np.testing.assert_allclose(graph.nodes["stage1_block0.act2"].tau, 1 + math.exp(w), rtol=1e-5)
     logits, expected = _snnjax_spikes(model, variables, x)
@@ -259,15 +280,17 @@ def test_if_plif_and_bottleneck_variants_reproduce_spikes(tmp_path, bottleneck, 
     np.testing.assert_allclose(out, logits, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("overrides,error,match", [
-    ({"neuron": "relu", "time_steps": 1}, ValueError, "spiking model"),
-    ({"reset": "soft"}, NotImplementedError, "reset='soft'"),
-    ({"name": "sew_resnet18"}, NotImplementedError, "SEW"),
-])
+@pytest.mark.parametrize(
+    "overrides,error,match",
+    [
+        ({"neuron": "relu", "time_steps": 1}, ValueError, "spiking model"),
+        ({"reset": "soft"}, NotImplementedError, "reset='soft'"),
+        ({"name": "sew_resnet18"}, NotImplementedError, "SEW"),
+    ],
+)
 def test_unsupported_models_are_refused_with_the_fix(overrides, error, match):
     cfg = models.model_config(width=2, **{"name": "resnet18", **overrides})
     model = models.build_model(cfg, 5)
-    variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, jnp.zeros((1, 8, 8, 1)),
-                                                  train=False))
+    variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, jnp.zeros((1, 8, 8, 1)), train=False))
     with pytest.raises(error, match=match):
         write_nir("/nonexistent/never.nir", model, variables, (8, 8, 1))

@@ -36,18 +36,20 @@ def test_all_notebooks_are_listed_and_stored_without_outputs():
         code = [c for c in book.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name}: strip the outputs"
         # The first cell installs snnjax only when it is not importable.
-        assert "find_spec(\"snnjax\") is None" in code[0].source, name
+        assert 'find_spec("snnjax") is None' in code[0].source, name
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name):
     book = nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
-    client = nbclient.NotebookClient(book, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(COLAB)}})
+    client = nbclient.NotebookClient(
+        book, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(COLAB)}}
+    )
     start = time.perf_counter()
-    client.execute(env=_kernel_env())   # raises CellExecutionError with the traceback on any failure
+    client.execute(env=_kernel_env())  # raises CellExecutionError with the traceback on any failure
     elapsed = time.perf_counter() - start
-    images = sum("image/png" in out.get("data", {}) for cell in book.cells if cell.cell_type == "code"
-                 for out in cell.outputs)
+    images = sum(
+        "image/png" in out.get("data", {}) for cell in book.cells if cell.cell_type == "code" for out in cell.outputs
+    )
     assert images >= 1, f"{name} showed no plot"
     assert elapsed < 300, f"{name} took {elapsed:.0f} s; keep the smoke settings tiny"

@@ -2,17 +2,13 @@
 from that code's recursion (hybrid conversion's one-step spike delay; SNN2ANN's membrane dropout
 and its ResNet residual current)."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from snnjax import surrogates
-from snnjax.methods.hybrid import neuron
-from snnjax.methods.hybrid import vgg
-
+from snnjax.methods.hybrid import neuron, vgg
 
 # ---------------------------------------------------------------------------------------------
 # Hybrid conversion: spike at step t from the membrane after step t-1 (official vgg_spiking.py).
@@ -24,7 +20,7 @@ def _official_layer_step(mem, last_spike, current, theta, leak, t):
     mem, last_spike = np.broadcast_to(mem, current.shape), np.broadcast_to(last_spike, current.shape)
     mem_thr = mem / theta - 1.0
     out = np.asarray(mem_thr > 0, np.float64)
-    dt = (t - 1) - last_spike                      # what the official surrogate sees
+    dt = (t - 1) - last_spike  # what the official surrogate sees
     last_spike = np.where(out > 0, t - 1, last_spike)
     mem = leak * mem + current - theta * out
     return out, mem, last_spike, dt
@@ -43,13 +39,12 @@ def _official_single_layer(currents, theta, leak):
 @pytest.mark.parametrize("leak", [1.0, 0.9])
 def test_delayed_neuron_matches_official_loop(leak):
     rng = np.random.default_rng(0)
-    currents = rng.uniform(-0.5, 1.5, size=(12, 5)).astype(np.float32)     # [T, neurons]
+    currents = rng.uniform(-0.5, 1.5, size=(12, 5)).astype(np.float32)  # [T, neurons]
     theta = 0.8
-    spikes, final = neuron.if_neurons(jnp.asarray(currents.T)[:, :, None], v_threshold=theta, decay=leak,
-                                      delay=True)
+    spikes, final = neuron.if_neurons(jnp.asarray(currents.T)[:, :, None], v_threshold=theta, decay=leak, delay=True)
     ref, ref_mem, _ = _official_single_layer(currents, theta, leak)
     np.testing.assert_array_equal(np.asarray(spikes)[:, :, 0].T, ref)
-    assert ref[0].sum() == 0                                  # nothing can fire at the first step
+    assert ref[0].sum() == 0  # nothing can fire at the first step
     # The membranes are the same recursion: the official membrane after the last step is snnjax's
     # (its reset at step t is that of the spike emitted at t, i.e. s[t-1]).
     np.testing.assert_allclose(np.asarray(final.membrane)[:, 0], ref_mem, rtol=1e-5, atol=1e-6)
@@ -96,7 +91,7 @@ def _np_conv(x, kernel):
     out = np.zeros((b, h, w_, kernel.shape[-1]), np.float64)
     for i in range(3):
         for j in range(3):
-            out += np.einsum("bhwc,cd->bhwd", pad[:, i:i + h, j:j + w_], kernel[i, j])
+            out += np.einsum("bhwc,cd->bhwd", pad[:, i : i + h, j : j + w_], kernel[i, j])
     return out
 
 
@@ -107,8 +102,9 @@ def _np_pool(x):
 
 def test_delayed_vgg5_logits_match_official_network_loop():
     """The whole spiking VGG5 (direct input, T steps): logits = the official forward's output membrane."""
-    model_cfg = vgg.vgg_config(name="vgg5", width=4, neuron="if", time_steps=7, encoding="direct",
-                               spike_delay=True, dense_init="he")
+    model_cfg = vgg.vgg_config(
+        name="vgg5", width=4, neuron="if", time_steps=7, encoding="direct", spike_delay=True, dense_init="he"
+    )
     model = vgg.build(model_cfg, num_classes=3)
     x = np.random.default_rng(3).uniform(0, 1, size=(2, 8, 8, 1)).astype(np.float32)
     variables = model.init({"params": jax.random.key(0)}, jnp.asarray(x), train=False)
@@ -127,10 +123,10 @@ def test_delayed_vgg5_logits_match_official_network_loop():
         for name, after in ops:
             if name.startswith("fc") and out_prev.ndim == 4:
                 out_prev = out_prev.reshape(out_prev.shape[0], -1)
-            current = (_np_conv(out_prev, p[name]["kernel"]) if name.startswith("conv")
-                       else out_prev @ p[name]["kernel"])
-            out, mem[name], last[name], _ = _official_layer_step(mem[name], last[name], current,
-                                                                 thresholds[name], 1.0, t)
+            current = _np_conv(out_prev, p[name]["kernel"]) if name.startswith("conv") else out_prev @ p[name]["kernel"]
+            out, mem[name], last[name], _ = _official_layer_step(
+                mem[name], last[name], current, thresholds[name], 1.0, t
+            )
             out_prev = _np_pool(out) if after == "pool" else out
         logits = logits + out_prev @ p["head"]["kernel"]
     np.testing.assert_allclose(got, logits, rtol=1e-4, atol=1e-5)
@@ -158,11 +154,12 @@ def _official_if(currents, vth, masks):
 def test_membrane_dropout_matches_official_if_loop():
     rng = np.random.default_rng(4)
     T, rate = 6, 0.5
-    currents = rng.uniform(-0.2, 0.8, size=(2, T, 3, 5)).astype(np.float32)     # [B, T, ...]
+    currents = rng.uniform(-0.2, 0.8, size=(2, T, 3, 5)).astype(np.float32)  # [B, T, ...]
     vth = rng.uniform(0, 1, size=(3, 5)).astype(np.float32)
     key = jax.random.key(7)
-    got = np.asarray(s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate,
-                                                            key=key))
+    got = np.asarray(
+        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=key)
+    )
     # The random draw is an input of the recursion: the same Bernoulli(keep) masks, scaled by 1/(1-p) = 2.
     keep = np.asarray(jax.random.bernoulli(key, 1 - rate, (T, 2, 3, 5)), np.float64) / (1 - rate)
     assert set(np.unique(keep)) == {0.0, 2.0}
@@ -170,24 +167,27 @@ def test_membrane_dropout_matches_official_if_loop():
         want = _official_if(currents[b].astype(np.float64), vth, keep[:, b])
         np.testing.assert_array_equal(got[b], want)
     # Without dropout (evaluation) it is the plain IF neuron.
-    plain = np.asarray(s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate,
-                                                              key=None))
+    plain = np.asarray(
+        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=None)
+    )
     for b in range(2):
         np.testing.assert_array_equal(plain[b], _official_if(currents[b].astype(np.float64), vth, np.ones((T, 1, 1))))
     assert not np.array_equal(got, plain)
 
 
 def test_membrane_dropout_only_in_training():
-    net = s2a_models.SNN2ANNVGG(s2a_models.parse_layers("1,M", 4), num_classes=3, time_steps=4,
-                                membrane_dropout=0.5)
+    net = s2a_models.SNN2ANNVGG(s2a_models.parse_layers("1,M", 4), num_classes=3, time_steps=4, membrane_dropout=0.5)
     x = jnp.asarray(np.random.default_rng(5).normal(size=(4, 8, 8, 1)).astype(np.float32))
     variables = net.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
     plain = net.clone(membrane_dropout=0.0)
     np.testing.assert_array_equal(net.apply(variables, x, train=False), plain.apply(variables, x, train=False))
     rngs = {"dropout": jax.random.key(3)}
-    a = net.apply(variables, x, train=True, ann=True, method="branches", rngs=rngs, mutable=["batch_stats", "thresholds"])
-    b = plain.apply(variables, x, train=True, ann=True, method="branches", rngs=rngs,
-                    mutable=["batch_stats", "thresholds"])
+    a = net.apply(
+        variables, x, train=True, ann=True, method="branches", rngs=rngs, mutable=["batch_stats", "thresholds"]
+    )
+    b = plain.apply(
+        variables, x, train=True, ann=True, method="branches", rngs=rngs, mutable=["batch_stats", "thresholds"]
+    )
     assert not np.array_equal(np.asarray(a[0].snn_logits), np.asarray(b[0].snn_logits))
 
 
@@ -201,7 +201,7 @@ def _np_conv_s(x, kernel, bias, stride):
     out = np.zeros((x.shape[0], h_out, w_out, kernel.shape[-1]))
     for i in range(k):
         for j in range(k):
-            patch = xp[:, i:i + stride * h_out:stride, j:j + stride * w_out:stride]
+            patch = xp[:, i : i + stride * h_out : stride, j : j + stride * w_out : stride]
             out += np.einsum("bhwc,cd->bhwd", patch, kernel[i, j])
     return out + bias
 
@@ -220,9 +220,11 @@ def test_resnet17_snn_branch_matches_official_loop(residual):
     # Non-trivial BN statistics and thresholds.
     variables = dict(variables)
     variables["batch_stats"] = jax.tree.map(
-        lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape) if a.ndim else a, jnp.float32), variables["batch_stats"])
-    variables["thresholds"] = jax.tree.map(lambda a: jnp.asarray(rng.uniform(0.1, 0.9, a.shape), jnp.float32),
-                                           variables["thresholds"])
+        lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape) if a.ndim else a, jnp.float32), variables["batch_stats"]
+    )
+    variables["thresholds"] = jax.tree.map(
+        lambda a: jnp.asarray(rng.uniform(0.1, 0.9, a.shape), jnp.float32), variables["thresholds"]
+    )
     got = np.asarray(net.apply(variables, jnp.asarray(x), train=False))
 
     v = jax.tree.map(lambda a: np.asarray(a, np.float64), variables)

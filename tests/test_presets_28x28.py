@@ -24,7 +24,12 @@ def _config(name: str, arg: str):
 def test_fashion_mnist_cpu_preset(name):
     cfg = _config(name, "fashion_mnist")
     config_lib.validate(cfg)
-    assert (cfg.data.name, cfg.data.train_subset, cfg.data.crop_padding, cfg.data.flip) == ("fashion_mnist", 6000, 2, True)
+    assert (cfg.data.name, cfg.data.train_subset, cfg.data.crop_padding, cfg.data.flip) == (
+        "fashion_mnist",
+        6000,
+        2,
+        True,
+    )
     assert cfg.model.width == 16 and cfg.model.init == "pytorch"
     assert cfg.train.epochs == (10 if name == "teacher" else 6)
     if name == "idsnn":
@@ -36,7 +41,7 @@ def test_full_and_mnist_presets():
     full = _config("idsnn", "fashion_mnist_full")
     assert (full.model.width, full.data.train_subset, full.train.epochs) == (64, 0, 100)
     mnist = _config("baseline", "mnist")
-    assert (mnist.data.name, mnist.data.flip) == ("mnist", False)   # a mirrored digit is another shape
+    assert (mnist.data.name, mnist.data.flip) == ("mnist", False)  # a mirrored digit is another shape
 
 
 def test_cifar_resnet_layout_on_28x28():

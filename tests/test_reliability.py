@@ -8,23 +8,28 @@ import os
 import shutil
 
 import pytest
+from launch_helpers import TINY, launch
 
 from snnjax.train import preflight
-from launch_helpers import TINY, launch
 
 FAST = [*TINY, "--config.model.name=resnet18", "--config.train.epochs=1"]
 
 
 def _epoch_records(workdir):
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
-            if json.loads(line)["kind"] == "epoch"]
+    return [
+        json.loads(line)
+        for line in (workdir / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["kind"] == "epoch"
+    ]
 
 
 def test_same_seed_same_metrics_and_other_seed_differs(tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         launch("configs/teacher.py:digits", tmp_path / name, *FAST, f"--config.seed={seed}")
-        runs[name] = [{k: v for k, v in r.items() if k not in ("images_per_s",)} for r in _epoch_records(tmp_path / name)]
+        runs[name] = [
+            {k: v for k, v in r.items() if k not in ("images_per_s",)} for r in _epoch_records(tmp_path / name)
+        ]
     assert runs["a"] == runs["b"]
     assert runs["a"][0]["train_loss"] != runs["c"][0]["train_loss"]
 
@@ -61,10 +66,17 @@ def test_resuming_with_another_model_is_refused_and_nothing_is_overwritten(tmp_p
 def test_teacher_checkpoint_of_the_wrong_shape_is_named(tmp_path):
     teacher = tmp_path / "teacher"
     launch("configs/teacher.py:digits", teacher, *FAST)  # a ResNet18 teacher of width 4
-    proc = launch("configs/idsnn.py:digits", tmp_path / "student", *TINY, "--config.teacher.model.width=4",
-                  f"--config.teacher.checkpoint={teacher}", "--config.train.epochs=1", check=False)
+    proc = launch(
+        "configs/idsnn.py:digits",
+        tmp_path / "student",
+        *TINY,
+        "--config.teacher.model.width=4",
+        f"--config.teacher.checkpoint={teacher}",
+        "--config.train.epochs=1",
+        check=False,
+    )
     assert proc.returncode != 0
-    assert ("does not fit the current model" in proc.stderr or "different model" in proc.stderr)
+    assert "does not fit the current model" in proc.stderr or "different model" in proc.stderr
     assert str(teacher / "checkpoints" / "train") in proc.stderr
 
 
@@ -72,8 +84,9 @@ def test_nonfinite_loss_stops_with_step_and_hint_or_is_skipped(tmp_path):
     proc = launch("configs/teacher.py:digits", tmp_path / "stop", *FAST, "--config.optim.lr=1e30", check=False)
     assert proc.returncode != 0
     assert "non-finite loss or gradient at step" in proc.stderr and "config.train.nonfinite=skip" in proc.stderr
-    launch("configs/teacher.py:digits", tmp_path / "skip", *FAST, "--config.optim.lr=1e30",
-           "--config.train.nonfinite=skip")
+    launch(
+        "configs/teacher.py:digits", tmp_path / "skip", *FAST, "--config.optim.lr=1e30", "--config.train.nonfinite=skip"
+    )
     records = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     assert sum(r.get("skipped_steps", 0) for r in records if r["kind"] == "train") > 0
 
@@ -85,16 +98,27 @@ def test_workdir_preflight(tmp_path):
         preflight.check_workdir(str(blocker / "run"), min_free_mb=1)
     with pytest.raises(preflight.WorkdirError, match="min_free_disk_mb"):
         preflight.check_workdir(str(tmp_path / "run"), min_free_mb=1e12)
-    proc = launch("configs/teacher.py:digits", tmp_path / "big", *FAST, "--config.train.min_free_disk_mb=1000000000000",
-                  check=False)
+    proc = launch(
+        "configs/teacher.py:digits",
+        tmp_path / "big",
+        *FAST,
+        "--config.train.min_free_disk_mb=1000000000000",
+        check=False,
+    )
     assert proc.returncode != 0 and "MiB free" in proc.stderr
 
 
 def test_resume_mismatch_ignores_training_length_but_not_model():
-    saved = {"model": {"width": 4, "name": "resnet18"}, "data": {"name": "digits", "data_dir": "/a"},
-             "train": {"epochs": 1}}
-    now = {"model": {"width": 4, "name": "resnet18", "unroll": 0, "conv_grad": "split"},
-           "data": {"name": "digits", "data_dir": "/b"}, "train": {"epochs": 5}}
-    assert preflight.resume_mismatches(saved, now) == []   # speed switches may change on resume
+    saved = {
+        "model": {"width": 4, "name": "resnet18"},
+        "data": {"name": "digits", "data_dir": "/a"},
+        "train": {"epochs": 1},
+    }
+    now = {
+        "model": {"width": 4, "name": "resnet18", "unroll": 0, "conv_grad": "split"},
+        "data": {"name": "digits", "data_dir": "/b"},
+        "train": {"epochs": 5},
+    }
+    assert preflight.resume_mismatches(saved, now) == []  # speed switches may change on resume
     now["model"]["width"] = 8
     assert preflight.resume_mismatches(saved, now) == ["model.width: checkpoint 4 vs now 8"]

@@ -29,8 +29,9 @@ def test_flag_is_appended_once(fresh):
     assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=8 {FLAG}"
 
 
-@pytest.mark.parametrize("case", ["opt_out", "user_chose_ynn_types", "untested_jaxlib", "accelerator",
-                                  "backend_started"])
+@pytest.mark.parametrize(
+    "case", ["opt_out", "user_chose_ynn_types", "untested_jaxlib", "accelerator", "backend_started"]
+)
 def test_flag_is_left_out(fresh, case):
     if case == "opt_out":
         fresh.setenv(runtime.OPT_OUT_ENV, "ynn")
@@ -48,10 +49,12 @@ def test_flag_is_left_out(fresh, case):
 
 
 def test_a_fresh_process_gets_the_flag_and_xla_accepts_it():
-    code = ("from snnjax import runtime; ok = runtime.use_eigen_convolutions(); import jax, jax.numpy as jnp; "
-            "y = jax.lax.conv_general_dilated(jnp.ones((1, 4, 4, 1)), jnp.ones((3, 3, 1, 1)), (1, 1), 'SAME', "
-            "dimension_numbers=('NHWC', 'HWIO', 'NHWC')); "
-            "print(ok, runtime._backends_initialized(), float(y.sum()))")
+    code = (
+        "from snnjax import runtime; ok = runtime.use_eigen_convolutions(); import jax, jax.numpy as jnp; "
+        "y = jax.lax.conv_general_dilated(jnp.ones((1, 4, 4, 1)), jnp.ones((3, 3, 1, 1)), (1, 1), 'SAME', "
+        "dimension_numbers=('NHWC', 'HWIO', 'NHWC')); "
+        "print(ok, runtime._backends_initialized(), float(y.sum()))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", runtime.OPT_OUT_ENV)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     tested = runtime._jaxlib_version().startswith(runtime.TESTED_JAXLIB) and runtime._cpu_only()

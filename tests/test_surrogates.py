@@ -24,8 +24,10 @@ def _analytic(name, p, x):
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("name,param", [("rectangular", 1.0), ("rectangular", 0.5), ("sigmoid", 4.0),
-                                        ("atan", 2.0), ("triangle", 1.0), ("triangle", 0.3)])
+@pytest.mark.parametrize(
+    "name,param",
+    [("rectangular", 1.0), ("rectangular", 0.5), ("sigmoid", 4.0), ("atan", 2.0), ("triangle", 1.0), ("triangle", 0.3)],
+)
 def test_forward_is_step_and_backward_is_analytic(name, param):
     sg = surrogates.get(name, param)
     np.testing.assert_array_equal(sg(jnp.asarray(X)), (X > 0).astype(np.float32))
@@ -51,6 +53,7 @@ def test_works_under_jit_vmap_scan_checkpoint():
     def summed_scan(x):
         def body(c, xi):
             return c + sg(xi), None
+
         return jax.lax.scan(body, 0.0, x)[0]
 
     np.testing.assert_allclose(jax.jit(jax.grad(summed_scan))(x), expected, rtol=1e-6)
@@ -75,7 +78,7 @@ def test_bad_surrogates_are_rejected_with_names():
 def test_stdb_gradient_follows_time_since_last_spike():
     dt = jnp.array([0.0, 1.0, 10.0, 100.0])
     x = jnp.array([0.3, -0.2, 0.1, -1.0])
-    stdb = surrogates.get("stdb")                        # a Surrogate like the others: alpha 0.3, beta 0.01
+    stdb = surrogates.get("stdb")  # a Surrogate like the others: alpha 0.3, beta 0.01
     assert stdb == surrogates.stdb(0.3, 0.01) and stdb.timing_dependent
     g = jax.grad(lambda x: stdb(x, dt).sum())(x)
     np.testing.assert_allclose(g, 0.3 * np.exp(-0.01 * np.array([0.0, 1.0, 10.0, 100.0])), rtol=1e-6)

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
-E_MAC_PJ = 4.6   # one 32-bit float multiply-accumulate, 45 nm
-E_AC_PJ = 0.9    # one 32-bit float add (an accumulate), 45 nm
+E_MAC_PJ = 4.6  # one 32-bit float multiply-accumulate, 45 nm
+E_AC_PJ = 0.9  # one 32-bit float add (an accumulate), 45 nm
 PJ_PER_UJ = 1e6
 
 
@@ -52,8 +52,9 @@ class EnergyModel:
 
     def __post_init__(self):
         if self.e_mac_pj <= 0 or self.e_ac_pj <= 0:
-            raise ValueError(f"energy per operation must be > 0 pJ, got e_mac_pj={self.e_mac_pj}, "
-                             f"e_ac_pj={self.e_ac_pj}")
+            raise ValueError(
+                f"energy per operation must be > 0 pJ, got e_mac_pj={self.e_mac_pj}, e_ac_pj={self.e_ac_pj}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,17 +73,22 @@ class EnergyEstimate:
         return self.ann_pj / self.snn_pj if self.snn_pj > 0 else math.inf
 
 
-def estimate_energy(sops: float, snn_macs: float, ann_macs: float,
-                    energy_model: EnergyModel = EnergyModel()) -> EnergyEstimate:
+def estimate_energy(
+    sops: float, snn_macs: float, ann_macs: float, energy_model: EnergyModel = EnergyModel()
+) -> EnergyEstimate:
     """``E_SNN = sops * e_ac + snn_macs * e_mac`` and ``E_ANN = ann_macs * e_mac`` (per example, pJ)."""
     return EnergyEstimate(
-        sops=float(sops), snn_macs=float(snn_macs), ann_macs=float(ann_macs),
+        sops=float(sops),
+        snn_macs=float(snn_macs),
+        ann_macs=float(ann_macs),
         snn_pj=float(sops) * energy_model.e_ac_pj + float(snn_macs) * energy_model.e_mac_pj,
-        ann_pj=float(ann_macs) * energy_model.e_mac_pj)
+        ann_pj=float(ann_macs) * energy_model.e_mac_pj,
+    )
 
 
-def conv_macs(out_spatial: Sequence[int], kernel_size: Sequence[int], in_features: int, out_features: int,
-              groups: int = 1) -> int:
+def conv_macs(
+    out_spatial: Sequence[int], kernel_size: Sequence[int], in_features: int, out_features: int, groups: int = 1
+) -> int:
     """MACs of one conv on one example: ``prod(out_spatial) * prod(kernel) * (C_in/groups) * C_out``."""
     if in_features % groups:
         raise ValueError(f"conv input channels {in_features} are not divisible by groups={groups}")
@@ -99,8 +105,10 @@ def lax_padding(padding, num_spatial: int) -> str | tuple[tuple[int, int], ...]:
     if isinstance(padding, str):
         if padding.upper() in ("SAME", "VALID"):
             return padding.upper()
-        raise NotImplementedError(f"operation counts support SAME, VALID or explicit conv padding, got "
-                                  f"{padding!r}; use explicit padding pairs in the model")
+        raise NotImplementedError(
+            f"operation counts support SAME, VALID or explicit conv padding, got "
+            f"{padding!r}; use explicit padding pairs in the model"
+        )
     if isinstance(padding, int):
         return ((padding, padding),) * num_spatial
     pairs = tuple(padding)
@@ -109,8 +117,16 @@ def lax_padding(padding, num_spatial: int) -> str | tuple[tuple[int, int], ...]:
     return tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pairs)
 
 
-def conv_sops(x: jax.Array, *, out_features: int, kernel_size: Sequence[int], strides: Sequence[int],
-              padding, kernel_dilation: Sequence[int] | None = None, groups: int = 1) -> jax.Array:
+def conv_sops(
+    x: jax.Array,
+    *,
+    out_features: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    padding,
+    kernel_dilation: Sequence[int] | None = None,
+    groups: int = 1,
+) -> jax.Array:
     """Exact accumulate count of a conv fed ``x`` ``[N, *spatial, C_in]`` (spikes or spike counts).
 
     ``(C_out / groups) * sum(conv(x, ones[*kernel, C_in, 1]))`` summed over all of ``x``'s leading
@@ -118,9 +134,15 @@ def conv_sops(x: jax.Array, *, out_features: int, kernel_size: Sequence[int], st
     """
     spatial = x.ndim - 2
     ones = jnp.ones(tuple(kernel_size) + (x.shape[-1], 1), jnp.float32)
-    dims = jax.lax.conv_dimension_numbers(x.shape, ones.shape, ("NHWC", "HWIO", "NHWC") if spatial == 2
-                                          else ("NWC", "WIO", "NWC"))
+    dims = jax.lax.conv_dimension_numbers(
+        x.shape, ones.shape, ("NHWC", "HWIO", "NHWC") if spatial == 2 else ("NWC", "WIO", "NWC")
+    )
     in_field = jax.lax.conv_general_dilated(
-        x.astype(jnp.float32), ones, window_strides=tuple(strides), padding=lax_padding(padding, spatial),
-        rhs_dilation=tuple(kernel_dilation) if kernel_dilation else None, dimension_numbers=dims)
+        x.astype(jnp.float32),
+        ones,
+        window_strides=tuple(strides),
+        padding=lax_padding(padding, spatial),
+        rhs_dilation=tuple(kernel_dilation) if kernel_dilation else None,
+        dimension_numbers=dims,
+    )
     return jnp.sum(in_field) * (out_features // groups)

@@ -36,8 +36,10 @@ def plot_firing_rates(report: SpikeReport, out_png: str) -> str:
     if mean is not None:
         ax.axhline(mean, color="tab:red", ls="--", lw=1, label=f"neuron-weighted mean {mean:.3f}")
         ax.legend(fontsize=8)
-    ax.set(ylabel="firing rate (spikes / neuron / step)",
-           title=f"firing rates, T={report.time_steps}, {report.num_examples} test examples")
+    ax.set(
+        ylabel="firing rate (spikes / neuron / step)",
+        title=f"firing rates, T={report.time_steps}, {report.num_examples} test examples",
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
@@ -52,8 +54,13 @@ def plot_operations(report: SpikeReport, out_png: str) -> str:
     x = np.arange(len(syn))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(syn) + 2), 4))
     ax.bar(x - 0.2, [s.macs for s in syn], 0.4, label="ANN MACs", color="tab:gray")
-    ax.bar(x + 0.2, [max(s.sops_per_example, s.executed_macs) for s in syn], 0.4, color="tab:green",
-           label="SNN SOPs (analog first layer: MACs)")
+    ax.bar(
+        x + 0.2,
+        [max(s.sops_per_example, s.executed_macs) for s in syn],
+        0.4,
+        color="tab:green",
+        label="SNN SOPs (analog first layer: MACs)",
+    )
     ax.set_yscale("log")
     ax.set_xticks(x, [_short(s.path) for s in syn], rotation=70, ha="right", fontsize=8)
     ax.set(ylabel="operations per example", title="synaptic operations vs. MACs per layer")
@@ -82,10 +89,14 @@ def plot_raster(report: SpikeReport, out_png: str, *, layers: list[NeuronStats] 
         raise ValueError("the report has no spiking layers with a raster (is the model an ANN?)")
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6), squeeze=False)
     for ax, layer in zip(axes[0], chosen):
-        t_idx, n_idx = np.nonzero(layer.raster)         # raster is [T, K]
+        t_idx, n_idx = np.nonzero(layer.raster)  # raster is [T, K]
         ax.scatter(t_idx, n_idx, marker="|", s=120, color="black")
-        ax.set(xlim=(-0.5, layer.raster.shape[0] - 0.5), ylim=(-0.5, layer.raster.shape[1] - 0.5),
-               xlabel="time step", title=f"{_short(layer.path)}\nrate {layer.firing_rate:.3f}")
+        ax.set(
+            xlim=(-0.5, layer.raster.shape[0] - 0.5),
+            ylim=(-0.5, layer.raster.shape[1] - 0.5),
+            xlabel="time step",
+            title=f"{_short(layer.path)}\nrate {layer.firing_rate:.3f}",
+        )
         ax.set_xticks(range(layer.raster.shape[0]))
     axes[0][0].set_ylabel("neuron (evenly spaced sample)")
     fig.suptitle("spike raster, test example 0", fontsize=10)

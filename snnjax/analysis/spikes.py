@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -43,7 +44,7 @@ from snnjax.models.resnet import ResNet
 
 InputKind = Literal["analog", "spikes", "rates"]
 RASTER_NEURONS = 32
-_TRANSIENT = ("spike_stats", "intermediates")   # sown by init; applying them again would append
+_TRANSIENT = ("spike_stats", "intermediates")  # sown by init; applying them again would append
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +125,14 @@ class SpikeReport:
 
     def layer_stats(self) -> dict[str, dict[str, float]]:
         """``{path: {"firing_rate", "num_neurons", "spikes_per_example"}}`` for every spiking layer."""
-        return {n.path: {"firing_rate": n.firing_rate, "num_neurons": n.num_neurons,
-                         "spikes_per_example": n.spikes_per_example} for n in self.neurons}
+        return {
+            n.path: {
+                "firing_rate": n.firing_rate,
+                "num_neurons": n.num_neurons,
+                "spikes_per_example": n.spikes_per_example,
+            }
+            for n in self.neurons
+        }
 
     def firing_rates(self) -> dict[str, float]:
         return {n.path: n.firing_rate for n in self.neurons}
@@ -154,19 +161,24 @@ class SpikeReport:
 
     def energy(self, energy_model: energy_lib.EnergyModel = energy_lib.EnergyModel()) -> energy_lib.EnergyEstimate:
         """Per-example energy of the SNN and of its ANN twin (see :mod:`snnjax.analysis.energy`)."""
-        return energy_lib.estimate_energy(self.sops_per_example, self.snn_macs_per_example,
-                                          self.ann_macs_per_example, energy_model)
+        return energy_lib.estimate_energy(
+            self.sops_per_example, self.snn_macs_per_example, self.ann_macs_per_example, energy_model
+        )
 
-    def merge(self, other: "SpikeReport") -> "SpikeReport":
+    def merge(self, other: SpikeReport) -> SpikeReport:
         """Statistics of both batches together (same model; the raster of ``self`` is kept)."""
-        if [n.path for n in self.neurons] != [n.path for n in other.neurons] or \
-                [s.path for s in self.synapses] != [s.path for s in other.synapses]:
+        if [n.path for n in self.neurons] != [n.path for n in other.neurons] or [s.path for s in self.synapses] != [
+            s.path for s in other.synapses
+        ]:
             raise ValueError("cannot merge spike reports of different models (layer paths differ)")
         b = self.num_examples + other.num_examples
-        neurons = tuple(dataclasses.replace(n, spikes=n.spikes + o.spikes, num_examples=b)
-                        for n, o in zip(self.neurons, other.neurons))
-        synapses = tuple(dataclasses.replace(s, sops=s.sops + o.sops, num_examples=b)
-                         for s, o in zip(self.synapses, other.synapses))
+        neurons = tuple(
+            dataclasses.replace(n, spikes=n.spikes + o.spikes, num_examples=b)
+            for n, o in zip(self.neurons, other.neurons)
+        )
+        synapses = tuple(
+            dataclasses.replace(s, sops=s.sops + o.sops, num_examples=b) for s, o in zip(self.synapses, other.synapses)
+        )
         return dataclasses.replace(self, neurons=neurons, synapses=synapses, num_examples=b)
 
 
@@ -196,7 +208,7 @@ class _Trace:
     mean_pooled_head: bool = True
     last_neurons_per_step: int = 0
     last_time_steps: int = 1
-    last_spikes: Any = None   # traced spike count of the most recent spiking layer (same trace only)
+    last_spikes: Any = None  # traced spike count of the most recent spiking layer (same trace only)
 
 
 def _tuple(value, n: int) -> tuple[int, ...]:
@@ -241,14 +253,22 @@ def _record_conv(trace: _Trace, out: dict, module: nn.Conv, x: jax.Array, y: jax
     macs = energy_lib.conv_macs(y.shape[1:-1], kernel, x.shape[-1], module.features, groups)
     kind = _input_kind(trace, x.shape[0], dense=False)
     if kind == "rates":
-        raise NotImplementedError(f"conv {path} is fed a time-averaged [B, ...] tensor after spiking layers; "
-                                  "operation counts support convs on [B*T, ...] spikes only")
+        raise NotImplementedError(
+            f"conv {path} is fed a time-averaged [B, ...] tensor after spiking layers; "
+            "operation counts support convs on [B*T, ...] spikes only"
+        )
     trace.synapses[path] = ("conv", kind, macs, x.shape[0] // trace.batch)
     sops = jnp.zeros((), jnp.float32)
     if kind == "spikes":
-        sops = energy_lib.conv_sops(x, out_features=module.features, kernel_size=kernel,
-                                    strides=_tuple(module.strides, spatial), padding=module.padding,
-                                    kernel_dilation=_tuple(module.kernel_dilation, spatial), groups=groups)
+        sops = energy_lib.conv_sops(
+            x,
+            out_features=module.features,
+            kernel_size=kernel,
+            strides=_tuple(module.strides, spatial),
+            padding=module.padding,
+            kernel_dilation=_tuple(module.kernel_dilation, spatial),
+            groups=groups,
+        )
     out[path] = {"sops": sops}
 
 
@@ -268,18 +288,25 @@ def _record_dense(trace: _Trace, out: dict, module: nn.Dense, x: jax.Array) -> N
 class StatsProbe:
     """A jitted ``(variables, inputs) -> (logits, SpikeReport)`` for one model (compiled per shape)."""
 
-    def __init__(self, model: nn.Module, *, raster_neurons: int = RASTER_NEURONS, seed: int = 0,
-                 spiking: tuple[type, ...] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        raster_neurons: int = RASTER_NEURONS,
+        seed: int = 0,
+        spiking: tuple[type, ...] | None = None,
+    ):
         self.model = model
         self.spiking = spiking or spiking_types()
         self.raster_neurons = raster_neurons
         self.seed = seed
-        self._traces: dict[tuple, _Trace] = {}   # filled at trace time, keyed by the input's shape/dtype
+        self._traces: dict[tuple, _Trace] = {}  # filled at trace time, keyed by the input's shape/dtype
         self._fn = jax.jit(self._run)
 
     def _run(self, variables: Any, inputs: jax.Array):
-        trace = _Trace(batch=inputs.shape[0], raster_neurons=self.raster_neurons,
-                       mean_pooled_head=isinstance(self.model, ResNet))
+        trace = _Trace(
+            batch=inputs.shape[0], raster_neurons=self.raster_neurons, mean_pooled_head=isinstance(self.model, ResNet)
+        )
         out: dict[str, dict[str, jax.Array]] = {}
 
         def interceptor(next_fun: Callable, args, kwargs, context):
@@ -289,7 +316,7 @@ class StatsProbe:
             module = context.module
             if isinstance(module, self.spiking):
                 _record_neuron(trace, out, module, y, args[1] if len(args) > 1 else kwargs["time_steps"])
-            elif getattr(type(module), "emits_spikes", None) == "batch_major":   # returns (spikes [B, T, ...], ...)
+            elif getattr(type(module), "emits_spikes", None) == "batch_major":  # returns (spikes [B, T, ...], ...)
                 spikes = y[0]
                 _record_neuron(trace, out, module, spikes.reshape((-1,) + spikes.shape[2:]), spikes.shape[1])
             elif isinstance(module, nn.Conv):
@@ -313,15 +340,20 @@ class StatsProbe:
         out = jax.device_get(out)
         b = int(inputs.shape[0])
         time_steps = max((t for _, t in trace.neurons.values()), default=1)
-        neurons = tuple(NeuronStats(path, shape, int(out[path]["spikes"]), b, t, np.asarray(out[path]["raster"]))
-                        for path, (shape, t) in trace.neurons.items())
-        synapses = tuple(SynapseStats(path, kind, input_kind, macs, runs, float(out[path]["sops"]), b)
-                         for path, (kind, input_kind, macs, runs) in trace.synapses.items())
+        neurons = tuple(
+            NeuronStats(path, shape, int(out[path]["spikes"]), b, t, np.asarray(out[path]["raster"]))
+            for path, (shape, t) in trace.neurons.items()
+        )
+        synapses = tuple(
+            SynapseStats(path, kind, input_kind, macs, runs, float(out[path]["sops"]), b)
+            for path, (kind, input_kind, macs, runs) in trace.synapses.items()
+        )
         return logits, SpikeReport(neurons, synapses, b, time_steps)
 
 
-def forward_with_stats(model: nn.Module, variables: Any, inputs: jax.Array, *,
-                       raster_neurons: int = RASTER_NEURONS) -> tuple[jax.Array, SpikeReport]:
+def forward_with_stats(
+    model: nn.Module, variables: Any, inputs: jax.Array, *, raster_neurons: int = RASTER_NEURONS
+) -> tuple[jax.Array, SpikeReport]:
     """One eval-mode forward pass: ``(logits [B, classes], SpikeReport)``.
 
     Args:
@@ -333,8 +365,14 @@ def forward_with_stats(model: nn.Module, variables: Any, inputs: jax.Array, *,
     return StatsProbe(model, raster_neurons=raster_neurons)(variables, inputs)
 
 
-def collect_stats(model: nn.Module, variables: Any, inputs: jax.Array | np.ndarray, *, batch_size: int = 256,
-                  raster_neurons: int = RASTER_NEURONS) -> SpikeReport:
+def collect_stats(
+    model: nn.Module,
+    variables: Any,
+    inputs: jax.Array | np.ndarray,
+    *,
+    batch_size: int = 256,
+    raster_neurons: int = RASTER_NEURONS,
+) -> SpikeReport:
     """:func:`forward_with_stats` over ``inputs`` in chunks of ``batch_size``, statistics merged."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -344,13 +382,19 @@ def collect_stats(model: nn.Module, variables: Any, inputs: jax.Array | np.ndarr
     probe = StatsProbe(model, raster_neurons=raster_neurons)
     report = None
     for start in range(0, n, batch_size):
-        _, part = probe(variables, jnp.asarray(inputs[start:start + batch_size]))
+        _, part = probe(variables, jnp.asarray(inputs[start : start + batch_size]))
         report = part if report is None else report.merge(part)
     return report
 
 
-def spike_summary(model: nn.Module, variables: Any, inputs: jax.Array | np.ndarray, *, batch_size: int = 256,
-                  energy_model: energy_lib.EnergyModel = energy_lib.EnergyModel()) -> dict[str, Any]:
+def spike_summary(
+    model: nn.Module,
+    variables: Any,
+    inputs: jax.Array | np.ndarray,
+    *,
+    batch_size: int = 256,
+    energy_model: energy_lib.EnergyModel = energy_lib.EnergyModel(),
+) -> dict[str, Any]:
     """JSON-ready totals for ``summary.json``: firing rate, spikes, SOPs, MACs, energy (per example).
 
     Keys: ``num_examples``, ``time_steps``, ``mean_firing_rate`` (None for an ANN),

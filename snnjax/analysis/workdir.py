@@ -48,16 +48,21 @@ def checkpoint_stages(workdir: str) -> list[str]:
     root = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(root):
         return []
-    return sorted(s for s in os.listdir(root)
-                  if os.path.isdir(os.path.join(root, s)) and any(d.isdigit() for d in os.listdir(os.path.join(root, s))))
+    return sorted(
+        s
+        for s in os.listdir(root)
+        if os.path.isdir(os.path.join(root, s)) and any(d.isdigit() for d in os.listdir(os.path.join(root, s)))
+    )
 
 
 def choose_stage(workdir: str, stage: str | None = None) -> str:
     """``stage`` if it has checkpoints, else the preferred stage found (see ``STAGE_PREFERENCE``)."""
     stages = checkpoint_stages(workdir)
     if not stages:
-        raise FileNotFoundError(f"no checkpoints under {workdir}/checkpoints. Fix: pass the --workdir of a "
-                                "run started with `python launch.py --config ... --workdir DIR`.")
+        raise FileNotFoundError(
+            f"no checkpoints under {workdir}/checkpoints. Fix: pass the --workdir of a "
+            "run started with `python launch.py --config ... --workdir DIR`."
+        )
     if stage is not None:
         if stage not in stages:
             raise ValueError(f"--stage={stage!r} has no checkpoints in {workdir}; stages found: {stages}")
@@ -82,8 +87,10 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     finally:
         ckpt.close()
     if config_dict is None:
-        raise FileNotFoundError(f"the checkpoint {ckpt_dir}/{step} has no readable 'config' item. Fix: analyse a run "
-                                "written by snnjax.train.loop (it saves the config with every checkpoint).")
+        raise FileNotFoundError(
+            f"the checkpoint {ckpt_dir}/{step} has no readable 'config' item. Fix: analyse a run "
+            "written by snnjax.train.loop (it saves the config with every checkpoint)."
+        )
     config_dict = {**config_dict, "model": models.upgrade_legacy(config_dict["model"])}
     config = ml_collections.ConfigDict(config_dict)
     splits = data_stats.with_normalization(loop.load_data(config.data), config.data.get("normalization", "dataset"))
@@ -123,38 +130,67 @@ def report_dict(report: SpikeReport, energy_model: EnergyModel) -> dict[str, Any
     """Everything in the tables, JSON-ready."""
     est = report.energy(energy_model)
     return {
-        "num_examples": report.num_examples, "time_steps": report.time_steps,
-        "mean_firing_rate": report.mean_firing_rate, "spikes_per_example": report.spikes_per_example,
-        "sops_per_example": est.sops, "snn_macs_per_example": est.snn_macs, "ann_macs_per_example": est.ann_macs,
-        "energy_snn_uj": est.snn_pj / 1e6, "energy_ann_uj": est.ann_pj / 1e6,
+        "num_examples": report.num_examples,
+        "time_steps": report.time_steps,
+        "mean_firing_rate": report.mean_firing_rate,
+        "spikes_per_example": report.spikes_per_example,
+        "sops_per_example": est.sops,
+        "snn_macs_per_example": est.snn_macs,
+        "ann_macs_per_example": est.ann_macs,
+        "energy_snn_uj": est.snn_pj / 1e6,
+        "energy_ann_uj": est.ann_pj / 1e6,
         "energy_ratio": est.ratio if np.isfinite(est.ratio) else None,
-        "e_mac_pj": energy_model.e_mac_pj, "e_ac_pj": energy_model.e_ac_pj,
+        "e_mac_pj": energy_model.e_mac_pj,
+        "e_ac_pj": energy_model.e_ac_pj,
         "neurons": report.layer_stats(),
-        "synapses": {s.path: {"kind": s.kind, "input": s.input_kind, "sops_per_example": s.sops_per_example,
-                              "snn_macs_per_example": s.executed_macs, "ann_macs_per_example": s.macs}
-                     for s in report.synapses},
+        "synapses": {
+            s.path: {
+                "kind": s.kind,
+                "input": s.input_kind,
+                "sops_per_example": s.sops_per_example,
+                "snn_macs_per_example": s.executed_macs,
+                "ann_macs_per_example": s.macs,
+            }
+            for s in report.synapses
+        },
     }
 
 
-def analyze_workdir(workdir: str, *, stage: str | None = None, num_examples: int = 256, batch_size: int = 256,
-                    energy_model: EnergyModel = EnergyModel(), out_dir: str | None = None,
-                    stream=sys.stdout) -> dict[str, Any]:
+def analyze_workdir(
+    workdir: str,
+    *,
+    stage: str | None = None,
+    num_examples: int = 256,
+    batch_size: int = 256,
+    energy_model: EnergyModel = EnergyModel(),
+    out_dir: str | None = None,
+    stream=sys.stdout,
+) -> dict[str, Any]:
     """Restore, measure, print the tables, write ``analysis.json`` and the PNGs; returns the JSON dict."""
     run = load_run(workdir, stage)
     inputs = test_inputs(run.splits, num_examples)
     report = collect_stats(run.model, run.variables, inputs, batch_size=batch_size)
     out_dir = out_dir or workdir
-    print(f"{workdir}: stage {run.stage!r} at step {run.step}, {run.config.model.name} "
-          f"{run.config.model.neuron} T={run.config.model.time_steps}, {report.num_examples} test examples of "
-          f"{run.splits.name}\n", file=stream)
+    print(
+        f"{workdir}: stage {run.stage!r} at step {run.step}, {run.config.model.name} "
+        f"{run.config.model.neuron} T={run.config.model.time_steps}, {report.num_examples} test examples of "
+        f"{run.splits.name}\n",
+        file=stream,
+    )
     print(report_lib.format_report(report, energy_model), file=stream)
-    result = {"workdir": os.path.abspath(workdir), "stage": run.stage, "step": run.step,
-              **report_dict(report, energy_model)}
+    result = {
+        "workdir": os.path.abspath(workdir),
+        "stage": run.stage,
+        "step": run.step,
+        **report_dict(report, energy_model),
+    }
     figures = write_figures(report, out_dir, os.path.join(workdir, "metrics.jsonl"))
     result["figures"] = figures
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, ANALYSIS_FILE), "w") as f:
         json.dump(result, f, indent=2)
-    print(f"\nwrote {os.path.join(out_dir, ANALYSIS_FILE)} and {', '.join(os.path.basename(p) for p in figures)}",
-          file=stream)
+    print(
+        f"\nwrote {os.path.join(out_dir, ANALYSIS_FILE)} and {', '.join(os.path.basename(p) for p in figures)}",
+        file=stream,
+    )
     return result

@@ -21,8 +21,6 @@ from typing import Any
 
 from snnjax.data.cifar import load_cifar10, load_cifar100
 from snnjax.data.digits import load_digits
-from snnjax.data.event_io import load_event_folder
-from snnjax.data.events import load_cifar10_events, load_digits_events, load_fashion_mnist_events
 from snnjax.data.errors import (
     DatasetCorruptError,
     DatasetError,
@@ -30,6 +28,9 @@ from snnjax.data.errors import (
     InvalidDatasetOptionError,
     UnknownDatasetError,
 )
+from snnjax.data.event_io import load_event_folder
+from snnjax.data.events import load_cifar10_events, load_digits_events, load_fashion_mnist_events
+from snnjax.data.idx import load_fashion_mnist, load_mnist
 from snnjax.data.pipeline import (
     EvalBatch,
     batch_indices,
@@ -43,7 +44,6 @@ from snnjax.data.pipeline import (
     random_crop_flip,
     steps_per_epoch,
 )
-from snnjax.data.idx import load_fashion_mnist, load_mnist
 from snnjax.data.placement import dataset_bytes, put_dataset
 from snnjax.data.subset import stratified_subset, take_train_subset
 from snnjax.data.synthetic import load_synthetic
@@ -119,9 +119,7 @@ def load_dataset(
     if isinstance(name, str) and name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
         from snnjax.data.tfds_source import load_tfds  # lazy: tfds and grain are slow to import
 
-        return _call_loader(
-            name, functools.partial(load_tfds, name[len(TFDS_PREFIX) :]), data_dir, download, options
-        )
+        return _call_loader(name, functools.partial(load_tfds, name[len(TFDS_PREFIX) :]), data_dir, download, options)
     loader = _LOADERS.get(name) if isinstance(name, str) else None
     if loader is None:
         raise UnknownDatasetError(

@@ -158,8 +158,7 @@ def parse_batch(raw: bytes, label_key: bytes, source: str) -> tuple[np.ndarray, 
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as e:  # pickle raises many types on garbage input
         raise DatasetCorruptError(
-            f"{source} is not a readable CIFAR batch ({e}). Fix: delete it and download the "
-            "official archive again."
+            f"{source} is not a readable CIFAR batch ({e}). Fix: delete it and download the official archive again."
         ) from e
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
@@ -169,12 +168,7 @@ def parse_batch(raw: bytes, label_key: bytes, source: str) -> tuple[np.ndarray, 
         )
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[label_key], dtype=np.int64)
-    if (
-        data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != RECORD_BYTES
-        or labels.shape != (data.shape[0],)
-    ):
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != RECORD_BYTES or labels.shape != (data.shape[0],):
         raise DatasetCorruptError(
             f"{source}: expected uint8 data [n, {RECORD_BYTES}] and n labels, got data "
             f"{data.dtype}{list(data.shape)} and {labels.shape[0]} labels. Fix: use the official archive."
@@ -259,9 +253,7 @@ def _obtain(spec: CifarSpec, data_dir: pathlib.Path, download: bool) -> pathlib.
     if found is not None:
         return found
     if not download:
-        raise DatasetNotFoundError(
-            _not_found_message(spec, looked_at, "download=False, so nothing was downloaded.")
-        )
+        raise DatasetNotFoundError(_not_found_message(spec, looked_at, "download=False, so nothing was downloaded."))
     # A data_dir naming an archive file means "put it exactly here".
     dest = data_dir if data_dir.name.endswith((".tar.gz", ".tgz")) else data_dir / spec.archive_name
     _log.info("Downloading %s to %s", spec.url, dest)
@@ -299,8 +291,7 @@ def load_cifar(
     """
     if label_type not in spec.label_types:
         raise InvalidDatasetOptionError(
-            f"{spec.name} option label_type={label_type!r} is invalid; "
-            f"choose one of {sorted(spec.label_types)}."
+            f"{spec.name} option label_type={label_type!r} is invalid; choose one of {sorted(spec.label_types)}."
         )
     label_key, num_classes = spec.label_types[label_type]
     root = pathlib.Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
@@ -317,9 +308,7 @@ def load_cifar(
         labels = np.concatenate([p[1] for p in parts])
         return ArrayDataset(images, labels, num_classes)
 
-    return DatasetSplits(
-        spec.name, split(spec.train_members), split(spec.test_members), IDSNN_MEAN, IDSNN_STD
-    )
+    return DatasetSplits(spec.name, split(spec.train_members), split(spec.test_members), IDSNN_MEAN, IDSNN_STD)
 
 
 def load_cifar10(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> DatasetSplits:

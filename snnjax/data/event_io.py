@@ -36,8 +36,9 @@ SPLITS = ("train", "test")
 _SAMPLE_FILE = re.compile(r"^(\d+)\.npy$")
 
 
-def write_event_split(root: str | os.PathLike[str], split: str, samples: Sequence[np.ndarray],
-                      labels: np.ndarray) -> None:
+def write_event_split(
+    root: str | os.PathLike[str], split: str, samples: Sequence[np.ndarray], labels: np.ndarray
+) -> None:
     """Write ``samples`` (structured event arrays) and ``labels`` as ``ROOT/<split>/{i}.npy`` + ``labels.npy``."""
     if len(samples) != len(labels):
         raise ValueError(f"{len(samples)} samples but {len(labels)} labels for split {split!r}")
@@ -49,12 +50,16 @@ def write_event_split(root: str | os.PathLike[str], split: str, samples: Sequenc
     np.save(split_dir / LABELS_FILE, np.asarray(labels, np.int64))
 
 
-def write_meta(root: str | os.PathLike[str], *, sensor_size: tuple[int, int], num_classes: int,
-               duration: float | None = None) -> None:
+def write_meta(
+    root: str | os.PathLike[str], *, sensor_size: tuple[int, int], num_classes: int, duration: float | None = None
+) -> None:
     """Write ``ROOT/meta.json`` (``sensor_size`` is ``(W, H)``; stored as tonic's ``[W, H, 2]``)."""
     Path(root).mkdir(parents=True, exist_ok=True)
-    meta = {"sensor_size": [int(sensor_size[0]), int(sensor_size[1]), events_lib.NUM_POLARITIES],
-            "num_classes": int(num_classes), "duration": duration}
+    meta = {
+        "sensor_size": [int(sensor_size[0]), int(sensor_size[1]), events_lib.NUM_POLARITIES],
+        "num_classes": int(num_classes),
+        "duration": duration,
+    }
     (Path(root) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -75,58 +80,74 @@ def read_meta(root: Path) -> dict:
         raise DatasetNotFoundError(
             f"event_folder: {path} not found. Fix: create it, e.g. "
             '{"sensor_size": [W, H, 2], "num_classes": K, "duration": null}, '
-            "next to the train/ and test/ folders (layout in snnjax/data/event_io.py).")
+            "next to the train/ and test/ folders (layout in snnjax/data/event_io.py)."
+        )
     try:
         meta = json.loads(path.read_text())
         width, height = int(meta["sensor_size"][0]), int(meta["sensor_size"][1])
     except (ValueError, KeyError, IndexError, TypeError) as err:
-        raise DatasetCorruptError(f"event_folder: {path} must hold JSON with sensor_size [W, H, 2]; "
-                                  f"could not read it ({err}).") from err
-    return {"sensor_size": (width, height), "num_classes": meta.get("num_classes"),
-            "duration": meta.get("duration")}
+        raise DatasetCorruptError(
+            f"event_folder: {path} must hold JSON with sensor_size [W, H, 2]; could not read it ({err})."
+        ) from err
+    return {"sensor_size": (width, height), "num_classes": meta.get("num_classes"), "duration": meta.get("duration")}
 
 
 def sample_files(split_dir: Path, num_samples: int) -> list[Path]:
     """The sample files 0..N-1 of a split, in index order; errors name what is missing or extra."""
-    found = {int(m.group(1)): split_dir / name for name in os.listdir(split_dir)
-             if (m := _SAMPLE_FILE.match(name))}
+    found = {int(m.group(1)): split_dir / name for name in os.listdir(split_dir) if (m := _SAMPLE_FILE.match(name))}
     expected = set(range(num_samples))
     if set(found) != expected:
         missing = sorted(expected - set(found))[:5]
         extra = sorted(set(found) - expected)[:5]
         raise DatasetCorruptError(
             f"event_folder: {split_dir} has {len(found)} sample files but {LABELS_FILE} has {num_samples} labels "
-            f"(missing indices {missing}, unexpected {extra}). Fix: one <index>.npy per label, indices 0..N-1.")
+            f"(missing indices {missing}, unexpected {extra}). Fix: one <index>.npy per label, indices 0..N-1."
+        )
     return [found[i] for i in range(num_samples)]
 
 
-def read_event_split(split_dir: str | os.PathLike[str], *, sensor_size: tuple[int, int], time_steps: int,
-                     duration: float | None = None, binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def read_event_split(
+    split_dir: str | os.PathLike[str],
+    *,
+    sensor_size: tuple[int, int],
+    time_steps: int,
+    duration: float | None = None,
+    binary: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Bin every sample of ``split_dir``: ``(frames uint8 [N, T, H, W, 2], labels int64 [N])``."""
     split_dir = Path(split_dir)
     labels_path = split_dir / LABELS_FILE
     if not labels_path.is_file():
-        raise DatasetNotFoundError(f"event_folder: {labels_path} not found. Fix: save the split's integer "
-                                   f"labels there (np.save), one per sample file.")
+        raise DatasetNotFoundError(
+            f"event_folder: {labels_path} not found. Fix: save the split's integer "
+            f"labels there (np.save), one per sample file."
+        )
     labels = np.load(labels_path)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DatasetCorruptError(f"event_folder: {labels_path} must be a 1-D integer array, got "
-                                  f"{labels.dtype} {labels.shape}.")
+        raise DatasetCorruptError(
+            f"event_folder: {labels_path} must be a 1-D integer array, got {labels.dtype} {labels.shape}."
+        )
     width, height = sensor_size
     frames = np.zeros((labels.shape[0], time_steps, height, width, events_lib.NUM_POLARITIES), np.uint8)
     for i, path in enumerate(sample_files(split_dir, labels.shape[0])):
         stream = np.load(path, allow_pickle=False)
         try:
-            frames[i] = events_lib.bin_events(stream, sensor_size=sensor_size, time_steps=time_steps,
-                                              duration=duration, binary=binary)
+            frames[i] = events_lib.bin_events(
+                stream, sensor_size=sensor_size, time_steps=time_steps, duration=duration, binary=binary
+            )
         except ValueError as err:
             raise DatasetCorruptError(f"event_folder: sample {path}: {err}") from err
     return frames, labels
 
 
-def load_event_folder(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True,
-                      time_steps: int = events_lib.DEFAULT_TIME_STEPS, binary: bool = False,
-                      duration: float | None = None) -> DatasetSplits:
+def load_event_folder(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    time_steps: int = events_lib.DEFAULT_TIME_STEPS,
+    binary: bool = False,
+    duration: float | None = None,
+) -> DatasetSplits:
     """Read ``data_dir`` (layout above) into event frames uint8 ``[N, T, H, W, 2]``, pass-through stats.
 
     Args:
@@ -140,19 +161,28 @@ def load_event_folder(*, data_dir: str | os.PathLike[str] | None = None, downloa
     if data_dir is None:
         raise InvalidDatasetOptionError(
             "event_folder needs data_dir: the folder holding meta.json, train/ and test/ "
-            "(set --config.data.data_dir=PATH; layout in snnjax/data/event_io.py).")
+            "(set --config.data.data_dir=PATH; layout in snnjax/data/event_io.py)."
+        )
     if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
-        raise InvalidDatasetOptionError(f"event_folder option time_steps={time_steps!r} is invalid; "
-                                        "pass a positive int equal to config.model.time_steps.")
+        raise InvalidDatasetOptionError(
+            f"event_folder option time_steps={time_steps!r} is invalid; "
+            "pass a positive int equal to config.model.time_steps."
+        )
     root = Path(data_dir)
     meta = read_meta(root)
     duration = meta["duration"] if duration is None else duration
-    loaded = {split: read_event_split(root / split, sensor_size=meta["sensor_size"], time_steps=time_steps,
-                                      duration=duration, binary=bool(binary)) for split in SPLITS}
+    loaded = {
+        split: read_event_split(
+            root / split, sensor_size=meta["sensor_size"], time_steps=time_steps, duration=duration, binary=bool(binary)
+        )
+        for split in SPLITS
+    }
     num_classes = meta["num_classes"]
     if num_classes is None:
         num_classes = int(max(int(labels.max(initial=-1)) for _, labels in loaded.values())) + 1
-    splits = {split: ArrayDataset(frames, labels.astype(np.int32), int(num_classes))
-              for split, (frames, labels) in loaded.items()}
+    splits = {
+        split: ArrayDataset(frames, labels.astype(np.int32), int(num_classes))
+        for split, (frames, labels) in loaded.items()
+    }
     mean, std = events_lib.passthrough_stats()
     return DatasetSplits("event_folder", splits["train"], splits["test"], mean, std)

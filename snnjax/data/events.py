@@ -63,10 +63,19 @@ EVENT_FIELDS = ("x", "y", "t", "p")
 
 # ES-ImageNet's trace (rows 1,0,2,1,0,2,1,1,2; columns 0,2,1,0,1,2,0,1,1) minus its centre (1, 1).
 ES_IMAGENET_PATH: tuple[tuple[int, int], ...] = (
-    (0, -1), (-1, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (0, -1), (0, 0), (1, 0))
-DEFAULT_THRESHOLD = 46          # pixel units; ES-ImageNet's 0.18 * 255
-DEFAULT_TIME_STEPS = 6          # the pretraining paper's T
-_CONVERT_CHUNK = 4096           # images per vectorised conversion chunk (bounds host memory)
+    (0, -1),
+    (-1, 1),
+    (1, 0),
+    (0, -1),
+    (-1, 0),
+    (1, 1),
+    (0, -1),
+    (0, 0),
+    (1, 0),
+)
+DEFAULT_THRESHOLD = 46  # pixel units; ES-ImageNet's 0.18 * 255
+DEFAULT_TIME_STEPS = 6  # the pretraining paper's T
+_CONVERT_CHUNK = 4096  # images per vectorised conversion chunk (bounds host memory)
 
 
 def passthrough_stats(channels: int = NUM_POLARITIES) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -133,19 +142,24 @@ def moving_window_events(
         raise ValueError(f"threshold must be in [0, 255) pixel units, got {threshold!r}")
     steps = _check_path(path)
     positions = [steps[k % len(steps)] for k in range(int(time_steps) + 1)]
-    chunks = [_convert_chunk(images[i:i + _CONVERT_CHUNK], positions, float(threshold))
-              for i in range(0, images.shape[0], _CONVERT_CHUNK)]
-    frames = np.concatenate(chunks, axis=0) if chunks else np.zeros(
-        (0, int(time_steps)) + images.shape[1:3] + (NUM_POLARITIES,), np.uint8)
+    chunks = [
+        _convert_chunk(images[i : i + _CONVERT_CHUNK], positions, float(threshold))
+        for i in range(0, images.shape[0], _CONVERT_CHUNK)
+    ]
+    frames = (
+        np.concatenate(chunks, axis=0)
+        if chunks
+        else np.zeros((0, int(time_steps)) + images.shape[1:3] + (NUM_POLARITIES,), np.uint8)
+    )
     return frames[0] if single else frames
 
 
 def _convert_chunk(images: np.ndarray, positions: list[tuple[int, int]], threshold: float) -> np.ndarray:
-    gray = images.max(axis=-1).astype(np.int16)                              # [n, H, W]
+    gray = images.max(axis=-1).astype(np.int16)  # [n, H, W]
     shifted = np.stack([shift_frames(gray, dy, dx) for dy, dx in positions])  # [T+1, n, H, W]
-    diff = shifted[1:] - shifted[:-1]                                        # [T, n, H, W]
-    frames = np.stack([diff < -threshold, diff > threshold], axis=-1)        # channel = polarity
-    return frames.transpose(1, 0, 2, 3, 4).astype(np.uint8)                  # [n, T, H, W, 2]
+    diff = shifted[1:] - shifted[:-1]  # [T, n, H, W]
+    frames = np.stack([diff < -threshold, diff > threshold], axis=-1)  # channel = polarity
+    return frames.transpose(1, 0, 2, 3, 4).astype(np.uint8)  # [n, T, H, W, 2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,18 +172,23 @@ def check_events(events: np.ndarray, *, sensor_size: tuple[int, int], source: st
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in EVENT_FIELDS if f not in names]
     if missing:
-        raise ValueError(f"{source}: expected a structured array with fields {list(EVENT_FIELDS)} (tonic layout), "
-                         f"missing {missing}; got dtype {getattr(events, 'dtype', type(events))}.")
+        raise ValueError(
+            f"{source}: expected a structured array with fields {list(EVENT_FIELDS)} (tonic layout), "
+            f"missing {missing}; got dtype {getattr(events, 'dtype', type(events))}."
+        )
     for field in ("x", "y", "p"):
         kind = events.dtype[field].kind
         if kind not in "iub":
             raise ValueError(f"{source}: field {field!r} must be integer, got dtype {events.dtype[field]}.")
     width, height = sensor_size
-    if events.size and (events["x"].min() < 0 or events["x"].max() >= width
-                        or events["y"].min() < 0 or events["y"].max() >= height):
-        raise ValueError(f"{source}: event coordinates x in [{events['x'].min()}, {events['x'].max()}], "
-                         f"y in [{events['y'].min()}, {events['y'].max()}] fall outside sensor_size "
-                         f"(W, H) = {sensor_size}; pass the sensor's real size.")
+    if events.size and (
+        events["x"].min() < 0 or events["x"].max() >= width or events["y"].min() < 0 or events["y"].max() >= height
+    ):
+        raise ValueError(
+            f"{source}: event coordinates x in [{events['x'].min()}, {events['x'].max()}], "
+            f"y in [{events['y'].min()}, {events['y'].max()}] fall outside sensor_size "
+            f"(W, H) = {sensor_size}; pass the sensor's real size."
+        )
 
 
 def time_bins(t: np.ndarray, time_steps: int, t_start: float, duration: float) -> np.ndarray:
@@ -224,8 +243,9 @@ def bin_events(
     bins = time_bins(t, int(time_steps), t0, span)
     keep = bins >= 0
     channel = (events["p"][keep] > 0).astype(np.int64)
-    flat = np.ravel_multi_index((bins[keep], events["y"][keep].astype(np.int64),
-                                 events["x"][keep].astype(np.int64), channel), frames_shape)
+    flat = np.ravel_multi_index(
+        (bins[keep], events["y"][keep].astype(np.int64), events["x"][keep].astype(np.int64), channel), frames_shape
+    )
     counts = np.bincount(flat, minlength=int(np.prod(frames_shape))).reshape(frames_shape)
     counts = np.minimum(counts, 1 if binary else 255)
     return counts.astype(np.uint8)
@@ -257,16 +277,19 @@ def _event_options(dataset: str, time_steps: object, threshold: object) -> tuple
     if isinstance(time_steps, bool) or not isinstance(time_steps, numbers.Integral) or time_steps < 1:
         raise InvalidDatasetOptionError(
             f"{dataset} option time_steps={time_steps!r} is invalid; pass a positive int equal to "
-            "config.model.time_steps (e.g. 6).")
+            "config.model.time_steps (e.g. 6)."
+        )
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold < 255:
         raise InvalidDatasetOptionError(
             f"{dataset} option threshold={threshold!r} is invalid; pass a brightness change in [0, 255) "
-            f"pixel units (default {DEFAULT_THRESHOLD}).")
+            f"pixel units (default {DEFAULT_THRESHOLD})."
+        )
     return int(time_steps), float(threshold)
 
 
 def convert_splits(static: DatasetSplits, name: str, *, time_steps: int, threshold: float) -> DatasetSplits:
     """Both splits of a static dataset converted by :func:`moving_window_events`, with pass-through stats."""
+
     def convert(split: ArrayDataset) -> ArrayDataset:
         frames = moving_window_events(split.images, time_steps=time_steps, threshold=threshold)
         return ArrayDataset(frames, split.labels, split.num_classes)
@@ -275,8 +298,9 @@ def convert_splits(static: DatasetSplits, name: str, *, time_steps: int, thresho
     return DatasetSplits(name, convert(static.train), convert(static.test), mean, std)
 
 
-def load_digits_events(*, time_steps: int = DEFAULT_TIME_STEPS, threshold: float = DEFAULT_THRESHOLD,
-                       size: int = 8) -> DatasetSplits:
+def load_digits_events(
+    *, time_steps: int = DEFAULT_TIME_STEPS, threshold: float = DEFAULT_THRESHOLD, size: int = 8
+) -> DatasetSplits:
     """``digits`` (same 1,437 / 360 split) converted to event frames uint8 ``[N, T, size, size, 2]``.
 
     Offline and deterministic: the pipe-D stand-in for ES-ImageNet. Options: ``time_steps`` (T),
@@ -288,9 +312,13 @@ def load_digits_events(*, time_steps: int = DEFAULT_TIME_STEPS, threshold: float
     return convert_splits(load_digits(size=size), "digits_events", time_steps=time_steps, threshold=threshold)
 
 
-def load_cifar10_events(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True,
-                        time_steps: int = DEFAULT_TIME_STEPS,
-                        threshold: float = DEFAULT_THRESHOLD) -> DatasetSplits:
+def load_cifar10_events(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    time_steps: int = DEFAULT_TIME_STEPS,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> DatasetSplits:
     """CIFAR-10 converted to event frames uint8 ``[N, T, 32, 32, 2]`` (737 MB for the train split at T = 6)."""
     from snnjax.data.cifar import load_cifar10
 
@@ -299,9 +327,13 @@ def load_cifar10_events(*, data_dir: str | os.PathLike[str] | None = None, downl
     return convert_splits(static, "cifar10_events", time_steps=time_steps, threshold=threshold)
 
 
-def load_fashion_mnist_events(*, data_dir: str | os.PathLike[str] | None = None, download: bool = True,
-                              time_steps: int = DEFAULT_TIME_STEPS,
-                              threshold: float = DEFAULT_THRESHOLD) -> DatasetSplits:
+def load_fashion_mnist_events(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    time_steps: int = DEFAULT_TIME_STEPS,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> DatasetSplits:
     """Fashion-MNIST converted to event frames uint8 ``[N, T, 28, 28, 2]`` (564 MB for the train split at T = 6)."""
     from snnjax.data.idx import load_fashion_mnist
 

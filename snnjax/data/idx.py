@@ -210,12 +210,17 @@ def _missing_message(spec: IdxSpec, searched: list[pathlib.Path], download_error
     if spec.install_hint:
         ways.append(f"`{spec.install_hint}` (installs {spec.system_dir}/)")
     files = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
-    ways.append(f"put the four official files ({files}) in a folder and pass it as --config.data.data_dir=DIR "
-                f"(or set ${DATA_DIR_ENV} and put them in ${DATA_DIR_ENV}/{spec.name}/)")
+    ways.append(
+        f"put the four official files ({files}) in a folder and pass it as --config.data.data_dir=DIR "
+        f"(or set ${DATA_DIR_ENV} and put them in ${DATA_DIR_ENV}/{spec.name}/)"
+    )
     ways.append(f"allow the download from {spec.base_url} (--config.data.download=True, needs network)")
     looked = ", ".join(str(d) for d in searched)
-    return (f"Dataset {spec.name!r} not found (looked in {looked}){download_error}. Get it by one of: "
-            + "; ".join(f"({i}) {w}" for i, w in enumerate(ways, 1)) + ".")
+    return (
+        f"Dataset {spec.name!r} not found (looked in {looked}){download_error}. Get it by one of: "
+        + "; ".join(f"({i}) {w}" for i, w in enumerate(ways, 1))
+        + "."
+    )
 
 
 def locate_idx_files(spec: IdxSpec, data_dir: str | os.PathLike[str] | None, download: bool) -> dict[str, pathlib.Path]:
@@ -239,7 +244,9 @@ def locate_idx_files(spec: IdxSpec, data_dir: str | os.PathLike[str] | None, dow
     raise DatasetNotFoundError(_missing_message(spec, searched, download_error))
 
 
-def load_idx_dataset(spec: IdxSpec, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> DatasetSplits:
+def load_idx_dataset(
+    spec: IdxSpec, data_dir: str | os.PathLike[str] | None = None, download: bool = True
+) -> DatasetSplits:
     """Both splits of an IDX dataset, uint8 [N, 28, 28, 1], with train-split mean/std."""
     files = locate_idx_files(spec, data_dir, download)
     splits = {split: read_idx_pair(files[images], files[labels]) for split, (images, labels) in SPLIT_FILES.items()}

@@ -216,9 +216,7 @@ def num_eval_batches(num_examples: int, batch_size: int) -> int:
     return math.ceil(num_examples / batch_size)
 
 
-def eval_batch_indices(
-    batch_index: IntLike, num_examples: int, batch_size: int
-) -> tuple[jax.Array, jax.Array]:
+def eval_batch_indices(batch_index: IntLike, num_examples: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """(int32 [B] indices, bool [B] mask) of evaluation batch `batch_index`; jit-able.
 
     Batch i covers examples [i * B, (i + 1) * B); positions past N are masked out
@@ -237,9 +235,7 @@ def eval_batches(num_examples: int, batch_size: int) -> list[EvalBatch]:
     batches = []
     for i in range(num_eval_batches(num_examples, batch_size)):
         positions = i * batch_size + np.arange(batch_size)
-        batches.append(
-            EvalBatch(np.minimum(positions, num_examples - 1).astype(np.int32), positions < num_examples)
-        )
+        batches.append(EvalBatch(np.minimum(positions, num_examples - 1).astype(np.int32), positions < num_examples))
     return batches
 
 

@@ -16,9 +16,7 @@ def dataset_bytes(ds: ArrayDataset) -> int:
     return int(ds.images.nbytes + ds.labels.nbytes)
 
 
-def put_dataset(
-    ds: ArrayDataset, sharding: jax.sharding.Sharding | None = None
-) -> tuple[jax.Array, jax.Array]:
+def put_dataset(ds: ArrayDataset, sharding: jax.sharding.Sharding | None = None) -> tuple[jax.Array, jax.Array]:
     """Copy a split to the device(s), keeping uint8 images and int32 labels.
 
     Args:

@@ -36,8 +36,10 @@ def with_normalization(splits, name: str = "dataset"):
     import dataclasses
 
     if name not in NORMALIZATIONS:
-        raise ValueError(f"config.data.normalization={name!r} is not valid; choose one of {list(NORMALIZATIONS)} "
-                         "(symmetric maps pixels to [-1, 1], unit to [0, 1])")
+        raise ValueError(
+            f"config.data.normalization={name!r} is not valid; choose one of {list(NORMALIZATIONS)} "
+            "(symmetric maps pixels to [-1, 1], unit to [0, 1])"
+        )
     stats = NORMALIZATIONS[name]
     if stats is None:
         return splits

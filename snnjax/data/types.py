@@ -54,11 +54,7 @@ class ArrayDataset:
                 f"ArrayDataset.labels must have shape [N] = ({self.images.shape[0]},) to match "
                 f"images {self.images.shape}, got {self.labels.shape}."
             )
-        if (
-            isinstance(self.num_classes, bool)
-            or not isinstance(self.num_classes, int)
-            or self.num_classes < 1
-        ):
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"ArrayDataset.num_classes must be a positive int, got {self.num_classes!r}.")
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
             raise ValueError(

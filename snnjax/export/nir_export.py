@@ -49,7 +49,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import numpy as np
@@ -57,16 +58,17 @@ import numpy as np
 from snnjax import layers
 from snnjax.models.resnet import Bottleneck, ResNet
 
-BN_EPSILON = 1e-5          # the epsilon snnjax.models.resnet gives every BatchNorm
-NAME_SEPARATOR = "."       # NIR node names are HDF5 group names: no "/"
+BN_EPSILON = 1e-5  # the epsilon snnjax.models.resnet gives every BatchNorm
+NAME_SEPARATOR = "."  # NIR node names are HDF5 group names: no "/"
 
 
 def _nir():
     try:
         import nir
     except ImportError as err:  # optional dependency
-        raise ImportError("NIR export needs the `nir` package: pip install 'nir>=1.0.8' "
-                          "(or the snnjax[nir] extra)") from err
+        raise ImportError(
+            "NIR export needs the `nir` package: pip install 'nir>=1.0.8' (or the snnjax[nir] extra)"
+        ) from err
     return nir
 
 
@@ -82,8 +84,9 @@ def _folded_conv(kernel: np.ndarray, scale, bias, mean, var) -> tuple[np.ndarray
     """Inference-mode BN folded into a bias-free conv (:func:`snnjax.layers.fold_batch_norm`, in float64),
     as NIR/PyTorch ``(weight [C_out, C_in, k_h, k_w], bias [C_out])`` float32."""
     f64 = lambda v: np.asarray(v, np.float64)  # noqa: E731
-    weight, folded_bias = layers.fold_batch_norm(f64(kernel), None, f64(scale), f64(bias), f64(mean), f64(var),
-                                                 BN_EPSILON)
+    weight, folded_bias = layers.fold_batch_norm(
+        f64(kernel), None, f64(scale), f64(bias), f64(mean), f64(var), BN_EPSILON
+    )
     return weight.transpose(3, 2, 0, 1).astype(np.float32), folded_bias.astype(np.float32)
 
 
@@ -96,18 +99,23 @@ def neuron_node(spec: NeuronSpec, shape: tuple[int, ...], dt: float = 1.0):
     if spec.decay == 1.0:
         return nir.IF(r=full(1.0 / dt), v_threshold=full(spec.v_threshold), v_reset=full(0.0))
     tau = dt / (1.0 - spec.decay)
-    return nir.LIF(tau=full(tau), r=full(tau / dt), v_leak=full(0.0), v_threshold=full(spec.v_threshold),
-                   v_reset=full(0.0))
+    return nir.LIF(
+        tau=full(tau), r=full(tau / dt), v_leak=full(0.0), v_threshold=full(spec.v_threshold), v_reset=full(0.0)
+    )
 
 
 def _neuron_template(model: ResNet) -> layers.SpikingNeuron:
     neuron = model.activation()
     if not isinstance(neuron, layers.SpikingNeuron):
-        raise ValueError(f"NIR export needs a spiking model, but the activation is {type(neuron).__name__}; "
-                         "export the SNN (config.model.neuron = lif | if | plif), not the ANN teacher")
+        raise ValueError(
+            f"NIR export needs a spiking model, but the activation is {type(neuron).__name__}; "
+            "export the SNN (config.model.neuron = lif | if | plif), not the ANN teacher"
+        )
     if neuron.reset != "hard":
-        raise NotImplementedError(f"reset={neuron.reset!r} cannot be exported: NIR's LIF/IF reset the membrane "
-                                  "to v_reset; use reset='hard' (the IDSNN default)")
+        raise NotImplementedError(
+            f"reset={neuron.reset!r} cannot be exported: NIR's LIF/IF reset the membrane "
+            "to v_reset; use reset='hard' (the IDSNN default)"
+        )
     return neuron
 
 
@@ -115,11 +123,14 @@ def _check_model(model: nn.Module) -> None:
     if not isinstance(model, ResNet):
         raise TypeError(f"NIR export supports snnjax.models.resnet.ResNet models, got {type(model).__name__}")
     if model.stem != "cifar":
-        raise NotImplementedError(f"stem={model.stem!r} cannot be exported: NIR 1.0 has no max-pool; "
-                                  "use the 'cifar' stem")
+        raise NotImplementedError(
+            f"stem={model.stem!r} cannot be exported: NIR 1.0 has no max-pool; use the 'cifar' stem"
+        )
     if model.connect != "standard":
-        raise NotImplementedError(f"connect={model.connect!r} (SEW ResNet) cannot be exported: NIR 1.0 has no "
-                                  "spike-element-wise nodes; use standard residual blocks")
+        raise NotImplementedError(
+            f"connect={model.connect!r} (SEW ResNet) cannot be exported: NIR 1.0 has no "
+            "spike-element-wise nodes; use standard residual blocks"
+        )
 
 
 class _GraphBuilder:
@@ -143,14 +154,15 @@ class _GraphBuilder:
         kernel = np.asarray(p[conv]["kernel"])
         weight, bias = _folded_conv(kernel, p[bn]["scale"], p[bn]["bias"], s[bn]["mean"], s[bn]["var"])
         _, h, w = self.shapes[source]
-        node = nir.Conv2d(input_shape=(h, w), weight=weight, stride=stride, padding=padding, dilation=1, groups=1,
-                          bias=bias)
+        node = nir.Conv2d(
+            input_shape=(h, w), weight=weight, stride=stride, padding=padding, dilation=1, groups=1, bias=bias
+        )
         shape = tuple(int(d) for d in node.output_type["output"])
         return self.add(NAME_SEPARATOR.join(scope + (conv,)), node, shape, source)
 
     def spiking(self, scope: tuple[str, ...], act: str, *sources: str) -> str:
         decay = float(self.neuron.decay)
-        if self.neuron.learnable_decay:   # PLIF: the learned decay of this layer
+        if self.neuron.learnable_decay:  # PLIF: the learned decay of this layer
             logit = float(np.asarray(self._sub(self.params, scope)[act]["decay_logit"]))
             decay = 1.0 / (1.0 + math.exp(-logit))
         shape = self.shapes[sources[0]]
@@ -176,11 +188,12 @@ def _block(g: _GraphBuilder, name: str, bottleneck: bool, stride: int, source: s
     shortcut = source
     if "shortcut_conv" in g.params[name]:
         shortcut = g.conv(scope, "shortcut_conv", "shortcut_bn", stride, 0, source)
-    return g.spiking(scope, "act_out", y, shortcut)   # two edges in: the residual sum
+    return g.spiking(scope, "act_out", y, shortcut)  # two edges in: the residual sum
 
 
-def export_resnet(model: nn.Module, variables: Mapping[str, Any], input_shape: tuple[int, int, int], *,
-                  dt: float = 1.0):
+def export_resnet(
+    model: nn.Module, variables: Mapping[str, Any], input_shape: tuple[int, int, int], *, dt: float = 1.0
+):
     """The NIR graph of a trained Spiking ResNet.
 
     Args:
@@ -210,23 +223,38 @@ def export_resnet(model: nn.Module, variables: Mapping[str, Any], input_shape: t
         for b in range(num_blocks):
             x = _block(g, f"stage{s}_block{b}", bottleneck, 2 if s > 0 and b == 0 else 1, x)
     channels, fh, fw = g.shapes[x]
-    x = g.add("pool", nir.AvgPool2d(kernel_size=np.array([fh, fw]), stride=np.array([fh, fw]),
-                                    padding=np.array([0, 0])), (channels, 1, 1), x)
-    x = g.add("flatten", nir.Flatten(input_type={"input": np.array([channels, 1, 1])}, start_dim=0),
-              (channels,), x)
+    x = g.add(
+        "pool",
+        nir.AvgPool2d(kernel_size=np.array([fh, fw]), stride=np.array([fh, fw]), padding=np.array([0, 0])),
+        (channels, 1, 1),
+        x,
+    )
+    x = g.add("flatten", nir.Flatten(input_type={"input": np.array([channels, 1, 1])}, start_dim=0), (channels,), x)
     kernel, bias = np.asarray(params["head"]["kernel"], np.float32), np.asarray(params["head"]["bias"], np.float32)
     x = g.add("head", nir.Affine(weight=kernel.T.copy(), bias=bias), (kernel.shape[1],), x)
     steps = int(model.time_steps)
     x = g.add("readout", nir.I(r=np.full(kernel.shape[1], 1.0 / (steps * dt), np.float32)), (kernel.shape[1],), x)
     g.add("output", nir.Output(output_type={"output": np.array([kernel.shape[1]])}), (kernel.shape[1],), x)
-    metadata = {"source": "snnjax", "dt": float(dt), "time_steps": steps, "encoding": "direct",
-                "layout": "CHW", "readout": "state of 'readout' after time_steps steps = logits",
-                "edge_semantics": "same-step, summed"}
+    metadata = {
+        "source": "snnjax",
+        "dt": float(dt),
+        "time_steps": steps,
+        "encoding": "direct",
+        "layout": "CHW",
+        "readout": "state of 'readout' after time_steps steps = logits",
+        "edge_semantics": "same-step, summed",
+    }
     return nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata=metadata)
 
 
-def write_nir(path: str | os.PathLike, model: nn.Module, variables: Mapping[str, Any],
-              input_shape: tuple[int, int, int], *, dt: float = 1.0):
+def write_nir(
+    path: str | os.PathLike,
+    model: nn.Module,
+    variables: Mapping[str, Any],
+    input_shape: tuple[int, int, int],
+    *,
+    dt: float = 1.0,
+):
     """:func:`export_resnet` and ``nir.write`` to ``path`` (conventionally ``*.nir``); returns the graph."""
     nir = _nir()
     graph = export_resnet(model, variables, input_shape, dt=dt)

@@ -12,13 +12,14 @@ its config check.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 
 # config.pipeline -> the package holding pipeline.py (and config.py with validate, where it has one).
 PIPELINES = {
-    "train": "snnjax.train",                 # single-stage training (teacher.py, baseline.py): no method
+    "train": "snnjax.train",  # single-stage training (teacher.py, baseline.py): no method
     "idsnn": "snnjax.methods.idsnn",
     "hybrid_stdb": "snnjax.methods.hybrid",
     "snn2ann": "snnjax.methods.snn2ann",

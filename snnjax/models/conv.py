@@ -23,7 +23,8 @@ convolutions) and give kernel gradients equal to XLA's up to float summation ord
 from __future__ import annotations
 
 import functools
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -86,8 +87,10 @@ def _split_kernel_grad(x, kernel, strides, padding, g):
     n = x.shape[0]
     piece = split_piece(n, g.shape[1] * g.shape[2])
     # Unrolled on purpose (see the module docstring); independent pieces, summed at the end.
-    parts = [_kernel_grad(x[start:start + piece], kernel, strides, padding, g[start:start + piece])
-             for start in range(0, n, piece)]
+    parts = [
+        _kernel_grad(x[start : start + piece], kernel, strides, padding, g[start : start + piece])
+        for start in range(0, n, piece)
+    ]
     return parts[0] if len(parts) == 1 else jnp.sum(jnp.stack(parts), axis=0)
 
 
@@ -97,10 +100,16 @@ def _patches(x: jax.Array, kernel_hw: tuple[int, int], strides: Sequence[int], p
     xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     ho = (xp.shape[1] - kh) // strides[0] + 1
     wo = (xp.shape[2] - kw) // strides[1] + 1
-    taps = [jax.lax.slice(xp, (0, i, j, 0),
-                          (xp.shape[0], i + (ho - 1) * strides[0] + 1, j + (wo - 1) * strides[1] + 1, xp.shape[3]),
-                          (1, strides[0], strides[1], 1))
-            for i in range(kh) for j in range(kw)]
+    taps = [
+        jax.lax.slice(
+            xp,
+            (0, i, j, 0),
+            (xp.shape[0], i + (ho - 1) * strides[0] + 1, j + (wo - 1) * strides[1] + 1, xp.shape[3]),
+            (1, strides[0], strides[1], 1),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
     return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
 
 
@@ -120,19 +129,23 @@ _conv_matmul_grad = _with_kernel_grad(_matmul_kernel_grad)
 # ---------------------------------------------------------------------------------------------
 
 
-def _supported(lhs, padding, *, lhs_dilation=None, rhs_dilation=None, feature_group_count=1, precision=None,
-               **unused) -> bool:
+def _supported(
+    lhs, padding, *, lhs_dilation=None, rhs_dilation=None, feature_group_count=1, precision=None, **unused
+) -> bool:
     del unused  # nn.Conv always passes NHWC/HWIO dimension numbers for 4-D inputs
     dilated = any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
-    return not (dilated or feature_group_count != 1 or precision is not None or isinstance(padding, str)
-                or lhs.ndim != 4)
+    return not (
+        dilated or feature_group_count != 1 or precision is not None or isinstance(padding, str) or lhs.ndim != 4
+    )
 
 
 def _drop_in(impl: Callable, name: str) -> Callable:
     def conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs):
         if not _supported(lhs, padding, **kwargs):
-            raise ValueError(f"conv_grad={name!r} supports only undilated, ungrouped 2-D NHWC convolutions with "
-                             "explicit padding; use config.model.conv_grad='xla' for this model")
+            raise ValueError(
+                f"conv_grad={name!r} supports only undilated, ungrouped 2-D NHWC convolutions with "
+                "explicit padding; use config.model.conv_grad='xla' for this model"
+            )
         pads = tuple(tuple(int(p) for p in pair) for pair in padding)
         return impl(lhs, rhs, tuple(int(s) for s in window_strides), pads)
 

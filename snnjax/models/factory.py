@@ -42,17 +42,33 @@ from snnjax.models import resnet as resnet_lib
 NEURONS = ("relu", "lif", "if", "plif")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MODEL_NAMES = tuple(f"{prefix}resnet{d}" for prefix in ("", "sew_") for d in sorted(resnet_lib.STAGE_SIZES))
-NAMES = MODEL_NAMES   # this family's names in the model registry (snnjax.models.registry)
+NAMES = MODEL_NAMES  # this family's names in the model registry (snnjax.models.registry)
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
     """Default ``config.model`` section (IDSNN Spiking ResNet18), with ``overrides`` applied."""
-    cfg = ml_collections.ConfigDict(dict(
-        name="resnet18", width=64, neuron="lif", time_steps=4, decay=0.25, v_threshold=0.5,
-        reset="hard", detach_reset=True, surrogate="rectangular", surrogate_param=1.0,
-        stem="cifar", stem_padding=1, dtype="float32", unroll=0,
-        lif_impl="scan", remat=False, conv_grad="auto", init="kaiming_fan_out",
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="resnet18",
+            width=64,
+            neuron="lif",
+            time_steps=4,
+            decay=0.25,
+            v_threshold=0.5,
+            reset="hard",
+            detach_reset=True,
+            surrogate="rectangular",
+            surrogate_param=1.0,
+            stem="cifar",
+            stem_padding=1,
+            dtype="float32",
+            unroll=0,
+            lif_impl="scan",
+            remat=False,
+            conv_grad="auto",
+            init="kaiming_fan_out",
+        )
+    )
     cfg.update(overrides)
     return cfg
 
@@ -97,13 +113,15 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
         raise ValueError(f"an ANN (neuron='relu') needs config.model.time_steps=1, got {cfg.time_steps}")
     conv_grad = cfg.get("conv_grad", "auto")
     if conv_grad not in resnet_lib.CONV_GRADS:
-        raise ValueError(f"config.model.conv_grad={conv_grad!r} is not valid; choose one of {list(resnet_lib.CONV_GRADS)}")
+        raise ValueError(
+            f"config.model.conv_grad={conv_grad!r} is not valid; choose one of {list(resnet_lib.CONV_GRADS)}"
+        )
     name = cfg.name
     connect = "standard"
     if name.startswith("sew_"):
-        name, connect = name[len("sew_"):], "sew_add"
+        name, connect = name[len("sew_") :], "sew_add"
     return resnet_lib.resnet(
-        int(name[len("resnet"):]),
+        int(name[len("resnet") :]),
         num_classes,
         activation=make_activation(cfg),
         time_steps=int(cfg.time_steps),
@@ -126,7 +144,7 @@ def _flag(cfg: ml_collections.ConfigDict, key: str) -> bool:
     return value
 
 
-build = build_model   # the registry's entry point for this family
+build = build_model  # the registry's entry point for this family
 
 
 def _fail(prefix: str, key: str, value, allowed: str) -> None:
@@ -135,9 +153,14 @@ def _fail(prefix: str, key: str, value, allowed: str) -> None:
 
 def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check a ResNet ``model`` section (errors name ``config.<prefix>.<key>`` and the allowed values)."""
-    checks = {"name": MODEL_NAMES, "neuron": NEURONS, "reset": neurons.RESETS,
-              "dtype": tuple(DTYPES), "stem": ("cifar", "imagenet", "imagenet_nopool"),
-              "init": initializers.INITS}
+    checks = {
+        "name": MODEL_NAMES,
+        "neuron": NEURONS,
+        "reset": neurons.RESETS,
+        "dtype": tuple(DTYPES),
+        "stem": ("cifar", "imagenet", "imagenet_nopool"),
+        "init": initializers.INITS,
+    }
     for key, allowed in checks.items():
         if key in m and m[key] not in allowed:
             _fail(prefix, key, m[key], f"choose one of {list(allowed)}")

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 Initializer = Callable[..., jax.Array]
 INITS = ("kaiming_fan_out", "pytorch")

@@ -81,7 +81,7 @@ def upgrade_legacy(model: dict[str, Any]) -> dict[str, Any]:
     0.1 SNN2ANN sections had ``arch`` next to the name the pipeline wrote (``snn2ann_vgg``).
     """
     out = dict(model)
-    if "spike_grad" in out:                       # hybrid VGG
+    if "spike_grad" in out:  # hybrid VGG
         out.setdefault("name", out.get("arch"))
         out["surrogate"] = out.pop("spike_grad")
         out["surrogate_param"] = out.pop("stdb_alpha", 0.3)

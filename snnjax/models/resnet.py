@@ -24,7 +24,8 @@ Parameter paths (what :mod:`snnjax.methods.idsnn.transplant` relies on)::
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -44,12 +45,27 @@ CONV_GRADS = conv_lib.CONV_GRADS
 conv_kernel_init = initializers.conv_kernel("kaiming_fan_out")
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str, conv_grad: ConvGrad = "auto",
-          weight_init: str = "kaiming_fan_out") -> nn.Conv:
+def _conv(
+    features: int,
+    kernel: int,
+    stride: int,
+    dtype: Dtype,
+    name: str,
+    conv_grad: ConvGrad = "auto",
+    weight_init: str = "kaiming_fan_out",
+) -> nn.Conv:
     pad = (kernel - 1) // 2
-    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                   use_bias=False, dtype=dtype, kernel_init=initializers.conv_kernel(weight_init), name=name,
-                   conv_general_dilated=conv_lib.conv_impl(conv_grad))
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        (stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        use_bias=False,
+        dtype=dtype,
+        kernel_init=initializers.conv_kernel(weight_init),
+        name=name,
+        conv_general_dilated=conv_lib.conv_impl(conv_grad),
+    )
 
 
 def _sew_connect(out: jax.Array, identity: jax.Array, connect: Connect) -> jax.Array:
@@ -59,7 +75,7 @@ def _sew_connect(out: jax.Array, identity: jax.Array, connect: Connect) -> jax.A
     if connect == "sew_and":
         return out * identity
     if connect == "sew_iand":
-        return (1.0 - out) * identity   # IAND: (not A) and S
+        return (1.0 - out) * identity  # IAND: (not A) and S
     raise ValueError(f"unknown SEW connect function {connect!r}")
 
 
@@ -117,7 +133,9 @@ def _residual(block: nn.Module, x: jax.Array, y: jax.Array, out_features: int, t
     """Shortcut + merge; called inside a block's compact ``__call__`` (submodules bind to it)."""
     identity = x
     if x.shape != y.shape:
-        identity = _conv(out_features, 1, block.strides, block.dtype, "shortcut_conv", block.conv_grad, block.weight_init)(x)
+        identity = _conv(
+            out_features, 1, block.strides, block.dtype, "shortcut_conv", block.conv_grad, block.weight_init
+        )(x)
         identity = block.norm(name="shortcut_bn")(identity)
         if block.connect != "standard":
             identity = block.activation(name="shortcut_act")(identity, time_steps)
@@ -175,9 +193,14 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Logits ``[B, num_classes]`` (float32) for ``x`` ``[B, H, W, C]`` or ``[B, T, H, W, C]``."""
-        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-                                 epsilon=1e-5, dtype=self.dtype,
-                                 scale_init=nn.initializers.constant(self.bn_scale_init))
+        norm = functools.partial(
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=1e-5,
+            dtype=self.dtype,
+            scale_init=nn.initializers.constant(self.bn_scale_init),
+        )
         x = x.astype(self.dtype)
         steps = self.time_steps
         if x.ndim == 5:
@@ -209,21 +232,42 @@ class ResNet(nn.Module):
                     weight_init=self.weight_init,
                     name=f"stage{s}_block{b}",
                 )(x, steps)
-        x = jnp.mean(x, axis=(1, 2))                      # global average pool: [B*T, C]
-        x = layers.split_time(x, steps).mean(axis=1)      # mean over time: [B, C]
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=initializers.dense_kernel(self.weight_init),
-                          bias_init=initializers.bias(self.weight_init, x.shape[-1]), name="head")(x)
+        x = jnp.mean(x, axis=(1, 2))  # global average pool: [B*T, C]
+        x = layers.split_time(x, steps).mean(axis=1)  # mean over time: [B, C]
+        logits = nn.Dense(
+            self.num_classes,
+            dtype=self.dtype,
+            kernel_init=initializers.dense_kernel(self.weight_init),
+            bias_init=initializers.bias(self.weight_init, x.shape[-1]),
+            name="head",
+        )(x)
         return logits.astype(jnp.float32)
 
     def _stem(self, x: jax.Array, norm: Any) -> jax.Array:
         if self.stem == "cifar":
             p = self.stem_padding
-            conv = nn.Conv(self.width, (3, 3), (1, 1), padding=((p, p), (p, p)), use_bias=False,
-                           dtype=self.dtype, kernel_init=initializers.conv_kernel(self.weight_init), name="stem_conv",
-                           conv_general_dilated=conv_lib.conv_impl(self.conv_grad))
+            conv = nn.Conv(
+                self.width,
+                (3, 3),
+                (1, 1),
+                padding=((p, p), (p, p)),
+                use_bias=False,
+                dtype=self.dtype,
+                kernel_init=initializers.conv_kernel(self.weight_init),
+                name="stem_conv",
+                conv_general_dilated=conv_lib.conv_impl(self.conv_grad),
+            )
         else:
-            conv = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False,
-                           dtype=self.dtype, kernel_init=initializers.conv_kernel(self.weight_init), name="stem_conv")
+            conv = nn.Conv(
+                self.width,
+                (7, 7),
+                (2, 2),
+                padding=((3, 3), (3, 3)),
+                use_bias=False,
+                dtype=self.dtype,
+                kernel_init=initializers.conv_kernel(self.weight_init),
+                name="stem_conv",
+            )
         return norm(name="stem_bn")(conv(x))
 
 

@@ -5,6 +5,17 @@ from snnjax.train.loop import NonFiniteLossError, StageResult, Teacher, load_dat
 from snnjax.train.state import TrainState, create_train_state
 from snnjax.train.steps import Distillation, make_eval_step, make_train_step
 
-__all__ = ["Checkpointer", "CheckpointError", "Distillation", "NonFiniteLossError", "StageResult", "Teacher",
-           "TrainState", "create_train_state", "load_data", "make_eval_step", "make_train_step",
-           "train_and_evaluate"]
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "Distillation",
+    "NonFiniteLossError",
+    "StageResult",
+    "Teacher",
+    "TrainState",
+    "create_train_state",
+    "load_data",
+    "make_eval_step",
+    "make_train_step",
+    "train_and_evaluate",
+]

@@ -41,16 +41,18 @@ class Checkpointer:
         if keep < 1:
             raise ValueError(f"config.train.keep_checkpoints must be >= 1, got {keep}")
         self.directory = epath.Path(directory).absolute()
-        policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-            ocp.checkpoint_managers.LatestN(keep),
-            ocp.checkpoint_managers.BestN(get_metric_fn=_best_metric, reverse=False, n=1,
-                                          keep_checkpoints_without_metrics=False),
-        ])
-        options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
-                                               enable_async_checkpointing=async_save,
-                                               cleanup_tmp_directories=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                              item_names=("state", "meta", "config"))
+        policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+            [
+                ocp.checkpoint_managers.LatestN(keep),
+                ocp.checkpoint_managers.BestN(
+                    get_metric_fn=_best_metric, reverse=False, n=1, keep_checkpoints_without_metrics=False
+                ),
+            ]
+        )
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy, create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta", "config"))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -58,13 +60,21 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, *, meta: dict[str, Any], config: dict[str, Any],
-             metrics: dict[str, float] | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        *,
+        meta: dict[str, Any],
+        config: dict[str, Any],
+        metrics: dict[str, float] | None = None,
+    ) -> None:
         """Start saving ``state`` at ``step`` (returns before the write finishes when async)."""
         self._manager.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
-                                    config=ocp.args.JsonSave(config)),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta), config=ocp.args.JsonSave(config)
+            ),
             metrics=metrics,
             force=True,
         )
@@ -78,14 +88,16 @@ class Checkpointer:
         path = self.directory / str(step)
         try:
             restored = self._manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                              meta=ocp.args.JsonRestore()))
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
+            )
         except Exception as err:  # orbax raises many types; the user needs the path and the cause
             raise CheckpointError(
                 f"cannot restore the checkpoint at {path}: {type(err).__name__}: {err}\n"
                 "It is corrupt, truncated, or was written by a different model/optimizer config. "
                 f"Fix: start a fresh run in another --workdir, or delete {path} to fall back to an "
-                "earlier checkpoint.") from err
+                "earlier checkpoint."
+            ) from err
         _check_same_structure(abstract_state, restored["state"], path)
         return restored["state"], dict(restored["meta"])
 
@@ -110,9 +122,11 @@ def _check_same_structure(expected: Any, restored: Any, path: epath.Path) -> Non
         missing = sorted(set(exp) - set(got))[:5]
         extra = sorted(set(got) - set(exp))[:5]
         shapes = [f"{k}: checkpoint {got[k]} vs model {exp[k]}" for k in exp if k in got and exp[k] != got[k]][:5]
-        raise CheckpointError(f"checkpoint {path} does not fit the current model: missing {missing}, "
-                              f"unexpected {extra}, shape mismatches {shapes}. Fix: use the config it was "
-                              "trained with, or a fresh --workdir.")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the current model: missing {missing}, "
+            f"unexpected {extra}, shape mismatches {shapes}. Fix: use the config it was "
+            "trained with, or a fresh --workdir."
+        )
 
 
 def abstract_like(tree: Any) -> Any:

@@ -10,7 +10,8 @@ functions return *sums* over the real examples plus their ``count``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 from snnjax.data import pipeline as data_pipeline
 from snnjax.train import steps
 
-Sums = Mapping[str, Any]   # per-batch sums, with the number of real examples under "count"
+Sums = Mapping[str, Any]  # per-batch sums, with the number of real examples under "count"
 
 
 def accumulate(batch_sums: Callable[[int], Sums], num_batches: int) -> dict[str, float]:
@@ -53,8 +54,17 @@ class Evaluator:
         return accumulate(lambda i: self.eval_fn(variables, self.images, self.labels, jnp.int32(i)), self.num_batches)
 
 
-def make_evaluator(eval_step: Callable, images: jax.Array, labels: jax.Array, *, batch_size: int, mean, std,
-                   mesh=None, out_shardings=None) -> Evaluator:
+def make_evaluator(
+    eval_step: Callable,
+    images: jax.Array,
+    labels: jax.Array,
+    *,
+    batch_size: int,
+    mean,
+    std,
+    mesh=None,
+    out_shardings=None,
+) -> Evaluator:
     """An :class:`Evaluator` of ``eval_step(variables, x, y, mask, key) -> sums`` (e.g.
     :func:`snnjax.train.steps.make_eval_step`) over ``images``/``labels`` already on the devices."""
     fn = steps.make_device_eval_step(eval_step, batch_size=batch_size, mean=tuple(mean), std=tuple(std), mesh=mesh)
@@ -62,13 +72,20 @@ def make_evaluator(eval_step: Callable, images: jax.Array, labels: jax.Array, *,
     return Evaluator(jitted, images, labels, data_pipeline.num_eval_batches(int(labels.shape[0]), batch_size))
 
 
-def evaluate(model: nn.Module, variables: Any, splits, *, batch_size: int,
-             eval_step: Callable | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, variables: Any, splits, *, batch_size: int, eval_step: Callable | None = None
+) -> dict[str, float]:
     """Test metrics of ``variables`` as they are (no training), on the default device.
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
     batch_size = min(int(batch_size), splits.test.num_examples)
-    evaluator = make_evaluator(eval_step or steps.make_eval_step(model), jnp.asarray(splits.test.images),
-                               jnp.asarray(splits.test.labels), batch_size=batch_size, mean=splits.mean, std=splits.std)
+    evaluator = make_evaluator(
+        eval_step or steps.make_eval_step(model),
+        jnp.asarray(splits.test.images),
+        jnp.asarray(splits.test.labels),
+        batch_size=batch_size,
+        mean=splits.mean,
+        std=splits.std,
+    )
     return evaluator(variables)

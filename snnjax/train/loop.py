@@ -25,8 +25,8 @@ from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import mesh as mesh_lib
 from snnjax.train import evaluate as evaluate_lib
+from snnjax.train import mesh as mesh_lib
 from snnjax.train import optim, preflight, steps
 from snnjax.train.metric_writer import MetricWriter
 from snnjax.train.state import TrainState, create_train_state
@@ -56,8 +56,9 @@ class StageResult:
 def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
     """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
     ``data.train_subset`` training examples when that is > 0."""
-    splits = data_lib.load_dataset(data_cfg.name, data_dir=data_cfg.data_dir or None,
-                                   download=bool(data_cfg.download), **dict(data_cfg.options))
+    splits = data_lib.load_dataset(
+        data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
+    )
     return data_lib.take_train_subset(splits, int(data_cfg.get("train_subset", 0)))
 
 
@@ -144,13 +145,20 @@ def train_and_evaluate(
         if diffs:
             raise ckpt_lib.CheckpointError(
                 f"{ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
-                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir.")
+                "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir."
+            )
         state, meta = ckpt.restore(latest, ckpt_lib.abstract_like(state))
-        print(f"[{stage}] resumed from {ckpt.directory / str(latest)} (step {latest}, epoch {meta['epoch']})",
-              file=sys.stderr)
+        print(
+            f"[{stage}] resumed from {ckpt.directory / str(latest)} (step {latest}, epoch {meta['epoch']})",
+            file=sys.stderr,
+        )
     start_step = int(state.step)
-    writer = MetricWriter(workdir, stage, resume_step=start_step if latest is not None else None,
-                          tensorboard=bool(config.train.tensorboard))
+    writer = MetricWriter(
+        workdir,
+        stage,
+        resume_step=start_step if latest is not None else None,
+        tensorboard=bool(config.train.tensorboard),
+    )
 
     train_images, train_labels = put_dataset(splits.train, repl)
     test_images, test_labels = put_dataset(splits.test, repl)
@@ -163,12 +171,27 @@ def train_and_evaluate(
         distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
         teacher_vars = jax.device_put(teacher.variables, repl)
     train_step = make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite)
-    device_data = steps.DeviceData(batch_size, tuple(splits.mean), tuple(splits.std),
-                                   int(config.data.crop_padding), bool(config.data.flip), int(config.seed))
-    step_fn = jax.jit(steps.make_device_train_step(train_step, device_data, mesh),
-                      out_shardings=(repl, repl), donate_argnums=0)
-    evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(model), test_images, test_labels, batch_size=eval_bs,
-                                            mean=splits.mean, std=splits.std, mesh=mesh, out_shardings=repl)
+    device_data = steps.DeviceData(
+        batch_size,
+        tuple(splits.mean),
+        tuple(splits.std),
+        int(config.data.crop_padding),
+        bool(config.data.flip),
+        int(config.seed),
+    )
+    step_fn = jax.jit(
+        steps.make_device_train_step(train_step, device_data, mesh), out_shardings=(repl, repl), donate_argnums=0
+    )
+    evaluator = evaluate_lib.make_evaluator(
+        steps.make_eval_step(model),
+        test_images,
+        test_labels,
+        batch_size=eval_bs,
+        mean=splits.mean,
+        std=splits.std,
+        mesh=mesh,
+        out_shardings=repl,
+    )
 
     t_compile = time.perf_counter()
     step_fn = step_fn.lower(state, train_images, train_labels, teacher_vars).compile()
@@ -205,14 +228,22 @@ def train_and_evaluate(
                 f"[{stage}] non-finite loss or gradient at step {bad[0]} (epoch {bad[0] // spe}). "
                 f"Last good checkpoint: {ckpt.directory / str(last_saved) if last_saved is not None else 'none'}. "
                 "Fixes: lower config.optim.lr, use config.model.dtype=float32, or set "
-                "config.train.nonfinite=skip to skip such updates.")
+                "config.train.nonfinite=skip to skip such updates."
+            )
         epoch_records.extend({k: float(v) for k, v in m.items()} for m in host)
         train_time += elapsed
         images_seen += n * batch_size
         # Every scalar a step returns is logged (custom steps add their own, e.g. SNN2ANN's).
         means = {k: _mean(epoch_records[-n:], k) for k in epoch_records[-1] if k != "finite"}
-        writer.write("train", step, epoch=step / spe, **means, lr=float(schedule(step - 1)),
-                     skipped_steps=len(bad), images_per_s=n * batch_size / max(elapsed, 1e-9))
+        writer.write(
+            "train",
+            step,
+            epoch=step / spe,
+            **means,
+            lr=float(schedule(step - 1)),
+            skipped_steps=len(bad),
+            images_per_s=n * batch_size / max(elapsed, 1e-9),
+        )
         pending = []
         t_log = time.perf_counter()
 
@@ -222,8 +253,10 @@ def train_and_evaluate(
             if stop_after and step - start_step >= stop_after:
                 flush(step)
                 ckpt.wait()
-                print(f"[{stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)",
-                      file=sys.stderr)
+                print(
+                    f"[{stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)",
+                    file=sys.stderr,
+                )
                 sys.exit(3)
             state, metrics = step_fn(state, train_images, train_labels, teacher_vars)
             pending.append((step, metrics))
@@ -234,8 +267,12 @@ def train_and_evaluate(
                 flush(step)
             if epoch_end:
                 epoch = step // spe
-                record = {"epoch": epoch, "train_loss": _mean(epoch_records, "loss"),
-                          "train_accuracy": _mean(epoch_records, "accuracy"), "lr": float(schedule(step - 1))}
+                record = {
+                    "epoch": epoch,
+                    "train_loss": _mean(epoch_records, "loss"),
+                    "train_accuracy": _mean(epoch_records, "accuracy"),
+                    "lr": float(schedule(step - 1)),
+                }
                 epoch_records = []
                 metrics_for_ckpt = None
                 if epoch % int(config.train.eval_every_epochs) == 0 or step == total_steps:
@@ -287,8 +324,15 @@ def train_and_evaluate(
 def _progress(config, stage: str, start: int, total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc=stage, unit="step", disable=not config.train.progress_bar,
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total,
+        initial=start,
+        desc=stage,
+        unit="step",
+        disable=not config.train.progress_bar,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def _postfix(record: dict[str, float]) -> str:
@@ -313,12 +357,14 @@ def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: s
     for candidate in candidates:
         if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
             return candidate
-    raise FileNotFoundError(f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). "
-                            f"Fix: {fix}")
+    raise FileNotFoundError(
+        f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). Fix: {fix}"
+    )
 
 
-def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module,
-                  splits: data_lib.DatasetSplits) -> tuple[TrainState, dict[str, Any]] | None:
+def restore_stage(
+    config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module, splits: data_lib.DatasetSplits
+) -> tuple[TrainState, dict[str, Any]] | None:
     """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
 
     Nothing is compiled: the target structure comes from ``jax.eval_shape``.
@@ -337,7 +383,9 @@ def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, mod
         variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
         return create_train_state(variables, tx, jax.random.key(0))
 
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(fresh_state))
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(fresh_state)
+    )
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
         latest = ckpt.latest_step()
@@ -347,4 +395,6 @@ def restore_stage(config: ml_collections.ConfigDict, checkpoint_dir: str, *, mod
 
 
 def total_steps(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> int:
-    return data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size)) * int(config.train.epochs)
+    return data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size)) * int(
+        config.train.epochs
+    )

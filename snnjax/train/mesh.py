@@ -12,7 +12,8 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
 
@@ -47,8 +48,10 @@ def check_batch_size(batch_size: int, mesh: Mesh, key: str = "config.data.batch_
     """Fail early, with the fix, when the global batch cannot be split evenly over the devices."""
     n = mesh.devices.size
     if batch_size < 1 or batch_size % n:
-        raise ValueError(f"{key}={batch_size} must be a positive multiple of the device count {n}; "
-                         f"use e.g. {max(n, (batch_size // n) * n or n)}")
+        raise ValueError(
+            f"{key}={batch_size} must be a positive multiple of the device count {n}; "
+            f"use e.g. {max(n, (batch_size // n) * n or n)}"
+        )
 
 
 def global_batch_from_local(local: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -42,6 +43,7 @@ class MetricWriter:
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: optional at import time
+
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard", stage))
 
     def _drop_records_after(self, step: int) -> None:

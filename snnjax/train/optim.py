@@ -36,8 +36,7 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
     elif cfg.schedule == "step":
         if int(cfg.step_epochs) < 1:
             raise ValueError(f"config.optim.step_epochs must be >= 1, got {cfg.step_epochs}")
-        schedule = optax.exponential_decay(lr, int(cfg.step_epochs) * steps_per_epoch, float(cfg.gamma),
-                                           staircase=True)
+        schedule = optax.exponential_decay(lr, int(cfg.step_epochs) * steps_per_epoch, float(cfg.gamma), staircase=True)
     elif cfg.schedule == "cosine":
         schedule = optax.cosine_decay_schedule(lr, max(total, 1))
     else:

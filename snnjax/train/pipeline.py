@@ -7,8 +7,8 @@ from typing import Any
 
 import ml_collections
 
-from snnjax.train.summary import finish_run, spike_summary
 from snnjax.train import loop
+from snnjax.train.summary import finish_run, spike_summary
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

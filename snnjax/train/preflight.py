@@ -25,19 +25,25 @@ def check_workdir(workdir: str, *, min_free_mb: float) -> None:
             os.fsync(f.fileno())
         os.remove(probe)
     except OSError as err:
-        raise WorkdirError(f"--workdir={workdir} is not writable ({err.strerror or err}). Fix: pass a directory "
-                           "you can write to, on a disk with free space.") from err
+        raise WorkdirError(
+            f"--workdir={workdir} is not writable ({err.strerror or err}). Fix: pass a directory "
+            "you can write to, on a disk with free space."
+        ) from err
     free_mb = shutil.disk_usage(workdir).free / 2**20
     if free_mb < min_free_mb:
-        raise WorkdirError(f"--workdir={workdir} has {free_mb:.0f} MiB free, less than "
-                           f"config.train.min_free_disk_mb={min_free_mb:g}. Fix: free space, pick another disk, or "
-                           "lower config.train.min_free_disk_mb if the run really needs less.")
+        raise WorkdirError(
+            f"--workdir={workdir} has {free_mb:.0f} MiB free, less than "
+            f"config.train.min_free_disk_mb={min_free_mb:g}. Fix: free space, pick another disk, or "
+            "lower config.train.min_free_disk_mb if the run really needs less."
+        )
 
 
 RESUME_SECTIONS = ("model", "data")
 # Keys that change where the data comes from or how fast the step runs, not what is trained.
-RESUME_IGNORED = {"data": ("data_dir", "download", "eval_batch_size"),
-                  "model": ("unroll", "lif_impl", "remat", "conv_grad")}
+RESUME_IGNORED = {
+    "data": ("data_dir", "download", "eval_batch_size"),
+    "model": ("unroll", "lif_impl", "remat", "conv_grad"),
+}
 
 
 def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
@@ -48,9 +54,9 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     """
     if not saved:
         return []
-    from snnjax import models   # local: keeps the preflight checks light
+    from snnjax import models  # local: keeps the preflight checks light
 
-    saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}   # 0.1 checkpoints
+    saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}  # 0.1 checkpoints
     diffs = []
     for section in RESUME_SECTIONS:
         old, new = saved.get(section, {}), current.get(section, {})

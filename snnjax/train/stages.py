@@ -18,7 +18,8 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import ml_collections
@@ -65,9 +66,15 @@ def summary_path(workdir: str, stage: str) -> str:
     return os.path.join(workdir, f"{stage}_summary.json")
 
 
-def sub_stage_config(config: ml_collections.ConfigDict, *, model: ml_collections.ConfigDict | None = None,
-                     data: ml_collections.ConfigDict | None = None, optim: ml_collections.ConfigDict | None = None,
-                     train: ml_collections.ConfigDict | None = None, drop: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+def sub_stage_config(
+    config: ml_collections.ConfigDict,
+    *,
+    model: ml_collections.ConfigDict | None = None,
+    data: ml_collections.ConfigDict | None = None,
+    optim: ml_collections.ConfigDict | None = None,
+    train: ml_collections.ConfigDict | None = None,
+    drop: tuple[str, ...] = (),
+) -> ml_collections.ConfigDict:
     """The single-stage config of a sub-stage: ``config`` with the given sections replaced (copies),
     knowledge distillation off, and the method sections in ``drop`` removed."""
     cfg = ml_collections.ConfigDict(config.to_dict())
@@ -81,21 +88,31 @@ def sub_stage_config(config: ml_collections.ConfigDict, *, model: ml_collections
     return cfg
 
 
-def run_stage(config: ml_collections.ConfigDict, workdir: str, stage: str, *, model: nn.Module,
-              splits: data_lib.DatasetSplits, restore: Restore | None = None,
-              make_step: Callable = steps.make_train_step,
-              extra_summary: dict[str, Any] | None = None) -> StageOutput:
+def run_stage(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    stage: str,
+    *,
+    model: nn.Module,
+    splits: data_lib.DatasetSplits,
+    restore: Restore | None = None,
+    make_step: Callable = steps.make_train_step,
+    extra_summary: dict[str, Any] | None = None,
+) -> StageOutput:
     """Restore, resume or train stage ``stage`` of ``config`` (a single-stage config); see the module doc.
 
     ``extra_summary`` is added to the summary of a stage trained here (and saved with it).
     """
     if restore is not None and restore.checkpoint:
-        source = loop.find_checkpoint_dir(restore.checkpoint, restore.stages, key=restore.key, what=restore.what,
-                                          fix=restore.fix)
+        source = loop.find_checkpoint_dir(
+            restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
+        )
         restored = loop.restore_stage(config, source, model=model, splits=splits)
         if restored is None:
-            raise FileNotFoundError(f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
-                                    f"restored from {source}. Fix: {restore.fix}")
+            raise FileNotFoundError(
+                f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
+                f"restored from {source}. Fix: {restore.fix}"
+            )
         state, meta = restored
         _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
         return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)

@@ -9,7 +9,8 @@ from a dataset that already lives on the devices, so the host never stalls the a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -22,7 +23,7 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.state import TrainState, step_key
 
-Batch = tuple[jax.Array, jax.Array]          # (inputs [B, ...], int32 labels [B])
+Batch = tuple[jax.Array, jax.Array]  # (inputs [B, ...], int32 labels [B])
 Metrics = dict[str, jax.Array]
 NonFinite = Literal["stop", "skip"]
 AUGMENT_STREAM, MODEL_STREAM = 0, 1
@@ -48,7 +49,7 @@ class DeviceData:
     std: tuple[float, ...]
     padding: int = 4
     flip: bool = True
-    seed: int = 0   # drives the example order only (augmentation uses the state's key)
+    seed: int = 0  # drives the example order only (augmentation uses the state's key)
 
 
 def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
@@ -56,17 +57,24 @@ def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
     return {"dropout": jax.random.fold_in(key, 0), "encoding": jax.random.fold_in(key, 1)}
 
 
-def apply_train(model: nn.Module, params: Any, model_state: dict[str, Any], inputs: jax.Array,
-                key: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
+def apply_train(
+    model: nn.Module, params: Any, model_state: dict[str, Any], inputs: jax.Array, key: jax.Array
+) -> tuple[jax.Array, dict[str, Any]]:
     """Training-mode forward pass: ``(logits, new model_state)``."""
-    logits, updates = model.apply({"params": params, **model_state}, inputs, train=True,
-                                  mutable=list(model_state), rngs=model_rngs(key))
+    logits, updates = model.apply(
+        {"params": params, **model_state}, inputs, train=True, mutable=list(model_state), rngs=model_rngs(key)
+    )
     return logits, {k: updates.get(k, v) for k, v in model_state.items()}
 
 
-def apply_gradients(state: TrainState, grads: Any, loss: jax.Array, new_model_state: dict[str, Any],
-                    tx: optax.GradientTransformation,
-                    nonfinite: NonFinite) -> tuple[TrainState, jax.Array, jax.Array]:
+def apply_gradients(
+    state: TrainState,
+    grads: Any,
+    loss: jax.Array,
+    new_model_state: dict[str, Any],
+    tx: optax.GradientTransformation,
+    nonfinite: NonFinite,
+) -> tuple[TrainState, jax.Array, jax.Array]:
     """One optimizer update: ``(new_state, grad_norm, finite)``; the step counter always advances.
 
     ``finite`` is true when ``loss`` and the gradients' global norm are finite. With
@@ -82,8 +90,9 @@ def apply_gradients(state: TrainState, grads: Any, loss: jax.Array, new_model_st
         new_params = keep(new_params, state.params)
         new_model_state = keep(new_model_state, state.model_state)
         new_opt_state = keep(new_opt_state, state.opt_state)
-    new_state = state.replace(step=state.step + 1, params=new_params, model_state=new_model_state,
-                              opt_state=new_opt_state)
+    new_state = state.replace(
+        step=state.step + 1, params=new_params, model_state=new_model_state, opt_state=new_opt_state
+    )
     return new_state, grad_norm, finite
 
 
@@ -111,22 +120,26 @@ def make_train_step(
         key = step_key(state, MODEL_STREAM)
         teacher_logits = None
         if distillation is not None:
-            teacher_logits = jax.lax.stop_gradient(
-                distillation.teacher.apply(teacher_variables, inputs, train=False))
+            teacher_logits = jax.lax.stop_gradient(distillation.teacher.apply(teacher_variables, inputs, train=False))
 
         def loss_fn(params):
             logits, new_stats = apply_train(model, params, state.model_state, inputs, key)
             if teacher_logits is None:
                 loss = losses.cross_entropy(logits, labels)
             else:
-                loss = losses.hinton_kd(logits, teacher_logits, labels, temperature=distillation.temperature,
-                                        alpha=distillation.alpha)
+                loss = losses.hinton_kd(
+                    logits, teacher_logits, labels, temperature=distillation.temperature, alpha=distillation.alpha
+                )
             return loss, (logits, new_stats)
 
         (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         new_state, grad_norm, finite = apply_gradients(state, grads, loss, new_stats, tx, nonfinite)
-        metrics = {"loss": loss, "accuracy": losses.accuracy(logits, labels), "grad_norm": grad_norm,
-                   "finite": finite.astype(jnp.float32)}
+        metrics = {
+            "loss": loss,
+            "accuracy": losses.accuracy(logits, labels),
+            "grad_norm": grad_norm,
+            "finite": finite.astype(jnp.float32),
+        }
         return new_state, metrics
 
     return train_step
@@ -143,8 +156,17 @@ def make_device_train_step(train_step: Callable, data: DeviceData, mesh: Mesh | 
 
     def step(state: TrainState, images: jax.Array, labels: jax.Array, teacher_variables: Any = None):
         x, y = data_pipeline.make_train_batch(
-            step_key(state, AUGMENT_STREAM), images, labels, state.step, batch_size=data.batch_size,
-            mean=data.mean, std=data.std, padding=data.padding, flip=data.flip, data_key=data_key)
+            step_key(state, AUGMENT_STREAM),
+            images,
+            labels,
+            state.step,
+            batch_size=data.batch_size,
+            mean=data.mean,
+            std=data.std,
+            padding=data.padding,
+            flip=data.flip,
+            data_key=data_key,
+        )
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
             y = jax.lax.with_sharding_constraint(y, mesh_lib.batch_sharded(mesh))
@@ -159,14 +181,17 @@ def make_eval_step(model: nn.Module) -> Callable[[Any, jax.Array, jax.Array, jax
     ``mask`` [B] marks real examples, so a padded last batch counts each test example once.
     """
 
-    def eval_step(variables: Any, inputs: jax.Array, labels: jax.Array, mask: jax.Array,
-                  key: jax.Array | None = None) -> Metrics:
+    def eval_step(
+        variables: Any, inputs: jax.Array, labels: jax.Array, mask: jax.Array, key: jax.Array | None = None
+    ) -> Metrics:
         key = jax.random.key(0) if key is None else key
         logits = model.apply(variables, inputs, train=False, rngs=model_rngs(key))
         count = jnp.sum(mask.astype(jnp.float32))
-        return {"correct": losses.correct_count(logits, labels, mask),
-                "loss_sum": losses.cross_entropy(logits, labels, mask=mask) * count,
-                "count": count}
+        return {
+            "correct": losses.correct_count(logits, labels, mask),
+            "loss_sum": losses.cross_entropy(logits, labels, mask=mask) * count,
+            "count": count,
+        }
 
     return eval_step
 
@@ -175,8 +200,9 @@ def make_device_eval_step(eval_step: Callable, *, batch_size: int, mean, std, me
     """``step(variables, images, labels, batch_index)`` evaluating batch ``batch_index`` of a resident split."""
 
     def step(variables: Any, images: jax.Array, labels: jax.Array, batch_index: jax.Array) -> Metrics:
-        x, y, mask = data_pipeline.make_eval_batch(images, labels, batch_index, batch_size=batch_size,
-                                                   mean=mean, std=std)
+        x, y, mask = data_pipeline.make_eval_batch(
+            images, labels, batch_index, batch_size=batch_size, mean=mean, std=std
+        )
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
         # A fixed key per batch: stochastic encodings give the same test accuracy every time.

@@ -34,6 +34,7 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     metrics_path = os.path.join(workdir, metric_writer.METRICS_FILE)
     if os.path.exists(metrics_path):
         metric_writer.plot_curves(metric_writer.read_metrics(metrics_path), os.path.join(workdir, "curves.png"))
-    print(f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}",
-          file=sys.stderr)
+    print(
+        f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}", file=sys.stderr
+    )
     return summary

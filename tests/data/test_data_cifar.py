@@ -128,9 +128,7 @@ def test_cifar10_archive_file_parses_pixels_labels_and_sizes(cifar10_archive, mo
     assert splits.test.images[0, 31, 0, 1] == 17
     assert splits.test.images[0, 0, 31, 2] == 3
     # Train batches concatenated in order 1..5.
-    np.testing.assert_array_equal(
-        splits.train.labels, [(k * 3 + i) % 10 for k in range(1, 6) for i in range(3)]
-    )
+    np.testing.assert_array_equal(splits.train.labels, [(k * 3 + i) % 10 for k in range(1, 6) for i in range(3)])
     assert splits.train.labels.dtype == np.int32
     np.testing.assert_array_equal(splits.test.labels, [7, 9])
     expected = np.concatenate([_expected_hwc(batches[f"data_batch_{k}"][b"data"]) for k in range(1, 6)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
 import pathlib
 
 import numpy as np
@@ -84,9 +83,9 @@ def test_lookup_order_data_dir_then_env_folder_then_system_folder(tmp_path, monk
     pick = lambda **kw: idx.load_idx_dataset(spec, download=False, **kw).train.images  # noqa: E731
     first = lambda seed: np.random.default_rng(seed).integers(0, 256, (20, 28, 28), dtype=np.uint8)  # noqa: E731
     np.testing.assert_array_equal(pick(data_dir=given)[..., 0], first(1))
-    np.testing.assert_array_equal(pick()[..., 0], first(2))                 # $SNNJAX_DATA_DIR/<name>
+    np.testing.assert_array_equal(pick()[..., 0], first(2))  # $SNNJAX_DATA_DIR/<name>
     monkeypatch.setenv(idx.DATA_DIR_ENV, str(tmp_path / "empty"))
-    np.testing.assert_array_equal(pick()[..., 0], first(3))                 # the Debian package's folder
+    np.testing.assert_array_equal(pick()[..., 0], first(3))  # the Debian package's folder
 
 
 def test_missing_dataset_names_the_apt_command_first_and_every_other_way(tmp_path):
@@ -135,7 +134,7 @@ def _corrupt(tmp_path, stem, raw, gz=True):
 
 def test_bad_magic_is_named(tmp_path):
     labels = _idx_bytes(np.zeros(20, np.uint8), idx.LABELS_MAGIC)
-    path = _corrupt(tmp_path, "train-images-idx3-ubyte", labels)   # a labels file where images belong
+    path = _corrupt(tmp_path, "train-images-idx3-ubyte", labels)  # a labels file where images belong
     with pytest.raises(data.DatasetCorruptError, match=r"magic number 0x00000801.*0x00000803") as err:
         idx.load_idx_dataset(_spec(), data_dir=tmp_path / "bad", download=False)
     assert str(path) in str(err.value)
@@ -147,7 +146,7 @@ def test_truncated_payload_and_truncated_gzip_are_named(tmp_path):
     with pytest.raises(data.DatasetCorruptError, match=r"shape \(20, 28, 28\).*truncated") as err:
         idx.load_idx_dataset(_spec(), data_dir=tmp_path / "bad", download=False)
     assert str(path) in str(err.value)
-    path.write_bytes(path.read_bytes()[:40])   # a cut-off .gz
+    path.write_bytes(path.read_bytes()[:40])  # a cut-off .gz
     with pytest.raises(data.DatasetCorruptError, match="cannot be read"):
         idx.load_idx_dataset(_spec(), data_dir=tmp_path / "bad", download=False)
 
@@ -163,7 +162,9 @@ def test_count_mismatch_and_label_range_are_named(tmp_path):
 
 def test_wrong_official_size_is_named(tmp_path):
     _write_dataset(tmp_path / "f", n_train=20)
-    with pytest.raises(data.DatasetCorruptError, match="20 examples, but the official fashion_mnist train split has 60000"):
+    with pytest.raises(
+        data.DatasetCorruptError, match="20 examples, but the official fashion_mnist train split has 60000"
+    ):
         idx.load_idx_dataset(dataclasses.replace(_spec(), train_size=60_000), data_dir=tmp_path / "f", download=False)
 
 
@@ -171,8 +172,10 @@ def test_registered_names():
     assert {"fashion_mnist", "mnist", "fashion_mnist_events"} <= set(data.dataset_names())
 
 
-@pytest.mark.skipif(not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
-                    reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(
+    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist",
+)
 def test_real_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
     splits = data.load_dataset("fashion_mnist", download=False)
     assert splits.train.images.shape == (60_000, 28, 28, 1) and splits.test.images.shape == (10_000, 28, 28, 1)

@@ -96,9 +96,7 @@ def test_random_crop_equals_padded_slice_at_offset_in_range():
             for dy in range(2 * pad + 1)
             for dx in range(2 * pad + 1)
             for flipped in (False, True)
-            if np.array_equal(
-                out[b], (lambda s: s[:, ::-1] if flipped else s)(padded[b, dy : dy + h, dx : dx + w])
-            )
+            if np.array_equal(out[b], (lambda s: s[:, ::-1] if flipped else s)(padded[b, dy : dy + h, dx : dx + w]))
         ]
         assert len(matches) == 1, (b, matches)  # exactly one in-range (offset, flip) explains it
         flips += matches[0][2]

@@ -54,8 +54,7 @@ def test_iteration_resume_and_epoch_boundaries():
 
 def test_host_shards_are_disjoint_and_equal_length():
     shards = [
-        _ids(epoch_dataset(SOURCE, batch_size=2, seed=0, epoch=0, shard_index=i, shard_count=3))
-        for i in range(3)
+        _ids(epoch_dataset(SOURCE, batch_size=2, seed=0, epoch=0, shard_index=i, shard_count=3)) for i in range(3)
     ]
     # 23 -> 21 usable -> 7 per host -> 3 batches of 2 on every host.
     assert [len(s) for s in shards] == [3, 3, 3] == [batches_per_epoch(N, 2, shard_count=3)] * 3

@@ -15,7 +15,7 @@ def _splits(labels):
 
 
 def test_quota_by_hand_largest_remainder():
-    labels = np.array([0] * 5 + [1] * 3 + [2] * 2)        # proportions .5/.3/.2
+    labels = np.array([0] * 5 + [1] * 3 + [2] * 2)  # proportions .5/.3/.2
     idx = data.stratified_subset(labels, 4, 3)
     # exact quotas 2.0 / 1.2 / 0.8 -> floors 2/1/0, one left goes to class 2 (fraction .8 > .2)
     np.testing.assert_array_equal(np.bincount(labels[idx], minlength=3), [2, 1, 1])

@@ -69,9 +69,7 @@ def test_real_array_record_dataset_loads_into_memory(tiny_dir):
 
 
 def test_split_and_key_options(tiny_dir):
-    splits = load_dataset(
-        f"tfds:{TINY}", data_dir=tiny_dir, download=False, train_split="test", test_split="train[:4]"
-    )
+    splits = load_dataset(f"tfds:{TINY}", data_dir=tiny_dir, download=False, train_split="test", test_split="train[:4]")
     assert splits.train.num_examples == 5 and splits.test.num_examples == 4
     with pytest.raises(InvalidDatasetOptionError, match=r"'validation'.*\['test', 'train'\]"):
         load_dataset(f"tfds:{TINY}", data_dir=tiny_dir, download=False, test_split="validation")

@@ -16,9 +16,7 @@ from snnjax.data import (
 
 
 def _ds(n=4, h=2, w=3, c=1, num_classes=3) -> ArrayDataset:
-    return ArrayDataset(
-        np.zeros((n, h, w, c), np.uint8), np.arange(n, dtype=np.int32) % num_classes, num_classes
-    )
+    return ArrayDataset(np.zeros((n, h, w, c), np.uint8), np.arange(n, dtype=np.int32) % num_classes, num_classes)
 
 
 def test_properties():

@@ -9,15 +9,25 @@
 """
 
 from snnjax.methods.hybrid.config import validate
-from snnjax.methods.hybrid.conversion import BalanceSettings
-from snnjax.methods.hybrid.conversion import accuracy_over_time
-from snnjax.methods.hybrid.conversion import balance_thresholds
-from snnjax.methods.hybrid.conversion import scale_thresholds
-from snnjax.methods.hybrid.conversion import snn_variables
-from snnjax.methods.hybrid.neuron import HybridNeuron
-from snnjax.methods.hybrid.neuron import if_neurons
-from snnjax.methods.hybrid.vgg import VGG
-from snnjax.methods.hybrid.vgg import vgg_config
+from snnjax.methods.hybrid.conversion import (
+    BalanceSettings,
+    accuracy_over_time,
+    balance_thresholds,
+    scale_thresholds,
+    snn_variables,
+)
+from snnjax.methods.hybrid.neuron import HybridNeuron, if_neurons
+from snnjax.methods.hybrid.vgg import VGG, vgg_config
 
-__all__ = ["BalanceSettings", "HybridNeuron", "VGG", "accuracy_over_time", "balance_thresholds", "if_neurons",
-           "scale_thresholds", "snn_variables", "validate", "vgg_config"]
+__all__ = [
+    "BalanceSettings",
+    "HybridNeuron",
+    "VGG",
+    "accuracy_over_time",
+    "balance_thresholds",
+    "if_neurons",
+    "scale_thresholds",
+    "snn_variables",
+    "validate",
+    "vgg_config",
+]

@@ -10,7 +10,7 @@ from snnjax.data.stats import NORMALIZATIONS
 from snnjax.methods.hybrid import vgg
 from snnjax.train import stages
 
-FRACTIONS = (0.6, 0.8, 0.9)      # the reference's lr steps, as fractions of a stage's epochs
+FRACTIONS = (0.6, 0.8, 0.9)  # the reference's lr steps, as fractions of a stage's epochs
 BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk", "augment")
 EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled", "eval_examples")
 
@@ -18,25 +18,45 @@ EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_uns
 def ann_section() -> ml_collections.ConfigDict:
     """``config.ann``: stage 1, the ANN (SGD without Nesterov as the official ann.py, lr 1e-2, wd 5e-4,
     300 epochs; conv dropout 0.2; its own input normalisation when ``normalization`` is set)."""
-    return ml_collections.ConfigDict(dict(
-        checkpoint="",
-        dropout=0.2,            # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3); < 0 = the SNN's
-        normalization="",       # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
-        optim=config_lib.optim_config(name="sgd", lr=1e-2, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                                      schedule="multistep", milestones=(), milestone_fractions=FRACTIONS),
-        train=config_lib.train_config(epochs=300),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            checkpoint="",
+            dropout=0.2,  # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3); < 0 = the SNN's
+            normalization="",  # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
+            optim=config_lib.optim_config(
+                name="sgd",
+                lr=1e-2,
+                momentum=0.9,
+                nesterov=False,
+                weight_decay=5e-4,
+                schedule="multistep",
+                milestones=(),
+                milestone_fractions=FRACTIONS,
+            ),
+            train=config_lib.train_config(epochs=300),
+        )
+    )
 
 
 def conversion_section() -> ml_collections.ConfigDict:
     """``config.conversion``: stage 2, threshold balancing and the accuracy-vs-T sweep."""
-    return ml_collections.ConfigDict(dict(
-        time_steps=1000, batch_size=512, num_batches=1, percentile=100.0, scaling_factor=0.7, time_chunk=100,
-        eval_time_steps=(100, 200, 500, 1000), eval_batch_size=128, report_unscaled=True, eval_finetuned=False,
-        augment=True,           # balancing batch drawn with the training augmentation (official: first
-                                # batch of the shuffled, augmented train loader); False: as stored
-        eval_examples=0,        # test images of the conversion sweeps (0 = all)
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            time_steps=1000,
+            batch_size=512,
+            num_batches=1,
+            percentile=100.0,
+            scaling_factor=0.7,
+            time_chunk=100,
+            eval_time_steps=(100, 200, 500, 1000),
+            eval_batch_size=128,
+            report_unscaled=True,
+            eval_finetuned=False,
+            augment=True,  # balancing batch drawn with the training augmentation (official: first
+            # batch of the shuffled, augmented train loader); False: as stored
+            eval_examples=0,  # test images of the conversion sweeps (0 = all)
+        )
+    )
 
 
 def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> ml_collections.ConfigDict:
@@ -69,9 +89,12 @@ def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 def ann_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config of stage 1: the ANN twin of ``config.model``, ``ann.optim`` / ``ann.train``."""
-    return stages.sub_stage_config(config, model=ann_model_config(config),
-                                   optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
-                                   train=config.ann.train)
+    return stages.sub_stage_config(
+        config,
+        model=ann_model_config(config),
+        optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
+        train=config.ann.train,
+    )
 
 
 def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -81,9 +104,13 @@ def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def ann_restore(config: ml_collections.ConfigDict) -> stages.Restore:
     return stages.Restore(
-        config.ann.checkpoint, "config.ann.checkpoint", ("ann",), "ANN",
+        config.ann.checkpoint,
+        "config.ann.checkpoint",
+        ("ann",),
+        "ANN",
         "pass the --workdir of a hybrid_stdb run whose ANN stage finished (same model.name/width), or "
-        "leave it empty to train the ANN here.")
+        "leave it empty to train the ANN here.",
+    )
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -91,16 +118,23 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if cfg.model.name not in vgg.NAMES:
         config_lib.fail("model.name", cfg.model.name, "the hybrid pipeline converts a VGG: vgg5 .. vgg19")
     if cfg.model.neuron == "relu":
-        config_lib.fail("model.neuron", cfg.model.neuron, "config.model is the SNN of the hybrid pipeline: use "
-                        "'if' or 'lif' (the ANN of stage 1 is derived from it)")
+        config_lib.fail(
+            "model.neuron",
+            cfg.model.neuron,
+            "config.model is the SNN of the hybrid pipeline: use 'if' or 'lif' (the ANN of stage 1 is derived from it)",
+        )
     normalization = cfg.data.get("normalization", "dataset")
     if normalization not in NORMALIZATIONS:
-        config_lib.fail("data.normalization", normalization, f"choose one of {list(NORMALIZATIONS)} (symmetric "
-                        "maps pixels to [-1, 1], unit to [0, 1])")
+        config_lib.fail(
+            "data.normalization",
+            normalization,
+            f"choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to [0, 1])",
+        )
     ann_normalization = cfg.ann.get("normalization", "")
     if ann_normalization and ann_normalization not in NORMALIZATIONS:
-        config_lib.fail("ann.normalization", ann_normalization, f"choose one of {list(NORMALIZATIONS)} or '' "
-                        "(= data.normalization)")
+        config_lib.fail(
+            "ann.normalization", ann_normalization, f"choose one of {list(NORMALIZATIONS)} or '' (= data.normalization)"
+        )
     if not float(cfg.ann.get("dropout", -1.0)) < 1.0:
         config_lib.fail("ann.dropout", cfg.ann.dropout, "must be < 1 (< 0 = the SNN's model.dropout)")
     if int(cfg.conversion.get("eval_examples", 0)) < 0:

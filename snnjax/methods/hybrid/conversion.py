@@ -27,20 +27,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import neuron as neuron_lib
 from snnjax.methods.hybrid import vgg as vgg_lib
-from snnjax.data import pipeline as data_pipeline
 from snnjax.train import evaluate
 from snnjax.train import mesh as mesh_lib
 
 Variables = dict[str, Any]
-Thresholds = dict[str, float]   # spiking layer name -> threshold (membrane units)
+Thresholds = dict[str, float]  # spiking layer name -> threshold (membrane units)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +76,14 @@ def scale_thresholds(thresholds: Thresholds, scaling_factor: float) -> Threshold
 
 def _check_model(model: vgg_lib.VGG) -> None:
     act = model.activation
-    if not (isinstance(model, vgg_lib.VGG) and isinstance(act, functools.partial) and act.func is neuron_lib.HybridNeuron):
-        raise TypeError("conversion needs a spiking VGG (snnjax.methods.hybrid.vgg.VGG whose activation is "
-                        f"functools.partial(HybridNeuron, ...)), got {type(model).__name__} with "
-                        f"activation {act!r}; build one with snnjax.models.build(vgg_config(neuron='if'), ...)")
+    if not (
+        isinstance(model, vgg_lib.VGG) and isinstance(act, functools.partial) and act.func is neuron_lib.HybridNeuron
+    ):
+        raise TypeError(
+            "conversion needs a spiking VGG (snnjax.methods.hybrid.vgg.VGG whose activation is "
+            f"functools.partial(HybridNeuron, ...)), got {type(model).__name__} with "
+            f"activation {act!r}; build one with snnjax.models.build(vgg_config(neuron='if'), ...)"
+        )
 
 
 def with_decay(model: vgg_lib.VGG, decay: float) -> vgg_lib.VGG:
@@ -103,8 +108,7 @@ def _compiled_run(model: vgg_lib.VGG, steps: int, with_state: bool):
     def run(variables, x, key, state=None):
         if state is not None:
             variables = {**variables, "neuron_state": state}
-        out, updates = chunk_model.apply(variables, x, train=False, rngs={"encoding": key},
-                                         mutable=["neuron_state"])
+        out, updates = chunk_model.apply(variables, x, train=False, rngs={"encoding": key}, mutable=["neuron_state"])
         return out, updates.get("neuron_state", {})
 
     if with_state:
@@ -120,9 +124,17 @@ def _place(x: np.ndarray | jax.Array) -> jax.Array:
     return jnp.asarray(x)
 
 
-def run_chunked(model: vgg_lib.VGG, variables: Variables, x: jax.Array, key: jax.Array, *,
-                time_steps: int, time_chunk: int = 0, state: Any = None,
-                start: int = 0) -> Iterable[tuple[int, jax.Array, Any]]:
+def run_chunked(
+    model: vgg_lib.VGG,
+    variables: Variables,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    time_steps: int,
+    time_chunk: int = 0,
+    state: Any = None,
+    start: int = 0,
+) -> Iterable[tuple[int, jax.Array, Any]]:
     """Simulate steps ``[start, start + time_steps)`` of ``model`` in chunks; yield per chunk.
 
     Yields ``(end_step, output, state)``: the model's output for the chunk (logits summed over the
@@ -143,21 +155,38 @@ def _reduce(current: jax.Array, percentile: float) -> float:
     return float(jnp.percentile(current, percentile))
 
 
-def layer_input_statistic(model: vgg_lib.VGG, variables: Variables, x: jax.Array, key: jax.Array, *,
-                          layer: str, time_steps: int, percentile: float = 100.0, time_chunk: int = 0) -> float:
+def layer_input_statistic(
+    model: vgg_lib.VGG,
+    variables: Variables,
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    layer: str,
+    time_steps: int,
+    percentile: float = 100.0,
+    time_chunk: int = 0,
+) -> float:
     """Max (or ``percentile``) of ``layer``'s input current over ``time_steps`` steps of the SNN on ``x``.
 
     ``variables`` must hold the thresholds of every spiking layer before ``layer``.
     """
     probe = model.clone(probe=layer)
     x = _place(x)
-    return max(_reduce(out, percentile) for _, out, _ in
-               run_chunked(probe, variables, x, key, time_steps=time_steps, time_chunk=time_chunk))
+    return max(
+        _reduce(out, percentile)
+        for _, out, _ in run_chunked(probe, variables, x, key, time_steps=time_steps, time_chunk=time_chunk)
+    )
 
 
-def balance_thresholds(model: vgg_lib.VGG, ann_variables: Variables, batches: Sequence[np.ndarray | jax.Array],
-                       key: jax.Array, settings: BalanceSettings = BalanceSettings(), *,
-                       log: Any = None) -> Thresholds:
+def balance_thresholds(
+    model: vgg_lib.VGG,
+    ann_variables: Variables,
+    batches: Sequence[np.ndarray | jax.Array],
+    key: jax.Array,
+    settings: BalanceSettings = BalanceSettings(),
+    *,
+    log: Any = None,
+) -> Thresholds:
     """Per-layer thresholds of the converted SNN, BEFORE ``settings.scaling_factor`` (see module doc).
 
     Args:
@@ -177,23 +206,42 @@ def balance_thresholds(model: vgg_lib.VGG, ann_variables: Variables, batches: Se
     thresholds: Thresholds = {}
     for index, layer in enumerate(vgg_lib.spiking_layer_names(model.arch)):
         variables = snn_variables(ann_variables, thresholds)
-        value = max(layer_input_statistic(model, variables, batch, jax.random.fold_in(key, 1000 * index + b),
-                                          layer=layer, time_steps=settings.time_steps,
-                                          percentile=settings.percentile, time_chunk=settings.time_chunk)
-                    for b, batch in enumerate(batches))
+        value = max(
+            layer_input_statistic(
+                model,
+                variables,
+                batch,
+                jax.random.fold_in(key, 1000 * index + b),
+                layer=layer,
+                time_steps=settings.time_steps,
+                percentile=settings.percentile,
+                time_chunk=settings.time_chunk,
+            )
+            for b, batch in enumerate(batches)
+        )
         if not value > 0.0:
-            raise ValueError(f"layer {layer!r} received no positive input current in {settings.time_steps} steps "
-                             f"(statistic {value}); its threshold would be {value}. Fixes: check that the ANN is "
-                             "trained, use more balancing time steps or a larger batch, or a higher percentile")
+            raise ValueError(
+                f"layer {layer!r} received no positive input current in {settings.time_steps} steps "
+                f"(statistic {value}); its threshold would be {value}. Fixes: check that the ANN is "
+                "trained, use more balancing time steps or a larger batch, or a higher percentile"
+            )
         thresholds[layer] = value
         if log is not None:
             log(f"threshold {layer}: {value:.4f}")
     return thresholds
 
 
-def accuracy_over_time(model: vgg_lib.VGG, variables: Variables, images: np.ndarray, labels: np.ndarray,
-                       key: jax.Array, *, time_steps: Sequence[int], batch_size: int = 256,
-                       time_chunk: int = 0) -> dict[int, float]:
+def accuracy_over_time(
+    model: vgg_lib.VGG,
+    variables: Variables,
+    images: np.ndarray,
+    labels: np.ndarray,
+    key: jax.Array,
+    *,
+    time_steps: Sequence[int],
+    batch_size: int = 256,
+    time_chunk: int = 0,
+) -> dict[int, float]:
     """Test accuracy of the SNN after each number of steps in ``time_steps`` (one simulation per batch).
 
     Logits at ``T`` are the head's input current summed over the first ``T`` steps, so all ``T``
@@ -219,7 +267,7 @@ def accuracy_over_time(model: vgg_lib.VGG, variables: Variables, images: np.ndar
 
     def batch_sums(b: int) -> dict[str, int]:
         lo = b * batch_size
-        idx = np.minimum(np.arange(lo, lo + batch_size), n - 1)   # fixed shape: pad with the last example
+        idx = np.minimum(np.arange(lo, lo + batch_size), n - 1)  # fixed shape: pad with the last example
         valid = np.arange(lo, lo + batch_size) < n
         x = _place(np.asarray(images)[idx])
         batch_labels = np.asarray(labels)[idx]
@@ -227,8 +275,9 @@ def accuracy_over_time(model: vgg_lib.VGG, variables: Variables, images: np.ndar
         sums = {"count": int(valid.sum())}
         logits, state, done = 0.0, None, 0
         for mark in marks:
-            for _, out, state in run_chunked(model, variables, x, batch_key, time_steps=mark - done,
-                                             time_chunk=time_chunk, state=state, start=done):
+            for _, out, state in run_chunked(
+                model, variables, x, batch_key, time_steps=mark - done, time_chunk=time_chunk, state=state, start=done
+            ):
                 logits = logits + out
             done = mark
             pred = np.asarray(jnp.argmax(logits, axis=-1))

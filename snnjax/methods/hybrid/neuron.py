@@ -100,8 +100,9 @@ def if_neurons(
 
     def step(carry: NeuronState, current: jax.Array):
         u_prev, s_prev, dt = carry
-        u = neurons.charge(u_prev, jax.lax.stop_gradient(s_prev), current, decay=decay, v_threshold=v_threshold,
-                           reset="soft")
+        u = neurons.charge(
+            u_prev, jax.lax.stop_gradient(s_prev), current, decay=decay, v_threshold=v_threshold, reset="soft"
+        )
         s = surrogates.spike(u / v_threshold - 1.0, surrogate, dt)
         fired = jax.lax.stop_gradient(s) > 0
         next_dt = jnp.where(fired, 1.0, dt + 1.0)
@@ -137,7 +138,7 @@ class HybridNeuron(nn.Module):
       delay: one-step spike delay (the official code's timing; see :func:`if_neurons`).
     """
 
-    emits_spikes = True   # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
+    emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
     decay: float = 1.0
     v_threshold: float = 1.0
     surrogate: surrogates.Surrogate = DEFAULT_SURROGATE
@@ -150,7 +151,8 @@ class HybridNeuron(nn.Module):
             raise ValueError(
                 f"spiking layer {self.name!r} has no threshold: apply the SNN with variables "
                 "{'params': ..., 'thresholds': ...}, e.g. snnjax.methods.hybrid.conversion.snn_variables(ann_variables, "
-                "thresholds), or initialise it with model.init")
+                "thresholds), or initialise it with model.init"
+            )
         threshold = self.variable("thresholds", "threshold", lambda: jnp.asarray(self.v_threshold, jnp.float32))
         currents = layers.split_time(x, time_steps)
         carry = None
@@ -159,9 +161,15 @@ class HybridNeuron(nn.Module):
             shape = (currents.shape[0],) + currents.shape[2:]
             state_var = self.variable("neuron_state", "state", lambda: initial_state(shape))
             carry = state_var.value
-        spikes, final = if_neurons(currents, v_threshold=threshold.value, decay=self.decay,
-                                   surrogate=self.surrogate, state=carry, unroll=self.unroll,
-                                   delay=self.delay)
+        spikes, final = if_neurons(
+            currents,
+            v_threshold=threshold.value,
+            decay=self.decay,
+            surrogate=self.surrogate,
+            state=carry,
+            unroll=self.unroll,
+            delay=self.delay,
+        )
         if chunked:
             state_var.value = final
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))

@@ -68,11 +68,13 @@ def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.Datase
     raw = splits.train.images[chosen]
     if config.conversion.get("augment", False):
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 5)
-        raw = np.asarray(data_pipeline.random_crop_flip(key, jax.numpy.asarray(raw),
-                                                        padding=int(config.data.crop_padding),
-                                                        flip=bool(config.data.flip)))
+        raw = np.asarray(
+            data_pipeline.random_crop_flip(
+                key, jax.numpy.asarray(raw), padding=int(config.data.crop_padding), flip=bool(config.data.flip)
+            )
+        )
     images = normalized(raw, splits)
-    return [images[i: i + size] for i in range(0, len(chosen), size)]
+    return [images[i : i + size] for i in range(0, len(chosen), size)]
 
 
 def _settings(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -83,20 +85,37 @@ def _settings(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> dict[
 def _check_same(saved: dict[str, Any], wanted: dict[str, Any], path: str) -> None:
     diff = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if diff:
-        raise ValueError(f"{path} was made with other settings (saved, now): {diff}. Fix: delete {path} and "
-                         f"{os.path.dirname(path)}/checkpoints/stdb to convert again, or use a new --workdir")
+        raise ValueError(
+            f"{path} was made with other settings (saved, now): {diff}. Fix: delete {path} and "
+            f"{os.path.dirname(path)}/checkpoints/stdb to convert again, or use a new --workdir"
+        )
 
 
-def convert(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.DatasetSplits,
-            ann_variables: dict[str, Any], model: VGG) -> dict[str, Any]:
+def convert(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    splits: data_lib.DatasetSplits,
+    ann_variables: dict[str, Any],
+    model: VGG,
+) -> dict[str, Any]:
     """Stage 2: balanced thresholds and the converted SNN's accuracy per T (cached in conversion.json)."""
     path = os.path.join(workdir, CONVERSION_FILE)
-    balance = {**_settings(config, hybrid_config.BALANCE_KEYS), "arch": config.model.name, "width": int(config.model.width),
-               "encoding": config.model.encoding, "normalization": config.data.get("normalization", "dataset"),
-               "ann_normalization": hybrid_config.normalization_name(config, "ann"),
-               "spike_delay": bool(config.model.get("spike_delay", False)),
-               "ann_checkpoint": config.ann.checkpoint, "seed": int(config.seed)}
-    evaluation = {**_settings(config, hybrid_config.EVAL_KEYS), "neuron": config.model.neuron, "decay": float(config.model.decay)}
+    balance = {
+        **_settings(config, hybrid_config.BALANCE_KEYS),
+        "arch": config.model.name,
+        "width": int(config.model.width),
+        "encoding": config.model.encoding,
+        "normalization": config.data.get("normalization", "dataset"),
+        "ann_normalization": hybrid_config.normalization_name(config, "ann"),
+        "spike_delay": bool(config.model.get("spike_delay", False)),
+        "ann_checkpoint": config.ann.checkpoint,
+        "seed": int(config.seed),
+    }
+    evaluation = {
+        **_settings(config, hybrid_config.EVAL_KEYS),
+        "neuron": config.model.neuron,
+        "decay": float(config.model.decay),
+    }
     record: dict[str, Any] = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -105,41 +124,67 @@ def convert(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.Da
         _log(f"[conversion] thresholds from {path}")
     else:
         settings = conversion.BalanceSettings(
-            time_steps=int(config.conversion.time_steps), percentile=float(config.conversion.percentile),
-            scaling_factor=float(config.conversion.scaling_factor), time_chunk=int(config.conversion.time_chunk))
+            time_steps=int(config.conversion.time_steps),
+            percentile=float(config.conversion.percentile),
+            scaling_factor=float(config.conversion.scaling_factor),
+            time_chunk=int(config.conversion.time_chunk),
+        )
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 3)
-        raw = conversion.balance_thresholds(model, jax.device_get(ann_variables), balancing_batches(config, splits),
-                                            key, settings, log=lambda m: _log(f"[conversion] {m}"))
+        raw = conversion.balance_thresholds(
+            model,
+            jax.device_get(ann_variables),
+            balancing_batches(config, splits),
+            key,
+            settings,
+            log=lambda m: _log(f"[conversion] {m}"),
+        )
         record = {"balance_settings": balance, "thresholds": raw}
         write_json(path, record)
     if record.get("evaluation_settings") != evaluation:
-        record.update(evaluation_settings=evaluation, **evaluate_converted(config, workdir, splits, ann_variables,
-                                                                           model, record["thresholds"]))
+        record.update(
+            evaluation_settings=evaluation,
+            **evaluate_converted(config, workdir, splits, ann_variables, model, record["thresholds"]),
+        )
         write_json(path, record)
     return record
 
 
-def _sweep(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: VGG,
-           variables: dict[str, Any]) -> dict[str, float]:
+def _sweep(
+    config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: VGG, variables: dict[str, Any]
+) -> dict[str, float]:
     """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
     ``conversion.eval_examples`` test images (0 = all)."""
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 4)
     n = int(config.conversion.get("eval_examples", 0)) or splits.test.num_examples
     acc = conversion.accuracy_over_time(
-        model, variables, normalized(splits.test.images[:n], splits), splits.test.labels[:n], key,
-        time_steps=tuple(config.conversion.eval_time_steps), batch_size=int(config.conversion.eval_batch_size),
-        time_chunk=int(config.conversion.time_chunk))
+        model,
+        variables,
+        normalized(splits.test.images[:n], splits),
+        splits.test.labels[:n],
+        key,
+        time_steps=tuple(config.conversion.eval_time_steps),
+        batch_size=int(config.conversion.eval_batch_size),
+        time_chunk=int(config.conversion.time_chunk),
+    )
     return {str(t): a for t, a in acc.items()}
 
 
-def evaluate_converted(config: ml_collections.ConfigDict, workdir: str, splits: data_lib.DatasetSplits,
-                       ann_variables: dict[str, Any], model: VGG, thresholds: dict[str, float]) -> dict[str, Any]:
+def evaluate_converted(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    splits: data_lib.DatasetSplits,
+    ann_variables: dict[str, Any],
+    model: VGG,
+    thresholds: dict[str, float],
+) -> dict[str, Any]:
     """Accuracy of the converted SNN per T, with scaled (and, optionally, unscaled) thresholds."""
     factor = float(config.conversion.scaling_factor)
     scaled = conversion.scale_thresholds(thresholds, factor)
     ann_params = jax.device_get(ann_variables)
-    out: dict[str, Any] = {"scaled_thresholds": scaled,
-                           "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled))}
+    out: dict[str, Any] = {
+        "scaled_thresholds": scaled,
+        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled)),
+    }
     if config.conversion.report_unscaled:
         out["accuracy_unscaled"] = _sweep(config, splits, model, conversion.snn_variables(ann_params, thresholds))
     writer = MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
@@ -161,21 +206,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ann_splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "ann"))
     model = models.build(config.model, splits.num_classes)
     acfg = hybrid_config.ann_config(config)
-    ann = stages.run_stage(acfg, workdir, "ann", model=models.build(acfg.model, splits.num_classes),
-                           splits=ann_splits, restore=hybrid_config.ann_restore(config))
+    ann = stages.run_stage(
+        acfg,
+        workdir,
+        "ann",
+        model=models.build(acfg.model, splits.num_classes),
+        splits=ann_splits,
+        restore=hybrid_config.ann_restore(config),
+    )
     record = convert(config, workdir, splits, ann.variables, model)
 
     initial = conversion.snn_variables(jax.device_get(ann.variables), record["scaled_thresholds"])
-    result = loop.train_and_evaluate(hybrid_config.stdb_config(config), workdir, stage="stdb", model=model,
-                                     splits=splits, initial_variables=initial)
+    result = loop.train_and_evaluate(
+        hybrid_config.stdb_config(config), workdir, stage="stdb", model=model, splits=splits, initial_variables=initial
+    )
     summary = dict(result.summary)
     summary.update(
         pipeline="hybrid_stdb",
         spike_grad=config.model.surrogate,
-        ann={k: ann.summary.get(k) for k in ("best_test_accuracy", "final_test_accuracy", "epochs", "restored_from")
-             if k in ann.summary},
-        conversion={k: record[k] for k in ("thresholds", "scaled_thresholds", "accuracy", "accuracy_unscaled")
-                    if k in record},
+        ann={
+            k: ann.summary.get(k)
+            for k in ("best_test_accuracy", "final_test_accuracy", "epochs", "restored_from")
+            if k in ann.summary
+        },
+        conversion={
+            k: record[k] for k in ("thresholds", "scaled_thresholds", "accuracy", "accuracy_unscaled") if k in record
+        },
     )
     if config.conversion.get("eval_finetuned", False):
         summary["finetuned_accuracy"] = _sweep(config, splits, model, jax.device_get(result.state.variables))

@@ -29,7 +29,8 @@ encoded ``[B, T, H, W, C]``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -53,8 +54,7 @@ ARCHS: dict[str, tuple[int | str, ...]] = {
     "vgg11": (64, POOL, 128, 256, POOL, 512, 512, POOL, 512, POOL, 512, 512),
     "vgg13": (64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, 512, POOL, 512),
     "vgg16": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512),
-    "vgg19": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512, 512,
-              512),
+    "vgg19": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512, 512, 512),
 }
 HIDDEN = 4096  # classifier width at width = 64
 ACT_SUFFIX = "_act"
@@ -63,8 +63,10 @@ ACT_SUFFIX = "_act"
 # paper's widths N(0, 0.01) roughly keeps activations' scale (fan-in 2048-8192); in narrow nets
 # (width 16: fan-in 128) it shrinks every linear layer's output ~100x and SGD stalls, hence "he".
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-DENSE_INITS = {"reference": nn.initializers.normal(0.01),
-               "he": nn.initializers.variance_scaling(2.0, "fan_in", "normal")}
+DENSE_INITS = {
+    "reference": nn.initializers.normal(0.01),
+    "he": nn.initializers.variance_scaling(2.0, "fan_in", "normal"),
+}
 
 
 def poisson_encode(key: jax.Array, x: jax.Array, time_steps: int) -> jax.Array:
@@ -149,8 +151,9 @@ class VGG(nn.Module):
         if self.encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {self.encoding!r}; choose one of {list(ENCODINGS)}")
         if self.probe is not None and self.probe not in spiking_layer_names(self.arch):
-            raise ValueError(f"probe={self.probe!r} is not a layer of this VGG; choose one of "
-                             f"{list(spiking_layer_names(self.arch))}")
+            raise ValueError(
+                f"probe={self.probe!r} is not a layer of this VGG; choose one of {list(spiking_layer_names(self.arch))}"
+            )
         steps = self.time_steps
         x = x.astype(self.dtype)
         static = False  # True while every time step sees the same tensor (direct encoding)
@@ -175,9 +178,16 @@ class VGG(nn.Module):
                 h = nn.avg_pool(h, (2, 2), (2, 2))
                 continue
             name = next(names)
-            h = nn.Conv(_scaled(int(item), self.width), (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                        dtype=self.dtype, kernel_init=conv_kernel_init, name=name,
-                        conv_general_dilated=conv_lib.conv_auto_grad)(h)
+            h = nn.Conv(
+                _scaled(int(item), self.width),
+                (3, 3),
+                padding=((1, 1), (1, 1)),
+                use_bias=False,
+                dtype=self.dtype,
+                kernel_init=conv_kernel_init,
+                name=name,
+                conv_general_dilated=conv_lib.conv_auto_grad,
+            )(h)
             if static:
                 # The first conv of a direct-encoded input is the same at every step: run it once.
                 h = layers.merge_time(jnp.broadcast_to(h[:, None], (h.shape[0], steps) + h.shape[1:]))
@@ -201,8 +211,9 @@ class VGG(nn.Module):
             h = TimeSharedDropout(self.classifier_dropout, name=f"{name}_dropout")(h, steps, deterministic=not train)
         # The output layer integrates without spiking: sum_t W s_t = W sum_t s_t.
         summed = layers.split_time(h, steps).sum(axis=1)
-        logits = nn.Dense(self.num_classes, use_bias=False, dtype=self.dtype, kernel_init=dense_kernel_init,
-                          name="head")(summed)
+        logits = nn.Dense(
+            self.num_classes, use_bias=False, dtype=self.dtype, kernel_init=dense_kernel_init, name="head"
+        )(summed)
         return logits.astype(jnp.float32)
 
 
@@ -221,7 +232,7 @@ def thresholds_from_collection(collection: dict[str, Any]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-NAMES = tuple(ARCHS)        # model names in the registry (snnjax.models.registry): the architecture
+NAMES = tuple(ARCHS)  # model names in the registry (snnjax.models.registry): the architecture
 SURROGATES = ("stdb", "linear")
 
 
@@ -249,11 +260,26 @@ def vgg_config(**overrides) -> ml_collections.ConfigDict:
         dtype           float32 | bfloat16
         unroll          lax.scan unroll factor over time (0 = fully unrolled)
     """
-    cfg = ml_collections.ConfigDict(dict(
-        name="vgg16", width=64, neuron="if", time_steps=100, decay=1.0, v_threshold=1.0,
-        surrogate="stdb", surrogate_param=0.3, stdb_beta=surrogates.STDB_BETA, encoding="poisson", spike_delay=False,
-        dropout=0.2, classifier_dropout=0.5, dense_init="reference", dtype="float32", unroll=1,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="vgg16",
+            width=64,
+            neuron="if",
+            time_steps=100,
+            decay=1.0,
+            v_threshold=1.0,
+            surrogate="stdb",
+            surrogate_param=0.3,
+            stdb_beta=surrogates.STDB_BETA,
+            encoding="poisson",
+            spike_delay=False,
+            dropout=0.2,
+            classifier_dropout=0.5,
+            dense_init="reference",
+            dtype="float32",
+            unroll=1,
+        )
+    )
     cfg.update(overrides)
     return cfg
 
@@ -265,11 +291,30 @@ def _check(cfg: ml_collections.ConfigDict, key: str, allowed: Sequence[Any], pre
 
 def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check a :func:`vgg_config` section (errors name ``config.<prefix>.<key>``)."""
-    missing = [k for k in ("name", "neuron", "encoding", "dtype", "dense_init", "surrogate", "width", "time_steps",
-                           "dropout", "classifier_dropout", "decay", "surrogate_param", "stdb_beta") if k not in cfg]
+    missing = [
+        k
+        for k in (
+            "name",
+            "neuron",
+            "encoding",
+            "dtype",
+            "dense_init",
+            "surrogate",
+            "width",
+            "time_steps",
+            "dropout",
+            "classifier_dropout",
+            "decay",
+            "surrogate_param",
+            "stdb_beta",
+        )
+        if k not in cfg
+    ]
     if missing:
-        raise ValueError(f"config.{prefix} lacks the VGG keys {missing}: build a VGG section with "
-                         "snnjax.methods.hybrid.vgg.vgg_config (the ResNet keys do not fit a VGG)")
+        raise ValueError(
+            f"config.{prefix} lacks the VGG keys {missing}: build a VGG section with "
+            "snnjax.methods.hybrid.vgg.vgg_config (the ResNet keys do not fit a VGG)"
+        )
     _check(cfg, "name", NAMES, prefix)
     _check(cfg, "neuron", NEURONS, prefix)
     _check(cfg, "encoding", ENCODINGS, prefix)
@@ -291,8 +336,10 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     if float(cfg.stdb_beta) < 0:
         raise ValueError(f"config.{prefix}.stdb_beta={cfg.stdb_beta!r} must be >= 0 (paper: 0.01)")
     if cfg.neuron == "relu" and (steps != 1 or cfg.encoding != "direct"):
-        raise ValueError(f"an ANN (config.{prefix}.neuron='relu') needs time_steps=1 and encoding='direct', "
-                         f"got time_steps={steps}, encoding={cfg.encoding!r}")
+        raise ValueError(
+            f"an ANN (config.{prefix}.neuron='relu') needs time_steps=1 and encoding='direct', "
+            f"got time_steps={steps}, encoding={cfg.encoding!r}"
+        )
 
 
 def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "model") -> VGG:
@@ -302,13 +349,22 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "mo
         activation = layers.ReLU
     else:
         activation = functools.partial(
-            neuron_lib.HybridNeuron, decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
+            neuron_lib.HybridNeuron,
+            decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
             v_threshold=float(cfg.v_threshold),
             surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param), beta=float(cfg.stdb_beta)),
-            unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll), delay=bool(cfg.get("spike_delay", False)))
-    return VGG(arch=ARCHS[cfg.name], num_classes=num_classes, activation=activation, time_steps=int(cfg.time_steps),
-               width=int(cfg.width), encoding=cfg.encoding, dropout=float(cfg.dropout),
-               classifier_dropout=float(cfg.classifier_dropout), dense_init=cfg.dense_init,
-               dtype=jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32)
-
-
+            unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
+            delay=bool(cfg.get("spike_delay", False)),
+        )
+    return VGG(
+        arch=ARCHS[cfg.name],
+        num_classes=num_classes,
+        activation=activation,
+        time_steps=int(cfg.time_steps),
+        width=int(cfg.width),
+        encoding=cfg.encoding,
+        dropout=float(cfg.dropout),
+        classifier_dropout=float(cfg.classifier_dropout),
+        dense_init=cfg.dense_init,
+        dtype=jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32,
+    )

@@ -6,11 +6,7 @@
 - :mod:`~snnjax.methods.idsnn.pipeline`: ``run(config, workdir)``.
 """
 
-from snnjax.methods.idsnn.config import ARMS
-from snnjax.methods.idsnn.config import teacher_config
-from snnjax.methods.idsnn.config import validate
-from snnjax.methods.idsnn.transplant import TransplantReport
-from snnjax.methods.idsnn.transplant import block_map
-from snnjax.methods.idsnn.transplant import loop_interpolate
+from snnjax.methods.idsnn.config import ARMS, teacher_config, validate
+from snnjax.methods.idsnn.transplant import TransplantReport, block_map, loop_interpolate
 
 __all__ = ["ARMS", "TransplantReport", "block_map", "loop_interpolate", "teacher_config", "validate"]

@@ -49,8 +49,11 @@ def epoch_curve(workdir: str, stage: str = "student") -> list[tuple[int, float]]
     """``[(epoch, test_accuracy), ...]`` of a stage from ``workdir/metrics.jsonl``."""
     from snnjax.train.metric_writer import read_metrics
 
-    return [(r["epoch"], r["test_accuracy"]) for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
-            if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
+    return [
+        (r["epoch"], r["test_accuracy"])
+        for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
+        if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r
+    ]
 
 
 def first_epoch_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
@@ -82,17 +85,24 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def to_markdown(table: dict[str, Any], epochs: int) -> str:
-    lines = ["| arm | best test acc (mean +- std) | per seed | final test acc (mean +- std) | first epoch >= "
-             f"baseline's final acc (of {epochs}) |", "|---|---|---|---|---|"]
+    lines = [
+        "| arm | best test acc (mean +- std) | per seed | final test acc (mean +- std) | first epoch >= "
+        f"baseline's final acc (of {epochs}) |",
+        "|---|---|---|---|---|",
+    ]
     for arm in ARMS:
         if arm not in table:
             continue
         row = table[arm]
         seeds = ", ".join(f"{v:.4f}" for v in row["best_test_accuracy_per_seed"].values())
-        reach = ", ".join("never" if e is None else str(e) for e in row["epoch_reaching_baseline_final_per_seed"].values())
-        lines.append(f"| {arm} | {row['best_test_accuracy_mean']:.4f} +- {row['best_test_accuracy_std']:.4f} | "
-                     f"{seeds} | {row['final_test_accuracy_mean']:.4f} +- {row['final_test_accuracy_std']:.4f} | "
-                     f"{reach} |")
+        reach = ", ".join(
+            "never" if e is None else str(e) for e in row["epoch_reaching_baseline_final_per_seed"].values()
+        )
+        lines.append(
+            f"| {arm} | {row['best_test_accuracy_mean']:.4f} +- {row['best_test_accuracy_std']:.4f} | "
+            f"{seeds} | {row['final_test_accuracy_mean']:.4f} +- {row['final_test_accuracy_std']:.4f} | "
+            f"{reach} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +120,7 @@ def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> Non
         if not epochs:
             continue
         acc = np.array([[c[e] for e in epochs] for c in curves])
-        line, = ax.plot(epochs, acc.mean(axis=0), marker="o", markersize=3, label=f"{arm} ({len(curves)} seeds)")
+        (line,) = ax.plot(epochs, acc.mean(axis=0), marker="o", markersize=3, label=f"{arm} ({len(curves)} seeds)")
         ax.fill_between(epochs, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
@@ -125,7 +135,7 @@ def main(argv):
     del argv
     from snnjax import runtime
 
-    runtime.use_eigen_convolutions()   # before JAX starts, as launch.py (snnjax/runtime.py)
+    runtime.use_eigen_convolutions()  # before JAX starts, as launch.py (snnjax/runtime.py)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from snnjax import config as config_lib
@@ -151,15 +161,19 @@ def main(argv):
             teacher_dir = os.path.join(root, f"seed{seed}", "teacher")
             tcfg = idsnn_config.teacher_config(arm_config(config, "idsnn", seed, None))
             os.makedirs(teacher_dir, exist_ok=True)
-            stages.run_stage(tcfg, teacher_dir, "teacher", model=models.build(tcfg.model, splits.num_classes),
-                             splits=splits)
+            stages.run_stage(
+                tcfg, teacher_dir, "teacher", model=models.build(tcfg.model, splits.num_classes), splits=splits
+            )
         for arm in arms:
             wd = os.path.join(root, f"seed{seed}", arm)
             os.makedirs(wd, exist_ok=True)
             print(f"== seed {seed} arm {arm} -> {wd}", file=sys.stderr)
             result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd)
-            results[arm][seed] = {"best": result["best_test_accuracy"], "final": result["final_test_accuracy"],
-                                  "curve": epoch_curve(wd)}
+            results[arm][seed] = {
+                "best": result["best_test_accuracy"],
+                "final": result["final_test_accuracy"],
+                "curve": epoch_curve(wd),
+            }
         table = summarize(results)
         summary.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
         with open(os.path.join(root, "ablation.md"), "w") as f:

@@ -18,32 +18,50 @@ KD_ALPHA = {"idsnn": 0.3, "baseline": 0.3, "init_only": 0.3, "kd_only": 0.5}
 
 def transplant_section(enabled: bool = True) -> ml_collections.ConfigDict:
     """``config.transplant``: the switch and the mapping options of :func:`transplant.transplant`."""
-    return ml_collections.ConfigDict(dict(
-        enabled=enabled, block_rule="first", include_stem=True, include_shortcut=False, include_head=False,
-        checkpoint=""))   # workdir of another finished ANN run to transplant from; "" = the KD teacher
+    return ml_collections.ConfigDict(
+        dict(
+            enabled=enabled,
+            block_rule="first",
+            include_stem=True,
+            include_shortcut=False,
+            include_head=False,
+            checkpoint="",
+        )
+    )  # workdir of another finished ANN run to transplant from; "" = the KD teacher
 
 
 def teacher_section() -> ml_collections.ConfigDict:
     """``config.teacher``: the ANN teacher (ResNet34, ReLU, T = 1) and its training."""
-    return ml_collections.ConfigDict(dict(
-        checkpoint="",    # workdir of a finished teacher run; "" trains the teacher as stage 1
-        model=presets.teacher_model(init="pytorch"),   # official code: PyTorch default init
-        optim=config_lib.optim_config(),
-        train=config_lib.train_config(),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            checkpoint="",  # workdir of a finished teacher run; "" trains the teacher as stage 1
+            model=presets.teacher_model(init="pytorch"),  # official code: PyTorch default init
+            optim=config_lib.optim_config(),
+            train=config_lib.train_config(),
+        )
+    )
 
 
 def teacher_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config that trains the teacher: the run's data, the teacher's model/optim/train."""
-    return stages.sub_stage_config(config, model=config.teacher.model, optim=config.teacher.optim,
-                                   train=config.teacher.train, drop=("teacher", "transplant"))
+    return stages.sub_stage_config(
+        config,
+        model=config.teacher.model,
+        optim=config.teacher.optim,
+        train=config.teacher.train,
+        drop=("teacher", "transplant"),
+    )
 
 
 def teacher_restore(config: ml_collections.ConfigDict) -> stages.Restore:
     return stages.Restore(
-        config.teacher.checkpoint, "config.teacher.checkpoint", ("teacher", "train"), "teacher",
+        config.teacher.checkpoint,
+        "config.teacher.checkpoint",
+        ("teacher", "train"),
+        "teacher",
         "pass the --workdir of a finished `launch.py --config configs/teacher.py` run, or leave it empty "
-        "to train the teacher here.")
+        "to train the teacher here.",
+    )
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:

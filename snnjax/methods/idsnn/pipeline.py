@@ -41,9 +41,13 @@ def obtain_transplant_source(config: ml_collections.ConfigDict, splits) -> tuple
 
     path = config.transplant.checkpoint
     source = loop.find_checkpoint_dir(
-        path, ("teacher", "train"), key="config.transplant.checkpoint", what="ANN",
+        path,
+        ("teacher", "train"),
+        key="config.transplant.checkpoint",
+        what="ANN",
         fix="pass the --workdir of a finished `launch.py --config configs/teacher.py` run (any ResNet depth), "
-            "or leave it empty to transplant from the KD teacher.")
+        "or leave it empty to transplant from the KD teacher.",
+    )
     reader = ckpt_lib.Checkpointer(source, keep=1, async_save=False)
     try:
         latest = reader.latest_step()
@@ -51,19 +55,30 @@ def obtain_transplant_source(config: ml_collections.ConfigDict, splits) -> tuple
     finally:
         reader.close()
     if not stored or "model" not in stored:
-        raise ValueError(f"config.transplant.checkpoint={path!r}: the checkpoint in {source} carries no readable "
-                         "run config, so its model cannot be rebuilt. Fix: point it at a workdir written by this "
-                         "version of snnjax (launch.py --config configs/teacher.py ...).")
+        raise ValueError(
+            f"config.transplant.checkpoint={path!r}: the checkpoint in {source} carries no readable "
+            "run config, so its model cannot be rebuilt. Fix: point it at a workdir written by this "
+            "version of snnjax (launch.py --config configs/teacher.py ...)."
+        )
     scfg = ml_collections.ConfigDict(stored)
     if scfg.model.neuron != "relu":
-        raise ValueError(f"config.transplant.checkpoint={path!r} holds a {scfg.model.name} with neuron="
-                         f"{scfg.model.neuron!r}; the transplant source must be an ANN (neuron='relu').")
+        raise ValueError(
+            f"config.transplant.checkpoint={path!r} holds a {scfg.model.name} with neuron="
+            f"{scfg.model.neuron!r}; the transplant source must be an ANN (neuron='relu')."
+        )
     model = models.build(scfg.model, splits.num_classes)
     state, meta = loop.restore_stage(scfg, source, model=model, splits=splits)
-    print(f"[transplant] source {scfg.model.name} width {scfg.model.width} restored from {source} "
-          f"(step {int(state.step)})", file=sys.stderr)
-    return state.variables, {"checkpoint": path, "model": scfg.model.name, "width": int(scfg.model.width),
-                             "step": int(state.step)}
+    print(
+        f"[transplant] source {scfg.model.name} width {scfg.model.width} restored from {source} "
+        f"(step {int(state.step)})",
+        file=sys.stderr,
+    )
+    return state.variables, {
+        "checkpoint": path,
+        "model": scfg.model.name,
+        "width": int(scfg.model.width),
+        "step": int(state.step),
+    }
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -74,8 +89,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if (config.transplant.enabled and not separate_source) or config.kd.enabled:
         tcfg = idsnn_config.teacher_config(config)
         teacher_model = models.build(tcfg.model, splits.num_classes)
-        teacher = stages.run_stage(tcfg, workdir, "teacher", model=teacher_model, splits=splits,
-                                   restore=idsnn_config.teacher_restore(config))
+        teacher = stages.run_stage(
+            tcfg, workdir, "teacher", model=teacher_model, splits=splits, restore=idsnn_config.teacher_restore(config)
+        )
 
     initial, report_counts = None, {}
     if config.transplant.enabled:
@@ -85,21 +101,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             source_vars, source_info = teacher.variables, {"checkpoint": "", "model": config.teacher.model.name}
         fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
         initial, report = transplant.transplant(
-            jax.device_get(source_vars), jax.device_get(fresh), block_rule=config.transplant.block_rule,
+            jax.device_get(source_vars),
+            jax.device_get(fresh),
+            block_rule=config.transplant.block_rule,
             include_stem=bool(config.transplant.include_stem),
             include_shortcut=bool(config.transplant.include_shortcut),
-            include_head=bool(config.transplant.include_head))
+            include_head=bool(config.transplant.include_head),
+        )
         with open(os.path.join(workdir, "transplant_report.txt"), "w") as f:
             f.write(report.to_text() + "\n")
         report_counts = {"transplanted": report.transplanted, "kept": report.kept, "source": source_info}
-        print(f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
-              f"see {workdir}/transplant_report.txt", file=sys.stderr)
+        print(
+            f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
+            f"see {workdir}/transplant_report.txt",
+            file=sys.stderr,
+        )
 
     kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None
-    result = loop.train_and_evaluate(config, workdir, stage="student", model=student, splits=splits,
-                                     initial_variables=initial, teacher=kd_teacher)
+    result = loop.train_and_evaluate(
+        config, workdir, stage="student", model=student, splits=splits, initial_variables=initial, teacher=kd_teacher
+    )
     summary = dict(result.summary)
-    summary.update(pipeline="idsnn", init=bool(config.transplant.enabled), kd=bool(config.kd.enabled),
-                   teacher=teacher.summary if teacher else {}, transplant=report_counts,
-                   spikes=spike_summary(result, splits))
+    summary.update(
+        pipeline="idsnn",
+        init=bool(config.transplant.enabled),
+        kd=bool(config.kd.enabled),
+        teacher=teacher.summary if teacher else {},
+        transplant=report_counts,
+        spikes=spike_summary(result, splits),
+    )
     return finish_run(workdir, summary)

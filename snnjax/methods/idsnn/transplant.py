@@ -22,7 +22,8 @@ Rules (the official IDSNN code, with the paper's "relative position" rule as an 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -77,8 +78,9 @@ def block_map(teacher_blocks: int, student_blocks: int, rule: str = "first") -> 
     return tuple((2 * i * (d_t - 1) + (d_s - 1)) // (2 * (d_s - 1)) for i in range(d_s))
 
 
-def format_block_mapping(teacher_stage_sizes: Sequence[int], student_stage_sizes: Sequence[int],
-                         rule: str = "first") -> str:
+def format_block_mapping(
+    teacher_stage_sizes: Sequence[int], student_stage_sizes: Sequence[int], rule: str = "first"
+) -> str:
     """A short picture of the block map, one line per stage (stages count from 0 like the params).
 
     Example: ``format_block_mapping((3, 4, 6, 3), (2, 2, 2, 2), "uniform")`` gives
@@ -97,8 +99,9 @@ def format_block_mapping(teacher_stage_sizes: Sequence[int], student_stage_sizes
 # --------------------------------------------------------------------------------------------- tiling
 
 
-def loop_interpolate(teacher: np.ndarray | jax.Array, student_shape: tuple[int, ...],
-                     channel_axes: tuple[int, ...]) -> jax.Array:
+def loop_interpolate(
+    teacher: np.ndarray | jax.Array, student_shape: tuple[int, ...], channel_axes: tuple[int, ...]
+) -> jax.Array:
     """Cyclic tiling / truncation of ``teacher`` to ``student_shape`` along ``channel_axes``.
 
     ``out[..., i, ..., o] = teacher[..., i % C_t_i, ..., o % C_t_o]`` for each axis in
@@ -115,8 +118,10 @@ def loop_interpolate(teacher: np.ndarray | jax.Array, student_shape: tuple[int, 
     t = jnp.asarray(teacher)
     student_shape = tuple(int(n) for n in student_shape)
     if t.ndim != len(student_shape):
-        raise ValueError(f"loop_interpolate: teacher shape {t.shape} and student shape {student_shape} "
-                         f"have different ranks ({t.ndim} vs {len(student_shape)})")
+        raise ValueError(
+            f"loop_interpolate: teacher shape {t.shape} and student shape {student_shape} "
+            f"have different ranks ({t.ndim} vs {len(student_shape)})"
+        )
     axes = set()
     for axis in channel_axes:
         if not -t.ndim <= axis < t.ndim:
@@ -124,11 +129,15 @@ def loop_interpolate(teacher: np.ndarray | jax.Array, student_shape: tuple[int, 
         axes.add(axis % t.ndim)
     for axis, (n_t, n_s) in enumerate(zip(t.shape, student_shape)):
         if axis not in axes and n_t != n_s:
-            raise ValueError(f"loop_interpolate: teacher shape {t.shape} and student shape {student_shape} differ "
-                             f"on axis {axis} ({n_t} vs {n_s}), which is not a channel axis {tuple(channel_axes)}")
+            raise ValueError(
+                f"loop_interpolate: teacher shape {t.shape} and student shape {student_shape} differ "
+                f"on axis {axis} ({n_t} vs {n_s}), which is not a channel axis {tuple(channel_axes)}"
+            )
         if axis in axes and n_t == 0 and n_s > 0:
-            raise ValueError(f"loop_interpolate: cannot tile the empty axis {axis} of teacher shape {t.shape} "
-                             f"to student shape {student_shape}")
+            raise ValueError(
+                f"loop_interpolate: cannot tile the empty axis {axis} of teacher shape {t.shape} "
+                f"to student shape {student_shape}"
+            )
     for axis in sorted(axes):
         if t.shape[axis] != student_shape[axis]:
             t = jnp.take(t, np.arange(student_shape[axis]) % t.shape[axis], axis=axis)
@@ -146,31 +155,35 @@ def _stage_sizes(flat: Mapping[Path, Any], who: str) -> tuple[int, ...]:
     for s in range(len(blocks)):
         if s not in blocks or blocks[s] != set(range(len(blocks[s]))):
             found = {k: sorted(v) for k, v in sorted(blocks.items())}
-            raise ValueError(f"{who} variables have non-contiguous stage/block names {found} (stage -> blocks); "
-                             "expected stage0..stage{S-1} each with block0..block{n-1} (snnjax.models.resnet)")
+            raise ValueError(
+                f"{who} variables have non-contiguous stage/block names {found} (stage -> blocks); "
+                "expected stage0..stage{S-1} each with block0..block{n-1} (snnjax.models.resnet)"
+            )
         sizes.append(len(blocks[s]))
     return tuple(sizes)
 
 
 def _check_stage_counts(teacher_sizes: tuple[int, ...], student_sizes: tuple[int, ...]) -> None:
     if len(teacher_sizes) != len(student_sizes):
-        raise ValueError(f"teacher has {len(teacher_sizes)} stages (blocks {teacher_sizes}) but student has "
-                         f"{len(student_sizes)} stages (blocks {student_sizes}); transplant maps stage s to "
-                         "stage s, so both networks need the same number of stages")
+        raise ValueError(
+            f"teacher has {len(teacher_sizes)} stages (blocks {teacher_sizes}) but student has "
+            f"{len(student_sizes)} stages (blocks {student_sizes}); transplant maps stage s to "
+            "stage s, so both networks need the same number of stages"
+        )
 
 
 def _block_convs(flat: Mapping[Path, Any], block: str) -> tuple[str, ...]:
     """Sorted main conv names (``conv1``, ``conv2``, ...) of a block in the params collection."""
-    return tuple(sorted({p[2] for p in flat if len(p) > 3 and p[0] == "params" and p[1] == block
-                         and _CONV_RE.match(p[2])}))
+    return tuple(
+        sorted({p[2] for p in flat if len(p) > 3 and p[0] == "params" and p[1] == block and _CONV_RE.match(p[2])})
+    )
 
 
 def _block_type(convs: tuple[str, ...]) -> str:
     return _BLOCK_TYPES.get(convs, f"unknown block ({', '.join(convs) or 'no convs'})")
 
 
-def _check_block_types(teacher: Mapping[Path, Any], student: Mapping[Path, Any],
-                       pairs: Mapping[str, str]) -> None:
+def _check_block_types(teacher: Mapping[Path, Any], student: Mapping[Path, Any], pairs: Mapping[str, str]) -> None:
     """Every (student block -> teacher block) pair must have the same conv layout."""
     for s_block, t_block in pairs.items():
         s_convs, t_convs = _block_convs(student, s_block), _block_convs(teacher, t_block)
@@ -179,7 +192,8 @@ def _check_block_types(teacher: Mapping[Path, Any], student: Mapping[Path, Any],
                 f"block types differ: teacher params/{t_block} is a {_block_type(t_convs)} ({', '.join(t_convs)}) "
                 f"but student params/{s_block} is a {_block_type(s_convs)} ({', '.join(s_convs)}); transplant "
                 "needs the same block type in teacher and student (e.g. ResNet34 -> ResNet18 or "
-                "ResNet101 -> ResNet50)")
+                "ResNet101 -> ResNet50)"
+            )
 
 
 def _check_head(teacher: Mapping[Path, Any], student: Mapping[Path, Any]) -> None:
@@ -189,16 +203,19 @@ def _check_head(teacher: Mapping[Path, Any], student: Mapping[Path, Any]) -> Non
         return
     t_shape, s_shape = tuple(np.shape(teacher[path])), tuple(np.shape(student[path]))
     if len(t_shape) == len(s_shape) == 2 and t_shape[1] != s_shape[1]:
-        raise ValueError(f"include_head=True needs the same number of classes: teacher has {t_shape[1]} classes "
-                         f"(params/head/kernel {t_shape}) but student has {s_shape[1]} (params/head/kernel "
-                         f"{s_shape}); pass include_head=False to keep the student's own head")
+        raise ValueError(
+            f"include_head=True needs the same number of classes: teacher has {t_shape[1]} classes "
+            f"(params/head/kernel {t_shape}) but student has {s_shape[1]} (params/head/kernel "
+            f"{s_shape}); pass include_head=False to keep the student's own head"
+        )
 
 
 # --------------------------------------------------------------------------------------------- leaf mapping
 
 
-def _describe(t_shape: tuple[int, ...], s_shape: tuple[int, ...], axes: tuple[int, ...],
-              labels: tuple[str, ...]) -> str:
+def _describe(
+    t_shape: tuple[int, ...], s_shape: tuple[int, ...], axes: tuple[int, ...], labels: tuple[str, ...]
+) -> str:
     """``'[tiled 64->128 in, 128->128 out]'``, ``'[truncated 8->4]'`` or ``'[copied]'``."""
     if t_shape == s_shape:
         return "[copied]"
@@ -218,20 +235,26 @@ def _map_leaf(teacher_leaf: Any, student_leaf: Any, t_path: Path, s_path: Path) 
         raise ValueError(f"rank mismatch: {where}; the networks' layer types differ at this path")
     if module == "head" and leaf == "kernel":
         if len(s_shape) != 2 or t_shape[1] != s_shape[1]:
-            raise ValueError(f"the head needs the same number of classes: {where}; pass include_head=False "
-                             "to keep the student's own head")
+            raise ValueError(
+                f"the head needs the same number of classes: {where}; pass include_head=False "
+                "to keep the student's own head"
+            )
         axes, labels = (0,), ("in",)
     elif module == "head":
         if t_shape != s_shape:
-            raise ValueError(f"the head needs the same number of classes: {where}; pass include_head=False "
-                             "to keep the student's own head")
+            raise ValueError(
+                f"the head needs the same number of classes: {where}; pass include_head=False "
+                "to keep the student's own head"
+            )
         axes, labels = (), ()
-    elif len(s_shape) == 4:   # conv kernel [kh, kw, in, out]
+    elif len(s_shape) == 4:  # conv kernel [kh, kw, in, out]
         if t_shape[:2] != s_shape[:2]:
-            raise ValueError(f"kernel sizes differ: {where}; transplant tiles channels only, so kh, kw must "
-                             "match (same stem type and block type in teacher and student)")
+            raise ValueError(
+                f"kernel sizes differ: {where}; transplant tiles channels only, so kh, kw must "
+                "match (same stem type and block type in teacher and student)"
+            )
         axes, labels = (2, 3), ("in", "out")
-    elif len(s_shape) == 1:   # BN scale / bias / mean / var [C]
+    elif len(s_shape) == 1:  # BN scale / bias / mean / var [C]
         axes, labels = (0,), ("",)
     else:
         raise ValueError(f"no transplant rule for a rank-{len(s_shape)} leaf: {where}")
@@ -242,11 +265,12 @@ def _map_leaf(teacher_leaf: Any, student_leaf: Any, t_path: Path, s_path: Path) 
 def _teacher_module_present(teacher: Mapping[Path, Any], module_path: Path) -> bool:
     """Does any teacher collection hold ``module_path`` (e.g. ``('stage1_block0', 'shortcut_conv')``)?"""
     n = len(module_path)
-    return any(p[1:1 + n] == module_path for p in teacher)
+    return any(p[1 : 1 + n] == module_path for p in teacher)
 
 
-def _source_module(path: Path, *, block_source: Mapping[str, str], include_stem: bool,
-                   include_shortcut: bool, include_head: bool) -> tuple[Path | None, str]:
+def _source_module(
+    path: Path, *, block_source: Mapping[str, str], include_stem: bool, include_shortcut: bool, include_head: bool
+) -> tuple[Path | None, str]:
     """Teacher module path (without collection) for a student leaf path, or ``(None, reason)``."""
     if path[0] not in _COLLECTIONS:
         return None, f"collection {path[0]!r} is not transplanted"
@@ -270,9 +294,15 @@ def _source_module(path: Path, *, block_source: Mapping[str, str], include_stem:
 # --------------------------------------------------------------------------------------------- transplant
 
 
-def transplant(teacher_variables: Mapping, student_variables: Mapping, *, block_rule: str = "first",
-               include_stem: bool = True, include_shortcut: bool = False,
-               include_head: bool = False) -> tuple[dict, TransplantReport]:
+def transplant(
+    teacher_variables: Mapping,
+    student_variables: Mapping,
+    *,
+    block_rule: str = "first",
+    include_stem: bool = True,
+    include_shortcut: bool = False,
+    include_head: bool = False,
+) -> tuple[dict, TransplantReport]:
     """Initialise a student ResNet from a teacher ResNet (IDSNN weight transplant).
 
     Args:
@@ -295,9 +325,11 @@ def transplant(teacher_variables: Mapping, student_variables: Mapping, *, block_
     teacher, student = trees.flatten(teacher_variables), trees.flatten(student_variables)
     t_sizes, s_sizes = _stage_sizes(teacher, "teacher"), _stage_sizes(student, "student")
     _check_stage_counts(t_sizes, s_sizes)
-    block_source = {f"stage{s}_block{i}": f"stage{s}_block{j}"
-                    for s, (d_t, d_s) in enumerate(zip(t_sizes, s_sizes))
-                    for i, j in enumerate(block_map(d_t, d_s, block_rule))}
+    block_source = {
+        f"stage{s}_block{i}": f"stage{s}_block{j}"
+        for s, (d_t, d_s) in enumerate(zip(t_sizes, s_sizes))
+        for i, j in enumerate(block_map(d_t, d_s, block_rule))
+    }
     _check_block_types(teacher, student, block_source)
     if include_head:
         _check_head(teacher, student)
@@ -305,19 +337,26 @@ def transplant(teacher_variables: Mapping, student_variables: Mapping, *, block_
     leaves: dict[Path, Any] = {}
     entries: list[tuple[str, str]] = []
     for path, student_leaf in student.items():
-        module, reason = _source_module(path, block_source=block_source, include_stem=include_stem,
-                                        include_shortcut=include_shortcut, include_head=include_head)
+        module, reason = _source_module(
+            path,
+            block_source=block_source,
+            include_stem=include_stem,
+            include_shortcut=include_shortcut,
+            include_head=include_head,
+        )
         if module is not None and not _teacher_module_present(teacher, module):
             module, reason = None, f"teacher has no {trees.path_name(module)}"
         if module is None:
             leaves[path] = student_leaf
             entries.append((trees.path_name(path), f"{KEPT} ({reason})"))
             continue
-        t_path = (path[0],) + module + path[1 + len(module):]
+        t_path = (path[0],) + module + path[1 + len(module) :]
         if t_path not in teacher:
-            raise ValueError(f"teacher variables lack {trees.path_name(t_path)}, needed for student {trees.path_name(path)}; pass the "
-                             "teacher's full variables ({'params': ..., 'batch_stats': ...}) from the same "
-                             "model family")
+            raise ValueError(
+                f"teacher variables lack {trees.path_name(t_path)}, needed for student {trees.path_name(path)}; pass the "
+                "teacher's full variables ({'params': ..., 'batch_stats': ...}) from the same "
+                "model family"
+            )
         leaves[path], source = _map_leaf(teacher[t_path], student_leaf, t_path, path)
         entries.append((trees.path_name(path), source))
     return trees.rebuild(student_variables, leaves), TransplantReport(tuple(entries))

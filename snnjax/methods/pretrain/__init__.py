@@ -6,15 +6,25 @@
 - :mod:`~snnjax.methods.pretrain.pipeline`: ``run(config, workdir)``.
 """
 
-from snnjax.methods.pretrain.config import pretrain_section
-from snnjax.methods.pretrain.config import validate
+from snnjax.methods.pretrain.config import pretrain_section, validate
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
-from snnjax.methods.pretrain.transfer import build_ann
-from snnjax.methods.pretrain.transfer import epoch_fed_step
-from snnjax.methods.pretrain.transfer import feed_epoch
-from snnjax.methods.pretrain.transfer import load_pretrained
-from snnjax.methods.pretrain.transfer import sharpen_horizon
-from snnjax.methods.pretrain.transfer import transfer_counts
+from snnjax.methods.pretrain.transfer import (
+    build_ann,
+    epoch_fed_step,
+    feed_epoch,
+    load_pretrained,
+    sharpen_horizon,
+    transfer_counts,
+)
 
-__all__ = ["SharpenedReLU", "build_ann", "epoch_fed_step", "feed_epoch", "load_pretrained", "pretrain_section",
-           "sharpen_horizon", "transfer_counts", "validate"]
+__all__ = [
+    "SharpenedReLU",
+    "build_ann",
+    "epoch_fed_step",
+    "feed_epoch",
+    "load_pretrained",
+    "pretrain_section",
+    "sharpen_horizon",
+    "transfer_counts",
+    "validate",
+]

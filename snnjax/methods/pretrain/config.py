@@ -8,7 +8,7 @@ from snnjax import config as config_lib
 from snnjax import models
 from snnjax.train import stages
 
-ACTIVATIONS = ("sharpened", "relu")     # the first is the default (the official README's WSresnet18)
+ACTIVATIONS = ("sharpened", "relu")  # the first is the default (the official README's WSresnet18)
 PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 
@@ -16,21 +16,26 @@ PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
     """``config.pretrain``: stage 1 (the ANN twin) and the transfer; the official scripts' settings."""
     digits = dataset == "digits"
-    return ml_collections.ConfigDict(dict(
-        enabled=True,
-        checkpoint="",              # workdir of a finished pretrain.py run; "" trains stage 1 here
-        activation="sharpened",     # sharpened (official README) | relu
-        load_optimizer_state=True,  # fine-tuning starts with the pretraining SGD momentum (official)
-        freeze_loaded=False,        # train only what was not loaded (official pipe-D)
-        sharpen_horizon_epochs=0,   # the "200" of a = min(e/200, 0.49); 0 = 2 x pretrain epochs
-        bn_scale_init=0.5,          # BN gamma at init = V_th (tdBN), for the ANN as for the SNN
-        reinit="",                  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
-        eval_transfer=True,         # test the SNN right after loading, before fine-tuning
-        data=config_lib.data_config(name=""),   # "" = pretrain on config.data (pipe-S)
-        optim=config_lib.optim_config(lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="constant",
-                                      milestones=()),
-        train=config_lib.train_config(epochs=PRETRAIN_EPOCHS.get(dataset, 100), log_every_steps=10 if digits else 50),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            enabled=True,
+            checkpoint="",  # workdir of a finished pretrain.py run; "" trains stage 1 here
+            activation="sharpened",  # sharpened (official README) | relu
+            load_optimizer_state=True,  # fine-tuning starts with the pretraining SGD momentum (official)
+            freeze_loaded=False,  # train only what was not loaded (official pipe-D)
+            sharpen_horizon_epochs=0,  # the "200" of a = min(e/200, 0.49); 0 = 2 x pretrain epochs
+            bn_scale_init=0.5,  # BN gamma at init = V_th (tdBN), for the ANN as for the SNN
+            reinit="",  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
+            eval_transfer=True,  # test the SNN right after loading, before fine-tuning
+            data=config_lib.data_config(name=""),  # "" = pretrain on config.data (pipe-S)
+            optim=config_lib.optim_config(
+                lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="constant", milestones=()
+            ),
+            train=config_lib.train_config(
+                epochs=PRETRAIN_EPOCHS.get(dataset, 100), log_every_steps=10 if digits else 50
+            ),
+        )
+    )
 
 
 def parse_reinit(value: str) -> tuple[str, ...]:
@@ -40,16 +45,25 @@ def parse_reinit(value: str) -> tuple[str, ...]:
 
 def pretrain_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config of stage 1: the ANN twin, ``pretrain.data`` (if named), optim and train."""
-    return stages.sub_stage_config(config, model=models.ann_model_config(config.model),
-                                   data=config.pretrain.data if config.pretrain.data.name else None,
-                                   optim=config.pretrain.optim, train=config.pretrain.train, drop=("pretrain",))
+    return stages.sub_stage_config(
+        config,
+        model=models.ann_model_config(config.model),
+        data=config.pretrain.data if config.pretrain.data.name else None,
+        optim=config.pretrain.optim,
+        train=config.pretrain.train,
+        drop=("pretrain",),
+    )
 
 
 def pretrain_restore(config: ml_collections.ConfigDict) -> stages.Restore:
     return stages.Restore(
-        config.pretrain.checkpoint, "config.pretrain.checkpoint", (PRETRAIN_STAGE,), "pretraining",
+        config.pretrain.checkpoint,
+        "config.pretrain.checkpoint",
+        (PRETRAIN_STAGE,),
+        "pretraining",
         "pass the --workdir of a finished `launch.py --config configs/pretrain.py` run, or leave it empty "
-        "to pretrain here.")
+        "to pretrain here.",
+    )
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -61,11 +75,18 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if float(p.bn_scale_init) <= 0:
         config_lib.fail("pretrain.bn_scale_init", p.bn_scale_init, "must be > 0 (V_th = 0.5 in the paper)")
     if float(p.sharpen_horizon_epochs) < 0:
-        config_lib.fail("pretrain.sharpen_horizon_epochs", p.sharpen_horizon_epochs,
-                        "must be >= 0 (0 = twice the pretraining epochs)")
+        config_lib.fail(
+            "pretrain.sharpen_horizon_epochs",
+            p.sharpen_horizon_epochs,
+            "must be >= 0 (0 = twice the pretraining epochs)",
+        )
     if cfg.model.neuron == "relu":
-        config_lib.fail("model.neuron", cfg.model.neuron, "the fine-tuned model is the SNN; use 'lif' (the paper) "
-                        "or 'if' / 'plif'. The ANN twin is derived from it automatically.")
+        config_lib.fail(
+            "model.neuron",
+            cfg.model.neuron,
+            "the fine-tuned model is the SNN; use 'lif' (the paper) "
+            "or 'if' / 'plif'. The ANN twin is derived from it automatically.",
+        )
     config_lib.validate_optim(p.optim, "pretrain.optim")
     config_lib.validate_train(p.train, "pretrain.train")
     if p.data.name:
@@ -78,4 +99,5 @@ def check_event_steps(config: ml_collections.ConfigDict, image_shape: tuple[int,
         raise ValueError(
             f"{what} has {image_shape[0]} frames per sample but config.model.time_steps="
             f"{config.model.time_steps}. Fix: set --config.data.options.time_steps={config.model.time_steps} "
-            "(the event datasets' T) or change config.model.time_steps to match.")
+            "(the event datasets' T) or change config.model.time_steps to match."
+        )

@@ -47,18 +47,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         pcfg = pretrain_config.pretrain_config(config)
         psplits = loop.load_data(pcfg.data)
         if len(psplits.image_shape) != 3:
-            raise ValueError(f"pretraining data {psplits.name!r} has samples of shape {psplits.image_shape}; the ANN "
-                             "(T = 1) needs static images [H, W, C]. Fix: set config.pretrain.data.name to a static "
-                             "dataset (e.g. digits, cifar10).")
+            raise ValueError(
+                f"pretraining data {psplits.name!r} has samples of shape {psplits.image_shape}; the ANN "
+                "(T = 1) needs static images [H, W, C]. Fix: set config.pretrain.data.name to a static "
+                "dataset (e.g. digits, cifar10)."
+            )
         spe = data_pipeline.steps_per_epoch(psplits.train.num_examples, int(pcfg.data.batch_size))
         sharpened = config.pretrain.activation == "sharpened"
         ann = stages.run_stage(
-            pcfg, workdir, pretrain_config.PRETRAIN_STAGE, splits=psplits,
+            pcfg,
+            workdir,
+            pretrain_config.PRETRAIN_STAGE,
+            splits=psplits,
             model=transfer.build_ann(config.model, psplits.num_classes, config.pretrain),
             restore=pretrain_config.pretrain_restore(config),
             make_step=transfer.epoch_fed_step(spe) if sharpened else steps.make_train_step,
-            extra_summary={"activation": config.pretrain.activation,
-                           "bn_scale_init": float(config.pretrain.bn_scale_init)})
+            extra_summary={
+                "activation": config.pretrain.activation,
+                "bn_scale_init": float(config.pretrain.bn_scale_init),
+            },
+        )
         pre_summary = ann.summary
         reinit = pretrain_config.parse_reinit(config.pretrain.reinit)
         fresh = loop.init_variables(snn, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
@@ -69,26 +77,46 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if config.pretrain.eval_transfer:
             # What the ANN weights give the SNN before any fine-tuning (the paper's starting point).
             counts["test_accuracy_before_finetune"] = evaluate.evaluate(
-                snn, initial, splits, batch_size=int(config.data.eval_batch_size))["correct"]
-        print(f"[transfer] {report.transplanted} tensors loaded from the ANN, {report.kept} kept as initialised "
-              f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}", file=sys.stderr)
+                snn, initial, splits, batch_size=int(config.data.eval_batch_size)
+            )["correct"]
+        print(
+            f"[transfer] {report.transplanted} tensors loaded from the ANN, {report.kept} kept as initialised "
+            f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}",
+            file=sys.stderr,
+        )
         copied = transfer.copied_params(report)
         if config.pretrain.get("freeze_loaded", False):
             # Official pipe-D: every loaded tensor frozen (requires_grad=False); the new modules train.
             trainable = transfer.trainable_mask(initial["params"], copied)
             counts["trainable_tensors"] = sum(bool(t) for t in jax.tree.leaves(trainable))
-            print(f"[transfer] freeze_loaded: {len(copied)} loaded parameter tensors frozen, "
-                  f"{counts['trainable_tensors']} trained", file=sys.stderr)
+            print(
+                f"[transfer] freeze_loaded: {len(copied)} loaded parameter tensors frozen, "
+                f"{counts['trainable_tensors']} trained",
+                file=sys.stderr,
+            )
         if config.pretrain.get("load_optimizer_state", False):
             # Official pipe-S fine-tuning: optimizer.load_state_dict of the pretraining run (momentum).
-            opt_state_fn = functools.partial(transfer.load_momentum, source=jax.device_get(ann.opt_state),
-                                             copied=copied)
+            opt_state_fn = functools.partial(
+                transfer.load_momentum, source=jax.device_get(ann.opt_state), copied=copied
+            )
             counts["momentum_loaded"] = True
 
-    result = loop.train_and_evaluate(config, workdir, stage=pretrain_config.FINETUNE_STAGE, model=snn, splits=splits,
-                                     initial_variables=initial, trainable=trainable, initial_opt_state=opt_state_fn)
+    result = loop.train_and_evaluate(
+        config,
+        workdir,
+        stage=pretrain_config.FINETUNE_STAGE,
+        model=snn,
+        splits=splits,
+        initial_variables=initial,
+        trainable=trainable,
+        initial_opt_state=opt_state_fn,
+    )
     summary = dict(result.summary)
-    summary.update(pipeline="pretrain", pretrained=bool(config.pretrain.enabled),
-                   input="events" if len(splits.image_shape) == 4 else "static",
-                   pretrain=pre_summary, transfer=counts)
+    summary.update(
+        pipeline="pretrain",
+        pretrained=bool(config.pretrain.enabled),
+        input="events" if len(splits.image_shape) == 4 else "static",
+        pretrain=pre_summary,
+        transfer=counts,
+    )
     return finish_run(workdir, summary)

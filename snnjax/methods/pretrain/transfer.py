@@ -11,7 +11,8 @@ the train step (:func:`epoch_fed_step`).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -37,8 +38,12 @@ def _flat(variables: dict[str, Any]) -> dict[str, Any]:
 
 def transfer_counts(report: trees.TransferReport) -> dict[str, Any]:
     """The ``transfer`` entry of summary.json: copied count, re-initialised / kept / unused paths."""
-    return {"copied": report.transplanted, "reinitialised": list(report.kept_paths(REINITIALISED)),
-            "kept": list(report.kept_paths(MISSING)), "unused": list(report.unused)}
+    return {
+        "copied": report.transplanted,
+        "reinitialised": list(report.kept_paths(REINITIALISED)),
+        "kept": list(report.kept_paths(MISSING)),
+        "unused": list(report.unused),
+    }
 
 
 def _module_of(path: str) -> str:
@@ -51,8 +56,9 @@ def _matches(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + "/") for p in prefixes)
 
 
-def load_pretrained(source: dict[str, Any], target: dict[str, Any], *,
-                    reinit: tuple[str, ...] = ()) -> tuple[dict[str, Any], trees.TransferReport]:
+def load_pretrained(
+    source: dict[str, Any], target: dict[str, Any], *, reinit: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], trees.TransferReport]:
     """Copy ``source`` (ANN) variables into ``target`` (SNN) variables of the same layout.
 
     Args:
@@ -76,8 +82,10 @@ def load_pretrained(source: dict[str, Any], target: dict[str, Any], *,
     modules = sorted({_module_of(p) for p in dst})
     for prefix in reinit:
         if not any(m == prefix or m.startswith(prefix + "/") for m in modules):
-            raise ValueError(f"config.pretrain.reinit names {prefix!r}, which matches no module of the SNN; "
-                             f"valid module paths include {[m for m in modules if '/' not in m]}")
+            raise ValueError(
+                f"config.pretrain.reinit names {prefix!r}, which matches no module of the SNN; "
+                f"valid module paths include {[m for m in modules if '/' not in m]}"
+            )
     out, entries = {}, []
     for path, leaf in dst.items():
         if _matches(path, reinit):
@@ -92,13 +100,18 @@ def load_pretrained(source: dict[str, Any], target: dict[str, Any], *,
                 raise ValueError(
                     f"cannot load pretrained {path}: the ANN has shape {tuple(value.shape)}, the SNN "
                     f"{tuple(leaf.shape)}. Fix: if the input channels or classes differ (e.g. event data with 2 "
-                    f"polarity channels), add {_module_of(path)!r} to config.pretrain.reinit (comma-separated).")
+                    f"polarity channels), add {_module_of(path)!r} to config.pretrain.reinit (comma-separated)."
+                )
             out[path] = jnp.asarray(value, dtype=leaf.dtype)
             entries.append((path, path))
     unused = tuple(sorted(p for p in src_all if p not in dst))
     merged = {k: v for k, v in target.items() if k not in TRANSFER_COLLECTIONS}
-    merged.update(trees.rebuild({c: target[c] for c in TRANSFER_COLLECTIONS if c in target},
-                                {tuple(p.split("/")): v for p, v in out.items()}))
+    merged.update(
+        trees.rebuild(
+            {c: target[c] for c in TRANSFER_COLLECTIONS if c in target},
+            {tuple(p.split("/")): v for p, v in out.items()},
+        )
+    )
     return merged, trees.TransferReport(tuple(entries), unused)
 
 
@@ -185,9 +198,11 @@ def load_momentum(target: Any, source: Any, copied: tuple[str, ...]) -> Any:
     """
     src, dst = _traces(source), _traces(target)
     if len(src) != 1 or len(dst) != 1:
-        raise ValueError("config.pretrain.load_optimizer_state=True loads SGD momentum buffers: both "
-                         "config.pretrain.optim and config.optim must be SGD with momentum > 0 "
-                         f"(found {len(src)} and {len(dst)} momentum states)")
+        raise ValueError(
+            "config.pretrain.load_optimizer_state=True loads SGD momentum buffers: both "
+            "config.pretrain.optim and config.optim must be SGD with momentum > 0 "
+            f"(found {len(src)} and {len(dst)} momentum states)"
+        )
     src_flat = {_path_key(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(src[0].trace)}
     wanted = set(copied)
 

@@ -11,24 +11,37 @@ branch that shares its weights and computes on its spike counts.
 - :mod:`~snnjax.methods.snn2ann.pipeline`: ``run(config, workdir)``.
 """
 
-from snnjax.methods.snn2ann.ata import AtaConfig
-from snnjax.methods.snn2ann.ata import ata_update
-from snnjax.methods.snn2ann.ata import noisy_spike_ratio
+from snnjax.methods.snn2ann.ata import AtaConfig, ata_update, noisy_spike_ratio
 from snnjax.methods.snn2ann.config import validate
-from snnjax.methods.snn2ann.layers import MappedIFNeuron
-from snnjax.methods.snn2ann.layers import SharedConvBN
-from snnjax.methods.snn2ann.mapping import resu
-from snnjax.methods.snn2ann.mapping import straight_through
-from snnjax.methods.snn2ann.mapping import stsu
-from snnjax.methods.snn2ann.models import BPTTVGG
-from snnjax.methods.snn2ann.models import NAMES
-from snnjax.methods.snn2ann.models import BranchOutputs
-from snnjax.methods.snn2ann.models import SNN2ANNResNet
-from snnjax.methods.snn2ann.models import SNN2ANNVGG
-from snnjax.methods.snn2ann.models import model_config
-from snnjax.methods.snn2ann.models import parse_layers
+from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN
+from snnjax.methods.snn2ann.mapping import resu, straight_through, stsu
+from snnjax.methods.snn2ann.models import (
+    BPTTVGG,
+    NAMES,
+    SNN2ANNVGG,
+    BranchOutputs,
+    SNN2ANNResNet,
+    model_config,
+    parse_layers,
+)
 from snnjax.methods.snn2ann.step import make_train_step
 
-__all__ = ["AtaConfig", "BPTTVGG", "BranchOutputs", "MappedIFNeuron", "NAMES", "SNN2ANNResNet", "SNN2ANNVGG",
-           "SharedConvBN", "ata_update", "make_train_step", "model_config", "noisy_spike_ratio", "parse_layers",
-           "resu", "straight_through", "stsu", "validate"]
+__all__ = [
+    "AtaConfig",
+    "BPTTVGG",
+    "BranchOutputs",
+    "MappedIFNeuron",
+    "NAMES",
+    "SNN2ANNResNet",
+    "SNN2ANNVGG",
+    "SharedConvBN",
+    "ata_update",
+    "make_train_step",
+    "model_config",
+    "noisy_spike_ratio",
+    "parse_layers",
+    "resu",
+    "straight_through",
+    "stsu",
+    "validate",
+]

@@ -35,8 +35,9 @@ class AtaConfig:
 
     def __post_init__(self):
         if not 0.0 <= self.tolerance <= 1.0:
-            raise ValueError(f"ATA tolerance must be a ratio in [0, 1], got {self.tolerance} "
-                             "(config.model.ata_tolerance)")
+            raise ValueError(
+                f"ATA tolerance must be a ratio in [0, 1], got {self.tolerance} (config.model.ata_tolerance)"
+            )
         if self.step < 0:
             raise ValueError(f"ATA step must be >= 0 (thresholds only rise), got {self.step} (config.model.ata_step)")
         if not 0.0 <= self.momentum < 1.0:
@@ -51,8 +52,9 @@ def noisy_spike_ratio(relu_out: jax.Array, spike_count: jax.Array) -> jax.Array:
       spike_count: the SNN branch's spike count of the same neurons ``[B, ...]``.
     """
     if relu_out.shape != spike_count.shape:
-        raise ValueError(f"noisy_spike_ratio: relu_out {relu_out.shape} and spike_count {spike_count.shape} "
-                         "must have the same shape")
+        raise ValueError(
+            f"noisy_spike_ratio: relu_out {relu_out.shape} and spike_count {spike_count.shape} must have the same shape"
+        )
     noisy = (relu_out <= 0) & (spike_count > 0)
     return jnp.mean(noisy, dtype=jnp.float32)
 

@@ -33,15 +33,20 @@ from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
 from snnjax.models import initializers
 
-THRESHOLDS = "thresholds"   # the variable collection holding every layer's Vth
+THRESHOLDS = "thresholds"  # the variable collection holding every layer's Vth
 Pool = Literal["max", "avg"]
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, strides: int) -> jax.Array:
     """PyTorch-style convolution (symmetric padding ``(k-1)//2``): ``[N, H, W, Cin] -> [N, H', W', Cout]``."""
     pad = (kernel.shape[0] - 1) // 2
-    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (strides, strides), ((pad, pad), (pad, pad)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = jax.lax.conv_general_dilated(
+        x,
+        kernel.astype(x.dtype),
+        (strides, strides),
+        ((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return y if bias is None else y + bias
 
 
@@ -86,8 +91,9 @@ class SharedConvBN(nn.Module):
     weight_init: str = "kaiming_fan_out"
 
     @nn.compact
-    def __call__(self, snn_in: jax.Array, ann_in: jax.Array | None, *, time_steps: int,
-                 train: bool) -> tuple[jax.Array, jax.Array | None]:
+    def __call__(
+        self, snn_in: jax.Array, ann_in: jax.Array | None, *, time_steps: int, train: bool
+    ) -> tuple[jax.Array, jax.Array | None]:
         """``(snn_current [B, T, H', W', F], ann_preactivation [B, H', W', F] or None)``.
 
         Args:
@@ -107,11 +113,12 @@ class SharedConvBN(nn.Module):
         ra_var = self.variable("batch_stats", "bn_var", jnp.ones, (f,))
 
         # The SNN reads the running statistics before this step's ANN pass updates them.
-        w, b = jax.lax.stop_gradient(snn_layers.fold_batch_norm(kernel, bias, scale, offset, ra_mean.value, ra_var.value,
-                                                     self.epsilon))
+        w, b = jax.lax.stop_gradient(
+            snn_layers.fold_batch_norm(kernel, bias, scale, offset, ra_mean.value, ra_var.value, self.epsilon)
+        )
         b = b / time_steps
         x = jax.lax.stop_gradient(snn_in)
-        if x.ndim == 4:   # direct encoding: the same current at every step, computed once
+        if x.ndim == 4:  # direct encoding: the same current at every step, computed once
             current = conv2d(x, w, b, self.strides)
             snn_current = jnp.broadcast_to(current[:, None], (current.shape[0], time_steps) + current.shape[1:])
         elif x.ndim == 5:
@@ -135,8 +142,7 @@ class SharedConvBN(nn.Module):
         return snn_current, ann_preact
 
 
-def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: float,
-                                key: jax.Array | None) -> jax.Array:
+def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: float, key: jax.Array | None) -> jax.Array:
     """IF neurons (``mem += I``, spike = ``mem > Vth``, hard reset to 0) over axis 1 of ``current``
     ``[B, T, ...]``, with dropout of rate ``rate`` on the membrane carried to the next step.
 
@@ -180,15 +186,16 @@ class MappedIFNeuron(nn.Module):
         (official IF module: 0.5; uses the ``dropout`` rng stream); 0 = plain IF neurons.
     """
 
-    emits_spikes = "batch_major"   # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
+    emits_spikes = "batch_major"  # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
     mapping_unit: str = "resu"
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
     membrane_dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, current: jax.Array, ann_preact: jax.Array | None, *,
-                 train: bool) -> tuple[jax.Array, jax.Array | None]:
+    def __call__(
+        self, current: jax.Array, ann_preact: jax.Array | None, *, train: bool
+    ) -> tuple[jax.Array, jax.Array | None]:
         """``(spikes [B, T, ...], ann_output [B, ...] or None)``.
 
         Args:
@@ -199,8 +206,9 @@ class MappedIFNeuron(nn.Module):
         """
         vth = self.variable(THRESHOLDS, "vth", lambda: threshold_init(self.make_rng("params"), current.shape[2:]))
         if train and self.membrane_dropout > 0.0:
-            spikes = if_neurons_membrane_dropout(current, vth.value, rate=self.membrane_dropout,
-                                                 key=self.make_rng("dropout"))
+            spikes = if_neurons_membrane_dropout(
+                current, vth.value, rate=self.membrane_dropout, key=self.make_rng("dropout")
+            )
         else:
             spikes = jax.lax.stop_gradient(neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard"))
         count = jnp.sum(spikes, axis=1)

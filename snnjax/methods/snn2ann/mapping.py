@@ -16,7 +16,7 @@ Both: ``d out / d r = 1`` (and no gradient to ``n``). Shapes: ``r`` and ``n`` ar
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -46,8 +46,10 @@ straight_through.defvjp(_straight_through_fwd, _straight_through_bwd)
 
 def _check(relu_out: jax.Array, spike_count: jax.Array, fn: str) -> None:
     if relu_out.shape != spike_count.shape:
-        raise ValueError(f"{fn}: the ReLU output {relu_out.shape} and the spike count {spike_count.shape} must "
-                         "have the same shape (the count is summed over time: [B, T, ...] -> [B, ...])")
+        raise ValueError(
+            f"{fn}: the ReLU output {relu_out.shape} and the spike count {spike_count.shape} must "
+            "have the same shape (the count is summed over time: [B, T, ...] -> [B, ...])"
+        )
 
 
 def stsu(relu_out: jax.Array, spike_count: jax.Array) -> jax.Array:
@@ -68,6 +70,8 @@ MAPPING_UNITS: dict[str, MappingUnit] = {"stsu": stsu, "resu": resu}
 def get(name: str) -> MappingUnit:
     """The mapping unit called ``name`` (``"stsu"`` or ``"resu"``)."""
     if name not in MAPPING_UNITS:
-        raise ValueError(f"unknown spiking mapping unit {name!r}; choose one of {sorted(MAPPING_UNITS)} "
-                         "(set it with --config.model.mapping_unit=NAME)")
+        raise ValueError(
+            f"unknown spiking mapping unit {name!r}; choose one of {sorted(MAPPING_UNITS)} "
+            "(set it with --config.model.mapping_unit=NAME)"
+        )
     return MAPPING_UNITS[name]

@@ -17,7 +17,8 @@ Input: static images ``[B, H, W, C]`` fed at every one of ``T`` steps (direct en
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -26,15 +27,15 @@ import ml_collections
 import numpy as np
 
 from snnjax import layers as snn_layers
-from snnjax import surrogates
 from snnjax import models as snn_models
-from snnjax.models import initializers
-from snnjax.models.conv import conv_auto_grad
+from snnjax import surrogates
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
 from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN, pool2x2, pool_over_time
+from snnjax.models import initializers
+from snnjax.models.conv import conv_auto_grad
 
-LayerSpec = tuple[int, str | None]       # (output channels, pooling after the conv: None | "max" | "avg")
+LayerSpec = tuple[int, str | None]  # (output channels, pooling after the conv: None | "max" | "avg")
 POOL_TOKENS = {"M": "max", "A": "avg"}
 
 # The official VGG-13 (channels x width/64) and its dropout (first four convs 0.25, none after).
@@ -64,15 +65,18 @@ def parse_layers(spec: str, width: int) -> tuple[LayerSpec, ...]:
     for token in (t.strip() for t in spec.split(",") if t.strip()):
         if token.upper() in POOL_TOKENS:
             if not out or out[-1][1] is not None:
-                raise ValueError(f"config.model.layers={spec!r}: a pool ({token}) must follow a conv layer "
-                                 "(one pool per conv)")
+                raise ValueError(
+                    f"config.model.layers={spec!r}: a pool ({token}) must follow a conv layer (one pool per conv)"
+                )
             out[-1] = (out[-1][0], POOL_TOKENS[token.upper()])
             continue
         try:
             mult = float(token)
         except ValueError:
-            raise ValueError(f"config.model.layers={spec!r}: {token!r} is neither a channel multiplier nor "
-                             "M/A (pool); example: '1,1,M,2,2,M'") from None
+            raise ValueError(
+                f"config.model.layers={spec!r}: {token!r} is neither a channel multiplier nor "
+                "M/A (pool); example: '1,1,M,2,2,M'"
+            ) from None
         if mult <= 0 or int(mult * width) < 1:
             raise ValueError(f"config.model.layers={spec!r}: multiplier {token} x width {width} gives no channels")
         out.append((int(mult * width), None))
@@ -95,16 +99,25 @@ def _flatten(x: jax.Array) -> jax.Array:
     return x.reshape((x.shape[0], -1))
 
 
-def _heads(num_classes: int, spikes: jax.Array, ann_out: jax.Array | None, time_steps: int,
-           weight_init: str = "kaiming_fan_out") -> BranchOutputs:
+def _heads(
+    num_classes: int,
+    spikes: jax.Array,
+    ann_out: jax.Array | None,
+    time_steps: int,
+    weight_init: str = "kaiming_fan_out",
+) -> BranchOutputs:
     """One classifier read by both branches: on the SNN's firing rates and on ``ANN counts / T``.
 
     ``Dense(count / T)`` equals the mean over ``T`` of the per-step logits (the layer is affine).
     Must be called from a compact method (the ``head`` submodule binds to the caller).
     """
     fan_in = int(np.prod(spikes.shape[2:]))
-    head = nn.Dense(num_classes, kernel_init=initializers.dense_kernel(weight_init),
-                    bias_init=initializers.bias(weight_init, fan_in), name="head")
+    head = nn.Dense(
+        num_classes,
+        kernel_init=initializers.dense_kernel(weight_init),
+        bias_init=initializers.bias(weight_init, fan_in),
+        name="head",
+    )
     snn_logits = jax.lax.stop_gradient(head(_flatten(jnp.mean(spikes, axis=1))))
     ann_logits = None if ann_out is None else head(_flatten(ann_out) / time_steps)
     return BranchOutputs(ann_logits, snn_logits)
@@ -158,16 +171,21 @@ class SNN2ANNVGG(_TwoBranchNet):
         steps = self.time_steps
         snn, ann_x = x, (x if ann else None)
         for i, (features, pool) in enumerate(self.layers):
-            current, preact = SharedConvBN(features, use_bias=self.use_bias, momentum=self.bn_momentum,
-                                           weight_init=self.weight_init, name=f"layer{i}")(snn, ann_x, time_steps=steps,
-                                                                             train=train)
+            current, preact = SharedConvBN(
+                features,
+                use_bias=self.use_bias,
+                momentum=self.bn_momentum,
+                weight_init=self.weight_init,
+                name=f"layer{i}",
+            )(snn, ann_x, time_steps=steps, train=train)
             if pool is not None:
                 current = pool_over_time(current, pool)
                 preact = None if preact is None else pool2x2(preact, pool)
             if preact is not None:
                 preact = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(preact)
-            snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout,
-                                        name=f"layer{i}_neuron")(current, preact, train=train)
+            snn, ann_x = MappedIFNeuron(
+                self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout, name=f"layer{i}_neuron"
+            )(current, preact, train=train)
         return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
 
@@ -196,8 +214,9 @@ class MappedBasicBlock(nn.Module):
     residual: str = "spikes"
 
     @nn.compact
-    def __call__(self, snn_in: jax.Array, ann_in: jax.Array | None, *, train: bool,
-                 current_in: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+    def __call__(
+        self, snn_in: jax.Array, ann_in: jax.Array | None, *, train: bool, current_in: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array | None, jax.Array]:
         """``(spikes [B, T, H, W, C], ANN input or None; current_in)`` -> ``(spikes, ANN output or None,
         input current of this block's output neurons)`` with this block's output shape.
 
@@ -205,19 +224,24 @@ class MappedBasicBlock(nn.Module):
         """
         if self.residual not in RESIDUALS:
             raise ValueError(f"residual={self.residual!r} is not valid; choose one of {list(RESIDUALS)}")
-        conv_bn = functools.partial(SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum, weight_init=self.weight_init)
-        neuron = functools.partial(MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata,
-                                   self.membrane_dropout)
+        conv_bn = functools.partial(
+            SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum, weight_init=self.weight_init
+        )
+        neuron = functools.partial(
+            MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout
+        )
         steps = self.time_steps
-        current, preact = conv_bn(self.features, 3, self.strides, name="conv_bn1")(snn_in, ann_in, time_steps=steps,
-                                                                                 train=train)
+        current, preact = conv_bn(self.features, 3, self.strides, name="conv_bn1")(
+            snn_in, ann_in, time_steps=steps, train=train
+        )
         if preact is not None:
             preact = nn.Dropout(self.dropout, deterministic=not train)(preact)
         spikes, ann_out = neuron(name="neuron1")(current, preact, train=train)
         current, preact = conv_bn(self.features, 3, 1, name="conv_bn2")(spikes, ann_out, time_steps=steps, train=train)
         if self.strides != 1 or snn_in.shape[-1] != self.features:
             sc_current, sc_preact = conv_bn(self.features, 1, self.strides, name="shortcut")(
-                snn_in, ann_in, time_steps=steps, train=train)
+                snn_in, ann_in, time_steps=steps, train=train
+            )
         elif self.residual == "current":
             if current_in is None:
                 raise ValueError("residual='current' needs the previous neurons' input current (current_in)")
@@ -261,24 +285,43 @@ class SNN2ANNResNet(_TwoBranchNet):
         """As :meth:`SNN2ANNVGG.branches`."""
         _check_static_input(x)
         if len(self.stage_widths) != len(self.strides):
-            raise ValueError(f"stage_widths {self.stage_widths} and strides {self.strides} need one entry each "
-                             "for the stem and every stage")
+            raise ValueError(
+                f"stage_widths {self.stage_widths} and strides {self.strides} need one entry each "
+                "for the stem and every stage"
+            )
         steps = self.time_steps
-        current, preact = SharedConvBN(self.width * self.stage_widths[0], 3, self.strides[0], self.use_bias,
-                                       self.bn_momentum, weight_init=self.weight_init, name="stem")(
-            x, x if ann else None, time_steps=steps, train=train)
+        current, preact = SharedConvBN(
+            self.width * self.stage_widths[0],
+            3,
+            self.strides[0],
+            self.use_bias,
+            self.bn_momentum,
+            weight_init=self.weight_init,
+            name="stem",
+        )(x, x if ann else None, time_steps=steps, train=train)
         if preact is not None:
             preact = nn.Dropout(dropout_rate(self.dropout, 0), deterministic=not train)(preact)
-        snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout,
-                                    name="stem_neuron")(current, preact, train=train)
+        snn, ann_x = MappedIFNeuron(
+            self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout, name="stem_neuron"
+        )(current, preact, train=train)
         position = 1
         for s, (mult, stride) in enumerate(zip(self.stage_widths[1:], self.strides[1:])):
             for b in range(self.blocks_per_stage):
                 snn, ann_x, current = MappedBasicBlock(
-                    self.width * mult, stride if b == 0 else 1, steps, self.mapping_unit,
-                    dropout_rate(self.dropout, position), self.use_bias, self.bn_momentum, self.adapt_threshold,
-                    self.ata, self.membrane_dropout, self.weight_init, self.residual,
-                    name=f"stage{s}_block{b}")(snn, ann_x, train=train, current_in=current)
+                    self.width * mult,
+                    stride if b == 0 else 1,
+                    steps,
+                    self.mapping_unit,
+                    dropout_rate(self.dropout, position),
+                    self.use_bias,
+                    self.bn_momentum,
+                    self.adapt_threshold,
+                    self.ata,
+                    self.membrane_dropout,
+                    self.weight_init,
+                    self.residual,
+                    name=f"stage{s}_block{b}",
+                )(snn, ann_x, train=train, current_in=current)
                 position += 1
         return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
@@ -307,24 +350,39 @@ class BPTTVGG(nn.Module):
         """Logits ``[B, num_classes]`` for static images ``x`` ``[B, H, W, C]``."""
         _check_static_input(x)
         steps = self.time_steps
-        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-                                 epsilon=1e-5, scale_init=nn.initializers.constant(self.bn_scale_init))
+        norm = functools.partial(
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=1e-5,
+            scale_init=nn.initializers.constant(self.bn_scale_init),
+        )
         h = x
         for i, (features, pool) in enumerate(self.layers):
-            conv = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=self.use_bias,
-                           kernel_init=initializers.conv_kernel(self.weight_init),
-                           bias_init=initializers.bias(self.weight_init, 9 * h.shape[-1]), name=f"layer{i}_conv",
-                           conv_general_dilated=conv_auto_grad)
+            conv = nn.Conv(
+                features,
+                (3, 3),
+                padding=((1, 1), (1, 1)),
+                use_bias=self.use_bias,
+                kernel_init=initializers.conv_kernel(self.weight_init),
+                bias_init=initializers.bias(self.weight_init, 9 * h.shape[-1]),
+                name=f"layer{i}_conv",
+                conv_general_dilated=conv_auto_grad,
+            )
             y = norm(name=f"layer{i}_bn")(conv(h))
-            if i == 0:   # direct encoding: conv + BN of the repeated image computed once
+            if i == 0:  # direct encoding: conv + BN of the repeated image computed once
                 y = snn_layers.merge_time(jnp.broadcast_to(y[:, None], (y.shape[0], steps) + y.shape[1:]))
             if pool is not None:
                 y = pool2x2(y, pool)
             y = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(y)
             h = self.activation(name=f"layer{i}_neuron")(y, steps)
         rates = _flatten(snn_layers.split_time(h, steps).mean(axis=1))
-        head = nn.Dense(self.num_classes, kernel_init=initializers.dense_kernel(self.weight_init),
-                        bias_init=initializers.bias(self.weight_init, rates.shape[-1]), name="head")
+        head = nn.Dense(
+            self.num_classes,
+            kernel_init=initializers.dense_kernel(self.weight_init),
+            bias_init=initializers.bias(self.weight_init, rates.shape[-1]),
+            name="head",
+        )
         return head(rates).astype(jnp.float32)
 
 
@@ -345,23 +403,33 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
     ``name``: ``snn2ann_vgg`` | ``snn2ann_resnet17`` (two-branch nets) | ``bptt_vgg`` (the same plain
     conv net trained directly, the benchmark baseline; only it reads ``neuron`` .. ``unroll``).
     """
-    cfg = ml_collections.ConfigDict(dict(
-        name="snn2ann_vgg",
-        layers=VGG13_LAYERS,        # vgg: channel multipliers of `width`, M/A = 2x2 max/avg pool
-        width=64,
-        time_steps=4,
-        mapping_unit="resu",        # resu | stsu
-        dropout=VGG13_DROPOUT,      # ANN-branch dropout per position (conv layer); last value repeats
-        use_bias=True,
-        adapt_threshold=True,       # ATA
-        ata_tolerance=0.1, ata_step=0.1, ata_momentum=0.9,
-        membrane_dropout=0.5,       # official IF module: dropout p=0.5 on the kept membrane, every step, training only
-        residual="current",         # snn2ann_resnet17 identity shortcut in the SNN: current (official) | spikes
-        init="pytorch",             # pytorch (official, kaiming_norm off: conv bias too) | kaiming_fan_out
-        # The neuron of the directly trained SNN (bptt_vgg):
-        neuron="if", decay=1.0, v_threshold=0.5, reset="hard", detach_reset=True,
-        surrogate="rectangular", surrogate_param=1.0, unroll=1,
-    ))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="snn2ann_vgg",
+            layers=VGG13_LAYERS,  # vgg: channel multipliers of `width`, M/A = 2x2 max/avg pool
+            width=64,
+            time_steps=4,
+            mapping_unit="resu",  # resu | stsu
+            dropout=VGG13_DROPOUT,  # ANN-branch dropout per position (conv layer); last value repeats
+            use_bias=True,
+            adapt_threshold=True,  # ATA
+            ata_tolerance=0.1,
+            ata_step=0.1,
+            ata_momentum=0.9,
+            membrane_dropout=0.5,  # official IF module: dropout p=0.5 on the kept membrane, every step, training only
+            residual="current",  # snn2ann_resnet17 identity shortcut in the SNN: current (official) | spikes
+            init="pytorch",  # pytorch (official, kaiming_norm off: conv bias too) | kaiming_fan_out
+            # The neuron of the directly trained SNN (bptt_vgg):
+            neuron="if",
+            decay=1.0,
+            v_threshold=0.5,
+            reset="hard",
+            detach_reset=True,
+            surrogate="rectangular",
+            surrogate_param=1.0,
+            unroll=1,
+        )
+    )
     cfg.update(overrides)
     return cfg
 
@@ -370,7 +438,7 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check an SNN2ANN ``model`` section (errors name ``config.<prefix>.<key>``)."""
     if cfg.name not in NAMES:
         raise ValueError(f"config.{prefix}.name={cfg.name!r} is not valid; choose one of {list(NAMES)}")
-    mapping_lib.get(cfg.mapping_unit)   # fails early with the valid names
+    mapping_lib.get(cfg.mapping_unit)  # fails early with the valid names
     if int(cfg.time_steps) < 1:
         raise ValueError(f"config.{prefix}.time_steps must be >= 1, got {cfg.time_steps}")
     if int(cfg.width) < 1:
@@ -386,11 +454,13 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
         raise ValueError(f"config.{prefix}.residual={cfg.residual!r} is not valid; choose one of {list(RESIDUALS)}")
     if split_name(cfg.name)[0] == "bptt":
         if cfg.neuron not in ("if", "lif", "plif"):
-            raise ValueError(f"config.{prefix}.neuron={cfg.neuron!r}: the BPTT baseline is a spiking net; use "
-                             "if, lif or plif")
+            raise ValueError(
+                f"config.{prefix}.neuron={cfg.neuron!r}: the BPTT baseline is a spiking net; use if, lif or plif"
+            )
         if cfg.surrogate not in surrogates.NAMES:
-            raise ValueError(f"config.{prefix}.surrogate={cfg.surrogate!r} is not valid; choose one of "
-                             f"{sorted(surrogates.NAMES)}")
+            raise ValueError(
+                f"config.{prefix}.surrogate={cfg.surrogate!r} is not valid; choose one of {sorted(surrogates.NAMES)}"
+            )
 
 
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -403,13 +473,22 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     init = cfg.get("init", "kaiming_fan_out")
     membrane_dropout = float(cfg.get("membrane_dropout", 0.0))
     residual = cfg.get("residual", "spikes")
-    common = dict(num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias),
-                  weight_init=init)
+    common = dict(
+        num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias), weight_init=init
+    )
     if arm == "bptt":
-        return BPTTVGG(parse_layers(cfg.layers, width), activation=snn_models.make_activation(cfg),
-                       bn_scale_init=float(cfg.v_threshold), **common)
-    branch = dict(mapping_unit=cfg.mapping_unit, adapt_threshold=bool(cfg.adapt_threshold), ata=ata,
-                  membrane_dropout=membrane_dropout)
+        return BPTTVGG(
+            parse_layers(cfg.layers, width),
+            activation=snn_models.make_activation(cfg),
+            bn_scale_init=float(cfg.v_threshold),
+            **common,
+        )
+    branch = dict(
+        mapping_unit=cfg.mapping_unit,
+        adapt_threshold=bool(cfg.adapt_threshold),
+        ata=ata,
+        membrane_dropout=membrane_dropout,
+    )
     if arch == "vgg":
         return SNN2ANNVGG(parse_layers(cfg.layers, width), **common, **branch)
     return SNN2ANNResNet(width=width, residual=residual, **common, **branch)

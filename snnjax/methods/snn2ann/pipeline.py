@@ -42,9 +42,12 @@ def branch_eval_step(model):
         out, stats = model.apply(variables, x, train=False, ann=True, method="branches", mutable=["spike_stats"])
         rate = jnp.mean(jnp.stack([jnp.mean(r) for r in jax.tree.leaves(stats)]))
         count = jnp.sum(mask.astype(jnp.float32))
-        return {"snn_test_accuracy": losses.correct_count(out.snn_logits, y, mask),
-                "ann_branch_test_accuracy": losses.correct_count(out.ann_logits, y, mask),
-                "snn_firing_rate": rate * count, "count": count}
+        return {
+            "snn_test_accuracy": losses.correct_count(out.snn_logits, y, mask),
+            "ann_branch_test_accuracy": losses.correct_count(out.ann_logits, y, mask),
+            "snn_firing_rate": rate * count,
+            "count": count,
+        }
 
     return eval_step
 
@@ -63,8 +66,10 @@ def with_normalization(splits: data_lib.DatasetSplits, data_cfg: ml_collections.
         return splits
     channels = splits.image_shape[-1]
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise ValueError(f"config.data.mean={mean} / std={std} need {channels} values each (std > 0) for "
-                         f"{splits.name}; set both to () to use the dataset's statistics")
+        raise ValueError(
+            f"config.data.mean={mean} / std={std} need {channels} values each (std > 0) for "
+            f"{splits.name}; set both to () to use the dataset's statistics"
+        )
     return dataclasses.replace(splits, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
 
 
@@ -73,19 +78,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model = models.build(config.model, splits.num_classes)
     bptt = config.arm == "bptt"
     make_step = steps.make_train_step if bptt else snn2ann_step.make_train_step
-    result = loop.train_and_evaluate(config, workdir, stage=config.arm, model=model, splits=splits,
-                                     make_step=make_step)
+    result = loop.train_and_evaluate(config, workdir, stage=config.arm, model=model, splits=splits, make_step=make_step)
     summary = dict(result.summary)
-    summary.update(pipeline="snn2ann", arm=config.arm, arch=split_name(config.model.name)[1],
-                   time_steps=int(config.model.time_steps))
+    summary.update(
+        pipeline="snn2ann",
+        arm=config.arm,
+        arch=split_name(config.model.name)[1],
+        time_steps=int(config.model.time_steps),
+    )
     if not bptt:
         summary.update(mapping_unit=config.model.mapping_unit, ata=bool(config.model.adapt_threshold))
         variables = jax.device_get(result.state.variables)
-        branch = evaluate.evaluate(model, variables, splits, batch_size=int(config.data.eval_batch_size),
-                                   eval_step=branch_eval_step(model))
+        branch = evaluate.evaluate(
+            model, variables, splits, batch_size=int(config.data.eval_batch_size), eval_step=branch_eval_step(model)
+        )
         summary["final"] = branch
         summary["threshold_mean_per_layer"] = threshold_summary(variables["thresholds"])
-        print(f"[snn2ann] final SNN test accuracy {branch['snn_test_accuracy']:.4f}, ANN branch "
-              f"{branch['ann_branch_test_accuracy']:.4f}, SNN firing rate {branch['snn_firing_rate']:.3f}",
-              file=sys.stderr)
+        print(
+            f"[snn2ann] final SNN test accuracy {branch['snn_test_accuracy']:.4f}, ANN branch "
+            f"{branch['ann_branch_test_accuracy']:.4f}, SNN firing rate {branch['snn_firing_rate']:.3f}",
+            file=sys.stderr,
+        )
     return finish_run(workdir, summary)

@@ -13,7 +13,8 @@ passes it to :func:`snnjax.train.loop.train_and_evaluate` as ``make_step``. One 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -29,8 +30,11 @@ STATS = "spike_stats"
 
 def _mean_of_sown(tree: Any, name: str) -> jax.Array:
     """Mean of every value sown under ``name`` in a ``spike_stats`` tree (NaN if none)."""
-    values = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
-              if any(getattr(k, "key", None) == name for k in path)]
+    values = [
+        leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+        if any(getattr(k, "key", None) == name for k in path)
+    ]
     return jnp.mean(jnp.stack([jnp.asarray(v, jnp.float32).reshape(()) for v in values])) if values else jnp.nan
 
 
@@ -52,25 +56,34 @@ def make_train_step(
     if distillation is not None:
         raise ValueError("SNN2ANN trains on labels only: the pipeline takes no teacher (set config.kd.enabled=False)")
     if not hasattr(model, "branches"):
-        raise TypeError(f"{type(model).__name__} has no `branches` method; build the model with "
-                        "snnjax.models.build (or train it with snnjax.train.steps.make_train_step)")
+        raise TypeError(
+            f"{type(model).__name__} has no `branches` method; build the model with "
+            "snnjax.models.build (or train it with snnjax.train.steps.make_train_step)"
+        )
 
-    def train_step(state: TrainState, batch: engine_steps.Batch,
-                   teacher_variables: Any = None) -> tuple[TrainState, engine_steps.Metrics]:
+    def train_step(
+        state: TrainState, batch: engine_steps.Batch, teacher_variables: Any = None
+    ) -> tuple[TrainState, engine_steps.Metrics]:
         del teacher_variables
         inputs, labels = batch
         rngs = engine_steps.model_rngs(step_key(state, engine_steps.MODEL_STREAM))
 
         def loss_fn(params):
-            out, updates = model.apply({"params": params, **state.model_state}, inputs, train=True, ann=True,
-                                       method="branches", mutable=[*state.model_state, STATS], rngs=rngs)
+            out, updates = model.apply(
+                {"params": params, **state.model_state},
+                inputs,
+                train=True,
+                ann=True,
+                method="branches",
+                mutable=[*state.model_state, STATS],
+                rngs=rngs,
+            )
             new_model_state = {k: updates.get(k, v) for k, v in state.model_state.items()}
             loss = losses.cross_entropy(out.ann_logits, labels)
             return loss, (out, new_model_state, updates.get(STATS, {}))
 
         (loss, (out, new_model_state, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        new_state, grad_norm, finite = engine_steps.apply_gradients(state, grads, loss, new_model_state, tx,
-                                                                    nonfinite)
+        new_state, grad_norm, finite = engine_steps.apply_gradients(state, grads, loss, new_model_state, tx, nonfinite)
         thresholds = jax.tree.leaves(new_state.model_state.get("thresholds", {}))
         metrics = {
             "loss": loss,

@@ -9,10 +9,8 @@ import optax
 import pytest
 
 from snnjax import losses
-from snnjax.methods.hybrid import conversion
 from snnjax.data import load_dataset
-from snnjax import models, surrogates
-from snnjax.methods.hybrid import vgg
+from snnjax.methods.hybrid import conversion, vgg
 from snnjax.methods.hybrid.neuron import HybridNeuron
 
 IF = functools.partial(HybridNeuron)
@@ -20,17 +18,21 @@ IF = functools.partial(HybridNeuron)
 
 def _hand_network():
     """One 1-channel conv (centre tap 1) on a 1x2 image, fc0/fc1 with a few non-zero weights."""
-    model = vgg.VGG((64,), 3, width=1, activation=IF, time_steps=1)      # 1 channel, hidden 64
+    model = vgg.VGG((64,), 3, width=1, activation=IF, time_steps=1)  # 1 channel, hidden 64
     conv = np.zeros((3, 3, 1, 1), np.float32)
     conv[1, 1, 0, 0] = 1.0
     fc0 = np.zeros((2, 64), np.float32)
-    fc0[:, 0] = [1.0, 1.0]        # neuron 0 <- pixels a + b
-    fc0[:, 1] = [1.0, 0.0]        # neuron 1 <- pixel a
+    fc0[:, 0] = [1.0, 1.0]  # neuron 0 <- pixels a + b
+    fc0[:, 1] = [1.0, 0.0]  # neuron 1 <- pixel a
     fc1 = np.zeros((64, 64), np.float32)
-    fc1[0, 0] = fc1[1, 0] = 0.7   # fc1 neuron 0 <- 0.7 * (fc0 spikes 0 and 1)
-    params = {"conv0": {"kernel": conv}, "fc0": {"kernel": fc0}, "fc1": {"kernel": fc1},
-              "head": {"kernel": np.ones((64, 3), np.float32)}}
-    return model, {"params": params}, np.array([[[[0.8], [0.5]]]], np.float32)   # [1, 1, 2, 1]
+    fc1[0, 0] = fc1[1, 0] = 0.7  # fc1 neuron 0 <- 0.7 * (fc0 spikes 0 and 1)
+    params = {
+        "conv0": {"kernel": conv},
+        "fc0": {"kernel": fc0},
+        "fc1": {"kernel": fc1},
+        "head": {"kernel": np.ones((64, 3), np.float32)},
+    }
+    return model, {"params": params}, np.array([[[[0.8], [0.5]]]], np.float32)  # [1, 1, 2, 1]
 
 
 def test_balancing_a_hand_computed_network():
@@ -47,19 +49,19 @@ def test_balancing_a_hand_computed_network():
     scaled = conversion.scale_thresholds(got, settings.scaling_factor)
     np.testing.assert_allclose([scaled["conv0"], scaled["fc0"], scaled["fc1"]], [0.56, 1.4, 0.98], rtol=1e-6)
     snn = conversion.snn_variables(ann, scaled)
-    assert snn["params"] is ann["params"]                                  # weights unchanged: a tree copy
+    assert snn["params"] is ann["params"]  # weights unchanged: a tree copy
     assert vgg.thresholds_from_collection(snn["thresholds"]) == pytest.approx(scaled)
 
 
 # --- NumPy time-stepped reference (the reference code's loop order: all layers per time step) ------
 
-ARCH = (64, "A", 64)   # width 2: 2 channels per conv, 128 hidden
+ARCH = (64, "A", 64)  # width 2: 2 channels per conv, 128 hidden
 
 
 def _np_conv(x, k):
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     h, w = x.shape[1:3]
-    return sum(padded[:, dy:dy + h, dx:dx + w, :] @ k[dy, dx] for dy in range(3) for dx in range(3))
+    return sum(padded[:, dy : dy + h, dx : dx + w, :] @ k[dy, dx] for dy in range(3) for dx in range(3))
 
 
 def _np_pool(x):
@@ -103,11 +105,12 @@ def _random_net(seed=0):
 
 def test_balancing_matches_a_numpy_time_stepped_simulation():
     model, params, x = _random_net()
-    got = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0),
-                                        conversion.BalanceSettings(time_steps=24))
+    got = conversion.balance_thresholds(
+        model, {"params": params}, [x], jax.random.key(0), conversion.BalanceSettings(time_steps=24)
+    )
     want = _np_balance(params, x, 24)
     np.testing.assert_allclose([got[n] for n in want], list(want.values()), rtol=1e-5)
-    wrong = _np_balance(params, x, 24, earlier_scale=0.7)   # the test can tell the orders apart
+    wrong = _np_balance(params, x, 24, earlier_scale=0.7)  # the test can tell the orders apart
     assert abs(wrong["fc1"] - want["fc1"]) > 1e-3 * want["fc1"]
 
 
@@ -116,14 +119,15 @@ def test_chunking_batches_and_percentile():
     ann = {"params": params}
     key = jax.random.key(0)
     whole = conversion.balance_thresholds(model, ann, [x], key, conversion.BalanceSettings(time_steps=20))
-    chunked = conversion.balance_thresholds(model, ann, [x], key,
-                                            conversion.BalanceSettings(time_steps=20, time_chunk=6))
-    assert chunked == pytest.approx(whole, rel=1e-6)       # direct input: chunking is exact
-    halves = conversion.balance_thresholds(model, ann, [x[:4], x[4:]], key,
-                                           conversion.BalanceSettings(time_steps=20))
-    assert halves == pytest.approx(whole, rel=1e-6)        # max over batches = max over their union
-    pct = conversion.balance_thresholds(model, ann, [x], key,
-                                        conversion.BalanceSettings(time_steps=20, percentile=99.0))
+    chunked = conversion.balance_thresholds(
+        model, ann, [x], key, conversion.BalanceSettings(time_steps=20, time_chunk=6)
+    )
+    assert chunked == pytest.approx(whole, rel=1e-6)  # direct input: chunking is exact
+    halves = conversion.balance_thresholds(model, ann, [x[:4], x[4:]], key, conversion.BalanceSettings(time_steps=20))
+    assert halves == pytest.approx(whole, rel=1e-6)  # max over batches = max over their union
+    pct = conversion.balance_thresholds(
+        model, ann, [x], key, conversion.BalanceSettings(time_steps=20, percentile=99.0)
+    )
     assert all(pct[n] < whole[n] for n in whole)
     probe = model.clone(probe="conv0", time_steps=20)
     current = jax.jit(functools.partial(probe.apply, train=False))({"params": params}, x)
@@ -138,10 +142,11 @@ def test_balancing_settings_and_inputs_are_checked():
         conversion.balance_thresholds(model, {"params": params}, [], jax.random.key(0))
     with pytest.raises(TypeError, match="spiking VGG"):
         conversion.balance_thresholds(vgg.VGG(ARCH, 4, width=2), {"params": params}, [x], jax.random.key(0))
-    dead = jax.tree.map(lambda a: -np.abs(a), params)       # no positive current anywhere
+    dead = jax.tree.map(lambda a: -np.abs(a), params)  # no positive current anywhere
     with pytest.raises(ValueError, match="no positive input current"):
-        conversion.balance_thresholds(model, {"params": dead}, [x], jax.random.key(0),
-                                      conversion.BalanceSettings(time_steps=4))
+        conversion.balance_thresholds(
+            model, {"params": dead}, [x], jax.random.key(0), conversion.BalanceSettings(time_steps=4)
+        )
 
 
 def _train_tiny_ann(model, images, labels, steps=300):
@@ -152,6 +157,7 @@ def _train_tiny_ann(model, images, labels, steps=300):
     @jax.jit
     def step(params, opt, i):
         idx = jax.random.randint(jax.random.fold_in(jax.random.key(1), i), (64,), 0, images.shape[0])
+
         def loss(p):
             return losses.cross_entropy(model.apply({"params": p}, images[idx], train=False), labels[idx])
 
@@ -177,26 +183,34 @@ def test_converted_accuracy_approaches_the_ann_as_t_grows():
     assert ann_acc > 0.85
 
     snn_model = ann_model.clone(activation=IF, time_steps=1, encoding="poisson")
-    raw = conversion.balance_thresholds(snn_model, {"params": params}, [np.asarray(train_x[:128])],
-                                        jax.random.key(0), conversion.BalanceSettings(time_steps=48))
+    raw = conversion.balance_thresholds(
+        snn_model,
+        {"params": params},
+        [np.asarray(train_x[:128])],
+        jax.random.key(0),
+        conversion.BalanceSettings(time_steps=48),
+    )
     variables = conversion.snn_variables({"params": params}, conversion.scale_thresholds(raw, 0.7))
-    acc = conversion.accuracy_over_time(snn_model, variables, test_x, test_y, jax.random.key(1),
-                                        time_steps=(2, 8, 24, 64), batch_size=192)
-    assert acc[2] < acc[8] < acc[64] + 0.03 and acc[24] <= acc[64] + 0.03, acc   # monotone up to noise
-    assert acc[2] < ann_acc - 0.3, acc          # a couple of steps are far too few
+    acc = conversion.accuracy_over_time(
+        snn_model, variables, test_x, test_y, jax.random.key(1), time_steps=(2, 8, 24, 64), batch_size=192
+    )
+    assert acc[2] < acc[8] < acc[64] + 0.03 and acc[24] <= acc[64] + 0.03, acc  # monotone up to noise
+    assert acc[2] < ann_acc - 0.3, acc  # a couple of steps are far too few
     assert acc[64] > ann_acc - 0.05, (acc, ann_acc)
 
 
 def test_accuracy_over_time_equals_separate_runs():
     # One run reporting several T equals separate runs of T steps (direct input: no randomness).
     model, params, x = _random_net(seed=5)
-    raw = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0),
-                                        conversion.BalanceSettings(time_steps=16))
+    raw = conversion.balance_thresholds(
+        model, {"params": params}, [x], jax.random.key(0), conversion.BalanceSettings(time_steps=16)
+    )
     variables = conversion.snn_variables({"params": params}, conversion.scale_thresholds(raw, 0.5))
     labels = np.arange(8) % 4
-    acc = conversion.accuracy_over_time(model, variables, x, labels, jax.random.key(0), time_steps=(3, 10),
-                                        batch_size=8, time_chunk=4)
+    acc = conversion.accuracy_over_time(
+        model, variables, x, labels, jax.random.key(0), time_steps=(3, 10), batch_size=8, time_chunk=4
+    )
     for t in (3, 10):
         logits = jax.jit(functools.partial(model.clone(time_steps=t).apply, train=False))(variables, x)
         assert acc[t] == float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
-        assert np.abs(np.asarray(logits)).sum() > 0        # the SNN is not silent
+        assert np.abs(np.asarray(logits)).sum() > 0  # the SNN is not silent

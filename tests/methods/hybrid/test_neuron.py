@@ -35,7 +35,7 @@ def test_forward_matches_numpy_soft_reset_and_spike_times():
     # Spikes by hand: u = .3, 1.17 (fire), .253, 1.828 (fire), .645, .581, 3.022 (fire), 1.820 (fire).
     np.testing.assert_array_equal(ref_s, [0, 1, 0, 1, 0, 0, 1, 1])
     np.testing.assert_allclose(float(final.membrane[0, 0]), ref_u[-1], rtol=1e-6)
-    assert float(final.since_spike[0, 0]) == 1.0          # fired at the last step
+    assert float(final.since_spike[0, 0]) == 1.0  # fired at the last step
 
 
 def test_stdb_gradient_matches_formula_with_known_spike_history():
@@ -47,7 +47,7 @@ def test_stdb_gradient_matches_formula_with_known_spike_history():
     np.testing.assert_array_equal(ref_s, [1, 0, 0, 1, 1, 0])
     # dt by hand: never fired at t=0 -> 1000; then 1 (fired at 0), 2, 3, 1 (fired at 3), 1 (fired at 4).
     np.testing.assert_array_equal(ref_dt, [1000, 1, 2, 3, 1, 1])
-    c = np.array([1.0, -2.0, 0.5, 3.0, 1.5, -1.0], np.float32)       # loss = sum_t c_t s_t
+    c = np.array([1.0, -2.0, 0.5, 3.0, 1.5, -1.0], np.float32)  # loss = sum_t c_t s_t
     grad = surrogates.stdb(alpha, beta)
 
     def loss(i):
@@ -58,7 +58,7 @@ def test_stdb_gradient_matches_formula_with_known_spike_history():
     sigma = alpha * np.exp(-beta * ref_dt)
     want = np.array([sum(c[t] * sigma[t] / theta for t in range(k, 6)) for k in range(6)])
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    assert sigma[0] < 1e-80   # never spiked: no gradient to speak of
+    assert sigma[0] < 1e-80  # never spiked: no gradient to speak of
 
 
 def test_linear_gradient_matches_formula_with_leak():

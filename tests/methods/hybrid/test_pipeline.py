@@ -8,23 +8,37 @@ import sys
 
 import ml_collections
 import pytest
-
 from launch_helpers import analyze
+
 from snnjax import config as config_lib
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import pipeline as hybrid_pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-TINY = ["--config.model.width=4", "--config.model.time_steps=2", "--config.train.epochs=1",
-        "--config.ann.train.epochs=1", "--config.conversion.time_steps=12", "--config.conversion.batch_size=64",
-        "--config.conversion.eval_time_steps=(2,6)", "--config.train.progress_bar=False",
-        "--config.ann.train.progress_bar=False", "--config.train.tensorboard=False",
-        "--config.ann.train.tensorboard=False"]
+TINY = [
+    "--config.model.width=4",
+    "--config.model.time_steps=2",
+    "--config.train.epochs=1",
+    "--config.ann.train.epochs=1",
+    "--config.conversion.time_steps=12",
+    "--config.conversion.batch_size=64",
+    "--config.conversion.eval_time_steps=(2,6)",
+    "--config.train.progress_bar=False",
+    "--config.ann.train.progress_bar=False",
+    "--config.train.tensorboard=False",
+    "--config.ann.train.tensorboard=False",
+]
 
 
 def _launch(workdir, *overrides):
-    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), "--config=configs/hybrid_stdb.py:digits",
-           f"--workdir={workdir}", *TINY, *overrides]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "launch.py"),
+        "--config=configs/hybrid_stdb.py:digits",
+        f"--workdir={workdir}",
+        *TINY,
+        *overrides,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise AssertionError(f"launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
@@ -45,12 +59,12 @@ def test_digits_run_writes_summary_and_reruns_skip_finished_stages(tmp_path):
     conv = json.loads((wd / "conversion.json").read_text())
     assert list(conv["thresholds"]) == ["conv0", "conv1", "conv2", "fc0", "fc1"]
     for name, theta in conv["thresholds"].items():
-        assert theta > 0 and conv["scaled_thresholds"][name] == pytest.approx(0.5 * theta)   # digits: x0.5
+        assert theta > 0 and conv["scaled_thresholds"][name] == pytest.approx(0.5 * theta)  # digits: x0.5
     records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in records} == {"ann", "conversion", "stdb"}
     assert sorted(r["time_steps"] for r in records if r["kind"] == "conversion") == [2, 6]
 
-    again = _launch(wd)                                  # every stage is done: nothing is redone
+    again = _launch(wd)  # every stage is done: nothing is redone
     assert "[ann] finished earlier" in again.stderr
     assert "[conversion] thresholds from" in again.stderr
     assert json.loads((wd / "conversion.json").read_text()) == conv
@@ -77,10 +91,14 @@ def test_presets_pass_validation_and_follow_the_paper():
     assert (c10.optim.name, c10.optim.lr, c10.optim.weight_decay) == ("amsgrad", 1e-4, 5e-4)
     assert (c10.conversion.time_steps, c10.conversion.scaling_factor) == (1000, 0.7)
     stage = hybrid_config.ann_config(c10)
-    assert tuple(stage.optim.milestones) == (180, 240, 270)         # 60/80/90% of 300 epochs
-    assert (stage.model.name, stage.model.neuron, stage.model.time_steps, stage.model.encoding) == \
-        ("vgg16", "relu", 1, "direct")
-    assert tuple(hybrid_config.stdb_config(c10).optim.milestones) == (12, 16, 18)   # of the 20 fine-tuning epochs
+    assert tuple(stage.optim.milestones) == (180, 240, 270)  # 60/80/90% of 300 epochs
+    assert (stage.model.name, stage.model.neuron, stage.model.time_steps, stage.model.encoding) == (
+        "vgg16",
+        "relu",
+        1,
+        "direct",
+    )
+    assert tuple(hybrid_config.stdb_config(c10).optim.milestones) == (12, 16, 18)  # of the 20 fine-tuning epochs
     # Official-code details (docs/hybrid_stdb.md): one-step spike delay, SNN dropout 0.3 / ANN 0.2,
     # ANN on dataset mean/std, no Nesterov, augmented balancing batch.
     assert c10.model.spike_delay and c10.model.dropout == 0.3 and c10.ann.dropout == 0.2

@@ -18,15 +18,17 @@ def _idsnn_digits():
     return module.get_config("digits")
 
 
-@pytest.mark.parametrize("arm, transplant, kd", [("baseline", False, False), ("init_only", True, False),
-                                                 ("kd_only", False, True), ("idsnn", True, True)])
+@pytest.mark.parametrize(
+    "arm, transplant, kd",
+    [("baseline", False, False), ("init_only", True, False), ("kd_only", False, True), ("idsnn", True, True)],
+)
 def test_arm_config_sets_seed_switches_and_teacher(arm, transplant, kd):
     base = _idsnn_digits()
     before = base.to_dict()
     cfg = ablation.arm_config(base, arm, 7, "/runs/seed7/teacher")
     assert (cfg.seed, cfg.transplant.enabled, cfg.kd.enabled) == (7, transplant, kd)
     assert cfg.teacher.checkpoint == "/runs/seed7/teacher"
-    assert base.to_dict() == before   # the shared base config is not modified
+    assert base.to_dict() == before  # the shared base config is not modified
     assert ablation.arm_config(base, arm, 7, None).teacher.checkpoint == ""
 
 
@@ -39,20 +41,24 @@ def test_first_epoch_reaching():
 
 def test_summarize_and_markdown_by_hand():
     results = {
-        "baseline": {0: {"best": 0.90, "final": 0.88, "curve": [(1, 0.5), (2, 0.88)]},
-                     1: {"best": 0.80, "final": 0.80, "curve": [(1, 0.6), (2, 0.80)]}},
-        "kd_only": {0: {"best": 0.94, "final": 0.94, "curve": [(1, 0.89), (2, 0.94)]},
-                    1: {"best": 0.78, "final": 0.78, "curve": [(1, 0.7), (2, 0.78)]}},
+        "baseline": {
+            0: {"best": 0.90, "final": 0.88, "curve": [(1, 0.5), (2, 0.88)]},
+            1: {"best": 0.80, "final": 0.80, "curve": [(1, 0.6), (2, 0.80)]},
+        },
+        "kd_only": {
+            0: {"best": 0.94, "final": 0.94, "curve": [(1, 0.89), (2, 0.94)]},
+            1: {"best": 0.78, "final": 0.78, "curve": [(1, 0.7), (2, 0.78)]},
+        },
     }
     table = ablation.summarize(results)
     assert table["baseline"]["best_test_accuracy_mean"] == pytest.approx(0.85)
-    assert table["baseline"]["best_test_accuracy_std"] == pytest.approx(0.05)     # population std of .9, .8
+    assert table["baseline"]["best_test_accuracy_std"] == pytest.approx(0.05)  # population std of .9, .8
     assert table["kd_only"]["best_test_accuracy_std"] == pytest.approx(np.std([0.94, 0.78]))
     # kd_only seed 0 passes the baseline's final 0.88 at epoch 1; seed 1 never reaches 0.80
     assert table["kd_only"]["epoch_reaching_baseline_final_per_seed"] == {"0": 1, "1": None}
     assert table["baseline"]["epoch_reaching_baseline_final_per_seed"] == {"0": 2, "1": 2}
     md = ablation.to_markdown(table, epochs=2).splitlines()
-    assert table["baseline"]["final_test_accuracy_mean"] == pytest.approx(0.84)   # (0.88 + 0.80) / 2
+    assert table["baseline"]["final_test_accuracy_mean"] == pytest.approx(0.84)  # (0.88 + 0.80) / 2
     assert table["baseline"]["final_test_accuracy_std"] == pytest.approx(0.04)
     md = ablation.to_markdown(table, epochs=2).splitlines()
     assert md[0].endswith("(of 2) |") and len(md) == 4
@@ -67,8 +73,12 @@ def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script():
 
 
 def test_plot_curves_writes_a_png_of_mean_and_band(tmp_path):
-    results = {"baseline": {0: {"best": 0.9, "final": 0.9, "curve": [(1, 0.5), (2, 0.9)]},
-                            1: {"best": 0.8, "final": 0.8, "curve": [(1, 0.4), (2, 0.8)]}}}
+    results = {
+        "baseline": {
+            0: {"best": 0.9, "final": 0.9, "curve": [(1, 0.5), (2, 0.9)]},
+            1: {"best": 0.8, "final": 0.8, "curve": [(1, 0.4), (2, 0.8)]},
+        }
+    }
     path = tmp_path / "ablation.png"
     ablation.plot_curves(results, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

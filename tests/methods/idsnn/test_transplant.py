@@ -20,8 +20,7 @@ def build(name="resnet18", width=4, neuron="relu", time_steps=1, num_classes=NUM
     return models.build_model(cfg, num_classes)
 
 
-def numbered_variables(name="resnet18", width=4, neuron="relu", time_steps=1, num_classes=NUM_CLASSES,
-                       offset=0.0):
+def numbered_variables(name="resnet18", width=4, neuron="relu", time_steps=1, num_classes=NUM_CLASSES, offset=0.0):
     """Variables of a real model layout (shapes from eval_shape, no compile) with unique numbers.
 
     Leaf number k (in tree order) holds ``offset + 1000 * k + arange(size)`` reshaped; params and
@@ -31,8 +30,10 @@ def numbered_variables(name="resnet18", width=4, neuron="relu", time_steps=1, nu
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(IMAGE), train=False))
     shapes = {k: shapes[k] for k in ("params", "batch_stats")}
     leaves, treedef = jax.tree.flatten(shapes)
-    values = [(offset + 1000.0 * k + np.arange(np.prod(s.shape))).reshape(s.shape).astype(np.float32)
-              for k, s in enumerate(leaves)]
+    values = [
+        (offset + 1000.0 * k + np.arange(np.prod(s.shape))).reshape(s.shape).astype(np.float32)
+        for k, s in enumerate(leaves)
+    ]
     return jax.tree.unflatten(treedef, values)
 
 
@@ -53,21 +54,36 @@ def flat_paths(tree, prefix=""):
 # ---------------------------------------------------------------------------------------------- block map
 
 
-@pytest.mark.parametrize("d_t,d_s,expected", [
-    (3, 2, (0, 1)), (4, 2, (0, 1)), (6, 2, (0, 1)), (1, 3, (0, 0, 0)), (2, 4, (0, 1, 1, 1)), (2, 2, (0, 1)),
-])
+@pytest.mark.parametrize(
+    "d_t,d_s,expected",
+    [
+        (3, 2, (0, 1)),
+        (4, 2, (0, 1)),
+        (6, 2, (0, 1)),
+        (1, 3, (0, 0, 0)),
+        (2, 4, (0, 1, 1, 1)),
+        (2, 2, (0, 1)),
+    ],
+)
 def test_block_map_first(d_t, d_s, expected):
     assert tp.block_map(d_t, d_s, "first") == expected
-    assert tp.block_map(d_t, d_s) == expected   # "first" is the default
+    assert tp.block_map(d_t, d_s) == expected  # "first" is the default
 
 
-@pytest.mark.parametrize("d_t,d_s,expected", [
-    (6, 2, (0, 5)), (4, 2, (0, 3)), (3, 2, (0, 2)), (6, 1, (0,)), (3, 3, (0, 1, 2)),
-    (2, 3, (0, 1, 1)),       # 0.5 -> 1 (Python's round(0.5) would give 0)
-    (6, 3, (0, 3, 5)),       # 2.5 -> 3 (round(2.5) would give 2)
-    (4, 3, (0, 2, 3)),       # 1.5 -> 2
-    (23, 6, (0, 4, 9, 13, 18, 22)),   # 0, 4.4, 8.8, 13.2, 17.6, 22
-])
+@pytest.mark.parametrize(
+    "d_t,d_s,expected",
+    [
+        (6, 2, (0, 5)),
+        (4, 2, (0, 3)),
+        (3, 2, (0, 2)),
+        (6, 1, (0,)),
+        (3, 3, (0, 1, 2)),
+        (2, 3, (0, 1, 1)),  # 0.5 -> 1 (Python's round(0.5) would give 0)
+        (6, 3, (0, 3, 5)),  # 2.5 -> 3 (round(2.5) would give 2)
+        (4, 3, (0, 2, 3)),  # 1.5 -> 2
+        (23, 6, (0, 4, 9, 13, 18, 22)),  # 0, 4.4, 8.8, 13.2, 17.6, 22
+    ],
+)
 def test_block_map_uniform(d_t, d_s, expected):
     assert tp.block_map(d_t, d_s, "uniform") == expected
 
@@ -86,12 +102,14 @@ def test_format_block_mapping():
         "stage0: student [0,1] <- teacher [0,1]\n"
         "stage1: student [0,1] <- teacher [0,1]\n"
         "stage2: student [0,1] <- teacher [0,1]\n"
-        "stage3: student [0,1] <- teacher [0,1]")
+        "stage3: student [0,1] <- teacher [0,1]"
+    )
     assert tp.format_block_mapping((3, 4, 6, 3), (2, 2, 2, 2), "uniform") == (
         "stage0: student [0,1] <- teacher [0,2]\n"
         "stage1: student [0,1] <- teacher [0,3]\n"
         "stage2: student [0,1] <- teacher [0,5]\n"
-        "stage3: student [0,1] <- teacher [0,2]")
+        "stage3: student [0,1] <- teacher [0,2]"
+    )
     with pytest.raises(ValueError, match="teacher has 4 stages .* student has 3 stages"):
         tp.format_block_mapping((3, 4, 6, 3), (2, 2, 2))
 
@@ -109,8 +127,9 @@ def test_loop_interpolate_hand_values():
     np.testing.assert_array_equal(tp.loop_interpolate(t, (4, 3), (-2,)), [[0, 1, 2], [3, 4, 5], [0, 1, 2], [3, 4, 5]])
 
 
-@pytest.mark.parametrize("t_shape,s_shape", [((3, 3, 2, 4), (3, 3, 3, 6)), ((3, 3, 5, 4), (3, 3, 2, 3)),
-                                             ((1, 1, 4, 2), (1, 1, 4, 7))])
+@pytest.mark.parametrize(
+    "t_shape,s_shape", [((3, 3, 2, 4), (3, 3, 3, 6)), ((3, 3, 5, 4), (3, 3, 2, 3)), ((1, 1, 4, 2), (1, 1, 4, 7))]
+)
 def test_loop_interpolate_kernel_formula(t_shape, s_shape):
     t = np.arange(np.prod(t_shape), dtype=np.float32).reshape(t_shape)
     out = np.asarray(tp.loop_interpolate(t, s_shape, (2, 3)))
@@ -121,8 +140,11 @@ def test_loop_interpolate_kernel_formula(t_shape, s_shape):
 
 
 def test_loop_interpolate_errors():
-    with pytest.raises(ValueError, match=r"teacher shape \(3, 3, 2, 4\) and student shape \(5, 5, 2, 4\) differ "
-                                         r"on axis 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"teacher shape \(3, 3, 2, 4\) and student shape \(5, 5, 2, 4\) differ "
+        r"on axis 0",
+    ):
         tp.loop_interpolate(np.zeros((3, 3, 2, 4)), (5, 5, 2, 4), (2, 3))
     with pytest.raises(ValueError, match="different ranks"):
         tp.loop_interpolate(np.zeros((2, 4)), (1, 1, 2, 4), (2, 3))
@@ -136,8 +158,10 @@ def test_loop_interpolate_errors():
 def test_resnet34_to_resnet18_block_sources():
     teacher = numbered_variables("resnet34", width=4)
     student = numbered_variables("resnet18", width=4, offset=0.5)
-    for rule, stage_sources in (("first", ((0, 1), (0, 1), (0, 1), (0, 1))),
-                                ("uniform", ((0, 2), (0, 3), (0, 5), (0, 2)))):
+    for rule, stage_sources in (
+        ("first", ((0, 1), (0, 1), (0, 1), (0, 1))),
+        ("uniform", ((0, 2), (0, 3), (0, 5), (0, 2))),
+    ):
         out, report = tp.transplant(teacher, student, block_rule=rule)
         sources = dict(report.entries)
         for s, blocks in enumerate(stage_sources):
@@ -169,31 +193,43 @@ def test_tiled_channels_width2_to_width3():
         for o in range(6):
             np.testing.assert_array_equal(s[:, :, i, o], t[:, :, i % 2, o % 4])
     # stem: input channels match (3), output channels tiled 2 -> 3
-    np.testing.assert_array_equal(leaf(out, "params/stem_conv/kernel"),
-                                  leaf(teacher, "params/stem_conv/kernel")[..., [0, 1, 0]])
-    assert dict(report.entries)["params/stage1_block0/conv1/kernel"] == \
-        "params/stage1_block0/conv1/kernel [tiled 2->3 in, 4->6 out]"
-    assert dict(report.entries)["batch_stats/stage0_block1/bn2/mean"] == \
-        "batch_stats/stage0_block1/bn2/mean [tiled 2->3]"
+    np.testing.assert_array_equal(
+        leaf(out, "params/stem_conv/kernel"), leaf(teacher, "params/stem_conv/kernel")[..., [0, 1, 0]]
+    )
+    assert (
+        dict(report.entries)["params/stage1_block0/conv1/kernel"]
+        == "params/stage1_block0/conv1/kernel [tiled 2->3 in, 4->6 out]"
+    )
+    assert (
+        dict(report.entries)["batch_stats/stage0_block1/bn2/mean"] == "batch_stats/stage0_block1/bn2/mean [tiled 2->3]"
+    )
 
 
 def test_truncated_channels_width4_to_width2():
     teacher = numbered_variables(width=4)
     student = numbered_variables(width=2, offset=0.5)
     out, report = tp.transplant(teacher, student)
-    t = leaf(teacher, "params/stage2_block1/conv2/kernel")     # [3, 3, 16, 16]
+    t = leaf(teacher, "params/stage2_block1/conv2/kernel")  # [3, 3, 16, 16]
     np.testing.assert_array_equal(leaf(out, "params/stage2_block1/conv2/kernel"), t[:, :, :8, :8])
-    np.testing.assert_array_equal(leaf(out, "batch_stats/stage3_block0/bn2/mean"),
-                                  leaf(teacher, "batch_stats/stage3_block0/bn2/mean")[:16])
-    assert dict(report.entries)["params/stage2_block1/conv2/kernel"] == \
-        "params/stage2_block1/conv2/kernel [truncated 16->8 in, 16->8 out]"
+    np.testing.assert_array_equal(
+        leaf(out, "batch_stats/stage3_block0/bn2/mean"), leaf(teacher, "batch_stats/stage3_block0/bn2/mean")[:16]
+    )
+    assert (
+        dict(report.entries)["params/stage2_block1/conv2/kernel"]
+        == "params/stage2_block1/conv2/kernel [truncated 16->8 in, 16->8 out]"
+    )
 
 
 def test_shortcut_and_head_kept_by_default_and_transplanted_with_options():
     teacher = numbered_variables(width=2)
     student = numbered_variables(width=3, offset=0.5)
-    kept_paths = ["params/stage1_block0/shortcut_conv/kernel", "params/stage1_block0/shortcut_bn/scale",
-                  "batch_stats/stage3_block0/shortcut_bn/mean", "params/head/kernel", "params/head/bias"]
+    kept_paths = [
+        "params/stage1_block0/shortcut_conv/kernel",
+        "params/stage1_block0/shortcut_bn/scale",
+        "batch_stats/stage3_block0/shortcut_bn/mean",
+        "params/head/kernel",
+        "params/head/bias",
+    ]
     out, report = tp.transplant(teacher, student)
     sources = dict(report.entries)
     for path in kept_paths:
@@ -201,12 +237,15 @@ def test_shortcut_and_head_kept_by_default_and_transplanted_with_options():
         assert sources[path].startswith("kept initialisation (include_")
 
     out, report = tp.transplant(teacher, student, include_shortcut=True, include_head=True)
-    t = leaf(teacher, "params/stage1_block0/shortcut_conv/kernel")          # [1, 1, 2, 4]
-    np.testing.assert_array_equal(leaf(out, "params/stage1_block0/shortcut_conv/kernel"),
-                                  t[:, :, [0, 1, 0]][..., [0, 1, 2, 3, 0, 1]])
-    np.testing.assert_array_equal(leaf(out, "batch_stats/stage3_block0/shortcut_bn/mean"),
-                                  leaf(teacher, "batch_stats/stage3_block0/shortcut_bn/mean")[np.arange(24) % 16])
-    head_t = leaf(teacher, "params/head/kernel")                            # [16, 3]
+    t = leaf(teacher, "params/stage1_block0/shortcut_conv/kernel")  # [1, 1, 2, 4]
+    np.testing.assert_array_equal(
+        leaf(out, "params/stage1_block0/shortcut_conv/kernel"), t[:, :, [0, 1, 0]][..., [0, 1, 2, 3, 0, 1]]
+    )
+    np.testing.assert_array_equal(
+        leaf(out, "batch_stats/stage3_block0/shortcut_bn/mean"),
+        leaf(teacher, "batch_stats/stage3_block0/shortcut_bn/mean")[np.arange(24) % 16],
+    )
+    head_t = leaf(teacher, "params/head/kernel")  # [16, 3]
     np.testing.assert_array_equal(leaf(out, "params/head/kernel"), head_t[np.arange(24) % 16])
     np.testing.assert_array_equal(leaf(out, "params/head/bias"), leaf(teacher, "params/head/bias"))
     assert dict(report.entries)["params/head/kernel"] == "params/head/kernel [tiled 16->24 in]"
@@ -224,9 +263,12 @@ def test_include_stem_false_keeps_stem():
 def test_head_class_count_mismatch():
     teacher = numbered_variables(width=2, num_classes=5)
     student = numbered_variables(width=2, num_classes=3)
-    tp.transplant(teacher, student)   # fine without the head
-    with pytest.raises(ValueError, match=r"teacher has 5 classes \(params/head/kernel \(16, 5\)\) but student has 3 "
-                                         r"\(params/head/kernel \(16, 3\)\).*include_head=False"):
+    tp.transplant(teacher, student)  # fine without the head
+    with pytest.raises(
+        ValueError,
+        match=r"teacher has 5 classes \(params/head/kernel \(16, 5\)\) but student has 3 "
+        r"\(params/head/kernel \(16, 3\)\).*include_head=False",
+    ):
         tp.transplant(teacher, student, include_head=True)
 
 
@@ -235,10 +277,14 @@ def test_head_class_count_mismatch():
 
 def tiny_tree(stages, stem_kernel=(3, 3), block_convs=("conv1", "conv2"), width=2, dtype=np.float32, value=1.0):
     """A hand-made ResNet-layout tree: ``stages`` blocks per stage, 3x3 convs, no shortcuts."""
+
     def arr(*shape):
         return np.full(shape, value, dtype)
-    params = {"stem_conv": {"kernel": arr(*stem_kernel, 3, width)},
-              "stem_bn": {"scale": arr(width), "bias": arr(width)}}
+
+    params = {
+        "stem_conv": {"kernel": arr(*stem_kernel, 3, width)},
+        "stem_bn": {"scale": arr(width), "bias": arr(width)},
+    }
     stats = {"stem_bn": {"mean": arr(width), "var": arr(width)}}
     for s, n in enumerate(stages):
         for b in range(n):
@@ -254,32 +300,42 @@ def tiny_tree(stages, stem_kernel=(3, 3), block_convs=("conv1", "conv2"), width=
 def test_error_block_types_differ_resnet50_to_resnet18():
     teacher = numbered_variables("resnet50", width=2)
     student = numbered_variables("resnet18", width=2)
-    with pytest.raises(ValueError, match=r"block types differ: teacher params/stage0_block0 is a Bottleneck "
-                                         r"\(conv1, conv2, conv3\) but student params/stage0_block0 is a BasicBlock "
-                                         r"\(conv1, conv2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"block types differ: teacher params/stage0_block0 is a Bottleneck "
+        r"\(conv1, conv2, conv3\) but student params/stage0_block0 is a BasicBlock "
+        r"\(conv1, conv2\)",
+    ):
         tp.transplant(teacher, student)
 
 
 def test_error_kernel_sizes_differ():
     teacher = tiny_tree((1, 1), stem_kernel=(7, 7))
     student = tiny_tree((1, 1), stem_kernel=(3, 3))
-    with pytest.raises(ValueError, match=r"kernel sizes differ: teacher params/stem_conv/kernel \(7, 7, 3, 2\) -> "
-                                         r"student params/stem_conv/kernel \(3, 3, 3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"kernel sizes differ: teacher params/stem_conv/kernel \(7, 7, 3, 2\) -> "
+        r"student params/stem_conv/kernel \(3, 3, 3, 2\)",
+    ):
         tp.transplant(teacher, student)
-    out, _ = tp.transplant(teacher, student, include_stem=False)   # the stem is the only mismatch
+    out, _ = tp.transplant(teacher, student, include_stem=False)  # the stem is the only mismatch
     assert leaf(out, "params/stage1_block0/conv1/kernel").shape == (3, 3, 2, 2)
 
 
 def test_error_stage_counts_differ():
-    with pytest.raises(ValueError, match=r"teacher has 4 stages \(blocks \(1, 2, 1, 1\)\) but student has 3 stages "
-                                         r"\(blocks \(1, 1, 1\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"teacher has 4 stages \(blocks \(1, 2, 1, 1\)\) but student has 3 stages "
+        r"\(blocks \(1, 1, 1\)\)",
+    ):
         tp.transplant(tiny_tree((1, 2, 1, 1)), tiny_tree((1, 1, 1)))
 
 
 def test_error_teacher_collection_missing():
     teacher, student = tiny_tree((1,)), tiny_tree((1,))
-    with pytest.raises(ValueError, match="teacher variables lack batch_stats/stem_bn/mean, needed for student "
-                                         "batch_stats/stem_bn/mean"):
+    with pytest.raises(
+        ValueError, match="teacher variables lack batch_stats/stem_bn/mean, needed for student batch_stats/stem_bn/mean"
+    ):
         tp.transplant({"params": teacher["params"]}, student)
     with pytest.raises(ValueError, match="unknown block_rule 'nearest'"):
         tp.transplant(teacher, student, block_rule="nearest")
@@ -290,8 +346,10 @@ def test_missing_teacher_module_keeps_initialisation_with_note():
     student["params"]["stage0_block1"]["shortcut_conv"] = {"kernel": np.full((1, 1, 2, 2), 9.0, np.float32)}
     out, report = tp.transplant(teacher, student, include_shortcut=True)
     np.testing.assert_array_equal(leaf(out, "params/stage0_block1/shortcut_conv/kernel"), np.full((1, 1, 2, 2), 9.0))
-    assert dict(report.entries)["params/stage0_block1/shortcut_conv/kernel"] == \
-        "kept initialisation (teacher has no stage0_block1/shortcut_conv)"
+    assert (
+        dict(report.entries)["params/stage0_block1/shortcut_conv/kernel"]
+        == "kept initialisation (teacher has no stage0_block1/shortcut_conv)"
+    )
     np.testing.assert_array_equal(leaf(out, "params/stage0_block1/conv1/kernel"), np.ones((3, 3, 2, 2)))
 
 
@@ -355,16 +413,17 @@ def test_ann_into_spiking_twin(ann_teacher, neuron):
     student = random_variables(snn, seed=1)
     out, report = tp.transplant(teacher, student, include_shortcut=True, include_head=True)
     assert jax.tree.structure(out) == jax.tree.structure(student)
-    np.testing.assert_array_equal(out["params"]["stage2_block1"]["conv1"]["kernel"],
-                                  teacher["params"]["stage2_block1"]["conv1"]["kernel"])
-    if neuron == "lif":   # one spiking forward pass (a few seconds on a CPU) is enough
+    np.testing.assert_array_equal(
+        out["params"]["stage2_block1"]["conv1"]["kernel"], teacher["params"]["stage2_block1"]["conv1"]["kernel"]
+    )
+    if neuron == "lif":  # one spiking forward pass (a few seconds on a CPU) is enough
         logits = snn.apply(out, jax.random.normal(jax.random.key(2), IMAGE), train=False)
         assert logits.shape == (IMAGE[0], NUM_CLASSES) and bool(jnp.all(jnp.isfinite(logits)))
     # Report: every student leaf exactly once; only PLIF decays are kept, bitwise unchanged.
     paths = [p for p, _ in report.entries]
     assert sorted(paths) == sorted(flat_paths(student)) and len(set(paths)) == len(paths)
     n_decays = sum(p.endswith("decay_logit") for p in paths)
-    assert n_decays == (0 if neuron == "lif" else 1 + 2 * 8)   # stem_act + (act1, act_out) x 8 blocks
+    assert n_decays == (0 if neuron == "lif" else 1 + 2 * 8)  # stem_act + (act1, act_out) x 8 blocks
     assert report.kept == n_decays and report.transplanted == len(paths) - n_decays
     for path, source in report.entries:
         assert (source == "kept initialisation (neuron parameter)") == path.endswith("decay_logit")
@@ -384,5 +443,5 @@ def test_report_text_and_dict():
     text = report.to_text().splitlines()
     assert text[0] == f"transplant: {report.transplanted} leaves from the teacher, {report.kept} kept as initialised"
     assert len(text) == n_leaves + 1
-    assert len({line.index("<-") for line in text[1:]}) == 1    # aligned column
+    assert len({line.index("<-") for line in text[1:]}) == 1  # aligned column
     assert "  params/stem_conv/kernel" in report.to_text()

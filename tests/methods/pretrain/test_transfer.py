@@ -1,6 +1,5 @@
 """Pretraining transfer: the ANN twin, the ANN -> SNN tree copy and its report, the epoch-fed step."""
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,14 +13,14 @@ from snnjax.methods.pretrain import transfer
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
 from snnjax.train.state import create_train_state
 
-
 NUM_CLASSES = 3
 TINY_SNN = dict(name="resnet18", width=4, neuron="lif", time_steps=2)
 
 
 def pretrain_cfg(**overrides):
-    cfg = ml_collections.ConfigDict(dict(activation="relu", sharpen_horizon_epochs=0, bn_scale_init=0.5,
-                                         train=dict(epochs=10)))
+    cfg = ml_collections.ConfigDict(
+        dict(activation="relu", sharpen_horizon_epochs=0, bn_scale_init=0.5, train=dict(epochs=10))
+    )
     cfg.update(overrides)
     return cfg
 
@@ -31,14 +30,18 @@ def numbered(model, sample, offset):
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample, train=False))
     shapes = {k: shapes[k] for k in ("params", "batch_stats")}
     leaves, treedef = jax.tree.flatten(shapes)
-    values = [(offset + 1000.0 * k + np.arange(np.prod(s.shape))).reshape(s.shape).astype(np.float32)
-              for k, s in enumerate(leaves)]
+    values = [
+        (offset + 1000.0 * k + np.arange(np.prod(s.shape))).reshape(s.shape).astype(np.float32)
+        for k, s in enumerate(leaves)
+    ]
     return jax.tree.unflatten(treedef, values)
 
 
 def flat(tree):
-    return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
-            for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return {
+        "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+        for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
 
 
 # ---------------------------------------------------------------------------------------------- ANN twin
@@ -53,8 +56,10 @@ def test_ann_twin_has_the_snn_layout_and_tdbn_gamma():
 
     def shapes(model):
         tree = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-        return {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(
-            {c: tree[c] for c in ("params", "batch_stats")})[0]}
+        return {
+            jax.tree_util.keystr(p): v.shape
+            for p, v in jax.tree_util.tree_flatten_with_path({c: tree[c] for c in ("params", "batch_stats")})[0]
+        }
 
     assert shapes(ann) == shapes(snn) and len(shapes(ann)) == 102
     # Values need a real init; a 2-stage clone of the twin compiles in a fraction of the time and
@@ -74,7 +79,7 @@ def test_pipe_s_load_copies_every_leaf_exactly():
     cfg = models.model_config(**TINY_SNN)
     x = jnp.zeros((1, 8, 8, 3))
     ann_vars = numbered(transfer.build_ann(cfg, NUM_CLASSES, pretrain_cfg()), x, offset=0.0)
-    snn_vars = numbered(models.build(cfg, NUM_CLASSES), x, offset=0.5)   # every value differs from the ANN's
+    snn_vars = numbered(models.build(cfg, NUM_CLASSES), x, offset=0.5)  # every value differs from the ANN's
     loaded, report = transfer.load_pretrained(ann_vars, snn_vars)
     ann_flat, loaded_flat = flat(ann_vars), flat(loaded)
     assert loaded_flat.keys() == ann_flat.keys() and len(ann_flat) == 102
@@ -88,7 +93,7 @@ def test_pipe_s_load_copies_every_leaf_exactly():
 def test_pipe_d_load_copies_every_leaf_but_the_first_conv():
     cfg = models.model_config(**TINY_SNN)
     ann_vars = numbered(transfer.build_ann(cfg, NUM_CLASSES, pretrain_cfg()), jnp.zeros((1, 8, 8, 1)), offset=0.0)
-    events = jnp.zeros((1, 2, 8, 8, 2))                                          # [B, T, H, W, 2 polarities]
+    events = jnp.zeros((1, 2, 8, 8, 2))  # [B, T, H, W, 2 polarities]
     snn_vars = numbered(models.build(cfg, NUM_CLASSES), events, offset=0.5)
     with pytest.raises(ValueError, match=r"params/stem_conv/kernel.*\(3, 3, 1, 4\).*\(3, 3, 2, 4\).*reinit"):
         transfer.load_pretrained(ann_vars, snn_vars)
@@ -104,7 +109,7 @@ def test_transfer_reports_kept_and_unused_leaves_and_rejects_unknown_modules():
     cfg = models.model_config(**TINY_SNN)
     x = jnp.zeros((1, 8, 8, 3))
     ann_vars = numbered(transfer.build_ann(cfg, NUM_CLASSES, pretrain_cfg()), x, 0.0)
-    ann_vars["schedule"] = {"stem_act": {"epoch": np.float32(3)}}                 # the sharpened ReLU's counter
+    ann_vars["schedule"] = {"stem_act": {"epoch": np.float32(3)}}  # the sharpened ReLU's counter
     plif = models.build(models.model_config(**{**TINY_SNN, "neuron": "plif"}), NUM_CLASSES)
     plif_vars = numbered(plif, x, 0.5)
     loaded, report = transfer.load_pretrained(ann_vars, plif_vars)
@@ -134,7 +139,7 @@ def test_epoch_fed_step_writes_the_one_based_epoch_before_each_forward():
         state, metrics = step(state, batch)
         seen.append(float(state.model_state["schedule"]["SharpenedReLU_0"]["epoch"]))
         assert float(metrics["finite"]) == 1.0
-    assert seen == [1.0, 1.0, 2.0, 2.0, 3.0]   # steps 0..4 with 2 steps per epoch
+    assert seen == [1.0, 1.0, 2.0, 2.0, 3.0]  # steps 0..4 with 2 steps per epoch
     unchanged = transfer.feed_epoch({"batch_stats": {"m": jnp.zeros(2)}}, jnp.float32(7))
     assert unchanged == {"batch_stats": unchanged["batch_stats"]}
 
@@ -149,8 +154,8 @@ def test_load_momentum_copies_loaded_buffers_and_keeps_the_schedule_fresh():
     trace = {"a": {"kernel": np.full((2, 2), 5.0, np.float32)}, "b": {"kernel": np.full((3,), 7.0, np.float32)}}
     source = (source[0]._replace(trace=trace), source[1])
     out = transfer.load_momentum(sgd.init(params), source, ("params/a/kernel",))
-    np.testing.assert_array_equal(out[0].trace["a"]["kernel"], 5.0)       # loaded
-    np.testing.assert_array_equal(out[0].trace["b"]["kernel"], 0.0)       # not loaded: stays zero
+    np.testing.assert_array_equal(out[0].trace["a"]["kernel"], 5.0)  # loaded
+    np.testing.assert_array_equal(out[0].trace["b"]["kernel"], 0.0)  # not loaded: stays zero
     with pytest.raises(ValueError, match="momentum"):
         transfer.load_momentum(optax.adam(1e-3).init(params), source, ("params/a/kernel",))
 
@@ -176,8 +181,13 @@ def test_imagenet_nopool_stem_has_the_official_layout():
     for stem in ("imagenet_nopool", "imagenet"):
         net = models.build(models.model_config(name="resnet18", neuron="relu", time_steps=1, width=4, stem=stem), 3)
         variables = net.init(jax.random.key(0), x, train=False)
-        _, inter = net.apply(variables, x, train=False, mutable=["intermediates"],
-                             capture_intermediates=lambda m, _: m.name == "stage0_block0")
+        _, inter = net.apply(
+            variables,
+            x,
+            train=False,
+            mutable=["intermediates"],
+            capture_intermediates=lambda m, _: m.name == "stage0_block0",
+        )
         shapes[stem] = jax.tree.leaves(inter)[0].shape
         assert ("shortcut_conv" in variables["params"]["stage0_block0"]) == (stem == "imagenet_nopool")
     assert shapes["imagenet_nopool"] == shapes["imagenet"] == (1, 8, 8, 4)

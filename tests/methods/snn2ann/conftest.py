@@ -22,9 +22,17 @@ def tiny():
     # Non-trivial BN running statistics so that the folding matters.
     key = iter(jax.random.split(jax.random.key(9), 8))
     variables["batch_stats"] = jax.tree.map(
-        lambda s: jax.random.uniform(next(key), s.shape, minval=0.2, maxval=1.5), variables["batch_stats"])
-    branches = jax.jit(lambda v, x, train: model.apply(v, x, train=train, method="branches",
-                                                        mutable=["batch_stats", "thresholds"],
-                                                        rngs={"dropout": jax.random.key(0)}),
-                       static_argnums=2)
+        lambda s: jax.random.uniform(next(key), s.shape, minval=0.2, maxval=1.5), variables["batch_stats"]
+    )
+    branches = jax.jit(
+        lambda v, x, train: model.apply(
+            v,
+            x,
+            train=train,
+            method="branches",
+            mutable=["batch_stats", "thresholds"],
+            rngs={"dropout": jax.random.key(0)},
+        ),
+        static_argnums=2,
+    )
     return model, variables, x, branches

@@ -6,16 +6,15 @@ import pytest
 
 from snnjax.methods import snn2ann
 
-
-
 # ---------------------------------------------------------------------------------------------
 # ATA
 # ---------------------------------------------------------------------------------------------
 
+
 def test_noisy_spike_ratio_and_ata_raise_only_above_tolerance():
     relu = jnp.array([0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.5, 0.0, 0.0, 3.0])
-    two_noisy = jnp.array([1.0, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0])   # entries 0, 1: 2/10 noisy
-    one_noisy = jnp.array([0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0])   # entry 1: 1/10
+    two_noisy = jnp.array([1.0, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0])  # entries 0, 1: 2/10 noisy
+    one_noisy = jnp.array([0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0])  # entry 1: 1/10
     assert float(snn2ann.noisy_spike_ratio(relu, two_noisy)) == pytest.approx(0.2)
     assert float(snn2ann.noisy_spike_ratio(relu, one_noisy)) == pytest.approx(0.1)
     vth = jnp.array([0.2, 0.7])

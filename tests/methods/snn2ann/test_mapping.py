@@ -8,7 +8,6 @@ import pytest
 
 from snnjax.methods import snn2ann
 
-
 # ---------------------------------------------------------------------------------------------
 # Spiking mapping units
 # ---------------------------------------------------------------------------------------------
@@ -26,7 +25,7 @@ def test_stsu_forwards_the_spike_count_and_resu_gates_it_by_the_relu():
 def test_mapping_units_are_straight_through_to_the_relu_output(unit):
     w = jnp.array([1.0, -2.0, 3.0, 0.5, 4.0])
     g_relu, g_count = jax.grad(lambda r, c: jnp.sum(w * unit(r, c)), argnums=(0, 1))(RELU, COUNT)
-    np.testing.assert_array_equal(g_relu, w)             # identity, also where the forward value is 0
+    np.testing.assert_array_equal(g_relu, w)  # identity, also where the forward value is 0
     np.testing.assert_array_equal(g_count, np.zeros(5))  # nothing flows into the SNN
     # Through the ReLU: d/dx = w * 1[x > 0].
     x = jnp.array([-1.0, 0.3, 1.2, -0.2, 2.5])

@@ -23,7 +23,7 @@ TINY = dict(layers="1,M,2", width=2, time_steps=T, dropout=(0.0,))
 def _np_conv(x, w, b):
     h, wd = x.shape[1:3]
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    out = sum(np.einsum("nhwc,co->nhwo", xp[:, i:i + h, j:j + wd], w[i, j]) for i in range(3) for j in range(3))
+    out = sum(np.einsum("nhwc,co->nhwo", xp[:, i : i + h, j : j + wd], w[i, j]) for i in range(3) for j in range(3))
     return out + b
 
 
@@ -70,14 +70,21 @@ def test_snn_branch_matches_a_numpy_time_step_major_reference(tiny):
 
 def test_ann_activations_are_the_snn_spike_counts(tiny):
     model, variables, x, _ = tiny
-    _, inter = jax.jit(lambda v, x: model.apply(
-        v, x, train=True, method="branches", mutable=["batch_stats", "thresholds", "intermediates"],
-        capture_intermediates=lambda mdl, _: isinstance(mdl, MappedIFNeuron)))(variables, x)
+    _, inter = jax.jit(
+        lambda v, x: model.apply(
+            v,
+            x,
+            train=True,
+            method="branches",
+            mutable=["batch_stats", "thresholds", "intermediates"],
+            capture_intermediates=lambda mdl, _: isinstance(mdl, MappedIFNeuron),
+        )
+    )(variables, x)
     for name in ("layer0_neuron", "layer1_neuron"):
         spikes, ann_out = inter["intermediates"][name]["__call__"][0]
-        np.testing.assert_array_equal(ann_out, spikes.sum(1))          # STSU: activation == count in 0..T
+        np.testing.assert_array_equal(ann_out, spikes.sum(1))  # STSU: activation == count in 0..T
         assert spikes.shape[1] == T and set(np.unique(spikes)) <= {0.0, 1.0}
-        assert 0 < float(spikes.mean()) < 1                            # the check is not vacuous
+        assert 0 < float(spikes.mean()) < 1  # the check is not vacuous
 
 
 def test_both_branches_read_one_parameter_tree(tiny):
@@ -99,8 +106,14 @@ def test_both_branches_read_one_parameter_tree(tiny):
 
     # Gradients: the ANN loss reaches every parameter; the SNN logits give none.
     def branch_loss(p, which):
-        out, _ = model.apply({**variables, "params": p}, x, train=True, method="branches",
-                             mutable=["batch_stats", "thresholds"], rngs={"dropout": jax.random.key(0)})
+        out, _ = model.apply(
+            {**variables, "params": p},
+            x,
+            train=True,
+            method="branches",
+            mutable=["batch_stats", "thresholds"],
+            rngs={"dropout": jax.random.key(0)},
+        )
         return jnp.sum(getattr(out, which) * jnp.arange(3.0))
 
     g_ann = jax.jit(jax.grad(lambda p: branch_loss(p, "ann_logits")))(params)
@@ -112,8 +125,10 @@ def test_both_branches_read_one_parameter_tree(tiny):
 def test_bptt_baseline_has_the_same_parameter_count_and_no_thresholds():
     cfg = snn2ann.model_config(**TINY)
     x = jnp.zeros((1, 4, 4, 1))
-    shapes = [jax.eval_shape(lambda: m.init(jax.random.key(0), x, train=False))
-              for m in (models.build(cfg, 3), models.build(snn2ann.model_config(name="bptt_vgg", **TINY), 3))]
+    shapes = [
+        jax.eval_shape(lambda: m.init(jax.random.key(0), x, train=False))
+        for m in (models.build(cfg, 3), models.build(snn2ann.model_config(name="bptt_vgg", **TINY), 3))
+    ]
     counts = [sum(int(np.prod(a.shape)) for a in jax.tree.leaves(s["params"])) for s in shapes]
     # layer0: 3*3*1*2 + 2 + 2 + 2; layer1: 3*3*2*4 + 4 + 4 + 4; head: 2*2*4*3 + 3
     assert counts[0] == counts[1] == 24 + 84 + 51
@@ -127,13 +142,14 @@ def test_resnet17_has_17_convs_plus_3_shortcuts_and_runs_both_branches():
     kernels = [p for p, _ in jax.tree_util.tree_leaves_with_path(shapes["params"]) if p[-1].key == "conv_kernel"]
     three = [p for p in kernels if "shortcut" not in str(p)]
     assert len(three) == 17 and len(kernels) - len(three) == 3
-    assert len(jax.tree.leaves(shapes["thresholds"])) == 17      # stem + 2 per block
-    assert shapes["params"]["head"]["kernel"].shape == (2 * 2 * 16, 3)   # 8x8 -> 2x2, 8*width channels
+    assert len(jax.tree.leaves(shapes["thresholds"])) == 17  # stem + 2 per block
+    assert shapes["params"]["head"]["kernel"].shape == (2 * 2 * 16, 3)  # 8x8 -> 2x2, 8*width channels
 
 
-
-@pytest.mark.parametrize("spec,match", [("M,1", "must follow a conv"), ("1,M,M", "one pool per conv"),
-                                        ("1,X", "neither"), ("", "no conv layer")])
+@pytest.mark.parametrize(
+    "spec,match",
+    [("M,1", "must follow a conv"), ("1,M,M", "one pool per conv"), ("1,X", "neither"), ("", "no conv layer")],
+)
 def test_bad_layer_specs_are_explained(spec, match):
     with pytest.raises(ValueError, match=match):
         snn2ann.parse_layers(spec, 8)
@@ -145,5 +161,5 @@ def test_parse_layers_and_bad_config_values():
         models.build(snn2ann.model_config(mapping_unit="relu"), 10)
     with pytest.raises(ValueError, match="config.model.name='vgg16'.*snn2ann_vgg"):
         snn2ann.models.build(snn2ann.model_config(name="vgg16"), 10)
-    with pytest.raises(ValueError, match="bptt_resnet17"):     # the BPTT baseline is a VGG only
+    with pytest.raises(ValueError, match="bptt_resnet17"):  # the BPTT baseline is a VGG only
         models.build(snn2ann.model_config(name="bptt_resnet17"), 10)

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from launch_helpers import analyze
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -21,8 +20,14 @@ sys.path.insert(0, os.path.join(ROOT, "configs"))
 
 
 def _launch(workdir, preset, *overrides):
-    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config=configs/snn2ann.py:{preset}",
-           f"--workdir={workdir}", *TINY, *overrides]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "launch.py"),
+        f"--config=configs/snn2ann.py:{preset}",
+        f"--workdir={workdir}",
+        *TINY,
+        *overrides,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise AssertionError(f"launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
@@ -32,7 +37,7 @@ def _launch(workdir, preset, *overrides):
 @pytest.mark.slow
 def test_digits_run_writes_summary_with_snn_branch_accuracy_and_checkpoints_thresholds(tmp_path):
     wd = tmp_path / "snn2ann"
-    _launch(wd, "digits", "--config.train.epochs=2", "--config.optim.lr=0.005")   # 2 epochs: a larger lr
+    _launch(wd, "digits", "--config.train.epochs=2", "--config.optim.lr=0.005")  # 2 epochs: a larger lr
     summary = json.loads((wd / "summary.json").read_text())
     assert summary["pipeline"] == "snn2ann" and summary["arm"] == "snn2ann" and summary["model"] == "snn2ann_vgg"
     assert summary["steps"] == 2 * (1437 // 64) and summary["devices"] == 8
@@ -53,7 +58,7 @@ def test_digits_run_writes_summary_with_snn_branch_accuracy_and_checkpoints_thre
     means = {k: float(np.mean(v["vth"])) for k, v in vth.items()}
     assert means == pytest.approx(summary["threshold_mean_per_layer"], rel=1e-6)
     assert all(0.3 < m < 1.5 for m in means.values())
-    analysis = analyze(wd, tmp_path / "analysis")         # python -m snnjax.analysis --workdir
+    analysis = analyze(wd, tmp_path / "analysis")  # python -m snnjax.analysis --workdir
     assert analysis["stage"] == "snn2ann" and analysis["time_steps"] == 4 and analysis["num_examples"] == 16
     assert set(analysis["neurons"]) == {f"layer{i}_neuron" for i in range(4)}
 

@@ -20,6 +20,7 @@ TINY = dict(layers="1,M,2", width=2, time_steps=T, dropout=(0.0,))
 # The train step
 # ---------------------------------------------------------------------------------------------
 
+
 def test_train_step_trains_the_ann_and_applies_ata_per_layer(tiny):
     model, variables, x, _ = tiny
     y = jnp.array([0, 1, 2, 0, 1])
@@ -32,9 +33,16 @@ def test_train_step_trains_the_ann_and_applies_ata_per_layer(tiny):
     variables["params"]["layer0"]["bn_bias"] = jnp.full_like(variables["params"]["layer0"]["bn_bias"], -2.0)
     state = create_train_state({**variables, "batch_stats": stats}, tx, jax.random.key(2))
     step = jax.jit(snn2ann.make_train_step(model, tx))
-    stats_fn = jax.jit(lambda v, x: model.apply(
-        v, x, train=True, method="branches", rngs={"dropout": jax.random.key(0)},
-        mutable=["batch_stats", "thresholds", "spike_stats"])[1]["spike_stats"])
+    stats_fn = jax.jit(
+        lambda v, x: model.apply(
+            v,
+            x,
+            train=True,
+            method="branches",
+            rngs={"dropout": jax.random.key(0)},
+            mutable=["batch_stats", "thresholds", "spike_stats"],
+        )[1]["spike_stats"]
+    )
     losses, raised_any, kept_any = [], False, False
     for _ in range(12):
         ratios = stats_fn(state.variables, x)
@@ -43,7 +51,7 @@ def test_train_step_trains_the_ann_and_applies_ata_per_layer(tiny):
         losses.append(float(metrics["loss"]))
         for name in ("layer0_neuron", "layer1_neuron"):
             delta = np.asarray(state.model_state["thresholds"][name]["vth"] - old[name]["vth"])
-            raised = np.float32(ratios[name]["noisy_ratio"][0]) > np.float32(0.1)   # as the step compares
+            raised = np.float32(ratios[name]["noisy_ratio"][0]) > np.float32(0.1)  # as the step compares
             np.testing.assert_allclose(delta, 0.01 if raised else 0.0, atol=1e-6)
             raised_any, kept_any = raised_any or raised, kept_any or not raised
     assert raised_any and kept_any, "the example should exercise both ATA outcomes"
