@@ -9,9 +9,26 @@
 Presets (comma-separated, one per group; the first of each group is its default):
   pipe:       pipe_s (static -> static: load every tensor) | pipe_d (static ANN -> SNN on event
               frames; the first conv is re-initialised because the input has 2 polarity channels)
-  dataset:    digits (offline) | cifar10
+  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU)
   arm:        pretrained | scratch (same fine-tuning from a fresh initialisation, for comparison)
-  activation: relu | sharpened (the ANN's "sharpened ReLU" clamp((u-a)/(b-a), 0, 1))
+  activation: sharpened (the official README's WSresnet18 ANN: clamp((u-a)/(b-a), 0, 1)) | relu
+  mode:       pipe-D only: official (every loaded tensor frozen; new stem conv + BN and new FC
+              trained with Adam 1e-3, wd 1e-4, 60 epochs, x0.1 at 20/30/40; Exp2
+              example_cifar10_res_imgnet+WU.py) | full (everything trainable, stem BN and FC loaded,
+              the pipe-S fine-tuning recipe)
+
+Fine-tuning (pipe-S) as the official train_finetune.py: 50 epochs (digits and the CPU preset: 10 / 6),
+SGD momentum 0.9, lr x0.3 at epochs 2/4/6/8, momentum buffers loaded from the pretraining
+optimizer (``pretrain.load_optimizer_state``; lr and schedule start fresh).
+
+Fashion-MNIST (ResNet18 width 16, T = 4, 6,000 images; docs/pretrain.md):
+    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist --workdir /tmp/ps_fm
+    python launch.py --config configs/pretrain.py:pipe_s,fashion_mnist,scratch --workdir /tmp/s0_fm
+    python launch.py --config configs/pretrain.py:pipe_d,fashion_mnist --workdir /tmp/pd_fm --config.pretrain.checkpoint=/tmp/ps_fm
+    python launch.py --config configs/pretrain.py:pipe_d,fashion_mnist,full --workdir /tmp/pdf_fm --config.pretrain.checkpoint=/tmp/ps_fm
+        # time: ~4-7 min per 6-epoch arm on a 2-core CPU (IDSNN's measurement of the same
+        # Spiking ResNet18 width 16, T = 4); not measured for these arms on 2026-12-01 (the shared
+        # CPU gave 5-25 % of a core, see docs/pretrain.md)
 
 Stage 1 trains the ANN twin of ``config.model`` (same topology and parameter names, ReLU, T = 1,
 BN gamma initialised to ``pretrain.bn_scale_init`` = V_th 0.5) on ``pretrain.data`` (empty name:
@@ -28,10 +45,17 @@ from snnjax import models, presets
 from snnjax.methods.pretrain import config as pretrain_config
 
 PIPES = ("pipe_s", "pipe_d")
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
 ARMS = ("pretrained", "scratch")
 ACTIVATIONS = pretrain_config.ACTIVATIONS
-EVENT_DATA = {"digits": "digits_events", "cifar10": "cifar10_events"}
+MODES = ("official", "full")
+EVENT_DATA = {
+    "digits": "digits_events",
+    "cifar10": "cifar10_events",
+    "fashion_mnist": "fashion_mnist_events",
+    "fashion_mnist_full": "fashion_mnist_events",
+}
+FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
 
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
@@ -55,7 +79,9 @@ def snn_model(**overrides) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None):
-    choice = config_lib.parse_presets(arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS, "activation": ACTIVATIONS})
+    choice = config_lib.parse_presets(
+        arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS, "activation": ACTIVATIONS, "mode": MODES}
+    )
     dataset = choice["dataset"]
     digits = dataset == "digits"
     cfg = config_lib.base_config()
@@ -68,7 +94,13 @@ def get_config(arg: str | None = None):
     cfg.optim = config_lib.optim_config(
         lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
     )
-    cfg.train.epochs = 10
+    cfg.train.epochs = FINETUNE_EPOCHS[dataset]
+    if dataset.startswith("fashion_mnist"):
+        cfg.data.eval_batch_size = 500
+        cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
+        if dataset == "fashion_mnist":
+            cfg.pretrain.optim.lr = cfg.optim.lr = 0.05  # short CPU schedules
+            cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
@@ -76,4 +108,16 @@ def get_config(arg: str | None = None):
         cfg.data.options = ml_collections.ConfigDict()
         cfg.data.options.time_steps = cfg.model.get_ref("time_steps")  # frames per sample = T
         cfg.pretrain.reinit = "stem_conv"
+        if choice["mode"] == "official":
+            # Exp2 example_cifar10_res_imgnet+WU.py: new conv1 (+ its norm) and new FC, all else frozen.
+            cfg.pretrain.reinit = "stem_conv,stem_bn,head"
+            cfg.pretrain.freeze_loaded = True
+            cfg.pretrain.load_optimizer_state = False  # a fresh Adam
+            cfg.optim = config_lib.optim_config(
+                name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep", milestones=(20, 30, 40), gamma=0.1
+            )
+            cfg.train.epochs = 60
+            if dataset in ("digits", "fashion_mnist"):  # CPU sizes: the same shape, 6 epochs
+                cfg.train.epochs = 6
+                cfg.optim.milestones = (2, 3, 4)
     return cfg

@@ -158,7 +158,7 @@ def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
         "neuron": NEURONS,
         "reset": neurons.RESETS,
         "dtype": tuple(DTYPES),
-        "stem": ("cifar", "imagenet"),
+        "stem": ("cifar", "imagenet", "imagenet_nopool"),
         "init": initializers.INITS,
     }
     for key, allowed in checks.items():

@@ -154,7 +154,10 @@ class ResNet(nn.Module):
       activation: module factory, see :mod:`snnjax.layers`.
       time_steps: ``T``; static inputs are repeated ``T`` times (1 for the ANN).
       width: channels of the stem and first stage (64 in the paper; smaller for quick runs).
-      stem: ``"cifar"`` (3x3 stride 1, no pool) or ``"imagenet"`` (7x7 stride 2 + 3x3 max-pool).
+      stem: ``"cifar"`` (3x3 stride 1, no pool), ``"imagenet"`` (7x7 stride 2 + 3x3 max-pool, first
+        stage stride 1: torchvision) or ``"imagenet_nopool"`` (7x7 stride 2, no max-pool, first stage
+        stride 2: the pretraining paper's official ImageNet ResNets, whose max-pool is defined but
+        never called; same output size as ``imagenet``).
       stem_padding: padding of the CIFAR stem conv. 1 keeps 32x32 maps; the official IDSNN SNN
         uses 3 (36x36 maps) - offered for exact comparison only.
       connect: ``"standard"`` residual add, or a SEW function (``sew_add``, ``sew_and``, ``sew_iand``).
@@ -177,7 +180,7 @@ class ResNet(nn.Module):
     activation: layers.ActivationFactory = layers.ReLU
     time_steps: int = 1
     width: int = 64
-    stem: Literal["cifar", "imagenet"] = "cifar"
+    stem: Literal["cifar", "imagenet", "imagenet_nopool"] = "cifar"
     stem_padding: int = 1
     connect: Connect = "standard"
     bn_scale_init: float = 1.0
@@ -220,7 +223,7 @@ class ResNet(nn.Module):
             for b in range(num_blocks):
                 x = block_cls(
                     features=self.width * 2**s,
-                    strides=2 if s > 0 and b == 0 else 1,
+                    strides=2 if b == 0 and (s > 0 or self.stem == "imagenet_nopool") else 1,
                     norm=norm,
                     activation=self.activation,
                     connect=self.connect,

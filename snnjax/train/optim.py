@@ -8,6 +8,9 @@ SGD's weight decay is PyTorch's: ``wd * param`` is added to the gradient *before
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import ml_collections
 import optax
 
@@ -60,3 +63,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> 
     if cfg.name == "amsgrad":
         return optax.chain(*decay, optax.amsgrad(schedule))
     return optax.chain(*decay, optax.adam(schedule))
+
+
+def freeze(tx: optax.GradientTransformation, trainable: Any) -> optax.GradientTransformation:
+    """``tx`` for the parameters whose leaf in ``trainable`` (a params-shaped tree of bools) is True;
+    the others get zero updates (no weight decay either): PyTorch's ``requires_grad=False``."""
+    labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable)
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

@@ -49,10 +49,12 @@ class Restore:
 
 @dataclasses.dataclass(frozen=True)
 class StageOutput:
-    """A stage's variables (on the devices) and its summary (``restored_from`` when restored)."""
+    """A stage's variables (on the devices), its summary (``restored_from`` when restored) and its
+    optimizer state (e.g. to carry SGD momentum into a later stage)."""
 
     variables: Any
     summary: dict[str, Any]
+    opt_state: Any = None
 
 
 def _log(message: str) -> None:
@@ -141,14 +143,14 @@ def run_stage(
             )
         state, meta = restored
         _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
-        return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta})
+        return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)
     path = summary_path(workdir, stage)
     restored = loop.restore_stage(config, loop.stage_checkpoint_dir(workdir, stage), model=model, splits=splits)
     if restored is not None and int(restored[0].step) >= loop.total_steps(config, splits) and os.path.exists(path):
         _log(f"[{stage}] finished earlier; restored from {loop.stage_checkpoint_dir(workdir, stage)}")
         with open(path) as f:
-            return StageOutput(restored[0].variables, json.load(f))
+            return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)
     result = loop.train_and_evaluate(config, workdir, stage=stage, model=model, splits=splits, make_step=make_step)
     summary = {**result.summary, **(extra_summary or {})}
     write_json(path, summary)
-    return StageOutput(result.state.variables, summary)
+    return StageOutput(result.state.variables, summary, result.state.opt_state)

@@ -11,20 +11,23 @@ from snnjax.methods.hybrid import vgg
 from snnjax.train import stages
 
 FRACTIONS = (0.6, 0.8, 0.9)  # the reference's lr steps, as fractions of a stage's epochs
-BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk")
-EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled")
+BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk", "augment")
+EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled", "eval_examples")
 
 
 def ann_section() -> ml_collections.ConfigDict:
-    """``config.ann``: stage 1, the ANN (SGD with Nesterov, lr 1e-2, wd 5e-4, 300 epochs)."""
+    """``config.ann``: stage 1, the ANN (SGD without Nesterov as the official ann.py, lr 1e-2, wd 5e-4,
+    300 epochs; conv dropout 0.2; its own input normalisation when ``normalization`` is set)."""
     return ml_collections.ConfigDict(
         dict(
             checkpoint="",
+            dropout=0.2,  # ANN conv dropout (official ann.py 0.2; the SNN's model.dropout is 0.3); < 0 = the SNN's
+            normalization="",  # "" = config.data.normalization; official CIFAR: "dataset" (SNN: symmetric)
             optim=config_lib.optim_config(
                 name="sgd",
                 lr=1e-2,
                 momentum=0.9,
-                nesterov=True,
+                nesterov=False,
                 weight_decay=5e-4,
                 schedule="multistep",
                 milestones=(),
@@ -49,6 +52,9 @@ def conversion_section() -> ml_collections.ConfigDict:
             eval_batch_size=128,
             report_unscaled=True,
             eval_finetuned=False,
+            augment=True,  # balancing batch drawn with the training augmentation (official: first
+            # batch of the shuffled, augmented train loader); False: as stored
+            eval_examples=0,  # test images of the conversion sweeps (0 = all)
         )
     )
 
@@ -62,11 +68,30 @@ def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> m
     return out
 
 
+def normalization_name(config: ml_collections.ConfigDict, stage: str = "snn") -> str:
+    """The input normalisation of ``stage`` (``ann`` or ``snn``): ``config.ann.normalization`` for the
+    ANN when set (the official CIFAR code trains its ANN on the dataset's mean/std but runs the SNN on
+    0.5/0.5), else ``config.data.normalization``."""
+    name = config.data.get("normalization", "dataset")
+    if stage == "ann" and config.ann.get("normalization", ""):
+        name = config.ann.normalization
+    return name
+
+
+def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The ANN twin of ``config.model`` with the ANN's conv dropout ``config.ann.dropout`` (official:
+    0.2 for the ANN, 0.3 for the SNN; < 0 keeps the SNN's rate)."""
+    cfg = models.ann_model_config(config.model)
+    if float(config.ann.get("dropout", -1.0)) >= 0.0:
+        cfg.dropout = float(config.ann.dropout)
+    return cfg
+
+
 def ann_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config of stage 1: the ANN twin of ``config.model``, ``ann.optim`` / ``ann.train``."""
     return stages.sub_stage_config(
         config,
-        model=models.ann_model_config(config.model),
+        model=ann_model_config(config),
         optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
         train=config.ann.train,
     )
@@ -105,6 +130,15 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             normalization,
             f"choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to [0, 1])",
         )
+    ann_normalization = cfg.ann.get("normalization", "")
+    if ann_normalization and ann_normalization not in NORMALIZATIONS:
+        config_lib.fail(
+            "ann.normalization", ann_normalization, f"choose one of {list(NORMALIZATIONS)} or '' (= data.normalization)"
+        )
+    if not float(cfg.ann.get("dropout", -1.0)) < 1.0:
+        config_lib.fail("ann.dropout", cfg.ann.dropout, "must be < 1 (< 0 = the SNN's model.dropout)")
+    if int(cfg.conversion.get("eval_examples", 0)) < 0:
+        config_lib.fail("conversion.eval_examples", cfg.conversion.eval_examples, "must be >= 0 (0 = all)")
     for name, optim in (("optim", cfg.optim), ("ann.optim", cfg.ann.optim)):
         fractions = tuple(optim.get("milestone_fractions", ()))
         if not all(0.0 < float(f) < 1.0 for f in fractions):

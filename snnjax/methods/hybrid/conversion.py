@@ -275,16 +275,8 @@ def accuracy_over_time(
         sums = {"count": int(valid.sum())}
         logits, state, done = 0.0, None, 0
         for mark in marks:
-            # The membrane state carries over: the next mark's run starts from the last chunk's state.
-            for _, out, state in run_chunked(  # noqa: B007, B020
-                model,
-                variables,
-                x,
-                batch_key,
-                time_steps=mark - done,
-                time_chunk=time_chunk,
-                state=state,
-                start=done,
+            for _, out, state in run_chunked(  # noqa: B007, B020 (the state carries over to the next mark)
+                model, variables, x, batch_key, time_steps=mark - done, time_chunk=time_chunk, state=state, start=done
             ):
                 logits = logits + out
             done = mark

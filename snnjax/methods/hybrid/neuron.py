@@ -20,6 +20,15 @@ Surrogates of ``dH/dz`` (:mod:`snnjax.surrogates`; the gradient reaching ``u`` i
 
 Thresholds and decay are constants here (not trained). Shapes: currents ``[B, T, ...]`` (batch-major,
 as everywhere in snnjax); the scan runs time-major internally. Membranes are float32.
+
+One-step spike delay (``delay=True``, the official code's timing): the official forward pass
+computes a layer's spike at step ``t`` from the membrane left after step ``t-1``
+(``mem_thr = mem / theta - 1`` is evaluated BEFORE the step's input is integrated), so the layer
+emits ``s[t-1]`` of the recursion above at step ``t`` and nothing at step 0. The membrane
+recursion is unchanged (the reset subtracted at ``t`` is that of the spike emitted at ``t``, which
+is ``s[t-1]``); only the emitted train is shifted by one step, and every spiking layer adds one
+step of latency. The surrogate and its ``dt`` are those of ``s[t-1]``, as in the official code
+(its ``dt = t - 1 - last_spike`` with spike times recorded as ``t - 1``).
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ def if_neurons(
     surrogate: surrogates.Surrogate = DEFAULT_SURROGATE,
     state: NeuronState | None = None,
     unroll: int | bool = 1,
+    delay: bool = False,
 ) -> tuple[jax.Array, NeuronState]:
     """Run soft-reset IF (``decay = 1``) or LIF neurons over the time axis 1 of ``currents``.
 
@@ -74,6 +84,9 @@ def if_neurons(
       state: the state after the previous chunk of steps (``None``: resting, never fired). Running
         ``T`` steps at once equals running them in chunks that hand the state on.
       unroll: ``lax.scan`` unroll factor.
+      delay: emit each spike one step later (the official code's timing, see the module docstring):
+        the output at step ``t`` is ``s[t-1]`` (at the first step of a run, ``state.spikes``: 0 for
+        resting neurons), so chunked runs stay equal to one long run.
 
     Returns:
       ``(spikes [B, T, ...] in currents.dtype, final NeuronState)``.
@@ -96,7 +109,12 @@ def if_neurons(
         return NeuronState(u, s, next_dt), s.astype(currents.dtype)
 
     final, spikes = jax.lax.scan(step, state, jnp.moveaxis(currents, 1, 0), unroll=unroll)
-    return jnp.moveaxis(spikes, 0, 1), final
+    spikes = jnp.moveaxis(spikes, 0, 1)
+    if delay:
+        # s[t-1] at step t; the first step emits the spike the previous chunk left pending.
+        pending = jax.lax.stop_gradient(state.spikes).astype(spikes.dtype)[:, None]
+        spikes = jnp.concatenate([pending, spikes[:, :-1]], axis=1)
+    return spikes, final
 
 
 class HybridNeuron(nn.Module):
@@ -117,6 +135,7 @@ class HybridNeuron(nn.Module):
       v_threshold: initial threshold (the reference's ``default_threshold`` 1.0).
       surrogate: surrogate gradient (``surrogates.stdb()`` or ``surrogates.linear()``).
       unroll: ``lax.scan`` unroll factor.
+      delay: one-step spike delay (the official code's timing; see :func:`if_neurons`).
     """
 
     emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
@@ -124,6 +143,7 @@ class HybridNeuron(nn.Module):
     v_threshold: float = 1.0
     surrogate: surrogates.Surrogate = DEFAULT_SURROGATE
     unroll: int | bool = 1
+    delay: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
@@ -148,6 +168,7 @@ class HybridNeuron(nn.Module):
             surrogate=self.surrogate,
             state=carry,
             unroll=self.unroll,
+            delay=self.delay,
         )
         if chunked:
             state_var.value = final

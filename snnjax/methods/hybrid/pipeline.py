@@ -44,9 +44,10 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def prepare_splits(config: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """``config.data`` with the normalisation of ``config.data.normalization`` (ANN and SNN alike)."""
-    return data_stats.with_normalization(loop.load_data(config.data), config.data.get("normalization", "dataset"))
+def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
+    """``config.data`` with the normalisation of ``stage`` (``snn``: ``config.data.normalization``;
+    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.normalization_name`)."""
+    return data_stats.with_normalization(loop.load_data(config.data), hybrid_config.normalization_name(config, stage))
 
 
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
@@ -55,16 +56,29 @@ def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray
 
 
 def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> list[np.ndarray]:
-    """``num_batches`` normalised training batches of ``batch_size`` (a seeded random subset, no augmentation)."""
+    """``num_batches`` normalised training batches of ``batch_size`` for threshold balancing.
+
+    ``conversion.augment`` True (the official code: the first batches of its shuffled, augmented
+    training loader): a seeded random draw with the training augmentation (random crop with
+    ``data.crop_padding``, flips when ``data.flip``); False: a seeded random subset as stored.
+    """
     size, count = int(config.conversion.batch_size), int(config.conversion.num_batches)
     order = np.random.default_rng(int(config.seed)).permutation(splits.train.num_examples)
     chosen = order[: size * count]
-    images = normalized(splits.train.images[chosen], splits)
+    raw = splits.train.images[chosen]
+    if config.conversion.get("augment", False):
+        key = jax.random.fold_in(jax.random.key(int(config.seed)), 5)
+        raw = np.asarray(
+            data_pipeline.random_crop_flip(
+                key, jax.numpy.asarray(raw), padding=int(config.data.crop_padding), flip=bool(config.data.flip)
+            )
+        )
+    images = normalized(raw, splits)
     return [images[i : i + size] for i in range(0, len(chosen), size)]
 
 
 def _settings(config: ml_collections.ConfigDict, keys: tuple[str, ...]) -> dict[str, Any]:
-    out = {key: config.conversion[key] for key in keys}
+    out = {key: config.conversion.get(key, False) for key in keys}
     return json.loads(json.dumps(out))  # tuples -> lists, as they come back from the JSON file
 
 
@@ -92,6 +106,8 @@ def convert(
         "width": int(config.model.width),
         "encoding": config.model.encoding,
         "normalization": config.data.get("normalization", "dataset"),
+        "ann_normalization": hybrid_config.normalization_name(config, "ann"),
+        "spike_delay": bool(config.model.get("spike_delay", False)),
         "ann_checkpoint": config.ann.checkpoint,
         "seed": int(config.seed),
     }
@@ -136,13 +152,15 @@ def convert(
 def _sweep(
     config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: VGG, variables: dict[str, Any]
 ) -> dict[str, float]:
-    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings)."""
+    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
+    ``conversion.eval_examples`` test images (0 = all)."""
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 4)
+    n = int(config.conversion.get("eval_examples", 0)) or splits.test.num_examples
     acc = conversion.accuracy_over_time(
         model,
         variables,
-        normalized(splits.test.images, splits),
-        splits.test.labels,
+        normalized(splits.test.images[:n], splits),
+        splits.test.labels[:n],
         key,
         time_steps=tuple(config.conversion.eval_time_steps),
         batch_size=int(config.conversion.eval_batch_size),
@@ -183,7 +201,9 @@ def evaluate_converted(
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = prepare_splits(config)
+    raw = loop.load_data(config.data)
+    splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "snn"))
+    ann_splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "ann"))
     model = models.build(config.model, splits.num_classes)
     acfg = hybrid_config.ann_config(config)
     ann = stages.run_stage(
@@ -191,7 +211,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         workdir,
         "ann",
         model=models.build(acfg.model, splits.num_classes),
-        splits=splits,
+        splits=ann_splits,
         restore=hybrid_config.ann_restore(config),
     )
     record = convert(config, workdir, splits, ann.variables, model)

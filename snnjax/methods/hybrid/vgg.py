@@ -251,7 +251,11 @@ def vgg_config(**overrides) -> ml_collections.ConfigDict:
         surrogate_param alpha of the surrogate (0.3)
         stdb_beta       STDB's decay per step since the last spike (0.01)
         encoding        direct | poisson
-        dropout, classifier_dropout   0.2, 0.5
+        spike_delay     True: a layer's spike at step t comes from its membrane after step t-1 (the
+                        official code's timing: one step of latency per layer); False: integrate
+                        and fire in the same step
+        dropout, classifier_dropout   0.2, 0.5 (the hybrid presets: 0.3 for the SNN, as snn.py;
+                        the ANN's own rate is config.ann.dropout, 0.2 as ann.py)
         dense_init      reference (N(0, 0.01)) | he (N(0, 2 / fan_in); for narrow nets)
         dtype           float32 | bfloat16
         unroll          lax.scan unroll factor over time (0 = fully unrolled)
@@ -268,6 +272,7 @@ def vgg_config(**overrides) -> ml_collections.ConfigDict:
             surrogate_param=0.3,
             stdb_beta=surrogates.STDB_BETA,
             encoding="poisson",
+            spike_delay=False,
             dropout=0.2,
             classifier_dropout=0.5,
             dense_init="reference",
@@ -286,6 +291,30 @@ def _check(cfg: ml_collections.ConfigDict, key: str, allowed: Sequence[Any], pre
 
 def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     """Check a :func:`vgg_config` section (errors name ``config.<prefix>.<key>``)."""
+    missing = [
+        k
+        for k in (
+            "name",
+            "neuron",
+            "encoding",
+            "dtype",
+            "dense_init",
+            "surrogate",
+            "width",
+            "time_steps",
+            "dropout",
+            "classifier_dropout",
+            "decay",
+            "surrogate_param",
+            "stdb_beta",
+        )
+        if k not in cfg
+    ]
+    if missing:
+        raise ValueError(
+            f"config.{prefix} lacks the VGG keys {missing}: build a VGG section with "
+            "snnjax.methods.hybrid.vgg.vgg_config (the ResNet keys do not fit a VGG)"
+        )
     _check(cfg, "name", NAMES, prefix)
     _check(cfg, "neuron", NEURONS, prefix)
     _check(cfg, "encoding", ENCODINGS, prefix)
@@ -325,6 +354,7 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "mo
             v_threshold=float(cfg.v_threshold),
             surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param), beta=float(cfg.stdb_beta)),
             unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
+            delay=bool(cfg.get("spike_delay", False)),
         )
     return VGG(
         arch=ARCHS[cfg.name],

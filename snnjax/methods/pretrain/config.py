@@ -8,7 +8,8 @@ from snnjax import config as config_lib
 from snnjax import models
 from snnjax.train import stages
 
-ACTIVATIONS = ("relu", "sharpened")
+ACTIVATIONS = ("sharpened", "relu")  # the first is the default (the official README's WSresnet18)
+PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 
 
@@ -19,7 +20,9 @@ def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
         dict(
             enabled=True,
             checkpoint="",  # workdir of a finished pretrain.py run; "" trains stage 1 here
-            activation="relu",  # relu | sharpened
+            activation="sharpened",  # sharpened (official README) | relu
+            load_optimizer_state=True,  # fine-tuning starts with the pretraining SGD momentum (official)
+            freeze_loaded=False,  # train only what was not loaded (official pipe-D)
             sharpen_horizon_epochs=0,  # the "200" of a = min(e/200, 0.49); 0 = 2 x pretrain epochs
             bn_scale_init=0.5,  # BN gamma at init = V_th (tdBN), for the ANN as for the SNN
             reinit="",  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
@@ -28,7 +31,9 @@ def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
             optim=config_lib.optim_config(
                 lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="constant", milestones=()
             ),
-            train=config_lib.train_config(epochs=20 if digits else 100, log_every_steps=10 if digits else 50),
+            train=config_lib.train_config(
+                epochs=PRETRAIN_EPOCHS.get(dataset, 100), log_every_steps=10 if digits else 50
+            ),
         )
     )
 

@@ -18,6 +18,7 @@ scratch" arm the paper compares against.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
@@ -41,6 +42,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     snn = models.build(config.model, splits.num_classes)
 
     initial, pre_summary, counts = None, {}, {}
+    trainable, opt_state_fn = None, None
     if config.pretrain.enabled:
         pcfg = pretrain_config.pretrain_config(config)
         psplits = loop.load_data(pcfg.data)
@@ -82,9 +84,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}",
             file=sys.stderr,
         )
+        copied = transfer.copied_params(report)
+        if config.pretrain.get("freeze_loaded", False):
+            # Official pipe-D: every loaded tensor frozen (requires_grad=False); the new modules train.
+            trainable = transfer.trainable_mask(initial["params"], copied)
+            counts["trainable_tensors"] = sum(bool(t) for t in jax.tree.leaves(trainable))
+            print(
+                f"[transfer] freeze_loaded: {len(copied)} loaded parameter tensors frozen, "
+                f"{counts['trainable_tensors']} trained",
+                file=sys.stderr,
+            )
+        if config.pretrain.get("load_optimizer_state", False):
+            # Official pipe-S fine-tuning: optimizer.load_state_dict of the pretraining run (momentum).
+            opt_state_fn = functools.partial(
+                transfer.load_momentum, source=jax.device_get(ann.opt_state), copied=copied
+            )
+            counts["momentum_loaded"] = True
 
     result = loop.train_and_evaluate(
-        config, workdir, stage=pretrain_config.FINETUNE_STAGE, model=snn, splits=splits, initial_variables=initial
+        config,
+        workdir,
+        stage=pretrain_config.FINETUNE_STAGE,
+        model=snn,
+        splits=splits,
+        initial_variables=initial,
+        trainable=trainable,
+        initial_opt_state=opt_state_fn,
     )
     summary = dict(result.summary)
     summary.update(

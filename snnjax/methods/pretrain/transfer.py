@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from snnjax import layers, models, trees
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
@@ -164,3 +165,61 @@ def epoch_fed_step(steps_per_epoch: int) -> Callable:
         return train_step
 
     return make_step
+
+
+# ---------------------------------------------------------------------------------------------
+# Official fine-tuning details: momentum carried over (pipe-S), loaded tensors frozen (pipe-D).
+# ---------------------------------------------------------------------------------------------
+
+
+def copied_params(report: trees.TransferReport) -> tuple[str, ...]:
+    """``params/...`` paths of the target leaves that were loaded from the source."""
+    kept = set(report.kept_paths())
+    return tuple(path for path, _ in report.entries if path.startswith("params/") and path not in kept)
+
+
+def _traces(opt_state: Any) -> list[Any]:
+    """The momentum buffers (``optax.TraceState``) of an optimizer state, in order."""
+    is_trace = lambda x: isinstance(x, optax.TraceState)  # noqa: E731
+    return [x for x in jax.tree.leaves(opt_state, is_leaf=is_trace) if is_trace(x)]
+
+
+def _path_key(path) -> str:
+    return "params/" + "/".join(str(getattr(p, "key", p)) for p in path)
+
+
+def load_momentum(target: Any, source: Any, copied: tuple[str, ...]) -> Any:
+    """``target`` (a fresh fine-tuning optimizer state) with the SGD momentum buffers of ``source``
+    (the pretraining optimizer's state) for every parameter in ``copied`` (``params/...`` paths);
+    other buffers stay zero and step counts stay fresh (the official fine-tuning resets the lr and
+    its scheduler after loading the optimizer state).
+
+    Raises ``ValueError`` when either optimizer has no momentum (SGD with momentum needed).
+    """
+    src, dst = _traces(source), _traces(target)
+    if len(src) != 1 or len(dst) != 1:
+        raise ValueError(
+            "config.pretrain.load_optimizer_state=True loads SGD momentum buffers: both "
+            "config.pretrain.optim and config.optim must be SGD with momentum > 0 "
+            f"(found {len(src)} and {len(dst)} momentum states)"
+        )
+    src_flat = {_path_key(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(src[0].trace)}
+    wanted = set(copied)
+
+    def pick(path, leaf):
+        key = _path_key(path)
+        value = src_flat.get(key)
+        if key in wanted and value is not None and tuple(value.shape) == tuple(leaf.shape):
+            return jnp.asarray(value, leaf.dtype)
+        return leaf
+
+    replaced = dst[0]._replace(trace=jax.tree_util.tree_map_with_path(pick, dst[0].trace))
+    is_trace = lambda x: isinstance(x, optax.TraceState)  # noqa: E731
+    return jax.tree.map(lambda x: replaced if is_trace(x) else x, target, is_leaf=is_trace)
+
+
+def trainable_mask(params: Any, copied: tuple[str, ...]) -> Any:
+    """A params-shaped tree: False for every loaded (copied) parameter, True for the rest (the
+    re-initialised modules and parameters the source lacks): the official pipe-D freezing."""
+    frozen = set(copied)
+    return jax.tree_util.tree_map_with_path(lambda path, _: _path_key(path) not in frozen, params)

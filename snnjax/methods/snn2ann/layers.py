@@ -31,7 +31,7 @@ from snnjax import layers as snn_layers
 from snnjax import neurons
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
-from snnjax.models.resnet import conv_kernel_init
+from snnjax.models import initializers
 
 THRESHOLDS = "thresholds"  # the variable collection holding every layer's Vth
 Pool = Literal["max", "avg"]
@@ -77,6 +77,9 @@ class SharedConvBN(nn.Module):
       use_bias: conv bias (the official code has one).
       momentum: Flax BN momentum (0.9 = PyTorch's 0.1).
       epsilon: BN epsilon.
+      weight_init: ``kaiming_fan_out`` (He normal over fan-out, bias 0) or ``pytorch`` (PyTorch's default
+        conv init, kernel and bias U(+-1/sqrt(fan_in)): the official code with kaiming_norm off);
+        see :mod:`snnjax.models.initializers`.
     """
 
     features: int
@@ -85,6 +88,7 @@ class SharedConvBN(nn.Module):
     use_bias: bool = True
     momentum: float = 0.9
     epsilon: float = 1e-5
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def __call__(
@@ -100,8 +104,9 @@ class SharedConvBN(nn.Module):
           train: the ANN's BN uses batch statistics and updates the running ones.
         """
         f, k = self.features, self.kernel_size
-        kernel = self.param("conv_kernel", conv_kernel_init, (k, k, snn_in.shape[-1], f))
-        bias = self.param("conv_bias", nn.initializers.zeros, (f,)) if self.use_bias else None
+        fan_in = k * k * snn_in.shape[-1]
+        kernel = self.param("conv_kernel", initializers.conv_kernel(self.weight_init), (k, k, snn_in.shape[-1], f))
+        bias = self.param("conv_bias", initializers.bias(self.weight_init, fan_in), (f,)) if self.use_bias else None
         scale = self.param("bn_scale", nn.initializers.ones, (f,))
         offset = self.param("bn_bias", nn.initializers.zeros, (f,))
         ra_mean = self.variable("batch_stats", "bn_mean", jnp.zeros, (f,))
@@ -137,6 +142,34 @@ class SharedConvBN(nn.Module):
         return snn_current, ann_preact
 
 
+def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: float, key: jax.Array | None) -> jax.Array:
+    """IF neurons (``mem += I``, spike = ``mem > Vth``, hard reset to 0) over axis 1 of ``current``
+    ``[B, T, ...]``, with dropout of rate ``rate`` on the membrane carried to the next step.
+
+    The official ``module.py`` IF keeps ``mem = dropout(mp * (1 - spike), p, training)`` after every
+    step: in training each neuron's remaining membrane is zeroed with probability ``rate`` and
+    otherwise scaled by ``1 / (1 - rate)``, independently per step (``key``); ``key=None`` or
+    ``rate=0`` is the plain IF neuron. Float32 spikes ``[B, T, ...]``, no gradient.
+    """
+    current = jax.lax.stop_gradient(current).astype(jnp.float32)
+    steps = current.shape[1]
+    if key is None or rate == 0.0:
+        masks = jnp.ones((steps,) + (1,) * (current.ndim - 1), jnp.float32)
+    else:
+        keep = jax.random.bernoulli(key, 1.0 - rate, (steps, current.shape[0]) + current.shape[2:])
+        masks = keep.astype(jnp.float32) / (1.0 - rate)
+
+    def step(mem, inputs):
+        i_t, mask = inputs
+        mp = mem + i_t
+        spike = (mp > vth).astype(jnp.float32)
+        return mp * (1.0 - spike) * mask, spike
+
+    zeros = jnp.zeros((current.shape[0],) + current.shape[2:], jnp.float32)
+    _, spikes = jax.lax.scan(step, zeros, (jnp.moveaxis(current, 1, 0), masks))
+    return jnp.moveaxis(spikes, 0, 1)
+
+
 def threshold_init(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """Per-neuron thresholds drawn uniformly from [0, 1) (official ``torch.rand``)."""
     return jax.random.uniform(key, shape, jnp.float32)
@@ -149,12 +182,15 @@ class MappedIFNeuron(nn.Module):
       mapping_unit: ``"stsu"`` or ``"resu"`` (:mod:`snnjax.methods.snn2ann.mapping`).
       adapt_threshold: apply ATA in training when the ``"thresholds"`` collection is mutable.
       ata: ATA constants.
+      membrane_dropout: in training, dropout of this rate on the membrane kept after every step
+        (official IF module: 0.5; uses the ``dropout`` rng stream); 0 = plain IF neurons.
     """
 
     emits_spikes = "batch_major"  # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
     mapping_unit: str = "resu"
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
 
     @nn.compact
     def __call__(
@@ -169,7 +205,12 @@ class MappedIFNeuron(nn.Module):
           train: training mode (ATA runs only in training).
         """
         vth = self.variable(THRESHOLDS, "vth", lambda: threshold_init(self.make_rng("params"), current.shape[2:]))
-        spikes = jax.lax.stop_gradient(neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard"))
+        if train and self.membrane_dropout > 0.0:
+            spikes = if_neurons_membrane_dropout(
+                current, vth.value, rate=self.membrane_dropout, key=self.make_rng("dropout")
+            )
+        else:
+            spikes = jax.lax.stop_gradient(neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard"))
         count = jnp.sum(spikes, axis=1)
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
         if ann_preact is None:

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from snnjax import layers as snn_layers
 from snnjax import models as snn_models
@@ -31,8 +32,8 @@ from snnjax import surrogates
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
 from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN, pool2x2, pool_over_time
+from snnjax.models import initializers
 from snnjax.models.conv import conv_auto_grad
-from snnjax.models.resnet import conv_kernel_init
 
 LayerSpec = tuple[int, str | None]  # (output channels, pooling after the conv: None | "max" | "avg")
 POOL_TOKENS = {"M": "max", "A": "avg"}
@@ -44,6 +45,10 @@ VGG13_DROPOUT = (0.25, 0.25, 0.25, 0.25, 0.0)
 RESNET17_WIDTHS = (1, 1, 2, 4, 8)
 RESNET17_STRIDES = (1, 1, 1, 2, 2)
 RESNET17_DROPOUT = (0.2,)
+RESIDUALS = ("current", "spikes")
+# Official normalisation of run.py (CIFAR-10/100): not the usual CIFAR std.
+OFFICIAL_MEAN = (0.4914, 0.4822, 0.4465)
+OFFICIAL_STD = (0.557, 0.549, 0.5534)
 
 
 class BranchOutputs(NamedTuple):
@@ -94,13 +99,25 @@ def _flatten(x: jax.Array) -> jax.Array:
     return x.reshape((x.shape[0], -1))
 
 
-def _heads(num_classes: int, spikes: jax.Array, ann_out: jax.Array | None, time_steps: int) -> BranchOutputs:
+def _heads(
+    num_classes: int,
+    spikes: jax.Array,
+    ann_out: jax.Array | None,
+    time_steps: int,
+    weight_init: str = "kaiming_fan_out",
+) -> BranchOutputs:
     """One classifier read by both branches: on the SNN's firing rates and on ``ANN counts / T``.
 
     ``Dense(count / T)`` equals the mean over ``T`` of the per-step logits (the layer is affine).
     Must be called from a compact method (the ``head`` submodule binds to the caller).
     """
-    head = nn.Dense(num_classes, name="head")
+    fan_in = int(np.prod(spikes.shape[2:]))
+    head = nn.Dense(
+        num_classes,
+        kernel_init=initializers.dense_kernel(weight_init),
+        bias_init=initializers.bias(weight_init, fan_in),
+        name="head",
+    )
     snn_logits = jax.lax.stop_gradient(head(_flatten(jnp.mean(spikes, axis=1))))
     ann_logits = None if ann_out is None else head(_flatten(ann_out) / time_steps)
     return BranchOutputs(ann_logits, snn_logits)
@@ -127,6 +144,8 @@ class SNN2ANNVGG(_TwoBranchNet):
       bn_momentum: Flax BN momentum (0.9 = PyTorch 0.1).
       adapt_threshold: ATA on/off.
       ata: ATA constants.
+      membrane_dropout: SNN-branch membrane dropout in training (official 0.5; 0 = off).
+      weight_init: ``kaiming_fan_out`` | ``pytorch`` (official: PyTorch's default, conv bias included).
     """
 
     layers: tuple[LayerSpec, ...]
@@ -138,6 +157,8 @@ class SNN2ANNVGG(_TwoBranchNet):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def branches(self, x: jax.Array, *, train: bool, ann: bool = True) -> BranchOutputs:
@@ -151,25 +172,32 @@ class SNN2ANNVGG(_TwoBranchNet):
         snn, ann_x = x, (x if ann else None)
         for i, (features, pool) in enumerate(self.layers):
             current, preact = SharedConvBN(
-                features, use_bias=self.use_bias, momentum=self.bn_momentum, name=f"layer{i}"
+                features,
+                use_bias=self.use_bias,
+                momentum=self.bn_momentum,
+                weight_init=self.weight_init,
+                name=f"layer{i}",
             )(snn, ann_x, time_steps=steps, train=train)
             if pool is not None:
                 current = pool_over_time(current, pool)
                 preact = None if preact is None else pool2x2(preact, pool)
             if preact is not None:
                 preact = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(preact)
-            snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, name=f"layer{i}_neuron")(
-                current, preact, train=train
-            )
-        return _heads(self.num_classes, snn, ann_x, steps)
+            snn, ann_x = MappedIFNeuron(
+                self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout, name=f"layer{i}_neuron"
+            )(current, preact, train=train)
+        return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
 
 class MappedBasicBlock(nn.Module):
     """ResNet BasicBlock over both branches: ``fire(BN(conv(fire(BN(conv(x))))) + shortcut(x))``.
 
-    The SNN's residual adds the block's input spikes of the same step (or the folded 1x1 conv +
-    BN current of them); the ANN's adds the block's input activations (spike counts). Summed over
-    ``T`` the SNN's input current equals the ANN's pre-activation in inference mode.
+    A projection shortcut (stride or width change) adds the folded 1x1 conv + BN current of the
+    block's input spikes. An identity shortcut adds, in the SNN, either (``residual="spikes"``)
+    the block's input spikes of the same step, or (``residual="current"``, the official code) the
+    input CURRENT of the previous block's output neurons (for the first block, the stem neurons'
+    current), so currents accumulate along a run of identity blocks. The ANN adds the block's
+    input activations (spike counts) in both cases.
     """
 
     features: int
@@ -181,14 +209,27 @@ class MappedBasicBlock(nn.Module):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
+    residual: str = "spikes"
 
     @nn.compact
     def __call__(
-        self, snn_in: jax.Array, ann_in: jax.Array | None, *, train: bool
-    ) -> tuple[jax.Array, jax.Array | None]:
-        """``([B, T, H, W, C] spikes, [B, H, W, C] or None) -> same, with this block's output shape``."""
-        conv_bn = functools.partial(SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum)
-        neuron = functools.partial(MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata)
+        self, snn_in: jax.Array, ann_in: jax.Array | None, *, train: bool, current_in: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+        """``(spikes [B, T, H, W, C], ANN input or None; current_in)`` -> ``(spikes, ANN output or None,
+        input current of this block's output neurons)`` with this block's output shape.
+
+        ``current_in``: the previous output neurons' input current (needed by ``residual="current"``).
+        """
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"residual={self.residual!r} is not valid; choose one of {list(RESIDUALS)}")
+        conv_bn = functools.partial(
+            SharedConvBN, use_bias=self.use_bias, momentum=self.bn_momentum, weight_init=self.weight_init
+        )
+        neuron = functools.partial(
+            MappedIFNeuron, self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout
+        )
         steps = self.time_steps
         current, preact = conv_bn(self.features, 3, self.strides, name="conv_bn1")(
             snn_in, ann_in, time_steps=steps, train=train
@@ -201,11 +242,16 @@ class MappedBasicBlock(nn.Module):
             sc_current, sc_preact = conv_bn(self.features, 1, self.strides, name="shortcut")(
                 snn_in, ann_in, time_steps=steps, train=train
             )
+        elif self.residual == "current":
+            if current_in is None:
+                raise ValueError("residual='current' needs the previous neurons' input current (current_in)")
+            sc_current, sc_preact = jax.lax.stop_gradient(current_in), ann_in
         else:
             sc_current, sc_preact = jax.lax.stop_gradient(snn_in), ann_in
         current = current + sc_current
         preact = None if preact is None else preact + sc_preact
-        return neuron(name="neuron_out")(current, preact, train=train)
+        spikes, ann_out = neuron(name="neuron_out")(current, preact, train=train)
+        return spikes, ann_out, current
 
 
 class SNN2ANNResNet(_TwoBranchNet):
@@ -215,6 +261,7 @@ class SNN2ANNResNet(_TwoBranchNet):
     Attributes as :class:`SNN2ANNVGG`, plus ``width`` (64 in the paper), ``stage_widths``,
     ``strides`` (stem first) and ``blocks_per_stage`` (2). ``dropout``: rates of the dropout
     positions (stem, then each block's first conv; the last value repeats; official 0.2).
+    ``residual``: what an identity shortcut adds in the SNN (see :class:`MappedBasicBlock`).
     """
 
     num_classes: int
@@ -229,6 +276,9 @@ class SNN2ANNResNet(_TwoBranchNet):
     bn_momentum: float = 0.9
     adapt_threshold: bool = True
     ata: ata_lib.AtaConfig = ata_lib.AtaConfig()
+    membrane_dropout: float = 0.0
+    weight_init: str = "kaiming_fan_out"
+    residual: str = "spikes"
 
     @nn.compact
     def branches(self, x: jax.Array, *, train: bool, ann: bool = True) -> BranchOutputs:
@@ -241,17 +291,23 @@ class SNN2ANNResNet(_TwoBranchNet):
             )
         steps = self.time_steps
         current, preact = SharedConvBN(
-            self.width * self.stage_widths[0], 3, self.strides[0], self.use_bias, self.bn_momentum, name="stem"
+            self.width * self.stage_widths[0],
+            3,
+            self.strides[0],
+            self.use_bias,
+            self.bn_momentum,
+            weight_init=self.weight_init,
+            name="stem",
         )(x, x if ann else None, time_steps=steps, train=train)
         if preact is not None:
             preact = nn.Dropout(dropout_rate(self.dropout, 0), deterministic=not train)(preact)
-        snn, ann_x = MappedIFNeuron(self.mapping_unit, self.adapt_threshold, self.ata, name="stem_neuron")(
-            current, preact, train=train
-        )
+        snn, ann_x = MappedIFNeuron(
+            self.mapping_unit, self.adapt_threshold, self.ata, self.membrane_dropout, name="stem_neuron"
+        )(current, preact, train=train)
         position = 1
         for s, (mult, stride) in enumerate(zip(self.stage_widths[1:], self.strides[1:])):
             for b in range(self.blocks_per_stage):
-                snn, ann_x = MappedBasicBlock(
+                snn, ann_x, current = MappedBasicBlock(
                     self.width * mult,
                     stride if b == 0 else 1,
                     steps,
@@ -261,10 +317,13 @@ class SNN2ANNResNet(_TwoBranchNet):
                     self.bn_momentum,
                     self.adapt_threshold,
                     self.ata,
+                    self.membrane_dropout,
+                    self.weight_init,
+                    self.residual,
                     name=f"stage{s}_block{b}",
-                )(snn, ann_x, train=train)
+                )(snn, ann_x, train=train, current_in=current)
                 position += 1
-        return _heads(self.num_classes, snn, ann_x, steps)
+        return _heads(self.num_classes, snn, ann_x, steps, self.weight_init)
 
 
 class BPTTVGG(nn.Module):
@@ -284,6 +343,7 @@ class BPTTVGG(nn.Module):
     use_bias: bool = True
     bn_momentum: float = 0.9
     bn_scale_init: float = 1.0
+    weight_init: str = "kaiming_fan_out"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -304,7 +364,8 @@ class BPTTVGG(nn.Module):
                 (3, 3),
                 padding=((1, 1), (1, 1)),
                 use_bias=self.use_bias,
-                kernel_init=conv_kernel_init,
+                kernel_init=initializers.conv_kernel(self.weight_init),
+                bias_init=initializers.bias(self.weight_init, 9 * h.shape[-1]),
                 name=f"layer{i}_conv",
                 conv_general_dilated=conv_auto_grad,
             )
@@ -315,8 +376,14 @@ class BPTTVGG(nn.Module):
                 y = pool2x2(y, pool)
             y = nn.Dropout(dropout_rate(self.dropout, i), deterministic=not train)(y)
             h = self.activation(name=f"layer{i}_neuron")(y, steps)
-        rates = snn_layers.split_time(h, steps).mean(axis=1)
-        return nn.Dense(self.num_classes, name="head")(_flatten(rates)).astype(jnp.float32)
+        rates = _flatten(snn_layers.split_time(h, steps).mean(axis=1))
+        head = nn.Dense(
+            self.num_classes,
+            kernel_init=initializers.dense_kernel(self.weight_init),
+            bias_init=initializers.bias(self.weight_init, rates.shape[-1]),
+            name="head",
+        )
+        return head(rates).astype(jnp.float32)
 
 
 ARMS = ("snn2ann", "bptt")
@@ -349,6 +416,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             ata_tolerance=0.1,
             ata_step=0.1,
             ata_momentum=0.9,
+            membrane_dropout=0.5,  # official IF module: dropout p=0.5 on the kept membrane, every step, training only
+            residual="current",  # snn2ann_resnet17 identity shortcut in the SNN: current (official) | spikes
+            init="pytorch",  # pytorch (official, kaiming_norm off: conv bias too) | kaiming_fan_out
             # The neuron of the directly trained SNN (bptt_vgg):
             neuron="if",
             decay=1.0,
@@ -376,6 +446,12 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
     if any(not 0.0 <= float(r) < 1.0 for r in cfg.dropout):
         raise ValueError(f"config.{prefix}.dropout={cfg.dropout} must hold rates in [0, 1)")
     ata_lib.AtaConfig(float(cfg.ata_tolerance), float(cfg.ata_step), float(cfg.ata_momentum))
+    if cfg.get("init", "kaiming_fan_out") not in initializers.INITS:
+        raise ValueError(f"config.{prefix}.init={cfg.init!r} is not valid; choose one of {list(initializers.INITS)}")
+    if not 0.0 <= float(cfg.get("membrane_dropout", 0.0)) < 1.0:
+        raise ValueError(f"config.{prefix}.membrane_dropout={cfg.membrane_dropout} must be in [0, 1) (official 0.5)")
+    if cfg.get("residual", "spikes") not in RESIDUALS:
+        raise ValueError(f"config.{prefix}.residual={cfg.residual!r} is not valid; choose one of {list(RESIDUALS)}")
     if split_name(cfg.name)[0] == "bptt":
         if cfg.neuron not in ("if", "lif", "plif"):
             raise ValueError(
@@ -394,7 +470,12 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     steps, width = int(cfg.time_steps), int(cfg.width)
     dropout = tuple(float(r) for r in cfg.dropout)
     ata = ata_lib.AtaConfig(float(cfg.ata_tolerance), float(cfg.ata_step), float(cfg.ata_momentum))
-    common = dict(num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias))
+    init = cfg.get("init", "kaiming_fan_out")
+    membrane_dropout = float(cfg.get("membrane_dropout", 0.0))
+    residual = cfg.get("residual", "spikes")
+    common = dict(
+        num_classes=num_classes, time_steps=steps, dropout=dropout, use_bias=bool(cfg.use_bias), weight_init=init
+    )
     if arm == "bptt":
         return BPTTVGG(
             parse_layers(cfg.layers, width),
@@ -402,7 +483,12 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
             bn_scale_init=float(cfg.v_threshold),
             **common,
         )
-    branch = dict(mapping_unit=cfg.mapping_unit, adapt_threshold=bool(cfg.adapt_threshold), ata=ata)
+    branch = dict(
+        mapping_unit=cfg.mapping_unit,
+        adapt_threshold=bool(cfg.adapt_threshold),
+        ata=ata,
+        membrane_dropout=membrane_dropout,
+    )
     if arch == "vgg":
         return SNN2ANNVGG(parse_layers(cfg.layers, width), **common, **branch)
-    return SNN2ANNResNet(width=width, **common, **branch)
+    return SNN2ANNResNet(width=width, residual=residual, **common, **branch)

@@ -99,6 +99,18 @@ def test_presets_pass_validation_and_follow_the_paper():
         "direct",
     )
     assert tuple(hybrid_config.stdb_config(c10).optim.milestones) == (12, 16, 18)  # of the 20 fine-tuning epochs
+    # Official-code details (docs/hybrid_stdb.md): one-step spike delay, SNN dropout 0.3 / ANN 0.2,
+    # ANN on dataset mean/std, no Nesterov, augmented balancing batch.
+    assert c10.model.spike_delay and c10.model.dropout == 0.3 and c10.ann.dropout == 0.2
+    assert c10.ann.normalization == "dataset" and c10.data.normalization == "symmetric"
+    assert not c10.ann.optim.nesterov and c10.conversion.augment
+    assert stage.model.dropout == 0.2
+    for name in ("fashion_mnist", "fashion_mnist_full"):
+        fm = _config(name)
+        config_lib.validate(fm)
+        assert fm.data.name == "fashion_mnist" and fm.data.normalization == "unit" and fm.model.spike_delay
+        assert hybrid_config.normalization_name(fm, "ann") == "unit"
+    assert _config("fashion_mnist_full").data.train_subset == 0 and _config("fashion_mnist").data.train_subset == 6000
 
 
 def test_bad_settings_name_the_key():

@@ -34,8 +34,17 @@ def test_presets():
     model = (s.model.neuron, s.model.time_steps, s.model.decay, s.model.v_threshold, s.model.reset, s.model.surrogate)
     assert model == ("lif", 6, 0.25, 0.5, "hard", "rectangular")
     assert s.optim.milestones == (2, 4, 6, 8) and s.optim.gamma == 0.3 and s.pretrain.enabled
-    d = get("pipe_d,digits")
-    assert d.data.name == "digits_events" and d.pretrain.data.name == "digits" and d.pretrain.reinit == "stem_conv"
+    assert s.pretrain.activation == "sharpened" and s.pretrain.load_optimizer_state and not s.pretrain.freeze_loaded
+    d = get("pipe_d,digits")  # official pipe-D: new stem + FC, the rest frozen
+    assert d.data.name == "digits_events" and d.pretrain.data.name == "digits"
+    assert d.pretrain.reinit == "stem_conv,stem_bn,head" and d.pretrain.freeze_loaded
+    assert d.optim.name == "adam" and d.optim.lr == 1e-3 and d.optim.weight_decay == 1e-4
+    full = get("pipe_d,digits,full")
+    assert full.pretrain.reinit == "stem_conv" and not full.pretrain.freeze_loaded and full.optim.name == "sgd"
+    c10 = get("pipe_d,cifar10")
+    assert c10.train.epochs == 60 and c10.optim.milestones == (20, 30, 40) and get("pipe_s,cifar10").train.epochs == 50
+    f = get("pipe_d,fashion_mnist")
+    assert f.data.name == "fashion_mnist_events" and f.pretrain.data.name == "fashion_mnist"
     d.model.time_steps = 4  # the event T follows the model's T
     assert dict(d.data.options) == {"time_steps": 4}
     c = get("pipe_d,cifar10,scratch,sharpened")
@@ -120,7 +129,7 @@ def test_pipe_d_end_to_end_on_event_frames(pipe_s_workdir, tmp_path):
     source = pipe_s_workdir[0]
     summary, stages = run_pipe(
         tmp_path / "pipe_d",
-        "pipe_d,digits,sharpened",
+        "pipe_d,digits,sharpened,full",
         f"--config.pretrain.checkpoint={source}",
         "--config.pretrain.eval_transfer=False",
     )

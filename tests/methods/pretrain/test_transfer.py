@@ -142,3 +142,52 @@ def test_epoch_fed_step_writes_the_one_based_epoch_before_each_forward():
     assert seen == [1.0, 1.0, 2.0, 2.0, 3.0]  # steps 0..4 with 2 steps per epoch
     unchanged = transfer.feed_epoch({"batch_stats": {"m": jnp.zeros(2)}}, jnp.float32(7))
     assert unchanged == {"batch_stats": unchanged["batch_stats"]}
+
+
+# ---------------------------------------------------------------------------------------------- official options
+
+
+def test_load_momentum_copies_loaded_buffers_and_keeps_the_schedule_fresh():
+    params = {"a": {"kernel": np.ones((2, 2), np.float32)}, "b": {"kernel": np.ones((3,), np.float32)}}
+    sgd = optax.sgd(optax.piecewise_constant_schedule(0.1, {2: 0.3}), momentum=0.9)
+    source = sgd.init(params)
+    trace = {"a": {"kernel": np.full((2, 2), 5.0, np.float32)}, "b": {"kernel": np.full((3,), 7.0, np.float32)}}
+    source = (source[0]._replace(trace=trace), source[1])
+    out = transfer.load_momentum(sgd.init(params), source, ("params/a/kernel",))
+    np.testing.assert_array_equal(out[0].trace["a"]["kernel"], 5.0)  # loaded
+    np.testing.assert_array_equal(out[0].trace["b"]["kernel"], 0.0)  # not loaded: stays zero
+    with pytest.raises(ValueError, match="momentum"):
+        transfer.load_momentum(optax.adam(1e-3).init(params), source, ("params/a/kernel",))
+
+
+def test_freeze_loaded_trains_only_the_new_modules():
+    from snnjax.train import optim
+
+    params = {"stem_conv": {"kernel": np.ones((2,), np.float32)}, "body": {"kernel": np.ones((2,), np.float32)}}
+    mask = transfer.trainable_mask(params, ("params/body/kernel",))
+    assert mask == {"stem_conv": {"kernel": True}, "body": {"kernel": False}}
+    tx = optim.freeze(optax.chain(optax.add_decayed_weights(1e-1), optax.adam(1e-1)), mask)
+    grads = jax.tree.map(np.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    assert float(np.abs(updates["body"]["kernel"]).max()) == 0.0
+    assert float(np.abs(updates["stem_conv"]["kernel"]).max()) > 0.0
+
+
+def test_imagenet_nopool_stem_has_the_official_layout():
+    """7x7/2 stem, no max-pool, first stage stride 2 (a projection shortcut in stage0_block0);
+    torchvision's max-pool stem keeps stage 0 at stride 1. Both end at the same size."""
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    shapes = {}
+    for stem in ("imagenet_nopool", "imagenet"):
+        net = models.build(models.model_config(name="resnet18", neuron="relu", time_steps=1, width=4, stem=stem), 3)
+        variables = net.init(jax.random.key(0), x, train=False)
+        _, inter = net.apply(
+            variables,
+            x,
+            train=False,
+            mutable=["intermediates"],
+            capture_intermediates=lambda m, _: m.name == "stage0_block0",
+        )
+        shapes[stem] = jax.tree.leaves(inter)[0].shape
+        assert ("shortcut_conv" in variables["params"]["stage0_block0"]) == (stem == "imagenet_nopool")
+    assert shapes["imagenet_nopool"] == shapes["imagenet"] == (1, 8, 8, 4)

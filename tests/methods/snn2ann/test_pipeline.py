@@ -80,3 +80,11 @@ def test_presets_follow_the_paper_and_validate():
     assert digits.arm == "bptt" and digits.data.name == "digits" and digits.data.batch_size % 8 == 0
     with pytest.raises(ValueError, match="valid presets"):
         cfg_file.get_config("digits,vgg16")
+    # Official-code details (docs/snn2ann.md).
+    assert (c100.model.membrane_dropout, c100.model.residual, c100.model.init) == (0.5, "current", "pytorch")
+    assert tuple(c100.data.mean) == (0.4914, 0.4822, 0.4465) and tuple(c100.data.std) == (0.557, 0.549, 0.5534)
+    fm = cfg_file.get_config("fashion_mnist")
+    config_lib.validate(fm)
+    assert fm.data.name == "fashion_mnist" and fm.data.train_subset == 6000 and tuple(fm.data.mean) == ()
+    full = cfg_file.get_config("fashion_mnist_full")
+    assert (full.data.train_subset, full.train.epochs, full.data.batch_size) == (0, 200, 512)

@@ -1,0 +1,279 @@
+"""Membrane-level options that reproduce the official code, each against a NumPy loop written
+from that code's recursion (hybrid conversion's one-step spike delay; SNN2ANN's membrane dropout
+and its ResNet residual current)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnjax import surrogates
+from snnjax.methods.hybrid import neuron, vgg
+
+# ---------------------------------------------------------------------------------------------
+# Hybrid conversion: spike at step t from the membrane after step t-1 (official vgg_spiking.py).
+# ---------------------------------------------------------------------------------------------
+
+
+def _official_layer_step(mem, last_spike, current, theta, leak, t):
+    """One step of one official layer: fire from the OLD membrane, then integrate and reset."""
+    mem, last_spike = np.broadcast_to(mem, current.shape), np.broadcast_to(last_spike, current.shape)
+    mem_thr = mem / theta - 1.0
+    out = np.asarray(mem_thr > 0, np.float64)
+    dt = (t - 1) - last_spike  # what the official surrogate sees
+    last_spike = np.where(out > 0, t - 1, last_spike)
+    mem = leak * mem + current - theta * out
+    return out, mem, last_spike, dt
+
+
+def _official_single_layer(currents, theta, leak):
+    mem, last = np.zeros_like(currents[0]), np.full_like(currents[0], -1000.0)
+    outs, dts = [], []
+    for t, current in enumerate(currents):
+        out, mem, last, dt = _official_layer_step(mem, last, current, theta, leak, t)
+        outs.append(out)
+        dts.append(dt)
+    return np.stack(outs), mem, np.stack(dts)
+
+
+@pytest.mark.parametrize("leak", [1.0, 0.9])
+def test_delayed_neuron_matches_official_loop(leak):
+    rng = np.random.default_rng(0)
+    currents = rng.uniform(-0.5, 1.5, size=(12, 5)).astype(np.float32)  # [T, neurons]
+    theta = 0.8
+    spikes, final = neuron.if_neurons(jnp.asarray(currents.T)[:, :, None], v_threshold=theta, decay=leak, delay=True)
+    ref, ref_mem, _ = _official_single_layer(currents, theta, leak)
+    np.testing.assert_array_equal(np.asarray(spikes)[:, :, 0].T, ref)
+    assert ref[0].sum() == 0  # nothing can fire at the first step
+    # The membranes are the same recursion: the official membrane after the last step is snnjax's
+    # (its reset at step t is that of the spike emitted at t, i.e. s[t-1]).
+    np.testing.assert_allclose(np.asarray(final.membrane)[:, 0], ref_mem, rtol=1e-5, atol=1e-6)
+
+
+def test_delayed_stdb_gradient_matches_official_surrogate():
+    """d(sum_t w_t out_t)/d(current) with the official STDB surrogate alpha*exp(-beta*dt), dt as the
+    official code computes it (t - 1 - last spike time), by hand through the official recursion."""
+    rng = np.random.default_rng(1)
+    T, theta, leak, alpha, beta = 9, 1.0, 1.0, 0.3, 0.01
+    currents = rng.uniform(0.0, 1.2, size=(T,)).astype(np.float32)
+    w = rng.normal(size=(T,)).astype(np.float32)
+    grad_kind = surrogates.stdb(alpha, beta)
+
+    def loss(c):
+        s, _ = neuron.if_neurons(c[None, :, None], v_threshold=theta, decay=leak, surrogate=grad_kind, delay=True)
+        return jnp.sum(s[0, :, 0] * w)
+
+    got = np.asarray(jax.grad(loss)(jnp.asarray(currents)))
+    # By hand: out_t = H(mem_{t-1}/theta - 1); mem_{t-1} = sum_{k<=t-1} leak^(t-1-k) c_k - resets (no grad);
+    # d out_t / d c_k = alpha*exp(-beta*dt_t) / theta * leak^(t-1-k) for k <= t-1.
+    _, _, dts = _official_single_layer(currents[:, None], theta, leak)
+    want = np.zeros(T)
+    for t in range(1, T):
+        sg = alpha * np.exp(-beta * dts[t, 0]) / theta
+        for k in range(t):
+            want[k] += w[t] * sg * leak ** (t - 1 - k)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_delayed_neuron_in_chunks_equals_one_run():
+    rng = np.random.default_rng(2)
+    currents = jnp.asarray(rng.uniform(0, 1.5, size=(3, 10, 4)).astype(np.float32))
+    whole, _ = neuron.if_neurons(currents, v_threshold=0.7, delay=True)
+    first, state = neuron.if_neurons(currents[:, :4], v_threshold=0.7, delay=True)
+    second, _ = neuron.if_neurons(currents[:, 4:], v_threshold=0.7, delay=True, state=state)
+    np.testing.assert_array_equal(np.asarray(whole), np.concatenate([first, second], axis=1))
+
+
+def _np_conv(x, kernel):
+    """3x3 'same' convolution of [B, H, W, Cin] with [3, 3, Cin, Cout] (NumPy, zero padding)."""
+    b, h, w_, _ = x.shape
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((b, h, w_, kernel.shape[-1]), np.float64)
+    for i in range(3):
+        for j in range(3):
+            out += np.einsum("bhwc,cd->bhwd", pad[:, i : i + h, j : j + w_], kernel[i, j])
+    return out
+
+
+def _np_pool(x):
+    b, h, w_, c = x.shape
+    return x.reshape(b, h // 2, 2, w_ // 2, 2, c).mean(axis=(2, 4))
+
+
+def test_delayed_vgg5_logits_match_official_network_loop():
+    """The whole spiking VGG5 (direct input, T steps): logits = the official forward's output membrane."""
+    model_cfg = vgg.vgg_config(
+        name="vgg5", width=4, neuron="if", time_steps=7, encoding="direct", spike_delay=True, dense_init="he"
+    )
+    model = vgg.build(model_cfg, num_classes=3)
+    x = np.random.default_rng(3).uniform(0, 1, size=(2, 8, 8, 1)).astype(np.float32)
+    variables = model.init({"params": jax.random.key(0)}, jnp.asarray(x), train=False)
+    names = vgg.spiking_layer_names(vgg.ARCHS["vgg5"])
+    thresholds = {n: 0.3 + 0.1 * i for i, n in enumerate(names)}
+    variables = {"params": variables["params"], "thresholds": vgg.thresholds_to_collection(thresholds)}
+    got = np.asarray(model.apply(variables, jnp.asarray(x), train=False))
+
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+    ops = [("conv0", "pool"), ("conv1", None), ("conv2", "pool"), ("fc0", None), ("fc1", None)]
+    mem = {n: 0.0 for n in names}
+    last = {n: -1000.0 for n in names}
+    logits = 0.0
+    for t in range(7):
+        out_prev = x.astype(np.float64)
+        for name, after in ops:
+            if name.startswith("fc") and out_prev.ndim == 4:
+                out_prev = out_prev.reshape(out_prev.shape[0], -1)
+            current = _np_conv(out_prev, p[name]["kernel"]) if name.startswith("conv") else out_prev @ p[name]["kernel"]
+            out, mem[name], last[name], _ = _official_layer_step(
+                mem[name], last[name], current, thresholds[name], 1.0, t
+            )
+            out_prev = _np_pool(out) if after == "pool" else out
+        logits = logits + out_prev @ p["head"]["kernel"]
+    np.testing.assert_allclose(got, logits, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# SNN2ANN: IF membrane dropout (official module.py IF) and the ResNet residual current.
+# ---------------------------------------------------------------------------------------------
+
+from snnjax.methods.snn2ann import layers as s2a_layers  # noqa: E402
+from snnjax.methods.snn2ann import models as s2a_models  # noqa: E402
+
+
+def _official_if(currents, vth, masks):
+    """Official IF over T steps: mp = I (t = 0) or mem + I; out = mp > Vth; mem = dropout(mp * (1 - out))."""
+    mem, outs = None, []
+    for t, current in enumerate(currents):
+        mp = current if t == 0 else mem + current
+        out = np.asarray(mp - vth > 0, np.float64)
+        mem = mp * (1 - out) * masks[t]
+        outs.append(out)
+    return np.stack(outs)
+
+
+def test_membrane_dropout_matches_official_if_loop():
+    rng = np.random.default_rng(4)
+    T, rate = 6, 0.5
+    currents = rng.uniform(-0.2, 0.8, size=(2, T, 3, 5)).astype(np.float32)  # [B, T, ...]
+    vth = rng.uniform(0, 1, size=(3, 5)).astype(np.float32)
+    key = jax.random.key(7)
+    got = np.asarray(
+        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=key)
+    )
+    # The random draw is an input of the recursion: the same Bernoulli(keep) masks, scaled by 1/(1-p) = 2.
+    keep = np.asarray(jax.random.bernoulli(key, 1 - rate, (T, 2, 3, 5)), np.float64) / (1 - rate)
+    assert set(np.unique(keep)) == {0.0, 2.0}
+    for b in range(2):
+        want = _official_if(currents[b].astype(np.float64), vth, keep[:, b])
+        np.testing.assert_array_equal(got[b], want)
+    # Without dropout (evaluation) it is the plain IF neuron.
+    plain = np.asarray(
+        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=None)
+    )
+    for b in range(2):
+        np.testing.assert_array_equal(plain[b], _official_if(currents[b].astype(np.float64), vth, np.ones((T, 1, 1))))
+    assert not np.array_equal(got, plain)
+
+
+def test_membrane_dropout_only_in_training():
+    net = s2a_models.SNN2ANNVGG(s2a_models.parse_layers("1,M", 4), num_classes=3, time_steps=4, membrane_dropout=0.5)
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(4, 8, 8, 1)).astype(np.float32))
+    variables = net.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
+    plain = net.clone(membrane_dropout=0.0)
+    np.testing.assert_array_equal(net.apply(variables, x, train=False), plain.apply(variables, x, train=False))
+    rngs = {"dropout": jax.random.key(3)}
+    a = net.apply(
+        variables, x, train=True, ann=True, method="branches", rngs=rngs, mutable=["batch_stats", "thresholds"]
+    )
+    b = plain.apply(
+        variables, x, train=True, ann=True, method="branches", rngs=rngs, mutable=["batch_stats", "thresholds"]
+    )
+    assert not np.array_equal(np.asarray(a[0].snn_logits), np.asarray(b[0].snn_logits))
+
+
+def _np_conv_s(x, kernel, bias, stride):
+    """'Same'-padded (k-1)//2 convolution with stride, NumPy, [B, H, W, Cin] x [k, k, Cin, Cout]."""
+    k = kernel.shape[0]
+    pad = (k - 1) // 2
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    h_out = (x.shape[1] + 2 * pad - k) // stride + 1
+    w_out = (x.shape[2] + 2 * pad - k) // stride + 1
+    out = np.zeros((x.shape[0], h_out, w_out, kernel.shape[-1]))
+    for i in range(k):
+        for j in range(k):
+            patch = xp[:, i : i + stride * h_out : stride, j : j + stride * w_out : stride]
+            out += np.einsum("bhwc,cd->bhwd", patch, kernel[i, j])
+    return out + bias
+
+
+@pytest.mark.parametrize("residual", ["current", "spikes"])
+def test_resnet17_snn_branch_matches_official_loop(residual):
+    """SNN branch of ResNet-17 (evaluation) against a NumPy loop of the official forward
+    (networks.py ResNet / block.py BasicBlock): per step, stem IF, then per block conv1 -> IF ->
+    conv2, plus the identity term (the previous block's I_u, the stem current for the first block)
+    or the folded 1x1 shortcut current, -> IF; I_u = that block's output current."""
+    T = 3
+    net = s2a_models.SNN2ANNResNet(num_classes=3, time_steps=T, width=4, residual=residual)
+    x = np.random.default_rng(6).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    variables = net.init({"params": jax.random.key(0)}, jnp.asarray(x), train=False)
+    rng = np.random.default_rng(7)
+    # Non-trivial BN statistics and thresholds.
+    variables = dict(variables)
+    variables["batch_stats"] = jax.tree.map(
+        lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape) if a.ndim else a, jnp.float32), variables["batch_stats"]
+    )
+    variables["thresholds"] = jax.tree.map(
+        lambda a: jnp.asarray(rng.uniform(0.1, 0.9, a.shape), jnp.float32), variables["thresholds"]
+    )
+    got = np.asarray(net.apply(variables, jnp.asarray(x), train=False))
+
+    v = jax.tree.map(lambda a: np.asarray(a, np.float64), variables)
+    P, S, V = v["params"], v["batch_stats"], v["thresholds"]
+
+    def folded(path):
+        p = P
+        s = S
+        for part in path.split("/"):
+            p, s = p[part], s[part]
+        a = p["bn_scale"] / np.sqrt(s["bn_var"] + 1e-5)
+        return p["conv_kernel"] * a, (a * (p["conv_bias"] - s["bn_mean"]) + p["bn_bias"]) / T
+
+    def vth(path):
+        t = V
+        for part in path.split("/"):
+            t = t[part]
+        return t["vth"]
+
+    mems: dict[str, np.ndarray] = {}
+
+    def IF(name, current, t):
+        mp = current if t == 0 else mems[name] + current
+        out = np.asarray(mp - vth(name) > 0, np.float64)
+        mems[name] = mp * (1 - out)
+        return out
+
+    blocks = [(s, b) for s in range(4) for b in range(2)]
+    strides = {0: 1, 1: 1, 2: 2, 3: 2}
+    summed = 0.0
+    for t in range(T):
+        w, bias = folded("stem")
+        i_u = _np_conv_s(x.astype(np.float64), w, bias, 1)
+        spikes = IF("stem_neuron", i_u, t)
+        for s, b in blocks:
+            name = f"stage{s}_block{b}"
+            stride = strides[s] if b == 0 else 1
+            w1, b1 = folded(f"{name}/conv_bn1")
+            s1 = IF(f"{name}/neuron1", _np_conv_s(spikes, w1, b1, stride), t)
+            w2, b2 = folded(f"{name}/conv_bn2")
+            c2 = _np_conv_s(s1, w2, b2, 1)
+            if "shortcut" in P[name]:
+                ws, bs = folded(f"{name}/shortcut")
+                iden = _np_conv_s(spikes, ws, bs, stride)
+            else:
+                iden = i_u if residual == "current" else spikes
+            i_u = c2 + iden
+            spikes = IF(f"{name}/neuron_out", i_u, t)
+        summed = summed + spikes
+    rates = (summed / T).reshape(2, -1)
+    want = rates @ P["head"]["kernel"] + P["head"]["bias"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
