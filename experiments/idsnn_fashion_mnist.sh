@@ -2,7 +2,8 @@
 # IDSNN on Fashion-MNIST (CPU preset): the four-arm ablation and the controlled runs of docs/idsnn.md.
 # Usage: bash experiments/idsnn_fashion_mnist.sh [ROOT] [part]   (part: ablation | causes | all; default all)
 # Needs `apt-get install dataset-fashion-mnist`. Run from the repository root. Each training is one
-# `launch.py` / `snnjax.ablation` call: re-running skips what is finished. Seeds 0 and 1.
+# `launch.py` / ablation call: re-running skips what is finished. Seeds 0 and 1 (a third seed of the
+# ablation: --seeds 2 with another --workdir; experiments/idsnn_report.py reads several roots).
 set -euo pipefail
 ROOT=${1:-runs/idsnn_fmnist}
 PART=${2:-all}
@@ -11,7 +12,7 @@ QUIET=(--config.train.progress_bar=False --config.teacher.train.progress_bar=Fal
 
 if [[ $PART == ablation || $PART == all ]]; then
   # baseline, init-only, KD-only (alpha 0.5), IDSNN (alpha 0.3); one ResNet34 ANN teacher per seed.
-  $PY -m snnjax.ablation --config configs/idsnn.py:fashion_mnist "${QUIET[@]}" --workdir "$ROOT" --seeds 0,1
+  $PY -m snnjax.methods.idsnn.ablation --config configs/idsnn.py:fashion_mnist "${QUIET[@]}" --workdir "$ROOT" --seeds 0,1
 fi
 
 if [[ $PART == causes || $PART == all ]]; then

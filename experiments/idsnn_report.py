@@ -1,6 +1,6 @@
 """Tables and plots of the IDSNN Fashion-MNIST experiments (experiments/idsnn_fashion_mnist.sh).
 
-    python experiments/idsnn_report.py runs/idsnn_fmnist docs/
+    python experiments/idsnn_report.py runs/idsnn_fmnist [more roots ...] docs/
 
 Reads every ``<root>/seed<S>/<run>/metrics.jsonl`` (the ablation's four arms and the controlled runs),
 writes ``<out>/idsnn_fmnist_runs.md`` (best / final test accuracy, final train accuracy and loss per
@@ -114,8 +114,11 @@ def plot_train_test(runs: dict[str, dict[int, list[dict]]], path: str, arms=("ba
     plt.close(fig)
 
 
-def main(root: str, out: str) -> None:
-    runs = collect(root)
+def main(roots: list[str], out: str) -> None:
+    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    for root in roots:
+        for run, per_seed in collect(root).items():
+            runs[run].update(per_seed)
     os.makedirs(out, exist_ok=True)
     md = table(runs)
     with open(os.path.join(out, "idsnn_fmnist_runs.md"), "w") as f:
@@ -125,4 +128,4 @@ def main(root: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ".")
+    main(sys.argv[1:-1], sys.argv[-1])
