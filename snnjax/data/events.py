@@ -312,6 +312,15 @@ def load_digits_events(
     return convert_splits(load_digits(size=size), "digits_events", time_steps=time_steps, threshold=threshold)
 
 
+def _converted_static(
+    name: str, load_static, data_dir, download: bool, time_steps: object, threshold: object
+) -> DatasetSplits:
+    """A downloadable static dataset (``load_static(data_dir=, download=)``) converted to events as ``name``."""
+    time_steps, threshold = _event_options(name, time_steps, threshold)
+    static = load_static(data_dir=data_dir, download=download)
+    return convert_splits(static, name, time_steps=time_steps, threshold=threshold)
+
+
 def load_cifar10_events(
     *,
     data_dir: str | os.PathLike[str] | None = None,
@@ -322,9 +331,7 @@ def load_cifar10_events(
     """CIFAR-10 converted to event frames uint8 ``[N, T, 32, 32, 2]`` (737 MB for the train split at T = 6)."""
     from snnjax.data.cifar import load_cifar10
 
-    time_steps, threshold = _event_options("cifar10_events", time_steps, threshold)
-    static = load_cifar10(data_dir=data_dir, download=download)
-    return convert_splits(static, "cifar10_events", time_steps=time_steps, threshold=threshold)
+    return _converted_static("cifar10_events", load_cifar10, data_dir, download, time_steps, threshold)
 
 
 def load_fashion_mnist_events(
@@ -337,6 +344,4 @@ def load_fashion_mnist_events(
     """Fashion-MNIST converted to event frames uint8 ``[N, T, 28, 28, 2]`` (564 MB for the train split at T = 6)."""
     from snnjax.data.idx import load_fashion_mnist
 
-    time_steps, threshold = _event_options("fashion_mnist_events", time_steps, threshold)
-    static = load_fashion_mnist(data_dir=data_dir, download=download)
-    return convert_splits(static, "fashion_mnist_events", time_steps=time_steps, threshold=threshold)
+    return _converted_static("fashion_mnist_events", load_fashion_mnist, data_dir, download, time_steps, threshold)

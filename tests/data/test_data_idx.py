@@ -183,3 +183,25 @@ def test_real_fashion_mnist_from_the_debian_package(monkeypatch, tmp_path):
     np.testing.assert_array_equal(np.bincount(splits.test.labels), [1000] * 10)
     # Published training-set statistics of Fashion-MNIST: mean 0.2860, std 0.3530.
     assert splits.mean[0] == pytest.approx(0.2860, abs=5e-4) and splits.std[0] == pytest.approx(0.3530, abs=5e-4)
+
+
+def test_fashion_mnist_events_are_the_converted_static_splits(tmp_path, monkeypatch):
+    from snnjax.data import events
+
+    arrays = _write_dataset(tmp_path / "f")
+    small = idx.load_idx_dataset(_spec(), data_dir=tmp_path / "f", download=False)
+    seen = {}
+
+    def fake_loader(*, data_dir, download):
+        seen.update(data_dir=data_dir, download=download)
+        return small
+
+    monkeypatch.setattr(idx, "load_fashion_mnist", fake_loader)
+    got = data.load_dataset("fashion_mnist_events", data_dir=str(tmp_path / "f"), download=False, time_steps=3)
+    want = events.convert_splits(small, "fashion_mnist_events", time_steps=3, threshold=events.DEFAULT_THRESHOLD)
+    assert got.name == "fashion_mnist_events" and got.train.images.shape == (20, 3, 28, 28, 2)
+    np.testing.assert_array_equal(got.train.images, want.train.images)
+    np.testing.assert_array_equal(got.test.labels, arrays["test"][1].astype(np.int32))
+    assert seen == {"data_dir": str(tmp_path / "f"), "download": False}
+    with pytest.raises(data.InvalidDatasetOptionError, match="fashion_mnist_events option time_steps=0"):
+        data.load_dataset("fashion_mnist_events", data_dir=str(tmp_path / "f"), download=False, time_steps=0)
