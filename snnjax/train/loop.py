@@ -150,6 +150,8 @@ def set_up(
     initial_variables: dict[str, Any] | None = None,
     teacher: Teacher | None = None,
     make_step: Any = steps.make_train_step,
+    trainable: Any = None,
+    initial_opt_state: Any = None,
 ) -> Run:
     """Mesh, data, model, optimizer, the step-0 state (replicated) and the stage's checkpointer."""
     mesh = mesh_lib.make_mesh()
@@ -162,11 +164,15 @@ def set_up(
     epochs = int(config.train.epochs)
     schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
     tx = optim.make_optimizer(config.optim, schedule)
+    if trainable is not None:
+        tx = optim.freeze(tx, trainable)
 
     variables = initial_variables or init_variables(model, splits.image_shape, int(config.seed), mesh)
     variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
     state_key = jax.random.fold_in(jax.random.key(int(config.seed)), 2)
     state = jax.jit(lambda v: create_train_state(v, tx, state_key), out_shardings=repl)(variables)
+    if initial_opt_state is not None:  # a fresh state only: resume() replaces it by the checkpoint's
+        state = state.replace(opt_state=jax.device_put(initial_opt_state(jax.device_get(state.opt_state)), repl))
 
     distill = teacher_vars = None
     if teacher is not None:
@@ -417,6 +423,8 @@ def train_and_evaluate(
     initial_variables: dict[str, Any] | None = None,
     teacher: Teacher | None = None,
     make_step: Any = steps.make_train_step,
+    trainable: Any = None,
+    initial_opt_state: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
 
@@ -433,6 +441,9 @@ def train_and_evaluate(
       teacher: distil from this teacher (``config.kd`` gives temperature and alpha).
       make_step: ``(model, tx, *, distillation, nonfinite) -> train_step`` (default
         :func:`snnjax.train.steps.make_train_step`); pipelines with their own objective pass theirs.
+      trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
+      initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
+        e.g. to load momentum buffers from an earlier stage.
 
     Returns:
       the stage summary, the final state and the model.
@@ -446,6 +457,8 @@ def train_and_evaluate(
         initial_variables=initial_variables,
         teacher=teacher,
         make_step=make_step,
+        trainable=trainable,
+        initial_opt_state=initial_opt_state,
     )
     resume(run)
     try:
