@@ -35,7 +35,12 @@ def test_forward_is_step_and_backward_is_analytic(name, param):
     np.testing.assert_allclose(grad, _analytic(name, param, X), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", sorted(surrogates.NAMES))
+# The hybrid method's two are not normalised step derivatives: "linear" is scaled by its alpha
+# (Rathi et al.'s 0.3 * max(0, 1 - |x|)) and "stdb" depends on the time since the last spike.
+SMOOTH_STEPS = sorted(surrogates.NAMES - {"linear", "stdb"})
+
+
+@pytest.mark.parametrize("name", SMOOTH_STEPS)
 def test_surrogates_integrate_to_one(name):
     # Each standard surrogate is the derivative of a smooth step from 0 to 1.
     xs = np.linspace(-50, 50, 400001, dtype=np.float32)
