@@ -8,8 +8,8 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from snnjax.pipelines import common
 from snnjax.train import metric_writer
+from snnjax.train import summary as common
 
 
 def _records():

@@ -171,9 +171,13 @@ def analyze_workdir(
     batch_size: int = 256,
     energy_model: EnergyModel = EnergyModel(),
     out_dir: str | None = None,
-    stream=sys.stdout,
+    stream=None,
 ) -> dict[str, Any]:
-    """Restore, measure, print the tables, write ``analysis.json`` and the PNGs; returns the JSON dict."""
+    """Restore, measure, print the tables, write ``analysis.json`` and the PNGs; returns the JSON dict.
+
+    ``stream`` defaults to the ``sys.stdout`` of the call (not of the import: redirections work).
+    """
+    stream = stream if stream is not None else sys.stdout
     run = load_run(workdir, stage)
     inputs = test_inputs(run.splits, num_examples)
     report = collect_stats(run.model, run.variables, inputs, batch_size=batch_size)
