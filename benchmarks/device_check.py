@@ -171,6 +171,15 @@ def _emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def _step_flags(req: dict) -> list[str]:
+    """The step-benchmark flags that snnjax's and SpikingJelly's scripts share (one request)."""
+    return [
+        *("--depth", "18", "--width", str(req["width"]), "--time-steps", str(req["T"])),
+        *("--batch", str(req["batch"]), "--dtype", req["dtype"]),
+        *("--steps", str(req["steps"]), "--warmup", str(req["warmup"])),
+    ]
+
+
 def worker_loop(kind: str, handle) -> None:
     """Read one JSON request per stdin line, answer ``RESULT {json}`` per request (errors included)."""
     _emit(dict(ready=True, kind=kind))
@@ -198,26 +207,7 @@ def snnjax_worker() -> None:
     import train_step
 
     def handle(req):
-        flags = [
-            "--depth",
-            "18",
-            "--width",
-            str(req["width"]),
-            "--time-steps",
-            str(req["T"]),
-            "--batch",
-            str(req["batch"]),
-            "--dtype",
-            req["dtype"],
-            "--steps",
-            str(req["steps"]),
-            "--warmup",
-            str(req["warmup"]),
-            "--unroll",
-            "0",
-            "--conv-grad",
-            "auto",
-        ]
+        flags = [*_step_flags(req), "--unroll", "0", "--conv-grad", "auto"]
         rec = train_step.measure(train_step.parse_args(flags))
         rec["variant"] = "library default (unroll=0, conv_grad=auto)"
         import gc
@@ -236,26 +226,7 @@ def spikingjelly_worker(neuron_impl: str) -> None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        flags = [
-            "--depth",
-            "18",
-            "--width",
-            str(req["width"]),
-            "--time-steps",
-            str(req["T"]),
-            "--batch",
-            str(req["batch"]),
-            "--dtype",
-            req["dtype"],
-            "--steps",
-            str(req["steps"]),
-            "--warmup",
-            str(req["warmup"]),
-            "--device",
-            device,
-            "--neuron-impl",
-            neuron_impl,
-        ]
+        flags = [*_step_flags(req), "--device", device, "--neuron-impl", neuron_impl]
         rec = spikingjelly_step.measure(spikingjelly_step.parse_args(flags))
         rec["requested_impl"] = neuron_impl
         if device == "cuda":

@@ -403,6 +403,12 @@ def spike_summary(
     ``e_mac_pj``, ``e_ac_pj`` and ``firing_rates`` (``{layer path: rate}``).
     """
     report = collect_stats(model, variables, inputs, batch_size=batch_size, raster_neurons=1)
+    return {**energy_totals(report, energy_model), "firing_rates": report.firing_rates()}
+
+
+def energy_totals(report: SpikeReport, energy_model: energy_lib.EnergyModel) -> dict[str, Any]:
+    """Per-example totals of ``report`` under ``energy_model`` (energies in uJ), JSON-ready:
+    the shared part of ``spike_summary`` and the analysis CLI's ``report.json``."""
     est = report.energy(energy_model)
     return {
         "num_examples": report.num_examples,
@@ -417,5 +423,4 @@ def spike_summary(
         "energy_ratio": est.ratio if math.isfinite(est.ratio) else None,
         "e_mac_pj": energy_model.e_mac_pj,
         "e_ac_pj": energy_model.e_ac_pj,
-        "firing_rates": report.firing_rates(),
     }

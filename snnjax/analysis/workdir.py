@@ -21,7 +21,7 @@ from snnjax import models
 from snnjax.analysis import plots
 from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
-from snnjax.analysis.spikes import SpikeReport, collect_stats
+from snnjax.analysis.spikes import SpikeReport, collect_stats, energy_totals
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data import stats as data_stats
 
@@ -135,20 +135,8 @@ def write_figures(report: SpikeReport, out_dir: str, metrics_path: str | None = 
 
 def report_dict(report: SpikeReport, energy_model: EnergyModel) -> dict[str, Any]:
     """Everything in the tables, JSON-ready."""
-    est = report.energy(energy_model)
     return {
-        "num_examples": report.num_examples,
-        "time_steps": report.time_steps,
-        "mean_firing_rate": report.mean_firing_rate,
-        "spikes_per_example": report.spikes_per_example,
-        "sops_per_example": est.sops,
-        "snn_macs_per_example": est.snn_macs,
-        "ann_macs_per_example": est.ann_macs,
-        "energy_snn_uj": est.snn_pj / 1e6,
-        "energy_ann_uj": est.ann_pj / 1e6,
-        "energy_ratio": est.ratio if np.isfinite(est.ratio) else None,
-        "e_mac_pj": energy_model.e_mac_pj,
-        "e_ac_pj": energy_model.e_ac_pj,
+        **energy_totals(report, energy_model),
         "neurons": report.layer_stats(),
         "synapses": {
             s.path: {
