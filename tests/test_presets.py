@@ -65,3 +65,18 @@ def test_bad_train_subset_and_init_are_rejected_by_validate():
     cfg.model.init = "xavier"
     with pytest.raises(ValueError, match=r"model.init='xavier'"):
         config_lib.validate(cfg)
+
+
+@pytest.mark.parametrize("name", ["baseline", "teacher", "idsnn"])
+def test_60k_presets_train_on_all_data_with_one_cosine_decay(name):
+    cfg = _config(name, "fashion_mnist_60k")
+    config_lib.validate(cfg)
+    sections = [cfg] + ([cfg.teacher] if name == "idsnn" else [])
+    for section in sections:
+        epochs = 5 if section is not cfg or name == "teacher" else 3
+        assert (section.model.width, section.train.epochs, section.optim.schedule) == (16, epochs, "cosine")
+    assert (cfg.data.name, cfg.data.train_subset, cfg.data.flip) == ("fashion_mnist", 0, True)
+    mnist = _config(name, "mnist_60k")
+    assert (mnist.data.name, mnist.data.train_subset, mnist.data.flip) == ("mnist", 0, False)
+    # the 6,000-image ablation preset keeps its step schedule
+    assert _config(name, "fashion_mnist").optim.schedule == "multistep"
