@@ -3,8 +3,9 @@
     python launch.py --config configs/baseline.py:cifar10 --workdir runs/baseline_c10
     python launch.py --config configs/baseline.py:digits --workdir /tmp/baseline   # offline, minutes on a CPU
 
-Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU), fashion_mnist_full (GPU),
-mnist, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
+Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU, 6,000 images: the IDSNN
+ablation's size), fashion_mnist_60k (all 60,000 images, 3 epochs, cosine: 88.0 / 87.3 % in 18 min on a 2-core
+CPU), fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
 without a teacher stage.
 """
 

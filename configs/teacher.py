@@ -3,7 +3,9 @@
     python launch.py --config configs/teacher.py:cifar100 --workdir runs/teacher_c100
     python launch.py --config configs/teacher.py:digits --workdir /tmp/teacher     # offline, minutes on a CPU
 
-Presets: cifar10 (default), cifar100, digits. Feed the workdir to IDSNN with
+Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU: 6,000 images, 10 epochs),
+fashion_mnist_60k (all 60,000 images, 5 epochs, cosine: 91.7 / 92.1 % in 14 min on a 2-core CPU),
+fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full. Feed the workdir to IDSNN with
 ``--config.teacher.checkpoint=runs/teacher_c100``.
 """
 
