@@ -14,6 +14,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -22,10 +23,16 @@ SCRIPT = ROOT / "benchmarks" / "device_check.py"
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location("device_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The devcheck package beside the script, imported the way the script imports it."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
+    import devcheck.flops
+    import devcheck.plan
+    import devcheck.report
+
+    return types.SimpleNamespace(
+        resnet_train_flops=devcheck.flops.resnet_train_flops, _best_sj=devcheck.report._best_sj, plan=devcheck.plan
+    )
 
 
 def _positive(x) -> bool:
@@ -57,6 +64,58 @@ def test_markdown_ratio_uses_the_fastest_spikingjelly_row_of_the_same_precision_
     ]
     assert dc._best_sj(rows, rows[0]) == 0.25
     assert dc._best_sj(rows, rows[1]) is None
+
+
+def test_every_file_and_preset_the_device_check_names_exists():
+    plan = _load_module().plan
+    named = [*plan.files(plan.QUICK_TESTS), *plan.files(plan.TESTS), *plan.STEP_SCRIPTS]
+    assert [f for f in named if not (ROOT / f).is_file()] == []
+    for config in (plan.E2E_CONFIG, plan.DRY_E2E_CONFIG, plan.FALLBACK_E2E_CONFIG):
+        path, _, preset = config.partition(":")
+        spec = importlib.util.spec_from_file_location("config_under_test", ROOT / path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.get_config(preset or None) is not None, config
+
+
+def test_every_test_selection_of_the_device_check_selects_tests():
+    """Each (file, -k) pair keeps at least one test of its file, and the sharded test is among them."""
+    plan = _load_module().plan
+    for selections in (plan.QUICK_TESTS, plan.TESTS):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+            + [*plan.files(selections), "-k", plan.k_expression(selections)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        nodes = [l for l in proc.stdout.splitlines() if "::" in l]
+        for path, k in selections:
+            mine = [n for n in nodes if n.startswith(path + "::")]
+            assert mine, (path, k)
+            if k is None:  # a whole file: every one of its tests, none filtered out by another file's -k
+                assert len(mine) == len(_collect(path)), path
+        assert not [n for n in nodes if n.split("::")[0] not in plan.files(selections)]
+    assert any(plan.SHARDED_TEST in n for n in nodes)
+
+
+def _collect(path: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-o", "addopts=", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return [l for l in proc.stdout.splitlines() if "::" in l]
+
+
+def test_k_expression_scopes_each_expression_to_its_file():
+    plan = _load_module().plan
+    expr = plan.k_expression([("tests/test_a.py", None), ("tests/sub/test_b.py", "kd or hinton")])
+    assert expr == "(test_a) or (test_b and (kd or hinton))"
 
 
 @pytest.mark.slow
@@ -92,9 +151,10 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
     assert meta["dry_run"] is True and meta["budget_s"] == 900
     assert _positive(meta["wall_s"]) and len(meta["load_average"]) == 3
 
-    tests = result["tests"]
+    tests = result["quick_tests"]
     assert tests["status"] == "passed", tests
     assert tests["platform"] == "cpu" and tests["passed"] >= 2 and tests["failed"] == 0
+    assert result["tests"]["status"].startswith("skipped:")
     sharded = result["sharded_check"]
     assert sharded["status"] == "passed", sharded
     assert sharded["num_devices"] == 1 and sharded["loss_device"] == pytest.approx(sharded["loss_cpu"], rel=1e-4)
