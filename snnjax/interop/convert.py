@@ -27,8 +27,12 @@ from snnjax.interop import layouts
 
 Variables = dict[str, Any]
 
-_BN_SNNJAX = {"weight": ("params", "scale"), "bias": ("params", "bias"), "running_mean": ("batch_stats", "mean"),
-              "running_var": ("batch_stats", "var")}
+_BN_SNNJAX = {
+    "weight": ("params", "scale"),
+    "bias": ("params", "bias"),
+    "running_mean": ("batch_stats", "mean"),
+    "running_var": ("batch_stats", "var"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +56,10 @@ class ConversionReport:
     def to_text(self) -> str:
         """An aligned table ``torch key -> snnjax path (how)``, the left-out keys and the notes."""
         width = max((len(t) for t, _, _ in self.mapped), default=0)
-        lines = [f"# {self.layout} -> snnjax {self.arch.name} (width {self.arch.width}): {len(self.mapped)} tensors "
-                 f"mapped, {len(self.left_out)} left out"]
+        lines = [
+            f"# {self.layout} -> snnjax {self.arch.name} (width {self.arch.width}): {len(self.mapped)} tensors "
+            f"mapped, {len(self.left_out)} left out"
+        ]
         lines += [f"{t:<{width}}  ->  {s}  [{how}]" for t, s, how in self.mapped]
         lines += [f"{t:<{width}}  --  left out" for t in self.left_out]
         lines += [f"# note: {n}" for n in self.notes]
@@ -84,7 +90,9 @@ def _get(tree: Mapping, path: tuple[str, ...]) -> Any:
 
 def _need(state: Mapping[str, np.ndarray], key: str, ndim: int, layout: str) -> np.ndarray:
     if key not in state:
-        raise ValueError(f"the {layout} checkpoint has no tensor {key!r} (the network its other keys describe needs it)")
+        raise ValueError(
+            f"the {layout} checkpoint has no tensor {key!r} (the network its other keys describe needs it)"
+        )
     value = np.asarray(state[key])
     if value.ndim != ndim:
         raise ValueError(f"tensor {key!r} has shape {tuple(value.shape)}; a {ndim}-D tensor was expected there")
@@ -101,8 +109,10 @@ def notes_for(layout: str, arch: layouts.Arch) -> tuple[str, ...]:
     if layout == "idsnn_snn":
         notes.append("S_ResNet stem conv pads 3 (36x36 maps on CIFAR): snnjax stem_padding=3")
     if layout == "pycls" and arch.bottleneck:
-        notes.append("pycls bottleneck: snnjax strides the 3x3 conv (RESNET.STRIDE_1X1=False); a STRIDE_1X1=True "
-                     "network maps weight for weight but computes differently")
+        notes.append(
+            "pycls bottleneck: snnjax strides the 3x3 conv (RESNET.STRIDE_1X1=False); a STRIDE_1X1=True "
+            "network maps weight for weight but computes differently"
+        )
     notes.append("BN running_var copied as is (PyTorch averages the unbiased batch variance, Flax the biased one)")
     return tuple(notes)
 
@@ -173,7 +183,9 @@ def to_torch(
     for path, kind in layouts.modules(arch):
         prefix = layouts.torch_name(layout, path, arch.bottleneck)
         if kind == "conv":
-            out[f"{prefix}.weight"] = np.ascontiguousarray(np.asarray(_get(params, path + ("kernel",))).transpose(3, 2, 0, 1))
+            out[f"{prefix}.weight"] = np.ascontiguousarray(
+                np.asarray(_get(params, path + ("kernel",))).transpose(3, 2, 0, 1)
+            )
         elif kind == "bn":
             for name, (collection, leaf) in _BN_SNNJAX.items():
                 source = params if collection == "params" else stats
@@ -185,7 +197,9 @@ def to_torch(
             out[f"{prefix}.bias"] = np.asarray(_get(params, path + ("bias",)))
         else:
             if layout != "spikingjelly":
-                raise ValueError(f"the {layout} layout has no learnable neuron decay; export PLIF models as spikingjelly")
+                raise ValueError(
+                    f"the {layout} layout has no learnable neuron decay; export PLIF models as spikingjelly"
+                )
             out[f"{prefix}.w"] = -np.asarray(_get(params, path + ("decay_logit",)))
     out.update(extras)
     return out, arch

@@ -110,7 +110,9 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
         try:
             return _strip_prefixes(dict(st_numpy.load_file(path)))
         except Exception as err:  # the library raises several types for a damaged file
-            raise ValueError(f"{path} is not a readable safetensors file ({_first_line(err)}). Fix: re-save it") from None
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({_first_line(err)}). Fix: re-save it"
+            ) from None
     torch = _torch()
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -190,5 +192,7 @@ def model_section(arch: layouts.Arch, layout: str, base=None):
         section.stem = "cifar"
         section.stem_padding = 3 if layout == "idsnn_snn" else 1
     else:
-        raise ValueError(f"the checkpoint's stem conv is {arch.stem_kernel}x{arch.stem_kernel}; snnjax has 3x3 and 7x7 stems")
+        raise ValueError(
+            f"the checkpoint's stem conv is {arch.stem_kernel}x{arch.stem_kernel}; snnjax has 3x3 and 7x7 stems"
+        )
     return section

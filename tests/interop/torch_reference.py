@@ -88,7 +88,9 @@ class TorchvisionResNet(nn.Module):
                 stride = 2 if (b == 0 and i > 0) else 1
                 down = None
                 if stride != 1 or cin != planes * block.expansion:
-                    down = nn.Sequential(_conv(cin, planes * block.expansion, 1, stride), nn.BatchNorm2d(planes * block.expansion))
+                    down = nn.Sequential(
+                        _conv(cin, planes * block.expansion, 1, stride), nn.BatchNorm2d(planes * block.expansion)
+                    )
                 blocks.append(block(cin, planes, stride, down, act))
                 cin = planes * block.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
@@ -179,8 +181,16 @@ class IDSNNBlock(nn.Module):
         act = act or (lambda: nn.ReLU())
         exp = 4 if bottleneck else 1
         if bottleneck:
-            layers = [conv(cin, cout, 1, 1), bn(cout), act(), conv(cout, cout, 3, stride), bn(cout), act(),
-                      conv(cout, cout * 4, 1, 1), bn(cout * 4)]
+            layers = [
+                conv(cin, cout, 1, 1),
+                bn(cout),
+                act(),
+                conv(cout, cout, 3, stride),
+                bn(cout),
+                act(),
+                conv(cout, cout * 4, 1, 1),
+                bn(cout * 4),
+            ]
         else:
             layers = [conv(cin, cout, 3, stride), bn(cout), act(), conv(cout, cout, 3, 1), bn(cout)]
         self.residual_function = nn.Sequential(*layers)
@@ -199,7 +209,9 @@ class IDSNNResNet(nn.Module):
     def __init__(self, depth=34, num_classes=100, width=64, in_channels=3):
         super().__init__()
         sizes, bottleneck = STAGES[depth]
-        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
         cin = width
         for i, n in enumerate(sizes):
             blocks = []
@@ -326,7 +338,11 @@ class PyclsResNet(nn.Module):
         sizes, bottleneck = STAGES[depth]
         st = nn.Module()
         k, s = (3, 1) if stem == "cifar" else (7, 2)
-        st.conv, st.bn, st.relu = nn.Conv2d(in_channels, width, k, s, (k - 1) // 2, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        st.conv, st.bn, st.relu = (
+            nn.Conv2d(in_channels, width, k, s, (k - 1) // 2, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
         if stem != "cifar":
             st.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stem = st
@@ -335,8 +351,12 @@ class PyclsResNet(nn.Module):
             stage = nn.Module()
             w_out = width * 2**i * (4 if bottleneck else 1)
             for b in range(n):
-                blk = PyclsBlock(w_in if b == 0 else w_out, w_out, 2 if (b == 0 and i > 0) else 1,
-                                 width * 2**i if bottleneck else None)
+                blk = PyclsBlock(
+                    w_in if b == 0 else w_out,
+                    w_out,
+                    2 if (b == 0 and i > 0) else 1,
+                    width * 2**i if bottleneck else None,
+                )
                 stage.add_module(f"b{b + 1}", blk)
             setattr(self, f"s{i + 1}", stage)
             w_in = w_out
