@@ -20,8 +20,6 @@ from snnjax.interop import torch as tio  # noqa: E402
 
 from .torch_reference import IDSNNResNet, SpikingJellyResNet, TorchvisionResNet, randomize_bn  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 
 def _save_resnet34(path, in_channels=1, num_classes=10):
     """A torchvision-layout ResNet34 (CIFAR variant: 3x3 conv1, no max-pool), width 8, saved with torch.save."""
@@ -31,6 +29,7 @@ def _save_resnet34(path, in_channels=1, num_classes=10):
     return model
 
 
+@pytest.mark.slow
 def test_torch_resnet34_teacher_and_transplant_source_then_spikingjelly_export(tmp_path):
     pth = tmp_path / "resnet34.pth"
     _save_resnet34(pth)
@@ -168,3 +167,28 @@ def test_safetensors_and_wrapped_checkpoints_load_the_same(tmp_path):
         assert set(loaded) == set(state)
         for key in state:
             np.testing.assert_array_equal(loaded[key], state[key])
+
+
+def test_separate_transplant_source_from_a_pycls_safetensors_file(tmp_path):
+    """``config.transplant.checkpoint`` may be a PyTorch file of another layout and depth than the teacher."""
+    import importlib.util
+    import os
+
+    from snnjax.methods.idsnn import pipeline
+
+    from .torch_reference import PyclsResNet
+
+    torch.manual_seed(2)
+    model = randomize_bn(PyclsResNet(18, num_classes=10, width=8, in_channels=1, stem="cifar"))
+    path = tmp_path / "pycls18.safetensors"
+    tio.save_state_dict({k: v.numpy() for k, v in model.state_dict().items()}, path)
+    spec = importlib.util.spec_from_file_location("idsnn_cfg", os.path.join(ROOT, "configs", "idsnn.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("digits,init_only")
+    config.transplant.checkpoint = str(path)
+    variables, info = pipeline.transplant_source(config, str(tmp_path), _splits())
+    assert (info["format"], info["model"], info["width"], info["checkpoint"]) == ("pycls", "resnet18", 8, str(path))
+    expected = model.state_dict()["s2.b1.f.a.weight"].numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(variables["params"]["stage1_block0"]["conv1"]["kernel"], expected)
+    assert "s4.b2.f.b_bn.running_mean" in (tmp_path / "transplant_source_torch_report.txt").read_text()
