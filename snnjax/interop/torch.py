@@ -35,7 +35,7 @@ __all__ = [
     "to_torch",
 ]
 
-SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".ckpt", ".safetensors")  # .pyth: pycls
 # Keys under which training scripts nest the state dict (pycls: "model_state"; Lightning: "state_dict").
 _WRAPPERS = ("state_dict", "model_state", "model_state_dict", "model", "net", "module")
 # Prefixes added by DataParallel/DistributedDataParallel and torch.compile.
@@ -44,7 +44,7 @@ _INSTALL = "pip install 'snnjax[torch]'"
 
 
 def is_torch_file(path: str) -> bool:
-    """Whether ``path`` names a PyTorch weights file (by suffix: .pth .pt .bin .ckpt .safetensors)."""
+    """Whether ``path`` names a PyTorch weights file (by suffix: .pth .pt .pyth .bin .ckpt .safetensors)."""
     return bool(path) and str(path).lower().endswith(SUFFIXES)
 
 

@@ -52,7 +52,7 @@ def _check(model, layout, fmt, images, **model_overrides):
     assert got.shape == expected.shape
     err = np.max(np.abs(got - expected))
     assert err <= TOL, f"{layout}: max abs logit error {err}"
-    assert np.std(expected) > 1e-2  # the logits are not all the same (a check that could not fail)
+    assert np.std(expected, axis=0).max() > 1e-3  # the examples get different logits (spikes fired)
     back = tio.to_torch(converted.variables, layout, extras=converted.extras)
     assert list(back) == list(state) or set(back) == set(state)
     for key, value in state.items():
@@ -108,7 +108,7 @@ def _snn_check(model, layout, fmt, images, **overrides):
     model_j = models.build(tio.model_section(arch, layout, base), arch.num_classes)
     got = np.asarray(model_j.apply(converted.variables, jnp.asarray(images.transpose(0, 2, 3, 1)), train=False))
     assert np.max(np.abs(got - expected)) <= TOL
-    assert np.std(expected) > 1e-2
+    assert np.std(expected, axis=0).max() > 1e-3  # the examples get different logits (spikes fired)
     back = tio.to_torch(converted.variables, layout, extras=converted.extras)
     assert set(back) == set(state)
     for key, value in state.items():
