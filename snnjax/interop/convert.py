@@ -179,6 +179,8 @@ def to_torch(
     extras = dict(extras or {})
     params, stats = variables["params"], variables.get("batch_stats", {})
     arch = layouts.arch_from_snnjax(_flat_shapes(variables))
+    if arch.plif and layout != "spikingjelly":
+        raise ValueError(f"the {layout} layout has no learnable neuron decay; export PLIF models as spikingjelly")
     out: dict[str, np.ndarray] = {}
     for path, kind in layouts.modules(arch):
         prefix = layouts.torch_name(layout, path, arch.bottleneck)
@@ -195,11 +197,7 @@ def to_torch(
         elif kind == "fc":
             out[f"{prefix}.weight"] = np.ascontiguousarray(np.asarray(_get(params, path + ("kernel",))).T)
             out[f"{prefix}.bias"] = np.asarray(_get(params, path + ("bias",)))
-        else:
-            if layout != "spikingjelly":
-                raise ValueError(
-                    f"the {layout} layout has no learnable neuron decay; export PLIF models as spikingjelly"
-                )
+        else:  # plif
             out[f"{prefix}.w"] = -np.asarray(_get(params, path + ("decay_logit",)))
     out.update(extras)
     return out, arch
