@@ -55,7 +55,7 @@ class ConversionReport:
 
     def to_text(self) -> str:
         """An aligned table ``torch key -> snnjax path (how)``, the left-out keys and the notes."""
-        width = max((len(t) for t, _, _ in self.mapped), default=0)
+        width = max([len(t) for t, _, _ in self.mapped] + [len(t) for t in self.left_out], default=0)
         lines = [
             f"# {self.layout} -> snnjax {self.arch.name} (width {self.arch.width}): {len(self.mapped)} tensors "
             f"mapped, {len(self.left_out)} left out"
