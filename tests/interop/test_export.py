@@ -25,7 +25,9 @@ def test_plif_exports_only_to_spikingjelly():
     torch.manual_seed(0)
     sj = SpikingJellyResNet(T=2, tau=2.0, v_threshold=0.5, plif=True, depth=18, num_classes=3, width=2, stem="cifar")
     variables = tio.from_torch({k: v.detach().numpy() for k, v in sj.state_dict().items()}).variables
-    assert float(variables["params"]["stem_act"]["decay_logit"]) == -float(sj.sn1.w.detach())  # decay = sigmoid(-w) = 1 - 1/tau
+    assert float(variables["params"]["stem_act"]["decay_logit"]) == -float(
+        sj.sn1.w.detach()
+    )  # decay = sigmoid(-w) = 1 - 1/tau
     state = tio.to_torch(variables, "spikingjelly")
     assert float(state["sn1.w"]) == float(sj.sn1.w.detach()) and "layer4.1.sn2.w" in state
     with pytest.raises(ValueError, match="export PLIF models as spikingjelly"):

@@ -192,3 +192,19 @@ def test_separate_transplant_source_from_a_pycls_safetensors_file(tmp_path):
     expected = model.state_dict()["s2.b1.f.a.weight"].numpy().transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(variables["params"]["stage1_block0"]["conv1"]["kernel"], expected)
     assert "s4.b2.f.b_bn.running_mean" in (tmp_path / "transplant_source_torch_report.txt").read_text()
+
+
+def test_unknown_format_is_refused_by_config_validation():
+    import importlib.util
+    import os
+
+    from snnjax.methods.idsnn import config as idsnn_config
+
+    spec = importlib.util.spec_from_file_location("idsnn_cfg", os.path.join(ROOT, "configs", "idsnn.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("digits")
+    idsnn_config.validate(config)  # the defaults ("auto") pass
+    config.transplant.format = "onnx"
+    with pytest.raises(ValueError, match=r"config.transplant.format='onnx' is not valid; choose one of \['auto'"):
+        idsnn_config.validate(config)
