@@ -6,6 +6,7 @@ import ml_collections
 
 from snnjax import config as config_lib
 from snnjax import models, presets
+from snnjax.interop import source as torch_source
 from snnjax.methods.idsnn import transplant
 from snnjax.train import stages
 
@@ -26,15 +27,17 @@ def transplant_section(enabled: bool = True) -> ml_collections.ConfigDict:
             include_shortcut=False,
             include_head=False,
             checkpoint="",
+            format="auto",  # layout of a PyTorch checkpoint (snnjax.interop.layouts.FORMATS)
         )
-    )  # workdir of another finished ANN run to transplant from; "" = the KD teacher
+    )  # workdir of another finished ANN run, or a PyTorch .pth, to transplant from; "" = the KD teacher
 
 
 def teacher_section() -> ml_collections.ConfigDict:
     """``config.teacher``: the ANN teacher (ResNet34, ReLU, T = 1) and its training."""
     return ml_collections.ConfigDict(
         dict(
-            checkpoint="",  # workdir of a finished teacher run; "" trains the teacher as stage 1
+            checkpoint="",  # workdir of a finished teacher run or a PyTorch .pth; "" trains the teacher as stage 1
+            format="auto",  # layout of a PyTorch checkpoint: auto | torchvision | spikingjelly | idsnn | pycls
             model=presets.teacher_model(init="pytorch"),  # the official code has no init code
             optim=config_lib.optim_config(),
             train=config_lib.train_config(),
@@ -82,5 +85,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     config_lib.validate_train(cfg.teacher.train, "teacher.train")
     if cfg.teacher.model.neuron != "relu":
         config_lib.fail("teacher.model.neuron", cfg.teacher.model.neuron, "the teacher is an ANN: use 'relu'")
+    torch_source.validate(cfg.teacher, "teacher")
+    torch_source.validate(cfg.transplant, "transplant")
     if cfg.transplant.block_rule not in transplant.RULES:
         config_lib.fail("transplant.block_rule", cfg.transplant.block_rule, f"choose one of {list(transplant.RULES)}")

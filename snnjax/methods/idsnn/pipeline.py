@@ -22,6 +22,7 @@ import jax
 import ml_collections
 
 from snnjax import models
+from snnjax.interop import source as torch_source
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
 from snnjax.train import distributed, loop, stages
@@ -31,6 +32,9 @@ from snnjax.train.summary import finish_run, spike_summary, write_text
 def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -> tuple[Any, dict[str, Any]]:
     """Variables of ``config.transplant.checkpoint``'s ANN, rebuilt from the config stored with it
     (any depth or width: e.g. a same-depth ResNet18 while KD uses the ResNet34), and what it was."""
+    loaded = torch_source.load(config.transplant, "transplant", None, splits, workdir, "transplant_source")
+    if loaded is not None:  # a PyTorch file (snnjax.interop)
+        return loaded.variables, {**loaded.summary, "checkpoint": loaded.summary["restored_from"]}
     restore = idsnn_config.transplant_source_restore(config)
     scfg = stages.stored_config(restore)
     if scfg.model.neuron != "relu":
@@ -56,18 +60,22 @@ def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     splits = loop.load_data(config.data)
     student = models.build(config.model, splits.num_classes)
-    teacher_model = teacher = None
+    teacher_model = teacher = loaded = None
     separate_source = bool(config.transplant.enabled) and bool(config.transplant.get("checkpoint", ""))
     if (config.transplant.enabled and not separate_source) or config.kd.enabled:
         tcfg = idsnn_config.teacher_config(config)
+        loaded = torch_source.load(config.teacher, "teacher", tcfg.model, splits, workdir, "teacher")
+        if loaded is not None:  # a PyTorch file (snnjax.interop): the network is the checkpoint's
+            tcfg.model, teacher = loaded.model, stages.StageOutput(loaded.variables, loaded.summary)
         teacher_model = models.build(tcfg.model, splits.num_classes)
-        teacher = stages.run_stage(
-            tcfg, workdir, "teacher", model=teacher_model, splits=splits, restore=idsnn_config.teacher_restore(config)
-        )
+        if teacher is None:
+            restore = idsnn_config.teacher_restore(config)
+            teacher = stages.run_stage(tcfg, workdir, "teacher", model=teacher_model, splits=splits, restore=restore)
 
     initial, report_counts = None, {}
     if config.transplant.enabled:
-        source_vars, source_info = (teacher.variables if teacher else None), {"model": config.teacher.model.name}
+        source_model = loaded.model if loaded else config.teacher.model
+        source_vars, source_info = (teacher.variables if teacher else None), {"model": source_model.name}
         if separate_source:
             source_vars, source_info = transplant_source(config, workdir, splits)
         fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
