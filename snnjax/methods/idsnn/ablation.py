@@ -3,8 +3,6 @@
     python -m snnjax.methods.idsnn.ablation --config configs/idsnn.py:digits --workdir runs/ablation --seeds 0,1,2
     python -m snnjax.methods.idsnn.ablation --config configs/idsnn.py:cifar100,decay10 --workdir runs/abl100 --seeds 445
 
-(``python -m snnjax.ablation`` still works for one release.)
-
 For each seed the teacher is trained once (``WORKDIR/seed<S>/teacher``) and shared by the arms
 that need it; each arm runs in ``WORKDIR/seed<S>/<arm>`` (re-running skips what is finished). The
 result is ``WORKDIR/ablation.json``, ``WORKDIR/ablation.md`` and ``WORKDIR/ablation.png``: per arm the
@@ -25,7 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from snnjax.methods.idsnn.config import ARMS, KD_ALPHA
+from snnjax.methods.idsnn.config import ARMS, apply_arm
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the ablation.")
@@ -36,9 +34,7 @@ _ARMS = flags.DEFINE_list("arms", list(ARMS), f"Arms to run, from {list(ARMS)}."
 def arm_config(config, arm: str, seed: int, teacher_dir: str | None):
     cfg = config.copy_and_resolve_references()
     cfg.seed = seed
-    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
-    if arm == "kd_only":  # the other arms keep the base config's weight (0.3 in the presets)
-        cfg.kd.alpha = KD_ALPHA[arm]
+    apply_arm(cfg, arm)  # switches and KD weight exactly as the arm's preset (configs/idsnn.py)
     cfg.teacher.checkpoint = teacher_dir or ""
     return cfg
 

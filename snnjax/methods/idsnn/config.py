@@ -16,6 +16,16 @@ DEFAULT_ARM = "idsnn"
 KD_ALPHA = {"baseline": 0.3, "init_only": 0.3, "kd_only": 0.5, "idsnn": 0.3}
 
 
+def apply_arm(cfg: ml_collections.ConfigDict, arm: str) -> ml_collections.ConfigDict:
+    """Set ``cfg`` to ablation ``arm`` in place (and return it): the transplant and KD switches and the
+    arm's KD weight. The one place an arm is decided: ``configs/idsnn.py`` and the ablation runner call it."""
+    if arm not in ARMS:
+        config_lib.fail("arm", arm, f"choose one of {list(ARMS)}")
+    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
+    cfg.kd.alpha = KD_ALPHA[arm]
+    return cfg
+
+
 def transplant_section(enabled: bool = True) -> ml_collections.ConfigDict:
     """``config.transplant``: the switch and the mapping options of :func:`transplant.transplant`."""
     return ml_collections.ConfigDict(

@@ -11,11 +11,11 @@ from snnjax.methods.idsnn import ablation
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-def _idsnn_digits():
+def _idsnn_digits(preset: str = "digits"):
     spec = importlib.util.spec_from_file_location("idsnn_config", os.path.join(ROOT, "configs", "idsnn.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config("digits")
+    return module.get_config(preset)
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,18 @@ def test_plot_curves_writes_a_png_of_mean_and_band(tmp_path):
     path = tmp_path / "ablation.png"
     ablation.plot_curves(results, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("base_arm", ["idsnn", "kd_only", "baseline", "init_only"])
+@pytest.mark.parametrize("arm", ["idsnn", "kd_only", "baseline", "init_only"])
+def test_arm_config_equals_the_arm_preset_whatever_the_base_arm(base_arm, arm):
+    """Regression (issue 24a): ``--config configs/idsnn.py:digits,kd_only --arms idsnn`` trained the idsnn
+    arm at kd_only's alpha 0.5; every arm must equal its own preset (``configs/idsnn.py:digits,<arm>``)."""
+    cfg = ablation.arm_config(_idsnn_digits(f"digits,{base_arm}"), arm, 0, None)
+    preset = _idsnn_digits(f"digits,{arm}")
+    assert (cfg.kd.alpha, cfg.kd.enabled, cfg.transplant.enabled) == (
+        preset.kd.alpha,
+        preset.kd.enabled,
+        preset.transplant.enabled,
+    )
+    assert cfg.kd.alpha == {"idsnn": 0.3, "kd_only": 0.5, "baseline": 0.3, "init_only": 0.3}[arm]
