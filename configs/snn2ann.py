@@ -53,8 +53,6 @@ def get_config(arg: str | None = None):
         name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep", milestones=(100, 150, 175), gamma=0.1
     )
     cfg.data.batch_size = 512
-    cfg.data.mean = ()  # () = the dataset's statistics
-    cfg.data.std = ()
     presets.apply_dataset(cfg, choice["dataset"])
     if choice["dataset"] in ("cifar10", "cifar100"):
         cfg.data.mean = s2a_models.OFFICIAL_MEAN  # official run.py constants (not the usual CIFAR std)

@@ -60,15 +60,6 @@ class StageResult:
     model: nn.Module
 
 
-def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
-    ``data.train_subset`` training examples when that is > 0."""
-    splits = data_lib.load_dataset(
-        data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
-    )
-    return data_lib.take_train_subset(splits, int(data_cfg.get("train_subset", 0)))
-
-
 def init_variables(model: nn.Module, image_shape: tuple[int, ...], seed: int, mesh) -> dict[str, Any]:
     """Initial variables (``params`` and mutable collections such as ``batch_stats``), replicated."""
     sample = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
@@ -158,7 +149,7 @@ def set_up(
     repl = mesh_lib.replicated(mesh)
     batch_size = int(config.data.batch_size)
     mesh_lib.check_batch_size(batch_size, mesh)
-    splits = splits or load_data(config.data)
+    splits = splits or data_lib.load_from_config(config.data)
     model = model or models.build(config.model, splits.num_classes)
     spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
     epochs = int(config.train.epochs)

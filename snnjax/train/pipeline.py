@@ -7,11 +7,12 @@ from typing import Any
 
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax.train import loop
 from snnjax.train.summary import finish_run, spike_summary
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
+    splits = data_lib.load_from_config(config.data)
     result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits)
     return finish_run(workdir, {**result.summary, "spikes": spike_summary(result, splits)})

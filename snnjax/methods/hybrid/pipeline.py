@@ -29,7 +29,6 @@ import numpy as np
 from snnjax import data as data_lib
 from snnjax import models
 from snnjax.data import pipeline as data_pipeline
-from snnjax.data import stats as data_stats
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
 from snnjax.methods.hybrid.vgg import VGG
@@ -46,8 +45,9 @@ def _log(message: str) -> None:
 
 def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
     """``config.data`` with the normalisation of ``stage`` (``snn``: ``config.data.normalization``;
-    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.normalization_name`)."""
-    return data_stats.with_normalization(loop.load_data(config.data), hybrid_config.normalization_name(config, stage))
+    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.ann_config`)."""
+    data_cfg = hybrid_config.ann_config(config).data if stage == "ann" else config.data
+    return data_lib.load_from_config(data_cfg)
 
 
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
@@ -106,7 +106,7 @@ def convert(
         "width": int(config.model.width),
         "encoding": config.model.encoding,
         "normalization": config.data.get("normalization", "dataset"),
-        "ann_normalization": hybrid_config.normalization_name(config, "ann"),
+        "ann_normalization": hybrid_config.ann_config(config).data.normalization,
         "spike_delay": bool(config.model.get("spike_delay", False)),
         "ann_checkpoint": config.ann.checkpoint,
         "seed": int(config.seed),
@@ -201,11 +201,11 @@ def evaluate_converted(
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    raw = loop.load_data(config.data)
-    splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "snn"))
-    ann_splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "ann"))
+    acfg = hybrid_config.ann_config(config)  # its data.normalization is the ANN's
+    raw = data_lib.load_raw(config.data)
+    splits = data_lib.normalize_splits(raw, config.data)
+    ann_splits = data_lib.normalize_splits(raw, acfg.data)
     model = models.build(config.model, splits.num_classes)
-    acfg = hybrid_config.ann_config(config)
     ann = stages.run_stage(
         acfg,
         workdir,

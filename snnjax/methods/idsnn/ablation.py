@@ -133,10 +133,11 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from snnjax import config as config_lib
+    from snnjax import data as data_lib
     from snnjax import models
     from snnjax.methods.idsnn import config as idsnn_config
     from snnjax.methods.idsnn import pipeline
-    from snnjax.train import loop, stages, summary
+    from snnjax.train import stages, summary
 
     config = _CONFIG.value
     config_lib.validate(config)
@@ -147,7 +148,7 @@ def main(argv):
         raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     if "baseline" in arms:  # the convergence metric needs the baseline first
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    splits = loop.load_data(config.data)
+    splits = data_lib.load_from_config(config.data)
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
     for seed in (int(s) for s in _SEEDS.value):
         teacher_dir = None

@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax import models
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
@@ -54,7 +55,7 @@ def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
+    splits = data_lib.load_from_config(config.data)
     student = models.build(config.model, splits.num_classes)
     teacher_model = teacher = None
     separate_source = bool(config.transplant.enabled) and bool(config.transplant.get("checkpoint", ""))

@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.pretrain import config as pretrain_config
@@ -37,7 +38,7 @@ REPORT_FILE = "transfer_report.txt"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
+    splits = data_lib.load_from_config(config.data)
     pretrain_config.check_event_steps(config, splits.image_shape, f"config.data.name={config.data.name!r}")
     snn = models.build(config.model, splits.num_classes)
 
@@ -45,7 +46,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     trainable, opt_state_fn = None, None
     if config.pretrain.enabled:
         pcfg = pretrain_config.pretrain_config(config)
-        psplits = loop.load_data(pcfg.data)
+        psplits = data_lib.load_from_config(pcfg.data)
         if len(psplits.image_shape) != 3:
             raise ValueError(
                 f"pretraining data {psplits.name!r} has samples of shape {psplits.image_shape}; the ANN "

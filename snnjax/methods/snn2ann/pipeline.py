@@ -13,7 +13,6 @@ paper's time/memory comparison.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import Any
 
@@ -58,23 +57,8 @@ def threshold_summary(thresholds: dict[str, Any]) -> dict[str, float]:
     return {"/".join(str(getattr(k, "key", k)) for k in path[:-1]): float(np.mean(v)) for path, v in flat}
 
 
-def with_normalization(splits: data_lib.DatasetSplits, data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """``splits`` with ``config.data.mean`` / ``std`` when set (the official CIFAR constants of
-    ``snnjax.methods.snn2ann.models.OFFICIAL_MEAN`` / ``OFFICIAL_STD``); empty tuples keep the dataset's own."""
-    mean, std = tuple(data_cfg.get("mean", ()) or ()), tuple(data_cfg.get("std", ()) or ())
-    if not mean and not std:
-        return splits
-    channels = splits.image_shape[-1]
-    if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise ValueError(
-            f"config.data.mean={mean} / std={std} need {channels} values each (std > 0) for "
-            f"{splits.name}; set both to () to use the dataset's statistics"
-        )
-    return dataclasses.replace(splits, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = with_normalization(loop.load_data(config.data), config.data)
+    splits = data_lib.load_from_config(config.data)  # data.mean/std: the official CIFAR constants
     model = models.build(config.model, splits.num_classes)
     bptt = config.arm == "bptt"
     make_step = steps.make_train_step if bptt else snn2ann_step.make_train_step

@@ -109,7 +109,9 @@ def test_presets_pass_validation_and_follow_the_paper():
         fm = _config(name)
         config_lib.validate(fm)
         assert fm.data.name == "fashion_mnist" and fm.data.normalization == "unit" and fm.model.spike_delay
-        assert hybrid_config.normalization_name(fm, "ann") == "unit"
+        assert hybrid_config.ann_config(fm).data.normalization == "unit"
+    # The ANN stage's own normalisation travels in its config (and so in its checkpoints).
+    assert hybrid_config.ann_config(c10).data.normalization == "dataset"
     assert _config("fashion_mnist_full").data.train_subset == 0 and _config("fashion_mnist").data.train_subset == 6000
 
 
