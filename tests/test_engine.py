@@ -87,12 +87,9 @@ def test_sharded_step_equals_single_device_step():
     assert int(s8.step) == 1
 
 
-def test_global_batch_from_host_local_data():
+def test_batch_size_must_split_over_the_devices():
     mesh = mesh_lib.make_mesh()
-    local = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
-    arr = mesh_lib.global_batch_from_local(local, mesh)
-    assert arr.shape == (16, 3) and len(arr.sharding.device_set) == 8
-    np.testing.assert_array_equal(np.asarray(arr), local)
+    mesh_lib.check_batch_size(16, mesh)
     with pytest.raises(ValueError, match="multiple of the device count 8"):
         mesh_lib.check_batch_size(12, mesh)
 

@@ -43,13 +43,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
-    """``config.data`` with the normalisation of ``stage`` (``snn``: ``config.data.normalization``;
-    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.ann_config`)."""
-    data_cfg = hybrid_config.ann_config(config).data if stage == "ann" else config.data
-    return data_lib.load_from_config(data_cfg)
-
-
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
     """uint8 ``[N, H, W, C]`` -> float32, ``(x / 255 - mean) / std`` as the train steps do it."""
     return np.asarray(data_pipeline.normalize(images, splits.mean, splits.std))
