@@ -32,8 +32,8 @@ def get_config(arg: str | None = None):
     )
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
-    cfg.kd = config_lib.kd_config(temperature=4.0)
-    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
+    cfg.kd = config_lib.kd_config()
+    cfg.model = idsnn_config.student_model()
     cfg.transplant = idsnn_config.transplant_section()
     cfg.teacher = idsnn_config.teacher_section()
     idsnn_config.apply_arm(cfg, choice["arm"])

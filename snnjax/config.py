@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from snnjax import models
+from snnjax import losses, models
 from snnjax.train import optim
 
 NONFINITE = ("stop", "skip")
@@ -77,7 +77,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def kd_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(dict(enabled=False, temperature=4.0, alpha=0.3))
+    cfg = ml_collections.ConfigDict(dict(enabled=False, temperature=losses.KD_TEMPERATURE, alpha=losses.KD_ALPHA))
     cfg.update(overrides)
     return cfg
 
