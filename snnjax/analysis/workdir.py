@@ -76,7 +76,7 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
 def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import loop
+    from snnjax.train import loop, stages
 
     stage = choose_stage(workdir, stage)
     ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
@@ -95,7 +95,7 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     config = ml_collections.ConfigDict(config_dict)
     splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
     model = models.build(config.model, splits.num_classes)
-    restored = loop.restore_stage(config, ckpt_dir, model=model, splits=splits)
+    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
     state, _ = restored

@@ -16,7 +16,6 @@ for IDSNN).
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -137,7 +136,7 @@ def main(argv):
     from snnjax import models
     from snnjax.methods.idsnn import config as idsnn_config
     from snnjax.methods.idsnn import pipeline
-    from snnjax.train import stages, summary
+    from snnjax.train import distributed, stages, summary
 
     config = _CONFIG.value
     config_lib.validate(config)
@@ -148,6 +147,10 @@ def main(argv):
         raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     if "baseline" in arms:  # the convergence metric needs the baseline first
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
+    from snnjax.train import mesh as mesh_lib
+
+    mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
+    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
     splits = data_lib.load_from_config(config.data)
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
     for seed in (int(s) for s in _SEEDS.value):
@@ -157,13 +160,18 @@ def main(argv):
             tcfg = idsnn_config.teacher_config(arm_config(config, "idsnn", seed, None))
             os.makedirs(teacher_dir, exist_ok=True)
             stages.run_stage(
-                tcfg, teacher_dir, "teacher", model=models.build(tcfg.model, splits.num_classes), splits=splits
+                tcfg,
+                teacher_dir,
+                "teacher",
+                model=models.build(tcfg.model, splits.num_classes),
+                splits=splits,
+                mesh=mesh,
             )
         for arm in arms:
             wd = os.path.join(root, f"seed{seed}", arm)
             os.makedirs(wd, exist_ok=True)
-            print(f"== seed {seed} arm {arm} -> {wd}", file=sys.stderr)
-            result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd)
+            distributed.say(f"== seed {seed} arm {arm} -> {wd}")
+            result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd, mesh=mesh)
             results[arm][seed] = {
                 "best": result["best_test_accuracy"],
                 "final": result["final_test_accuracy"],
