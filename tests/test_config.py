@@ -123,6 +123,15 @@ def test_model_sections_saved_by_0_1_still_resume_and_rebuild(load_config):
     old_model["width"] = 8
     assert preflight.resume_mismatches({**new, "model": old_model}, new) == ["model.width: checkpoint 8 vs now 16"]
 
+    # Data sections saved before normalization/mean/std were shared keys resume unchanged.
+    legacy_data = {k: v for k, v in new["data"].items() if k not in ("normalization", "mean", "std")}
+    idsnn = load_unlocked(load_config, "idsnn", "digits").to_dict()
+    old_idsnn_data = {k: v for k, v in idsnn["data"].items() if k not in ("normalization", "mean", "std")}
+    assert preflight.resume_mismatches({**idsnn, "data": old_idsnn_data}, idsnn) == []
+    assert preflight.resume_mismatches({**new, "data": legacy_data}, new) == [
+        "data.normalization: checkpoint 'dataset' vs now 'unit'"  # hybrid configs have set it since 0.1
+    ]
+
     s2a = load_unlocked(load_config, "snn2ann", "digits").to_dict()
     old = {**s2a["model"], "arch": "vgg"}  # 0.1: arch + the name it set
     assert models.upgrade_legacy(old) == s2a["model"]
