@@ -5,8 +5,8 @@ the devices once; the batch of every step is built inside the jitted step. A run
 same ``workdir`` resumes from its latest checkpoint and continues exactly as if uninterrupted
 (same example order, same random augmentation, same optimizer and BN state).
 
-It reads as its named steps, each usable (and tested) on its own: :func:`set_up` (mesh, data,
-model, optimizer, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
+It reads as its named steps, each usable (and tested) on its own: :func:`set_up` (data, model,
+the stage's :func:`snnjax.train.setup.plan`, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
 :func:`start` (logs, data placement, compilation), :func:`train_epoch`, :func:`end_epoch`
 (:func:`evaluate`, epoch record, :func:`checkpoint`), :func:`close` and :func:`finish` (summary).
 They share one :class:`Run`. In a multi-process run every process executes all of them; only
