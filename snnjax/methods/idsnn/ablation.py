@@ -179,10 +179,11 @@ def main(argv):
             }
         table = summarize(results)
         summary.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
-        with open(os.path.join(root, "ablation.md"), "w") as f:
-            f.write(to_markdown(table, int(config.train.epochs)))
-        plot_curves(results, os.path.join(root, "ablation.png"))
-    print(to_markdown(summarize(results), int(config.train.epochs)))
+        summary.write_text(os.path.join(root, "ablation.md"), to_markdown(table, int(config.train.epochs)))
+        if distributed.is_primary():  # files and console from process 0 only, as the pipelines
+            plot_curves(results, os.path.join(root, "ablation.png"))
+    if distributed.is_primary():
+        print(to_markdown(summarize(results), int(config.train.epochs)))
 
 
 def cli() -> None:
