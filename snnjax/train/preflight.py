@@ -63,6 +63,7 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     # Checkpoints written before data.normalization / mean / std were shared keys normalised with the
     # dataset's statistics unless the method's config set them: the defaults mean exactly that.
     saved["data"] = {**LEGACY_DATA_DEFAULTS, **saved.get("data", {})}
+    current = {**current, "data": {**LEGACY_DATA_DEFAULTS, **current.get("data", {})}}
     diffs = []
     for section in RESUME_SECTIONS:
         old, new = saved.get(section, {}), current.get(section, {})
