@@ -25,7 +25,7 @@ TESTS = (
     ("tests/test_fast_paths.py", None),
     ("tests/methods/idsnn/test_transplant.py", None),
     ("tests/test_losses.py", "kd or hinton"),
-    ("tests/test_engine.py", "sharded"),
+    ("tests/train/test_steps.py", "sharded"),
 )
 SHARDED_TEST = "test_sharded_step_equals_single_device_step"
 
