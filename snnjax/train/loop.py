@@ -211,7 +211,8 @@ def resume(run: Run) -> int | None:
                 f"{run.ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
                 "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir."
             )
-        run.state, run.meta = run.ckpt.restore(latest, ckpt_lib.abstract_like(run.state))
+        # The newest checkpoint that restores; damaged newer ones are moved aside (checkpoint.py).
+        latest, run.state, run.meta = run.ckpt.restore_newest(ckpt_lib.abstract_like(run.state))
         distributed.say(
             f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, epoch {run.meta['epoch']})"
         )
@@ -539,8 +540,8 @@ def restore_stage(
     )
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
-        latest = ckpt.latest_step()
-        return None if latest is None else ckpt.restore(latest, abstract)
+        newest = ckpt.restore_newest(abstract, move_aside=False)  # read-only: may be another run's directory
+        return None if newest is None else newest[1:]
     finally:
         ckpt.close()
 
