@@ -161,7 +161,7 @@ def main(argv: list[str]) -> None:
         distributed.exit_if_peer_lost(err)
         _release(stage)
         log_path = os.path.join(workdir, user_errors.LOG_FILE)
-        if not existed and _holds_nothing(workdir):
+        if not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
             # The run never started: leave no empty workdir behind; the traceback goes to the user cache.
             shutil.rmtree(workdir, ignore_errors=True)
             log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
@@ -240,6 +240,14 @@ def _release(stage: dict) -> None:
     if stage.get("lock") is not None:
         stage["lock"].release()
         stage["lock"] = None
+
+
+def _never_ran(err: BaseException, started: bool) -> bool:
+    """True for errors that stop a run before it trains: usage errors and unreadable data."""
+    from snnjax.data import errors as data_errors
+
+    verdict = user_errors.classify(err, started=started)
+    return isinstance(err, data_errors.DatasetError) or (verdict is not None and verdict[0] == user_errors.EXIT_USAGE)
 
 
 def _holds_nothing(workdir: str) -> bool:
