@@ -81,7 +81,7 @@ def interrupted_then_resumed(tmp_path_factory):
     logged = [r["step"] for r in _records(wd) if r["kind"] == "train"]
     assert logged == list(range(1, 14))  # the interrupted run logged past its last checkpoint (10)
     _scramble(wd / "checkpoints" / "train" / "10" / "state")
-    resumed = launch(*args)
+    resumed = launch(*args, "--config.train.progress_bar=True")
     return wd, resumed, args
 
 
@@ -97,6 +97,7 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(interrupted_then_res
     assert len(warnings) == 1 and "resuming from step 5" in warnings[0]
     assert f"resumed from {ckdir / '5'} (step 5" in resumed.stderr
     assert json.loads((wd / "summary.json").read_text())["steps"] == 22
+    assert "train evaluating" in resumed.stderr  # the test pass has its own progress bar
 
 
 def test_every_step_is_logged_once_after_resume(interrupted_then_resumed):

@@ -273,7 +273,11 @@ def start(run: Run) -> None:
 
 def evaluate(run: Run, variables: Any) -> dict[str, float]:
     """Test accuracy and loss over the whole test split (sums reduced over every device of every process)."""
-    means = run.evaluator(variables)
+    bar = _progress(run.config, f"{run.stage} evaluating", 0, run.evaluator.num_batches, unit="batch", leave=False)
+    try:  # its own bar: a test pass can take a minute, while the step bar stands still
+        means = run.evaluator(variables, on_batch=None if bar.disable else lambda: bar.update(1))
+    finally:
+        bar.close()
     return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
 
 
@@ -473,14 +477,15 @@ def train_and_evaluate(
     return finish(run)
 
 
-def _progress(config, stage: str, start: int, total: int):
+def _progress(config, stage: str, start: int, total: int, *, unit: str = "step", leave: bool = True):
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
         initial=start,
         desc=stage,
-        unit="step",
+        unit=unit,
+        leave=leave,
         disable=not (config.train.progress_bar and distributed.is_primary()),
         dynamic_ncols=True,
         file=sys.stderr,
