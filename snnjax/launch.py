@@ -207,7 +207,10 @@ def _launch(workdir: str, stage: dict) -> None:
     if distributed.is_primary():
         checkpoint.remove_stale_tmp(workdir)
     if _FLAGS["compilation_cache"].value:
-        enable_compilation_cache(_FLAGS["compilation_cache"].value)
+        try:
+            enable_compilation_cache(_FLAGS["compilation_cache"].value)
+        except OSError as err:  # a speed-up only: never a reason to stop
+            distributed.say(f"warning: no compilation cache ({err}); pass --compilation_cache=DIR to choose one")
     if distributed.process_count() > 1:
         distributed.say(f"multi-process run: {distributed.describe()}")
     methods.get(config.pipeline)(config, workdir)
