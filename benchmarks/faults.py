@@ -30,6 +30,7 @@ import os
 import random
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -254,29 +255,37 @@ def disk_full_trial(ref: Reference, root: str, limit_bytes: int = 200_000) -> di
 
 
 def read_only_trial(ref: Reference, base: str, root: str) -> dict[str, int]:
-    """The launch runs as ``nobody`` on a workdir it cannot write; then as its owner."""
+    """The workdir on a read-only mount (a bind mount in a private mount namespace: ``unshare -rm``,
+    nothing changes outside the launch); then the same command on the writable workdir."""
     workdir = os.path.join(root, "read_only")
     shutil.copytree(base, workdir)
-    os.chmod(root, 0o755)
-    before = {
-        f: open(f, "rb").read()
-        for f in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
-        if os.path.isfile(f)
-    }
-    cache = tempfile.mkdtemp(prefix="snnjax_nobody_")
-    os.chmod(cache, 0o777)
-    env = environment(HOME=cache, XDG_CACHE_HOME=cache)
-    ro = launch(workdir, env=env, user=65534, group=65534)
+    files = sorted(f for f in glob.glob(os.path.join(workdir, "**", "*"), recursive=True) if os.path.isfile(f))
+    before = {f: open(f, "rb").read() for f in files}
+    inner = " ".join(shlex.quote(a) for a in command(workdir))
+    mount = (
+        f"mount --bind {shlex.quote(workdir)} {shlex.quote(workdir)} && mount -o remount,bind,ro {shlex.quote(workdir)}"
+    )
+    ro = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"{mount} && exec {inner}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment(),
+    )
     lines = [line for line in ro.stderr.splitlines() if line.strip()]
     short = ro.returncode == 2 and len(lines) <= 2 and "not writable" in ro.stderr
-    after = {
-        f: open(f, "rb").read()
-        for f in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
-        if os.path.isfile(f)
-    }
+    after_files = sorted(f for f in glob.glob(os.path.join(workdir, "**", "*"), recursive=True) if os.path.isfile(f))
+    untouched = after_files == files and all(open(f, "rb").read() == before[f] for f in files)
     again = launch(workdir)
     verdict = ref.judge(workdir) if again.returncode == 0 else {"bitwise": 0, "twice": 0}
-    return {"refused_in_two_lines": int(short), "untouched": int(before == after), "lost": 0, **verdict}
+    return {
+        "refused_in_two_lines": int(short),
+        "untouched": int(untouched),
+        "lost": 0,
+        **verdict,
+        "stderr_tail": lines[-2:],
+    }
 
 
 def table(results: dict) -> str:

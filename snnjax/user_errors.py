@@ -18,6 +18,7 @@ import ast
 import datetime
 import errno
 import os
+import re
 import sys
 import traceback
 
@@ -83,11 +84,11 @@ def classify(err: BaseException, *, started: bool) -> tuple[int, str] | None:
         return EXIT_USAGE, one_line(err)
     if isinstance(err, _failure_types()):
         return EXIT_FAILURE, one_line(err)
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        where = f" writing {err.filename}" if err.filename else ""
+    full = _disk_full(err)
+    if full is not None:
         return EXIT_FAILURE, (
-            f"the disk is full{where} ({err.strerror}). Fix: free space (or raise the file-size limit) and run the "
-            "same command again: it resumes from the last complete checkpoint."
+            f"the disk is full ({full}). Fix: free space (or raise the file-size limit) and run the same command "
+            "again: it resumes from the last complete checkpoint."
         )
     if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return EXIT_FAILURE, (
@@ -96,6 +97,25 @@ def classify(err: BaseException, *, started: bool) -> tuple[int, str] | None:
         )
     if isinstance(err, (ValueError, FileNotFoundError)):
         return (EXIT_FAILURE if started else EXIT_USAGE), one_line(err)
+    return None
+
+
+# How a full disk or a file-size limit reads when it comes through TensorStore/orbax, not as an OSError.
+_DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _disk_full(err: BaseException) -> str | None:
+    """The cause, when ``err`` (or an exception it was raised from) is a full disk or a file-size limit."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return f"{err.strerror}: {err.filename}" if err.filename else str(err.strerror)
+        text = str(err)
+        for phrase in _DISK_FULL_TEXT:
+            if phrase in text:
+                path = re.search(r'"(/[^"]+)"', text)
+                return f"{phrase} writing {path.group(1)}" if path else phrase
+        err, seen = err.__cause__ or err.__context__, seen + 1
     return None
 
 

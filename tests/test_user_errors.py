@@ -106,3 +106,24 @@ def test_one_line_unescapes_and_cuts():
     embedded = "flag --config=a.py: Error:\n\nTraceback (most recent call last):\n  File x\nValueError: bad preset\n"
     assert user_errors.one_line(embedded) == "ValueError: bad preset"
     assert len(user_errors.one_line("x" * 5000)) == user_errors.MAX_MESSAGE_CHARS
+
+
+def test_full_disk_is_named_however_it_arrives():
+    import errno
+
+    efbig = OSError(errno.EFBIG, "File too large", "/w/metrics.jsonl")
+    code, message = user_errors.classify(efbig, started=True)
+    assert code == user_errors.EXIT_FAILURE and message.startswith(
+        "the disk is full (File too large: /w/metrics.jsonl)"
+    )
+    # What orbax/TensorStore raise when a checkpoint write hits a file-size limit (seen in benchmarks/faults.py).
+    tensorstore = ValueError(
+        'OUT_OF_RANGE: Error writing "w/0" in OCDBT database at local file "/w/checkpoints/train/3.orbax-checkpoint-tmp/": '
+        "Failed to write 134091 bytes to file 4: File too large [os_error_code='27']"
+    )
+    code, message = user_errors.classify(RuntimeError("save failed").with_traceback(None), started=True) or (0, "")
+    assert code == 0  # an unrelated error is not taken for a full disk
+    wrapped = RuntimeError("save failed")
+    wrapped.__cause__ = tensorstore
+    code, message = user_errors.classify(wrapped, started=True)
+    assert code == user_errors.EXIT_FAILURE and "File too large writing /w/checkpoints/train/3.orbax" in message
