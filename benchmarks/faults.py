@@ -3,7 +3,7 @@
     python benchmarks/faults.py                       # the README's table (about 10-20 min on 2 loaded cores)
     python benchmarks/faults.py --kills 2 --chains 1 --corrupt_kinds 2 --out /tmp/f.json   # the CI form
 
-Every trial launches ``launch.py`` as a user would (a width-4 ResNet18 on ``digits``, 1 epoch of 22
+Every trial launches ``launch.py`` as a user would (a width-4 ResNet18 on ``digits``, 2 epochs of 22
 steps, a checkpoint every 3 steps, a train record every step) and compares the end of the faulted run
 with one uninterrupted run:
 
@@ -40,12 +40,12 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 22  # 1437 // 64: one epoch of digits
+STEPS = 44  # 2 epochs of digits (1437 // 64 = 22 steps each)
 ARGS = [
     "--config=configs/teacher.py:digits",
     "--config.model.name=resnet18",
     "--config.model.width=4",
-    "--config.train.epochs=1",
+    "--config.train.epochs=2",
     "--config.train.checkpoint_every_steps=3",
     "--config.train.keep_checkpoints=3",
     "--config.train.log_every_steps=1",
@@ -164,7 +164,8 @@ def kill_chain(ref: Reference, root: str, kills: int, rng: random.Random) -> dic
                 seen = set(glob.glob(pattern))
                 during_write += int(wait_for(lambda: bool(set(glob.glob(pattern)) - seen), proc, poll=0.002))
             else:
-                target = rng.randint(max(train_steps(workdir), default=0) + 1, STEPS - 1)
+                # 1-4 steps past the checkpoint it resumes from: early, before, or just after the next save.
+                target = min(STEPS - 1, max(complete_steps(workdir), default=0) + rng.randint(1, 4))
                 wait_for(lambda: max(train_steps(workdir), default=0) >= target, proc)
             if proc.poll() is None:
                 proc.kill()  # SIGKILL: no cleanup of any kind
@@ -319,6 +320,13 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def save(path: str, results: dict, t0: float) -> None:
+    """Write what is measured so far (a long benchmark stopped early still leaves its trials)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump({**results, "seconds": round(time.time() - t0, 1), "load_average": os.getloadavg()}, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20, help="kill -9 faults in all")
@@ -338,10 +346,12 @@ def main() -> None:
         for n in per_chain:
             results["kill"].append(kill_chain(ref, root, n, rng))
             print("kill chain:", results["kill"][-1], file=sys.stderr, flush=True)
+            save(args.out, results, t0)
         base = stopped_run(root, "stopped")
         for i, kind in enumerate(CORRUPT_KINDS[: args.corrupt_kinds]):
             results["corrupt"][kind] = corrupt_trial(ref, base, root, kind, seed=args.seed + i)
             print("corrupt", kind, results["corrupt"][kind], file=sys.stderr, flush=True)
+            save(args.out, results, t0)
         skip = set(filter(None, args.skip.split(",")))
         for name, trial in (
             ("concurrent", lambda: concurrent_trial(ref, root)),
@@ -350,6 +360,7 @@ def main() -> None:
         ):
             results[name] = trial() if name not in skip else {}
             print(name, results[name], file=sys.stderr, flush=True)
+            save(args.out, results, t0)
         results["seconds"] = round(time.time() - t0, 1)
         results["load_average"] = os.getloadavg()
         if not skip:
