@@ -187,6 +187,10 @@ def _launch(workdir: str, stage: dict) -> None:
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
+    if not (_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv)):
+        # orbax logs the traceback of a failed background save from each of its threads (hundreds of lines)
+        # before the error reaches the launcher, which reports it in two lines (and logs its traceback).
+        logging.get_absl_handler().addFilter(_without_orbax_records)
     config = _FLAGS["config"].value
     config_lib.apply_epochs_all(config)
     config_lib.validate(config)
@@ -216,6 +220,11 @@ def _launch(workdir: str, stage: dict) -> None:
     methods.get(config.pipeline)(config, workdir)
     if distributed.is_primary():
         finished.mark_finished(workdir, config)
+
+
+def _without_orbax_records(record) -> bool:
+    """A ``logging`` filter: False for the records of orbax's modules."""
+    return "/orbax/" not in (record.pathname or "")
 
 
 def take_lock(workdir: str):

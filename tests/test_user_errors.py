@@ -5,6 +5,7 @@ dataset that is not there, a truncated IDX file, an unwritable workdir, a non-fi
 """
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -127,3 +128,21 @@ def test_full_disk_is_named_however_it_arrives():
     wrapped.__cause__ = tensorstore
     code, message = user_errors.classify(wrapped, started=True)
     assert code == user_errors.EXIT_FAILURE and "File too large writing /w/checkpoints/train/3.orbax" in message
+
+
+@pytest.mark.slow
+def test_disk_filling_up_during_a_save_ends_in_two_lines(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    from launch_helpers import ROOT
+
+    def limit():  # every file of the run capped below the size of a checkpoint's largest file
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    wd = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={TEACHER}", f"--workdir={wd}", *TINY]
+    cmd += ["--config.model.name=resnet18", "--config.train.epochs=1", "--config.train.checkpoint_every_steps=3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    _assert_short(proc, user_errors.EXIT_FAILURE, "the disk is full (File too large", "run the same command again")
