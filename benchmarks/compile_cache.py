@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,8 +50,20 @@ def main() -> None:
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="snnjax_cc_")
+    try:
+        results = measure(root, args.epochs)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+def measure(root: str, epochs: int) -> dict:
     cache = os.path.join(root, "cache")
-    results = {
+    args = argparse.Namespace(epochs=epochs)
+    return {
         "load_before": os.getloadavg(),
         "no_cache": launch(os.path.join(root, "a"), "", args.epochs),
         "cache_first": launch(os.path.join(root, "b"), cache, args.epochs),
@@ -58,10 +71,6 @@ def main() -> None:
         "load_after": os.getloadavg(),
         "cpu_count": os.cpu_count(),
     }
-    print(json.dumps(results, indent=2))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
