@@ -92,7 +92,37 @@ def base_config() -> ml_collections.ConfigDict:
     cfg.optim = optim_config()
     cfg.train = train_config()
     cfg.kd = kd_config()
+    # >0: every stage's ``train.epochs`` (teacher, ANN, pretraining, student, ...) is set to this by the
+    # launcher, for quick trials; 0 = each stage's own (see :func:`apply_epochs_all`).
+    cfg.epochs_all = 0
     return cfg
+
+
+def apply_epochs_all(cfg: ml_collections.ConfigDict) -> list[str]:
+    """Set every ``<section>.train.epochs`` of ``cfg`` (at any depth) to ``cfg.epochs_all`` when it is > 0.
+
+    Returns the keys set (``["teacher.train.epochs", "train.epochs"]``). A quick trial of a
+    multi-stage pipeline then shortens every stage at once, not only the last one.
+    """
+    n = int(cfg.get("epochs_all", 0) or 0)
+    if n < 0:
+        fail("epochs_all", n, "must be >= 0 (0 = each stage's own train.epochs)")
+    if n == 0:
+        return []
+    changed = []
+
+    def visit(node: ml_collections.ConfigDict, prefix: str) -> None:
+        for key in node.keys():
+            child = node[key]
+            if not isinstance(child, ml_collections.ConfigDict):
+                continue
+            if key == "train" and "epochs" in child:
+                child.epochs = n
+                changed.append(f"{prefix}train.epochs")
+            visit(child, f"{prefix}{key}.")
+
+    visit(cfg, "")
+    return sorted(changed)
 
 
 def parse_presets(arg: str | None, allowed: dict[str, tuple[str, ...]]) -> dict[str, str]:

@@ -12,12 +12,20 @@ Writes ``WORKDIR/metrics.jsonl``, TensorBoard files, checkpoints and, at the end
 checkpoint. Multi-process runs (TPU pod slices, several GPU hosts, several processes on one machine):
 run the same command in every process; see :mod:`snnjax.train.distributed` for the environment
 variables read. Only process 0 writes logs and summaries; every process takes part in checkpoints.
+
+One run per workdir: the launch holds ``WORKDIR/.snnjax.lock`` (:mod:`snnjax.train.workdir_lock`)
+while it runs, so a second launch on the same workdir stops at once. A run that finished earlier
+is not run again: the same command prints its summary (:mod:`snnjax.train.finished`). Errors a
+user can fix end in one or two lines and exit code 2 (usage) or 1 (the run failed); the full
+traceback is appended to ``WORKDIR/snnjax.log`` and printed with ``--verbose``
+(:mod:`snnjax.user_errors`).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import sys
 
 from snnjax import runtime
@@ -27,6 +35,8 @@ runtime.use_eigen_convolutions()
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from snnjax import user_errors  # noqa: E402
 
 _FLAGS: dict[str, flags.FlagHolder] = {}
 
@@ -45,10 +55,27 @@ def define_flags() -> None:
     _FLAGS["workdir"] = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
     _FLAGS["compilation_cache"] = flags.DEFINE_string(
         "compilation_cache",
-        os.environ.get("SNNJAX_COMPILATION_CACHE", ""),
-        "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE; empty: off). "
-        "A rerun or resume of the same config then loads its compiled steps instead of compiling them.",
+        default_compilation_cache(),
+        "Directory of JAX's persistent compilation cache (default: $SNNJAX_COMPILATION_CACHE, else "
+        "<user cache dir>/snnjax/jax_compilation_cache; empty or 'off': no cache). A rerun, resume or another "
+        "workdir of the same config then loads its compiled steps instead of compiling them.",
     )
+    _FLAGS["verbose"] = flags.DEFINE_bool(
+        "verbose", False, f"Print the full traceback of an error (also: ${user_errors.VERBOSE_ENV}=1)."
+    )
+
+
+def user_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/snnjax`` or ``~/.cache/snnjax``."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "snnjax")
+
+
+def default_compilation_cache() -> str:
+    """``$SNNJAX_COMPILATION_CACHE`` when set (``''``, ``off``, ``0``: no cache), else under :func:`user_cache_dir`."""
+    value = os.environ.get("SNNJAX_COMPILATION_CACHE")
+    if value is None:
+        return os.path.join(user_cache_dir(), "jax_compilation_cache")
+    return "" if value.strip().lower() in ("", "off", "0", "false", "no") else value
 
 
 def configs_dir() -> pathlib.Path:
@@ -120,8 +147,32 @@ def enable_compilation_cache(directory: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """Run the pipeline of ``--config`` in ``--workdir``; user errors end in one or two lines (module doc)."""
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value")
+        _exit_with(app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value"), argv)
+    workdir = os.path.abspath(_FLAGS["workdir"].value)
+    existed = os.path.exists(workdir)
+    stage = {"started": False, "lock": None}
+    try:
+        _launch(workdir, stage)
+    except Exception as err:  # every error reaches the user through user_errors.report
+        from snnjax.train import distributed
+
+        distributed.exit_if_peer_lost(err)
+        _release(stage)
+        log_path = os.path.join(workdir, user_errors.LOG_FILE)
+        if not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
+            # The run never started: leave no empty workdir behind; the traceback goes to the user cache.
+            shutil.rmtree(workdir, ignore_errors=True)
+            log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
+        elif not os.path.isdir(workdir):
+            log_path = None
+        _exit_with(err, sys.argv, started=stage["started"], log_path=log_path)
+    finally:
+        _release(stage)
+
+
+def _launch(workdir: str, stage: dict) -> None:
     from snnjax.train import distributed
 
     # First, before any computation: join the other processes of a multi-process run.
@@ -131,39 +182,141 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(err)) from None
     from snnjax import config as config_lib
     from snnjax import methods
+    from snnjax.train import checkpoint, finished, preflight
     from snnjax.train import mesh as mesh_lib
-    from snnjax.train import preflight
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
+    if not (_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv)):
+        # orbax logs the traceback of a failed background save from each of its threads (hundreds of lines)
+        # before the error reaches the launcher, which reports it in two lines (and logs its traceback).
+        logging.get_absl_handler().addFilter(_without_orbax_records)
     config = _FLAGS["config"].value
-    workdir = os.path.abspath(_FLAGS["workdir"].value)
+    config_lib.apply_epochs_all(config)
     config_lib.validate(config)
-    if _FLAGS["compilation_cache"].value:
-        enable_compilation_cache(_FLAGS["compilation_cache"].value)
     # Preflight on every process (each host checks its own view of the workdir and devices).
     distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
     mesh = mesh_lib.make_mesh()  # the run's one mesh, handed down to every stage
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
     preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
+    stage["lock"] = take_lock(workdir)
+    stage["started"] = True
+    done = distributed.broadcast_from_primary(int(finished.finished_summary(workdir, config) is not None))
+    if done:
+        summary = finished.finished_summary(workdir, config) or {}
+        distributed.say(
+            f"finished earlier: best test accuracy {float(summary.get('best_test_accuracy', float('nan'))):.4f}; "
+            f"summary in {workdir}/summary.json (nothing to do; another --workdir or more epochs trains again)"
+        )
+        return
+    if distributed.is_primary():
+        checkpoint.remove_stale_tmp(workdir)
+    if _FLAGS["compilation_cache"].value:
+        try:
+            enable_compilation_cache(_FLAGS["compilation_cache"].value)
+        except OSError as err:  # a speed-up only: never a reason to stop
+            distributed.say(f"warning: no compilation cache ({err}); pass --compilation_cache=DIR to choose one")
     if distributed.process_count() > 1:
         distributed.say(f"multi-process run: {distributed.describe()}")
+    methods.get(config.pipeline)(config, workdir, mesh=mesh)
+    if distributed.is_primary():
+        finished.mark_finished(workdir, config)
+
+
+def _without_orbax_records(record) -> bool:
+    """A ``logging`` filter: False for the records of orbax's modules."""
+    return "/orbax/" not in (record.pathname or "")
+
+
+def take_lock(workdir: str):
+    """The workdir's lock, taken by process 0 (the others wait for its outcome); raises
+    :class:`~snnjax.train.workdir_lock.WorkdirLockedError` on every process when a live run holds it."""
+    from snnjax.train import distributed, workdir_lock
+
+    lock, error = None, None
+    if distributed.is_primary():
+        try:
+            lock = workdir_lock.acquire(workdir)
+        except workdir_lock.WorkdirLockedError as err:
+            error = err
+    ok = distributed.broadcast_from_primary(int(error is None))
+    if error is not None:
+        raise error
+    if not ok:
+        raise workdir_lock.WorkdirLockedError(
+            f"--workdir={workdir} is in use by another run (see process 0's message). Fix: use another --workdir."
+        )
+    return lock
+
+
+def _release(stage: dict) -> None:
+    if stage.get("lock") is not None:
+        stage["lock"].release()
+        stage["lock"] = None
+
+
+def _never_ran(err: BaseException, started: bool) -> bool:
+    """True for errors that stop a run before it trains: usage errors and unreadable data."""
+    from snnjax.data import errors as data_errors
+
+    verdict = user_errors.classify(err, started=started)
+    return isinstance(err, data_errors.DatasetError) or (verdict is not None and verdict[0] == user_errors.EXIT_USAGE)
+
+
+def _holds_nothing(workdir: str) -> bool:
+    """True when ``workdir`` holds no file but the launcher's own (lock, log): the run wrote nothing."""
+    from snnjax.train import workdir_lock
+
+    own = {workdir_lock.LOCK_FILE, user_errors.LOG_FILE}
+    for _, _, files in os.walk(workdir):
+        if any(name not in own for name in files):
+            return False
+    return os.path.isdir(workdir)
+
+
+def _exit_with(err: BaseException, argv: list[str], *, started: bool = False, log_path: str | None = None):
+    code = user_errors.report(err, started=started, log_path=log_path, argv=list(argv))
+    sys.exit(code)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every error (a misspelt key, a bad value, an unknown preset) as one
+    line and exit code 2 instead of a traceback."""
     try:
-        methods.get(config.pipeline)(config, workdir, mesh=mesh)
+        return flags.FLAGS(argv)
     except Exception as err:
-        distributed.exit_if_peer_lost(err)
-        raise
+        if isinstance(err, (AttributeError, KeyError)):
+            key, _, hint = user_errors.one_line(err).partition(" ")
+            err = app.UsageError(
+                f"no config key {key} in {_override_args(argv, key.strip(chr(39)))}. {hint} Fix: correct the "
+                "override (the config file lists every key)."
+            )
+        elif "Traceback (most recent call last)" in str(err) or not isinstance(err, flags.Error):
+            # A config file that failed to load (e.g. an unknown preset): its last line, after the argument.
+            message = user_errors.one_line(err)
+            message = message.split(": ", 1)[1] if message.split(": ", 1)[0].endswith("Error") else message
+            config_arg = next((a for a in argv[1:] if a.startswith("--config=")), "--config")
+            err = app.UsageError(f"{config_arg}: {message}")
+        _exit_with(err, argv)
+
+
+def _override_args(argv: list[str], key: str) -> str:
+    """The ``--config.`` overrides of ``argv`` that name ``key`` (all of them when none does)."""
+    overrides = [a for a in argv[1:] if a.startswith("--config.")]
+    named = [a for a in overrides if f".{key}=" in a or a.endswith(f".{key}")]
+    return " ".join(named or overrides) or "the command line"
 
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m snnjax.launch`` and the ``snnjax-launch`` script."""
     define_flags()
     flags.mark_flags_as_required(["config", "workdir"])
+    argv = list(sys.argv if argv is None else argv)
     try:
-        argv = _resolve_config_argv(sys.argv if argv is None else argv)
+        argv = _resolve_config_argv(argv)
     except app.UsageError as err:
-        sys.exit(f"FATAL {err}")
-    app.run(main, argv=argv)
+        _exit_with(err, argv)
+    app.run(main, argv=argv, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

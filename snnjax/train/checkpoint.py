@@ -6,11 +6,18 @@ three items: ``state`` (the :class:`~snnjax.train.state.TrainState`, ``StandardS
 checkpoints *and* the best one by test accuracy. Saves are asynchronous and atomic: orbax writes
 into a temporary directory and renames it when complete, so a crash mid-save leaves the previous
 checkpoint as the latest one.
+
+At resume (:meth:`Checkpointer.restore_newest`), a latest checkpoint that does not restore while an
+earlier one does is moved aside to ``<step>.corrupt`` (never deleted) and the run continues from the
+earlier one. Temporary folders left by a crash mid-save are removed at start
+(:func:`remove_stale_tmp`, called by the launcher while it holds the workdir's lock).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
@@ -18,6 +25,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 BEST_METRIC = "test_accuracy"
+TMP_MARKER = ".orbax-checkpoint-tmp"  # orbax's suffix of a step directory still being written
+CORRUPT_SUFFIX = ".corrupt"
 
 
 class CheckpointError(RuntimeError):
@@ -93,13 +102,46 @@ class Checkpointer:
             )
         except Exception as err:  # orbax raises many types; the user needs the path and the cause
             raise CheckpointError(
-                f"cannot restore the checkpoint at {path}: {type(err).__name__}: {err}\n"
-                "It is corrupt, truncated, or was written by a different model/optimizer config. "
-                f"Fix: start a fresh run in another --workdir, or delete {path} to fall back to an "
-                "earlier checkpoint."
+                f"cannot restore the checkpoint at {path} ({type(err).__name__}: {_first_line(err)}): it is "
+                "corrupt, truncated, or was written by a different model/optimizer config. Fix: start a fresh run "
+                f"in another --workdir, or move {path} away to fall back to an earlier checkpoint."
             ) from err
         _check_same_structure(abstract_state, restored["state"], path)
         return restored["state"], dict(restored["meta"])
+
+    def restore_newest(self, abstract_state: Any, *, move_aside: bool = True) -> tuple[int, Any, dict[str, Any]] | None:
+        """``(step, state, meta)`` of the newest checkpoint that restores, or None when there is none.
+
+        When the latest fails and an earlier one restores, the config fits (the earlier one proves it)
+        and the newer ones are damaged: each is renamed ``<step>.corrupt`` (``move_aside``; never
+        deleted) with one warning line on stderr. When none restores, the latest's
+        :class:`CheckpointError` is raised and nothing is moved (the checkpoints may be of another
+        config). A checkpoint of another model structure is refused at once, never moved.
+        """
+        steps = sorted(self.all_steps(), reverse=True)
+        failed: list[tuple[int, CheckpointError]] = []
+        for step in steps:
+            try:
+                state, meta = self.restore(step, abstract_state)
+            except CheckpointError as err:
+                if isinstance(err, StructureMismatchError):
+                    raise
+                failed.append((step, err))
+                continue
+            if failed and move_aside and jax.process_index() == 0:
+                moved = [move_aside_corrupt(self.directory / str(bad)) for bad, _ in failed]
+                print(
+                    f"warning: checkpoint(s) {', '.join(str(m) for m in moved)} did not restore "
+                    f"({_first_line(failed[0][1].__cause__ or failed[0][1])[:160]}); resuming from step {step}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if failed:
+                self._manager.reload()
+            return step, state, meta
+        if failed:
+            raise failed[0][1]
+        return None
 
     def read_config(self, step: int) -> dict[str, Any] | None:
         try:
@@ -115,6 +157,44 @@ class Checkpointer:
         self._manager.close()
 
 
+class StructureMismatchError(CheckpointError):
+    """A checkpoint that restores but does not fit the current model (another config)."""
+
+
+def _first_line(err: BaseException | str) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def move_aside_corrupt(step_dir: epath.Path | str) -> str:
+    """Rename a damaged step directory to ``<step>.corrupt`` (``<step>.corrupt-2``, ... if taken); its new path."""
+    step_dir = str(step_dir)
+    target, n = step_dir + CORRUPT_SUFFIX, 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{step_dir}{CORRUPT_SUFFIX}-{n}"
+    os.rename(step_dir, target)
+    return target
+
+
+def remove_stale_tmp(workdir: str) -> list[str]:
+    """Delete the temporary step folders (``*.orbax-checkpoint-tmp*``) under ``workdir/checkpoints/*/``.
+
+    They are left by a process killed mid-save; orbax ignores them but they waste disk. Only safe
+    while no process writes to ``workdir``, i.e. under its lock. Returns the removed paths.
+    """
+    root = os.path.join(workdir, "checkpoints")
+    removed = []
+    for stage in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        stage_dir = os.path.join(root, stage)
+        for name in sorted(os.listdir(stage_dir)) if os.path.isdir(stage_dir) else []:
+            if TMP_MARKER in name:
+                path = os.path.join(stage_dir, name)
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 def _check_same_structure(expected: Any, restored: Any, path: epath.Path) -> None:
     exp = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
     got = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(restored)}
@@ -122,7 +202,7 @@ def _check_same_structure(expected: Any, restored: Any, path: epath.Path) -> Non
         missing = sorted(set(exp) - set(got))[:5]
         extra = sorted(set(got) - set(exp))[:5]
         shapes = [f"{k}: checkpoint {got[k]} vs model {exp[k]}" for k in exp if k in got and exp[k] != got[k]][:5]
-        raise CheckpointError(
+        raise StructureMismatchError(
             f"checkpoint {path} does not fit the current model: missing {missing}, "
             f"unexpected {extra}, shape mismatches {shapes}. Fix: use the config it was "
             "trained with, or a fresh --workdir."

@@ -23,12 +23,24 @@ from snnjax.train import steps
 Sums = Mapping[str, Any]  # per-batch sums, with the number of real examples under "count"
 
 
-def accumulate(batch_sums: Callable[[int], Sums], num_batches: int) -> dict[str, float]:
+def accumulate(
+    batch_sums: Callable[[int], Sums], num_batches: int, *, on_batch: Callable[[], Any] | None = None
+) -> dict[str, float]:
     """``{name: sum over batches / total count}`` for every name ``batch_sums(i)`` returns but ``count``.
 
-    The batches are all dispatched first and fetched from the devices once.
+    The batches are all dispatched first and fetched from the devices once. With ``on_batch`` (e.g. a
+    progress bar's ``update``), each batch is fetched as the next one runs and ``on_batch()`` is called
+    after it: the same sums in the same order, so the same result.
     """
-    sums = jax.device_get([batch_sums(i) for i in range(num_batches)])
+    if on_batch is None:
+        sums = jax.device_get([batch_sums(i) for i in range(num_batches)])
+    else:
+        sums, in_flight = [], batch_sums(0) if num_batches else None
+        for i in range(num_batches):
+            following = batch_sums(i + 1) if i + 1 < num_batches else None  # dispatched before we wait
+            sums.append(jax.device_get(in_flight))
+            on_batch()
+            in_flight = following
     count = sum(float(s["count"]) for s in sums)
     return {k: sum(float(s[k]) for s in sums) / count for k in sums[0] if k != "count"}
 
@@ -50,8 +62,12 @@ class Evaluator:
         """Compile now (ahead of the first call), e.g. to time compilation separately."""
         self.eval_fn = self.eval_fn.lower(variables, self.images, self.labels, jnp.int32(0)).compile()
 
-    def __call__(self, variables: Any) -> dict[str, float]:
-        return accumulate(lambda i: self.eval_fn(variables, self.images, self.labels, jnp.int32(i)), self.num_batches)
+    def __call__(self, variables: Any, *, on_batch: Callable[[], Any] | None = None) -> dict[str, float]:
+        return accumulate(
+            lambda i: self.eval_fn(variables, self.images, self.labels, jnp.int32(i)),
+            self.num_batches,
+            on_batch=on_batch,
+        )
 
 
 def make_evaluator(

@@ -189,9 +189,9 @@ def resume(run: Run) -> int | None:
                 f"{run.ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
                 "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir."
             )
-        # The structure of the state being trained (given initial variables may carry collections that
-        # a fresh init does not), with its shardings.
-        run.state, run.meta = run.ckpt.restore(latest, ckpt_lib.abstract_like(run.state))
+        # The newest checkpoint that restores, in the structure of the state being trained (given initial
+        # variables may carry collections that a fresh init does not); damaged newer ones are moved aside.
+        latest, run.state, run.meta = run.ckpt.restore_newest(ckpt_lib.abstract_like(run.state))
         distributed.say(
             f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, epoch {run.meta['epoch']})"
         )
@@ -252,7 +252,11 @@ def start(run: Run) -> None:
 
 def evaluate(run: Run, variables: Any) -> dict[str, float]:
     """Test accuracy and loss over the whole test split (sums reduced over every device of every process)."""
-    means = run.evaluator(variables)
+    bar = _progress(run.config, f"{run.stage} evaluating", 0, run.evaluator.num_batches, unit="batch", leave=False)
+    try:  # its own bar: a test pass can take a minute, while the step bar stands still
+        means = run.evaluator(variables, on_batch=None if bar.disable else lambda: bar.update(1))
+    finally:
+        bar.close()
     return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
 
 
@@ -455,14 +459,15 @@ def train_and_evaluate(
     return finish(run)
 
 
-def _progress(config, stage: str, start: int, total: int):
+def _progress(config, stage: str, start: int, total: int, *, unit: str = "step", leave: bool = True):
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
         initial=start,
         desc=stage,
-        unit="step",
+        unit=unit,
+        leave=leave,
         disable=not (config.train.progress_bar and distributed.is_primary()),
         dynamic_ncols=True,
         file=sys.stderr,

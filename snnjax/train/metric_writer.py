@@ -123,10 +123,13 @@ def curves_figure(records: Iterable[dict[str, Any]], *, kd_stages: Iterable[str]
         rs = [r for r in epochs if r["stage"] == stage]
         ep = [r["epoch"] for r in rs]
         train_kind = "CE + KD" if stage in kd_stages else "CE"
-        ax_loss.plot(ep, [_positive(r.get("train_loss")) for r in rs], label=f"{stage} train ({train_kind})")
-        ax_loss.plot(ep, [_positive(r.get("test_loss")) for r in rs], "--", label=f"{stage} test (CE)")
-        ax_acc.plot(ep, [r.get("train_accuracy") for r in rs], label=f"{stage} train")
-        ax_acc.plot(ep, [r.get("test_accuracy") for r in rs], "--", label=f"{stage} test")
+        # Markers: a one-epoch run has one point per line, which a line alone does not draw.
+        ax_loss.plot(
+            ep, [_positive(r.get("train_loss")) for r in rs], "o-", ms=4, label=f"{stage} train ({train_kind})"
+        )
+        ax_loss.plot(ep, [_positive(r.get("test_loss")) for r in rs], "s--", ms=4, label=f"{stage} test (CE)")
+        ax_acc.plot(ep, [r.get("train_accuracy") for r in rs], "o-", ms=4, label=f"{stage} train")
+        ax_acc.plot(ep, [r.get("test_accuracy") for r in rs], "s--", ms=4, label=f"{stage} test")
     ax_loss.set_yscale("log")
     ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))

@@ -110,8 +110,9 @@ def restore_stage(
         the_plan = setup.plan(config, splits, model, mesh if mesh is not None else mesh_lib.make_mesh())
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
-        latest = ckpt.latest_step()
-        return None if latest is None else ckpt.restore(latest, the_plan.abstract_state)
+        # Read-only (it may be another run's directory): the newest that restores, nothing moved aside.
+        newest = ckpt.restore_newest(the_plan.abstract_state, move_aside=False)
+        return None if newest is None else newest[1:]
     finally:
         ckpt.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import jax
 
-from snnjax.train import distributed, metric_writer
+from snnjax.train import distributed, metric_writer, provenance
 
 SUMMARY_FILE = "summary.json"
 
@@ -40,6 +40,7 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     """Write ``workdir/summary.json`` and ``workdir/curves.png``; print the headline (process 0 only)."""
     if not distributed.is_primary():
         return summary
+    summary = {**summary, "environment": provenance.environment()}  # what the numbers came from
     write_json(os.path.join(workdir, SUMMARY_FILE), summary)
     metrics_path = os.path.join(workdir, metric_writer.METRICS_FILE)
     if os.path.exists(metrics_path):

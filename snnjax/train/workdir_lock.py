@@ -1,0 +1,215 @@
+"""One run per workdir: an exclusive lock file, ``WORKDIR/.snnjax.lock``, held for the whole run.
+
+Two launches on one workdir would interleave their checkpoints and log every step twice, so the
+second one stops at once, naming the holder. The lock is a JSON file (host, PID, the PID's start
+time, start time, command) created with ``O_EXCL``; the holder refreshes its mtime every
+``HEARTBEAT_S`` seconds and removes it at exit. A lock left by a run that died without cleaning up
+(``kill -9``, power loss) is taken over with a warning when
+
+* it was taken on this host and its process is gone (or the PID now belongs to another process), or
+* it was taken on another host and not refreshed for ``stale_after_s`` seconds (default
+  :data:`STALE_AFTER_S`, ``$SNNJAX_LOCK_STALE_S``): a live holder refreshes it far more often.
+
+In a multi-process run only process 0 takes it (the launcher); the others wait for its outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+LOCK_FILE = ".snnjax.lock"
+STALE_AFTER_S = 600.0  # another host's lock not refreshed for this long is taken over
+HEARTBEAT_S = 30.0  # how often the holder refreshes the lock's mtime
+
+
+class WorkdirLockedError(RuntimeError):
+    """Another live run holds the workdir."""
+
+
+def _pid_start_ticks(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may contain spaces, so count from its closing parenthesis.
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def pid_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (and, when ``start_ticks`` is known, is the same
+    process that took the lock rather than a later one given the recycled PID)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    if start_ticks is not None:
+        now = _pid_start_ticks(pid)
+        return now is None or now == start_ticks
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds a lock: read from the lock file."""
+
+    host: str
+    pid: int
+    started: float  # Unix time the lock was taken
+    command: str
+    pid_start_ticks: int | None = None
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        return f"PID {self.pid} on {self.host}, started {when}: {self.command}"
+
+
+def _read(path: str) -> tuple[Holder | None, float]:
+    """The holder recorded in ``path`` (None when unreadable, e.g. torn) and the file's mtime."""
+    mtime = os.stat(path).st_mtime
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        return Holder(
+            str(d["host"]), int(d["pid"]), float(d["started"]), str(d["command"]), d.get("pid_start_ticks")
+        ), mtime
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, mtime
+
+
+def stale_reason(holder: Holder | None, mtime: float, *, host: str, stale_after_s: float, now: float) -> str | None:
+    """Why a lock may be taken over (a phrase for the warning), or None while its holder may be alive."""
+    age = now - mtime
+    if holder is None:
+        # A torn lock file (the holder died while writing it) or a foreign file: trust its age only.
+        return f"unreadable lock file not refreshed for {age:.0f} s" if age > stale_after_s else None
+    if holder.host == host:
+        return None if pid_alive(holder.pid, holder.pid_start_ticks) else f"process {holder.pid} is gone"
+    if age > stale_after_s:
+        return f"not refreshed for {age:.0f} s (> {stale_after_s:g} s, $SNNJAX_LOCK_STALE_S)"
+    return None
+
+
+class WorkdirLock:
+    """The lock of one workdir, held by this process; use :func:`acquire`."""
+
+    def __init__(self, path: str, holder: Holder):
+        self.path = path
+        self.holder = holder
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, name="snnjax-workdir-lock", daemon=True)
+        self._thread.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+    def release(self) -> None:
+        """Remove the lock file if it is still ours (idempotent)."""
+        self._stop.set()
+        try:
+            current, _ = _read(self.path)
+        except OSError:
+            return
+        if current is not None and (current.host, current.pid) == (self.holder.host, self.holder.pid):
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> WorkdirLock:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _take_over(path: str, holder: Holder | None, mtime: float) -> bool:
+    """Remove the stale lock ``path`` if it is still the one judged stale; False when another
+    launcher is doing the same or the lock changed (only the holder of ``path.takeover`` may remove it)."""
+    guard = path + ".takeover"
+    try:
+        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        try:  # a launcher killed inside this short critical section leaves the guard behind
+            if time.time() - os.stat(guard).st_mtime > 60:
+                os.remove(guard)
+        except OSError:
+            pass
+        return False
+    try:
+        try:
+            again, again_mtime = _read(path)
+        except FileNotFoundError:
+            return False
+        if again == holder and again_mtime == mtime:
+            os.remove(path)
+            return True
+        return False
+    finally:
+        os.remove(guard)
+
+
+def _stale_after_s() -> float:
+    return float(os.environ.get("SNNJAX_LOCK_STALE_S", STALE_AFTER_S))
+
+
+def acquire(
+    workdir: str,
+    *,
+    command: str | None = None,
+    stale_after_s: float | None = None,
+    warn: Any = None,
+) -> WorkdirLock:
+    """Take the lock of ``workdir`` (which must exist) for this process.
+
+    Raises :class:`WorkdirLockedError` (one line: holder and fix) when a live run holds it; takes a
+    stale one over, calling ``warn(message)`` (default: print to stderr) once.
+    """
+    path = os.path.join(workdir, LOCK_FILE)
+    host = socket.gethostname()
+    stale_after_s = _stale_after_s() if stale_after_s is None else stale_after_s
+    warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
+    me = Holder(host, os.getpid(), time.time(), command or " ".join(sys.argv), _pid_start_ticks(os.getpid()))
+    for _ in range(20):  # a few rounds: another launcher may be taking over the same stale lock
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder, mtime = _read(path)
+            except FileNotFoundError:
+                continue  # released between our open and our read
+            reason = stale_reason(holder, mtime, host=host, stale_after_s=stale_after_s, now=time.time())
+            if reason is None:
+                who = holder.describe() if holder else "an unreadable lock file"
+                raise WorkdirLockedError(
+                    f"--workdir={workdir} is in use by another run ({who}). Fix: wait for it to end, stop it, "
+                    f"or use another --workdir (if that run is dead on another host, delete {path})."
+                ) from None
+            if _take_over(path, holder, mtime):
+                warn(
+                    f"warning: took over the lock of --workdir={workdir} from "
+                    f"{holder.describe() if holder else 'an unreadable lock file'} ({reason})"
+                )
+            else:
+                time.sleep(0.05)  # another launcher is taking it over: look again
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(dataclasses.asdict(me), f)
+            f.flush()
+            os.fsync(f.fileno())
+        return WorkdirLock(path, me)
+    raise WorkdirLockedError(f"--workdir={workdir}: could not take {path} (other launches keep taking it). Fix: retry.")
