@@ -7,9 +7,11 @@ the batches in flight, whatever the dataset's size.
 
 Order and sharding (B = global batch, P = ``process_count``, b = B / P per process):
 
-- epoch e's order is ``np.random.default_rng(epoch_seed(seed, e)).permutation(N)``; step s is
-  batch ``s % S`` of epoch ``s // S`` with ``S = N // B`` (the last ``N % B`` examples of each
-  epoch's order are skipped), the numbering of :func:`snnjax.data.pipeline.batch_indices`;
+- epoch e's order is the in-memory loop's, :func:`snnjax.data.pipeline.epoch_permutation` of
+  ``jax.random.key(seed)`` (computed on the host CPU); step s is batch ``s % S`` of epoch ``s // S``
+  with ``S = N // B`` (the last ``N % B`` examples of each epoch's order are skipped), exactly as
+  :func:`snnjax.data.pipeline.batch_indices`. So a dataset decoded as stored trains on the same
+  batches streamed as in memory (the device then applies the same crop, flip and normalisation);
 - the global batch of a step is ``order[pos * B:(pos + 1) * B]`` and process p reads its
   contiguous slice ``[p * b, (p + 1) * b)``: the shards are disjoint, their union is the global
   batch, and the global batch does not depend on P;
@@ -34,7 +36,6 @@ import numpy as np
 
 from snnjax.data.errors import DatasetCorruptError, DatasetNotFoundError, InvalidDatasetOptionError
 from snnjax.data.host_transforms import HostTransform, example_rng
-from snnjax.data.streaming import epoch_seed
 
 Batch = dict[str, np.ndarray]
 
@@ -171,6 +172,10 @@ class RecordReader:
             )
         return image, int(record[self.label_key])
 
+    def labels(self) -> np.ndarray:
+        """int32 [N]: every record's label, in record order (images are read but not decoded)."""
+        return np.fromiter((self[i][1] for i in range(len(self))), np.int32, count=len(self))
+
 
 @dataclasses.dataclass(frozen=True)
 class _Example:
@@ -234,6 +239,7 @@ class StreamSource:
         prefetch_batches: int = 2,
         process_index: int | None = None,
         process_count: int | None = None,
+        train_indices: np.ndarray | None = None,
     ):
         """Args:
         train, test: the two splits.
@@ -245,6 +251,7 @@ class StreamSource:
         workers: grain worker threads (or processes when ``worker_processes``).
         prefetch_batches: batches read ahead per epoch iterator.
         process_index, process_count: this process's share (default: jax.process_index()/process_count()).
+        train_indices: train only on these records (int [n], e.g. a stratified subset); None: all.
         """
         from snnjax.data.pipeline import steps_per_epoch
 
@@ -258,7 +265,9 @@ class StreamSource:
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
         self.local_batch_size = _per_process(self.batch_size, self.process_count, "batch_size")
         self.local_eval_batch_size = _per_process(self.eval_batch_size, self.process_count, "eval_batch_size")
-        self.num_examples, self.num_test_examples = len(train), len(test)
+        self.train_indices = None if train_indices is None else np.asarray(train_indices, np.int64)
+        self.num_examples = len(train) if train_indices is None else len(self.train_indices)
+        self.num_test_examples = len(test)
         if self.num_test_examples < 1:
             raise DatasetNotFoundError(f"test split {test.split!r} is empty; evaluation needs at least one record.")
         self.steps_per_epoch = steps_per_epoch(self.num_examples, self.batch_size)
@@ -286,7 +295,13 @@ class StreamSource:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """int64 [N]: the record indices of epoch ``epoch`` in training order (all processes)."""
-        return np.random.default_rng(epoch_seed(self.seed, epoch)).permutation(self.num_examples)
+        import jax
+
+        from snnjax.data.pipeline import epoch_permutation
+
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):
+            order = np.asarray(epoch_permutation(jax.random.key(self.seed), epoch, self.num_examples), np.int64)
+        return order if self.train_indices is None else self.train_indices[order]
 
     def local_indices(self, epoch: int) -> np.ndarray:
         """int64 [S * b]: this process's record indices of one epoch, batch after batch."""
@@ -356,6 +371,29 @@ class StreamSource:
         yield from zip(self._iterate(dataset), masks)
 
 
+def channel_stats_of(
+    source: StreamSource, directory: str | os.PathLike[str] | None = None, max_images: int = 10_000
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) on the [0, 1] scale for normalising a streamed dataset.
+
+    ``<directory>/snnjax_stats.json`` when present (``write_records --dataset`` stores the exact
+    statistics of the whole train split there); else the statistics of the first ``max_images``
+    train records (record order, decoded by the eval transform): the same numbers on every process.
+    """
+    import json
+
+    from snnjax.data.stats import channel_stats
+    from snnjax.data.write_records import STATS_FILE
+
+    if directory is not None and (pathlib.Path(directory) / STATS_FILE).is_file():
+        stats = json.loads((pathlib.Path(directory) / STATS_FILE).read_text())
+        return tuple(stats["mean"]), tuple(stats["std"])
+    transform = source._decode_transform(source.eval_transform)
+    count = min(max_images, len(source.train))
+    images = np.stack([transform(source.train[i][0], where=f"train record {i}") for i in range(count)])
+    return channel_stats(images)
+
+
 def open_stream(
     dataset: str | os.PathLike[str],
     *,
@@ -374,6 +412,7 @@ def open_stream(
     worker_processes: bool = False,
     process_index: int | None = None,
     process_count: int | None = None,
+    train_subset: int = 0,
 ) -> StreamSource:
     """A :class:`StreamSource` over a dataset directory or prepared tfds name.
 
@@ -382,6 +421,9 @@ def open_stream(
         trains on random-resized crops of S x S (with flips when ``flip``) and evaluates on
         center crops of S x S.
       channels: 1 or 3 (default: the Image feature's declared channel count, else 3).
+      train_subset: > 0 trains on that many records, the stratified subset
+        :func:`snnjax.data.subset.stratified_subset` picks from the labels (as ``data.train_subset``
+        does in memory); reading the labels reads every train record once.
       Others: as in :class:`StreamSource` and :class:`RecordReader`.
     """
     builder = open_builder(dataset, data_dir=data_dir)
@@ -402,6 +444,11 @@ def open_stream(
         eval_t = HostTransform("resize_center_crop", size=image_size, channels=channels)
     else:
         train_t = eval_t = HostTransform("decode", channels=channels)
+    train_indices = None
+    if train_subset:
+        from snnjax.data.subset import stratified_subset
+
+        train_indices = stratified_subset(train.labels(), int(train_subset), len(names))
     return StreamSource(
         train,
         test,
@@ -415,4 +462,5 @@ def open_stream(
         worker_processes=worker_processes,
         process_index=process_index,
         process_count=process_count,
+        train_indices=train_indices,
     )

@@ -1,6 +1,7 @@
 """Convert an image folder (torchvision ``ImageFolder`` layout) once into a tfds-prepared ArrayRecord dataset.
 
     python -m snnjax.data.write_records --src DIR --out DIR [--test-fraction 0.1] [--channels 3]
+    python -m snnjax.data.write_records --dataset fashion_mnist --out DIR   # an in-memory dataset, as PNGs
 
 Input layout, ``root/<class>/<image>`` as torchvision's ``ImageFolder`` (class ids follow the
 class folder names sorted as strings). Train and test come either
@@ -31,10 +32,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import pathlib
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -363,15 +366,82 @@ def convert(
     return out_path
 
 
+STATS_FILE = "snnjax_stats.json"
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Lossless PNG of one uint8 image [H, W, C] (C = 1 or 3)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def export_dataset(
+    name: str,
+    out: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 4096,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Write an in-memory dataset (``snnjax.data.load_dataset(name)``, e.g. fashion_mnist) as PNG records.
+
+    Records keep the loader's order (record i of a split is its example i), so a
+    ``data.train_subset`` picks the same examples streamed as in memory, and the train split's exact
+    per-channel mean/std go to ``OUT/snnjax_stats.json`` (what the in-memory loader normalises with).
+    Atomic like :func:`convert` (``OUT.incomplete`` renamed at the end); an interrupted export is
+    redone whole (in-memory datasets take a minute at most).
+    """
+    from tqdm.auto import tqdm
+
+    from snnjax.data import load_dataset
+
+    out_path = pathlib.Path(out)
+    if out_path.exists():
+        raise DatasetError(f"--out {out_path} already exists. Fix: delete it or choose another --out.")
+    splits = load_dataset(name, data_dir=data_dir)
+    if len(splits.image_shape) != 3 or splits.image_shape[-1] not in (1, 3):
+        raise InvalidDatasetOptionError(
+            f"dataset {name!r} has samples of shape {list(splits.image_shape)}; only [H, W, 1 or 3] images can be "
+            "written as image records (event frames cannot)."
+        )
+    dataset_name = dataset_name_for(name)
+    class_names = [f"class_{i}" for i in range(splits.num_classes)]
+    features = features_for(class_names, splits.image_shape[-1])
+    work = out_path.with_name(out_path.name + INCOMPLETE_SUFFIX)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    lengths = {}
+    total = splits.train.num_examples + splits.test.num_examples
+    with tqdm(total=total, unit="img", disable=not progress, desc=f"export {name}", file=sys.stderr) as bar:
+        for split, data in (("train", splits.train), ("test", splits.test)):
+            bounds = shard_bounds(data.num_examples, shard_size)
+            lengths[split] = [stop - start for start, stop in bounds]
+            for index, (start, stop) in enumerate(bounds):
+                records = []
+                for i in range(start, stop):
+                    image = png_bytes(data.images[i])
+                    records.append(features.serialize_example({"image": image, "label": int(data.labels[i])}))
+                    bar.update(1)
+                write_shard(work / shard_name(dataset_name, split, index, len(bounds)), records)
+    write_metadata(work, dataset_name, features, lengths, f"snnjax.data.load_dataset({name!r}) as PNG records.")
+    (work / STATS_FILE).write_text(json.dumps({"mean": list(splits.mean), "std": list(splits.std)}))
+    os.replace(work, out_path)
+    return out_path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m snnjax.data.write_records",
         description="Convert an image folder (<class>/<image>, or train/ and test/ such folders) into a "
         "tfds ArrayRecord dataset directory readable without TensorFlow.",
     )
-    parser.add_argument(
-        "--src", required=True, help="image folder: SRC/<class>/<image> or SRC/{train,test}/<class>/..."
-    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--src", help="image folder: SRC/<class>/<image> or SRC/{train,test}/<class>/...")
+    source.add_argument("--dataset", help="or: an in-memory snnjax dataset to export as PNG records (fashion_mnist)")
     parser.add_argument("--out", required=True, help="dataset directory to create (must not exist)")
     parser.add_argument(
         "--test-fraction",
@@ -387,6 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
+        if args.dataset:
+            path = export_dataset(args.dataset, args.out, progress=not args.no_progress)
+            print(f"wrote {path}")
+            return 0
         path = convert(
             args.src,
             args.out,

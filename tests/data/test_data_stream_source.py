@@ -75,6 +75,25 @@ def test_metadata_and_one_epoch_of_distinct_labelled_examples(records):
     assert reader_ids == ids[:16].tolist()
 
 
+def test_order_and_subset_are_those_of_the_in_memory_pipeline(records):
+    """Step s reads the records `pipeline.batch_indices` picks for in-memory data (after the same stratified subset)."""
+    import jax
+
+    from snnjax.data.pipeline import batch_indices
+    from snnjax.data.subset import stratified_subset
+
+    source = stream(records, seed=7, train_subset=60)
+    record_ids = np.array(
+        [ids_of(np.asarray(Image.open(io.BytesIO(source.train[r][0])))[None])[0] for r in range(len(source.train))]
+    )
+    labels = np.array([source.train[r][1] for r in range(len(source.train))])
+    subset = stratified_subset(labels, 60, 3)
+    assert source.num_examples == 60 and source.steps_per_epoch == 3
+    for step, batch in zip(range(7), source.train_batches(0)):  # across two epoch boundaries
+        expected = record_ids[subset[np.asarray(batch_indices(jax.random.key(7), step, 60, 16))]]
+        np.testing.assert_array_equal(ids_of(batch["image"]), expected)
+
+
 def test_evaluation_counts_every_test_example_once_with_a_partial_last_batch(records):
     source = stream(records, eval_batch_size=16)  # 42 = 16 + 16 + 10 (+ 6 masked)
     batches = list(source.eval_batches())
