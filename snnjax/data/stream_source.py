@@ -371,35 +371,104 @@ class StreamSource:
         yield from zip(self._iterate(dataset), masks)
 
 
-def channel_stats_of(
-    source: StreamSource, directory: str | os.PathLike[str] | None = None, max_images: int = 10_000
+@dataclasses.dataclass(frozen=True)
+class SplitSize:
+    """The size of a streamed split (what the loop reads of ``DatasetSplits.train``)."""
+
+    num_examples: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RecordSet:
+    """A record dataset opened for streaming; reads like :class:`snnjax.data.DatasetSplits` where the loop does.
+
+    ``name``, ``num_classes``, ``image_shape``, ``mean``/``std`` and ``train.num_examples`` are those of
+    the whole dataset (the train subset if one is set). ``test`` is NOT the test split: it is an
+    in-memory sample of its first ``SAMPLE_SIZE`` images, for helpers that want a few inputs (the spike
+    summary); evaluation streams the whole split (:meth:`stream`, :meth:`StreamSource.eval_batches`).
+    """
+
+    name: str
+    train_reader: RecordReader
+    test_reader: RecordReader
+    class_names: tuple[str, ...]
+    train_transform: HostTransform
+    eval_transform: HostTransform
+    image_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    test: Any  # ArrayDataset sample of the test split
+    train_indices: np.ndarray | None = None
+    workers: int = 2
+    worker_processes: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def train(self) -> SplitSize:
+        n = len(self.train_reader) if self.train_indices is None else len(self.train_indices)
+        return SplitSize(n)
+
+    def stream(
+        self,
+        *,
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+        process_index: int | None = None,
+        process_count: int | None = None,
+    ) -> StreamSource:
+        """This process's :class:`StreamSource` for global batch sizes and a seed."""
+        return StreamSource(
+            self.train_reader,
+            self.test_reader,
+            class_names=self.class_names,
+            train_transform=self.train_transform,
+            eval_transform=self.eval_transform,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+            workers=self.workers,
+            worker_processes=self.worker_processes,
+            process_index=process_index,
+            process_count=process_count,
+            train_indices=self.train_indices,
+        )
+
+
+SAMPLE_SIZE = 256  # test images RecordSet.test holds in memory
+STATS_SAMPLE = 10_000  # train images the statistics are estimated from when none are stored
+
+
+def _decode_all(reader: RecordReader, transform: HostTransform, indices: Sequence[int]) -> np.ndarray:
+    return np.stack([transform(reader[i][0], where=f"record {i} of split {reader.split!r}") for i in indices])
+
+
+def dataset_stats(
+    directory: pathlib.Path | None, reader: RecordReader, transform: HostTransform
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std) on the [0, 1] scale for normalising a streamed dataset.
+    """Per-channel (mean, std) on the [0, 1] scale of the train split.
 
     ``<directory>/snnjax_stats.json`` when present (``write_records --dataset`` stores the exact
-    statistics of the whole train split there); else the statistics of the first ``max_images``
-    train records (record order, decoded by the eval transform): the same numbers on every process.
+    statistics of the whole train split there); else those of the first ``STATS_SAMPLE`` train
+    records (record order, decoded by the eval transform): the same numbers on every process.
     """
     import json
 
     from snnjax.data.stats import channel_stats
     from snnjax.data.write_records import STATS_FILE
 
-    if directory is not None and (pathlib.Path(directory) / STATS_FILE).is_file():
-        stats = json.loads((pathlib.Path(directory) / STATS_FILE).read_text())
-        return tuple(stats["mean"]), tuple(stats["std"])
-    transform = source._decode_transform(source.eval_transform)
-    count = min(max_images, len(source.train))
-    images = np.stack([transform(source.train[i][0], where=f"train record {i}") for i in range(count)])
-    return channel_stats(images)
+    if directory is not None and (directory / STATS_FILE).is_file():
+        stats = json.loads((directory / STATS_FILE).read_text())
+        return tuple(float(m) for m in stats["mean"]), tuple(float(v) for v in stats["std"])
+    return channel_stats(_decode_all(reader, transform, range(min(STATS_SAMPLE, len(reader)))))
 
 
-def open_stream(
+def open_records(
     dataset: str | os.PathLike[str],
     *,
-    batch_size: int,
-    eval_batch_size: int,
-    seed: int,
     data_dir: str | os.PathLike[str] | None = None,
     train_split: str = "train",
     test_split: str = "test",
@@ -410,28 +479,33 @@ def open_stream(
     flip: bool = True,
     workers: int = 2,
     worker_processes: bool = False,
-    process_index: int | None = None,
-    process_count: int | None = None,
     train_subset: int = 0,
-) -> StreamSource:
-    """A :class:`StreamSource` over a dataset directory or prepared tfds name.
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> RecordSet:
+    """Open a dataset directory (``write_records --out``, a tfds ``<name>/<version>`` folder) or prepared tfds name.
 
     Args:
-      image_size: 0 decodes images as stored (all the same size; augment on the device); S > 0
-        trains on random-resized crops of S x S (with flips when ``flip``) and evaluates on
-        center crops of S x S.
+      image_size: 0 decodes images as stored (all one size; augment on the device); S > 0 trains on
+        random-resized crops of S x S (with flips when ``flip``) and evaluates on center crops of S x S.
       channels: 1 or 3 (default: the Image feature's declared channel count, else 3).
+      workers, worker_processes: grain worker threads, or processes.
       train_subset: > 0 trains on that many records, the stratified subset
         :func:`snnjax.data.subset.stratified_subset` picks from the labels (as ``data.train_subset``
         does in memory); reading the labels reads every train record once.
-      Others: as in :class:`StreamSource` and :class:`RecordReader`.
+      mean, std: normalisation constants (default: :func:`dataset_stats`).
+      Others: as in :class:`RecordReader`.
     """
+    from snnjax.data.subset import stratified_subset
+    from snnjax.data.types import ArrayDataset
+
     builder = open_builder(dataset, data_dir=data_dir)
     train = RecordReader(builder, train_split, image_key=image_key, label_key=label_key)
     test = RecordReader(builder, test_split, image_key=image_key, label_key=label_key)
+    if len(test) < 1 or len(train) < 1:
+        raise DatasetNotFoundError(f"dataset {builder.info.name!r}: split {train_split!r} or {test_split!r} is empty.")
     features = builder.info.features
-    label_feature = features[label_key]
-    names = getattr(label_feature, "names", None)
+    names = getattr(features[label_key], "names", None)
     if not names:
         raise InvalidDatasetOptionError(
             f"feature {label_key!r} of {builder.info.name!r} declares no class names (not a ClassLabel)."
@@ -443,24 +517,51 @@ def open_stream(
         train_t = HostTransform("random_resized_crop", size=image_size, channels=channels, flip=flip)
         eval_t = HostTransform("resize_center_crop", size=image_size, channels=channels)
     else:
-        train_t = eval_t = HostTransform("decode", channels=channels)
+        stored = HostTransform("decode", channels=channels)(train[0][0], where=f"record 0 of split {train_split!r}")
+        train_t = eval_t = HostTransform("decode", channels=channels, image_shape=tuple(stored.shape))
+    image_shape = train_t.output_shape()
+    sample_ids = range(min(SAMPLE_SIZE, len(test)))
+    sample = ArrayDataset(
+        _decode_all(test, eval_t, sample_ids), np.array([test[i][1] for i in sample_ids], np.int32), len(names)
+    )
+    directory = pathlib.Path(dataset).expanduser() if (pathlib.Path(dataset).expanduser()).is_dir() else None
+    if mean is None or std is None:
+        mean, std = dataset_stats(directory, train, eval_t)
     train_indices = None
     if train_subset:
-        from snnjax.data.subset import stratified_subset
-
         train_indices = stratified_subset(train.labels(), int(train_subset), len(names))
-    return StreamSource(
-        train,
-        test,
-        class_names=names,
+    return RecordSet(
+        name=f"records:{dataset}",
+        train_reader=train,
+        test_reader=test,
+        class_names=tuple(names),
         train_transform=train_t,
         eval_transform=eval_t,
+        image_shape=image_shape,
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(v) for v in std),
+        test=sample,
+        train_indices=train_indices,
+        workers=workers,
+        worker_processes=worker_processes,
+    )
+
+
+def open_stream(
+    dataset: str | os.PathLike[str],
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    seed: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    **options: Any,
+) -> StreamSource:
+    """``open_records(dataset, **options).stream(...)``: this process's batches of a record dataset."""
+    return open_records(dataset, **options).stream(
         batch_size=batch_size,
         eval_batch_size=eval_batch_size,
         seed=seed,
-        workers=workers,
-        worker_processes=worker_processes,
         process_index=process_index,
         process_count=process_count,
-        train_indices=train_indices,
     )
