@@ -233,3 +233,15 @@ def test_transforms_match_an_independent_crop_then_resize():
     # Grayscale output from an RGB record, and decoded arrays as input.
     gray = HostTransform("resize_center_crop", size=16, channels=1)(pixels)
     assert gray.shape == (16, 16, 1)
+
+
+def test_statistics_of_a_converted_folder_are_those_of_its_train_images(records):
+    from snnjax.data.stats import channel_stats
+    from snnjax.data.stream_source import open_records
+
+    opened = open_records(records)  # 168 train records < STATS_SAMPLE: all of them
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(opened.train_reader[i][0]))) for i in range(168)])
+    mean, std = channel_stats(pixels)
+    np.testing.assert_allclose(opened.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(opened.std, std, rtol=1e-9)
+    assert opened.test.images.shape == (42, 8, 8, 3)  # the whole (small) test split as the sample
