@@ -9,7 +9,8 @@
 Presets (comma-separated, one per group; the first of each group is its default):
   pipe:       pipe_s (static -> static: load every tensor) | pipe_d (static ANN -> SNN on event
               frames; the first conv is re-initialised because the input has 2 polarity channels)
-  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU)
+  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU) |
+              imagenet (pipe-S only: streamed imagenet2012 records, 224 crops, bf16; README pod section)
   arm:        pretrained | scratch (same fine-tuning from a fresh initialisation, for comparison)
   activation: sharpened (the official README's WSresnet18 ANN: clamp((u-a)/(b-a), 0, 1)) | relu
   mode:       pipe-D only: official (every loaded tensor frozen; new stem conv + BN and new FC
@@ -45,7 +46,7 @@ from snnjax import models, presets
 from snnjax.methods.pretrain import config as pretrain_config
 
 PIPES = ("pipe_s", "pipe_d")
-DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
+DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full", "imagenet")
 ARMS = ("pretrained", "scratch")
 ACTIVATIONS = pretrain_config.ACTIVATIONS
 MODES = ("official", "full")
@@ -55,7 +56,7 @@ EVENT_DATA = {
     "fashion_mnist": "fashion_mnist_events",
     "fashion_mnist_full": "fashion_mnist_events",
 }
-FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
+FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50, "imagenet": 50}
 
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
@@ -101,6 +102,16 @@ def get_config(arg: str | None = None):
         if dataset == "fashion_mnist":
             cfg.pretrain.optim.lr = cfg.optim.lr = 0.05  # short CPU schedules
             cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
+    if dataset == "imagenet":
+        if choice["pipe"] == "pipe_d":
+            config_lib.fail("dataset", dataset, "pipe_d needs an event version of the data; use pipe_s,imagenet")
+        # The official ImageNet scripts: batch 256, lr 0.1 (pretraining constant, fine-tuning x0.3 at 2/4/6/8);
+        # their ResNets define a max-pool but never call it.
+        cfg.model.stem = "imagenet_nopool"
+        cfg.optim.lr = cfg.pretrain.optim.lr = 0.1
+        cfg.optim.milestones = FINETUNE_MILESTONES
+        cfg.optim.weight_decay = cfg.pretrain.optim.weight_decay = 0.0
+        cfg.train.log_every_steps = cfg.pretrain.train.log_every_steps = 100
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())

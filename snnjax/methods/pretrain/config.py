@@ -9,7 +9,7 @@ from snnjax import models
 from snnjax.train import stages
 
 ACTIVATIONS = ("sharpened", "relu")  # the first is the default (the official README's WSresnet18)
-PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
+PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100, "imagenet": 100}
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 
 
