@@ -79,6 +79,10 @@ def evaluate(
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
+    from snnjax.train import streamed  # lazy: streamed imports this module
+
+    if streamed.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
+        return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step)
     batch_size = min(int(batch_size), splits.test.num_examples)
     evaluator = make_evaluator(
         eval_step or steps.make_eval_step(model),

@@ -32,7 +32,7 @@ from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import distributed, optim, preflight, steps
+from snnjax.train import distributed, optim, preflight, steps, streamed
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
@@ -62,7 +62,10 @@ class StageResult:
 
 def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
     """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
-    ``data.train_subset`` training examples when that is > 0."""
+    ``data.train_subset`` training examples when that is > 0; a streamed record set
+    (:func:`snnjax.train.streamed.load`) when ``config.data`` streams."""
+    if streamed.enabled(data_cfg):
+        return streamed.load(data_cfg)
     splits = data_lib.load_dataset(
         data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
     )
@@ -123,6 +126,7 @@ class Run:
     writer: Any = None
     progress: Any = None
     data: tuple[jax.Array, ...] = ()  # train images, train labels, test images, test labels
+    batches: Any = None  # streamed data: iterator of (images, labels) from the current step on
     step_fn: Any = None
     evaluator: Any = None  # snnjax.train.evaluate.Evaluator over the test split
     compile_s: float = 0.0
@@ -232,10 +236,6 @@ def start(run: Run) -> None:
         )
     else:
         run.writer = NullWriter()
-    # Every process holds the whole (small) dataset and places it replicated; inside the step each
-    # device gathers its own slice of the global batch, so the batch of step s does not depend on
-    # how many processes or devices there are.
-    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
     n_dev = run.n_devices
     eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
     device_data = steps.DeviceData(
@@ -246,6 +246,17 @@ def start(run: Run) -> None:
         bool(config.data.flip),
         int(config.seed),
     )
+    if streamed.is_streamed(run.splits):  # records read off disk batch by batch
+        t_compile = time.perf_counter()
+        streamed.start(run, device_data, eval_bs)
+        run.compile_s = time.perf_counter() - t_compile
+        run.progress = _progress(config, run.stage, run.start_step, run.total_steps)
+        run.t_start = run.t_log = time.perf_counter()
+        return
+    # Every process holds the whole (small) dataset and places it replicated; inside the step each
+    # device gathers its own slice of the global batch, so the batch of step s does not depend on
+    # how many processes or devices there are.
+    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
     step_fn = jax.jit(
         steps.make_device_train_step(run.train_step, device_data, run.mesh),
         out_shardings=(repl, repl),
@@ -327,14 +338,15 @@ def train_epoch(run: Run) -> None:
     log_every = int(config.train.log_every_steps)
     ckpt_every = int(config.train.checkpoint_every_steps)
     stop_after = int(config.train.stop_after_steps)
-    train_images, train_labels, _, _ = run.data
+    resident = run.data[:2]  # (train images, labels) on the devices; () when streamed
     while run.step < run.total_steps:
         if stop_after and run.step - run.start_step >= stop_after:
             flush_train_log(run)
             run.ckpt.wait()
             distributed.say(f"[{run.stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)")
             sys.exit(3)
-        run.state, metrics = run.step_fn(run.state, train_images, train_labels, run.teacher_variables)
+        inputs = next(run.batches) if run.batches is not None else resident
+        run.state, metrics = run.step_fn(run.state, *inputs, run.teacher_variables)
         run.pending.append((run.step, metrics))
         run.step += 1
         run.progress.update(1)

@@ -206,6 +206,18 @@ def make_evaluator(eval_step, source: StreamSource, *, mean, std, mesh, out_shar
     return StreamEvaluator(jitted, source, mesh)
 
 
+def evaluate(model, variables: Any, records: RecordSet, *, batch_size: int, eval_step=None) -> dict[str, float]:
+    """Test metrics of ``variables`` over the whole streamed test split (``snnjax.train.evaluate.evaluate``)."""
+    mesh = mesh_lib.make_mesh()
+    n_dev = int(mesh.devices.size)
+    eval_bs = max(n_dev, int(batch_size) // n_dev * n_dev)
+    source = records.stream(batch_size=jax.process_count(), eval_batch_size=eval_bs, seed=0)
+    evaluator = make_evaluator(
+        eval_step or steps.make_eval_step(model), source, mean=records.mean, std=records.std, mesh=mesh
+    )
+    return evaluator(jax.device_put(variables, mesh_lib.replicated(mesh)))
+
+
 def start(run, device_data: steps.DeviceData, eval_batch_size: int) -> None:
     """Set ``run.batches``, ``run.step_fn`` (compiled) and ``run.evaluator`` for a streamed run."""
     records: RecordSet = run.splits
