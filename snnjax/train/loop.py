@@ -392,6 +392,8 @@ def close(run: Run) -> None:
     """Wait for pending checkpoint writes; close the progress bar and the logs (also after an error)."""
     if run.progress is not None:
         run.progress.close()
+    if run.batches is not None:
+        run.batches.close()  # stops the streamed reader's worker threads/processes
     run.ckpt.wait()
     if run.writer is not None:
         run.writer.close()
