@@ -4,6 +4,7 @@
     python benchmarks/input_pipeline.py make --out DIR --images 512         # a JPEG record set
     python benchmarks/input_pipeline.py throughput --records DIR --size 224 --workers 2 [--processes]
     python benchmarks/input_pipeline.py rss --records DIR --size 64         # one epoch, peak RSS
+    python benchmarks/input_pipeline.py steptime --records DIR              # training step: streamed vs in memory
 
 ``throughput``: batches of :class:`snnjax.data.stream_source.StreamSource` (read + JPEG decode +
 random-resized crop + flip, or with ``--eval`` resize + center crop), no model, after a warm-up
@@ -193,6 +194,46 @@ def run_all(args) -> None:
         print(json.dumps({**row, "loadavg": os.getloadavg()}), flush=True)
 
 
+def step_time(args) -> None:
+    """``launch.py`` on the Fashion-MNIST 60k preset, in memory and streamed from its records, alternating.
+
+    Prints one JSON line per run with the summary's training images/s (train time only: no
+    compilation, no evaluation) and the load average; the rounds alternate so both share the load.
+    """
+    import tempfile
+
+    for round_index in range(args.rounds):
+        for streamed in (False, True):
+            workdir = tempfile.mkdtemp(prefix="steptime_")
+            overrides = [
+                f"--config.data.train_subset={args.subset}",
+                "--config.train.epochs=1",
+                "--config.train.progress_bar=False",
+                "--config.train.tensorboard=False",
+                f"--workdir={workdir}",
+            ]
+            if streamed:
+                overrides += ["--config.data.streaming=True", f"--config.data.records_dir={args.records}"]
+            cmd = [
+                sys.executable,
+                str(REPO / "launch.py"),
+                "--config=configs/baseline.py:fashion_mnist_60k",
+                *overrides,
+            ]
+            subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            with open(os.path.join(workdir, "summary.json")) as f:
+                summary = json.load(f)
+            row = {
+                "round": round_index,
+                "streamed": streamed,
+                "train_images_per_s": summary["train_images_per_s"],
+                "steps": summary["steps"],
+                "test_accuracy": summary["final_test_accuracy"],
+                "loadavg": os.getloadavg(),
+            }
+            print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -214,6 +255,10 @@ def main() -> None:
     everything.add_argument("--large-images", type=int, default=12288)
     everything.add_argument("--batches", type=int, default=8)
     everything.add_argument("--skip-throughput", action="store_true", help="only the peak-RSS rows")
+    steptime = sub.add_parser("steptime")
+    steptime.add_argument("--records", required=True, help="write_records --dataset fashion_mnist --out DIR")
+    steptime.add_argument("--subset", type=int, default=1280)
+    steptime.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.cmd == "make":
         print(json.dumps(make_records(pathlib.Path(args.out), args.images)))
@@ -221,6 +266,8 @@ def main() -> None:
         print(json.dumps(throughput(args)))
     elif args.cmd == "rss":
         print(json.dumps(peak_rss(args)))
+    elif args.cmd == "steptime":
+        step_time(args)
     else:
         run_all(args)
 
