@@ -299,7 +299,11 @@ class StreamSource:
 
         from snnjax.data.pipeline import epoch_permutation
 
-        with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        try:  # on the host CPU, off the accelerator; threefry and the sort give the same bits anywhere
+            device = jax.local_devices(backend="cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS without cpu
+            device = None
+        with jax.default_device(device):
             order = np.asarray(epoch_permutation(jax.random.key(self.seed), epoch, self.num_examples), np.int64)
         return order if self.train_indices is None else self.train_indices[order]
 
