@@ -85,6 +85,7 @@ def apply_imagenet(cfg: ml_collections.ConfigDict) -> None:
     cfg.optim.milestones = IMAGENET_TRAIN["milestones"]
     cfg.optim.gamma = 0.1
 
+
 # Offline digits runs: width 16 (1/16 of the paper's FLOPs), 20 epochs.
 DIGITS_WIDTH = 16
 DIGITS_EPOCHS = 20

@@ -87,11 +87,11 @@ def test_60k_presets_train_on_all_data_with_one_cosine_decay(name):
     [("baseline", "imagenet"), ("teacher", "imagenet"), ("idsnn", "imagenet"), ("pretrain", "pipe_s,imagenet")],
 )
 def test_imagenet_presets_stream_224_crops_with_the_official_schedules(name, arg):
-    from snnjax.train import streamed
+    from snnjax.data import from_records
 
     cfg = _config(name, arg)
     config_lib.validate(cfg)
-    assert streamed.enabled(cfg.data) and streamed.records_location(cfg.data) == ("imagenet2012", None)
+    assert from_records.enabled(cfg.data) and from_records.records_location(cfg.data) == ("imagenet2012", None)
     assert (cfg.data.image_size, cfg.data.crop_padding, cfg.data.batch_size) == (224, 0, 256)
     assert dict(cfg.data.options) == {"test_split": "validation"}
     assert tuple(cfg.data.mean) == (0.485, 0.456, 0.406) and tuple(cfg.data.std) == (0.229, 0.224, 0.225)

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 from snnjax import config as config_lib
-from snnjax.data import load_dataset
+from snnjax.data import from_records, load_dataset
 from snnjax.data.errors import InvalidDatasetOptionError
 from snnjax.data.pipeline import batch_indices
 from snnjax.train import evaluate as evaluate_lib
@@ -38,12 +38,12 @@ def digits_records(tmp_path_factory):
     data_cfg = config_lib.data_config(name="digits", batch_size=64)
     data_cfg.streaming = True
     data_cfg.records_dir = str(tmp_path_factory.mktemp("records") / "digits")
-    return data_cfg, streamed.load(data_cfg), load_dataset("digits")
+    return data_cfg, from_records.load(data_cfg), load_dataset("digits")
 
 
 def test_exported_records_carry_the_in_memory_dataset(digits_records):
     data_cfg, records, splits = digits_records
-    assert streamed.enabled(data_cfg) and streamed.is_streamed(records)
+    assert from_records.enabled(data_cfg) and from_records.is_streamed(records)
     assert records.image_shape == splits.image_shape == (8, 8, 1)
     assert records.num_classes == 10 and records.train.num_examples == splits.train.num_examples == 1437
     assert records.mean == splits.mean and records.std == splits.std  # exact: stored at export
@@ -111,16 +111,16 @@ def test_streamed_evaluation_equals_in_memory_evaluation(digits_records):
 
 def test_which_configs_stream(tmp_path):
     cfg = config_lib.data_config(name="records:/some/dir")
-    assert streamed.enabled(cfg) and streamed.records_location(cfg) == ("/some/dir", None)
+    assert from_records.enabled(cfg) and from_records.records_location(cfg) == ("/some/dir", None)
     cfg.streaming = False
     with pytest.raises(InvalidDatasetOptionError, match="always streamed"):
-        streamed.enabled(cfg)
+        from_records.enabled(cfg)
     plain = config_lib.data_config(name="fashion_mnist")
-    assert not streamed.enabled(plain)
+    assert not from_records.enabled(plain)
     plain.streaming = True
-    assert streamed.enabled(plain)
-    assert streamed.records_location(plain)[0].endswith("records/fashion_mnist")
+    assert from_records.enabled(plain)
+    assert from_records.records_location(plain)[0].endswith("records/fashion_mnist")
     with_options = config_lib.data_config(name="digits", options=ml_collections.ConfigDict({"size": 16}))
     with_options.streaming, with_options.records_dir = True, str(tmp_path / "d16")
     with pytest.raises(InvalidDatasetOptionError, match="cannot export 'digits' with options"):
-        streamed.load(with_options)
+        from_records.load(with_options)

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from snnjax.data import from_records
 from snnjax.data import pipeline as data_pipeline
 from snnjax.train import steps
 
@@ -81,7 +82,7 @@ def evaluate(
     """
     from snnjax.train import streamed  # lazy: streamed imports this module
 
-    if streamed.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
+    if from_records.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
         return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step)
     batch_size = min(int(batch_size), splits.test.num_examples)
     evaluator = make_evaluator(

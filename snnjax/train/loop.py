@@ -29,6 +29,7 @@ import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import models
+from snnjax.data import from_records
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
@@ -63,9 +64,9 @@ class StageResult:
 def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
     """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
     ``data.train_subset`` training examples when that is > 0; a streamed record set
-    (:func:`snnjax.train.streamed.load`) when ``config.data`` streams."""
-    if streamed.enabled(data_cfg):
-        return streamed.load(data_cfg)
+    (:func:`snnjax.data.from_records.load`) when ``config.data`` streams."""
+    if from_records.enabled(data_cfg):
+        return from_records.load(data_cfg)
     splits = data_lib.load_dataset(
         data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
     )
@@ -246,7 +247,7 @@ def start(run: Run) -> None:
         bool(config.data.flip),
         int(config.seed),
     )
-    if streamed.is_streamed(run.splits):  # records read off disk batch by batch
+    if from_records.is_streamed(run.splits):  # records read off disk batch by batch
         t_compile = time.perf_counter()
         streamed.start(run, device_data, eval_bs)
         run.compile_s = time.perf_counter() - t_compile
