@@ -11,11 +11,12 @@ without a teacher stage.
 
 from snnjax import config as config_lib
 from snnjax import presets
+from snnjax.methods.idsnn import config as idsnn_config
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
+    cfg.model = idsnn_config.student_model()
     presets.apply_dataset(cfg, choice["dataset"])
     return cfg

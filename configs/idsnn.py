@@ -32,11 +32,11 @@ def get_config(arg: str | None = None):
     )
     cfg = config_lib.base_config()
     cfg.pipeline = "idsnn"
-    init, kd = idsnn_config.ARMS[choice["arm"]]
-    cfg.kd = config_lib.kd_config(enabled=kd, temperature=4.0, alpha=idsnn_config.KD_ALPHA[choice["arm"]])
-    cfg.model.init = "pytorch"  # the official code has no init code: PyTorch's defaults
-    cfg.transplant = idsnn_config.transplant_section(enabled=init)
+    cfg.kd = config_lib.kd_config()
+    cfg.model = idsnn_config.student_model()
+    cfg.transplant = idsnn_config.transplant_section()
     cfg.teacher = idsnn_config.teacher_section()
+    idsnn_config.apply_arm(cfg, choice["arm"])
     presets.apply_dataset(cfg, choice["dataset"])
     presets.apply_dataset(cfg.teacher, choice["dataset"], teacher=True)
     if choice["decay"] != "decay60":

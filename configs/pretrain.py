@@ -42,80 +42,50 @@ fine-tunes with ``optim`` / ``train``. Reuse a finished pretraining with
 import ml_collections
 
 from snnjax import config as config_lib
-from snnjax import models, presets
+from snnjax import presets
 from snnjax.methods.pretrain import config as pretrain_config
 
 PIPES = ("pipe_s", "pipe_d")
-DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full", "imagenet")
 ARMS = ("pretrained", "scratch")
-ACTIVATIONS = pretrain_config.ACTIVATIONS
 MODES = ("official", "full")
-EVENT_DATA = {
-    "digits": "digits_events",
-    "cifar10": "cifar10_events",
-    "fashion_mnist": "fashion_mnist_events",
-    "fashion_mnist_full": "fashion_mnist_events",
-}
-FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50, "imagenet": 50}
-
-# The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
-# batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
-# fine-tuning with lr x0.3 at epochs 2, 4, 6, 8.
-FINETUNE_MILESTONES = (2, 4, 6, 8)
-
-
-def snn_model(**overrides) -> ml_collections.ConfigDict:
-    """The paper's LIF SNN: decay 0.25, hard reset, V_th 0.5, rectangular surrogate, T = 6."""
-    return models.model_config(
-        name="resnet18",
-        neuron="lif",
-        time_steps=6,
-        decay=0.25,
-        v_threshold=0.5,
-        reset="hard",
-        surrogate="rectangular",
-        surrogate_param=1.0,
-        **overrides,
-    )
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(
-        arg, {"pipe": PIPES, "dataset": DATASETS, "arm": ARMS, "activation": ACTIVATIONS, "mode": MODES}
+        arg,
+        {
+            "pipe": PIPES,
+            "dataset": pretrain_config.DATASETS,
+            "arm": ARMS,
+            "activation": pretrain_config.ACTIVATIONS,
+            "mode": MODES,
+        },
     )
     dataset = choice["dataset"]
-    digits = dataset == "digits"
     cfg = config_lib.base_config()
     cfg.pipeline = "pretrain"
-    cfg.model = snn_model()
+    cfg.model = pretrain_config.snn_model()
     cfg.pretrain = pretrain_config.pretrain_section(dataset)
     cfg.pretrain.enabled = choice["arm"] == "pretrained"
     cfg.pretrain.activation = choice["activation"]
     presets.apply_dataset(cfg, dataset)  # data section, digits width/epochs/logging
-    cfg.optim = config_lib.optim_config(
-        lr=0.05 if digits else 0.025, weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
-    )
-    cfg.train.epochs = FINETUNE_EPOCHS[dataset]
+    cfg.optim = pretrain_config.finetune_optim(dataset)
+    cfg.train.epochs = pretrain_config.FINETUNE_EPOCHS[dataset]
     if dataset.startswith("fashion_mnist"):
         cfg.data.eval_batch_size = 500
         cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
         if dataset == "fashion_mnist":
-            cfg.pretrain.optim.lr = cfg.optim.lr = 0.05  # short CPU schedules
             cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
     if dataset == "imagenet":
         if choice["pipe"] == "pipe_d":
             config_lib.fail("dataset", dataset, "pipe_d needs an event version of the data; use pipe_s,imagenet")
-        # The official ImageNet scripts: batch 256, lr 0.1 (pretraining constant, fine-tuning x0.3 at 2/4/6/8);
-        # their ResNets define a max-pool but never call it.
+        # The official ImageNet ResNets define a max-pool but never call it.
         cfg.model.stem = "imagenet_nopool"
-        cfg.optim.lr = cfg.pretrain.optim.lr = 0.1
-        cfg.optim.milestones = FINETUNE_MILESTONES
-        cfg.optim.weight_decay = cfg.pretrain.optim.weight_decay = 0.0
-        cfg.train.log_every_steps = cfg.pretrain.train.log_every_steps = 100
+        cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
-        cfg.data.name = EVENT_DATA[dataset]
+        cfg.data.name = pretrain_config.EVENT_DATA[dataset]
         cfg.data.options = ml_collections.ConfigDict()
         cfg.data.options.time_steps = cfg.model.get_ref("time_steps")  # frames per sample = T
         cfg.pretrain.reinit = "stem_conv"

@@ -28,13 +28,10 @@ and ``fashion_mnist_full`` (GPU: VGG-13 at width 64 on all 60,000 images, the of
 
 from snnjax import config as config_lib
 from snnjax import presets
+from snnjax.methods.snn2ann import config as snn2ann_config
 from snnjax.methods.snn2ann import models as s2a_models
 
 DATASETS = presets.DATASETS
-
-DIGITS_LAYERS = "1,1,M,2,2,M"  # 8x8 -> 4x4 -> 2x2
-DIGITS_WIDTH = 16
-DIGITS_EPOCHS = 20
 
 
 def get_config(arg: str | None = None):
@@ -49,31 +46,7 @@ def get_config(arg: str | None = None):
     if arch == "resnet17":
         cfg.model.time_steps = 5
         cfg.model.dropout = s2a_models.RESNET17_DROPOUT
-    cfg.optim = config_lib.optim_config(
-        name="adam", lr=1e-3, weight_decay=5e-4, schedule="multistep", milestones=(100, 150, 175), gamma=0.1
-    )
-    cfg.data.batch_size = 512
-    cfg.data.mean = ()  # () = the dataset's statistics
-    cfg.data.std = ()
+    cfg.optim = snn2ann_config.official_optim()
     presets.apply_dataset(cfg, choice["dataset"])
-    if choice["dataset"] in ("cifar10", "cifar100"):
-        cfg.data.mean = s2a_models.OFFICIAL_MEAN  # official run.py constants (not the usual CIFAR std)
-        cfg.data.std = s2a_models.OFFICIAL_STD
-    if choice["dataset"] == "fashion_mnist_full":
-        cfg.data.batch_size = 512  # the official schedule, as on CIFAR
-        cfg.train.epochs = 200
-        cfg.optim.milestones = (100, 150, 175)
-        cfg.data.eval_batch_size = 500
-    elif choice["dataset"] == "fashion_mnist":
-        cfg.data.eval_batch_size = 500
-        if choice["arch"] == "vgg13":
-            cfg.model.layers = DIGITS_LAYERS  # 28x28 -> 14x14 -> 7x7, 4 convs
-            cfg.model.dropout = (0.25, 0.25, 0.0)
-    if choice["dataset"] == "digits":
-        cfg.data.batch_size = 64
-        cfg.model.width = DIGITS_WIDTH
-        cfg.train.epochs = DIGITS_EPOCHS
-        if choice["arch"] == "vgg13":
-            cfg.model.layers = DIGITS_LAYERS
-            cfg.model.dropout = (0.0,)
+    snn2ann_config.apply_dataset(cfg, choice["dataset"], choice["arch"])
     return cfg

@@ -11,11 +11,12 @@ fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full. Feed the workdir to IDSN
 
 from snnjax import config as config_lib
 from snnjax import presets
+from snnjax.methods.idsnn import config as idsnn_config
 
 
 def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
-    cfg.model = presets.teacher_model(init="pytorch")  # official code: PyTorch default init
+    cfg.model = idsnn_config.teacher_model()
     presets.apply_dataset(cfg, choice["dataset"], teacher=True)
     return cfg

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from snnjax import models
+from snnjax import losses, models
 from snnjax.train import optim
 
 NONFINITE = ("stop", "skip")
@@ -27,6 +27,11 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
             eval_batch_size=512,
             crop_padding=4,  # random crop with zero padding; 0 disables
             flip=True,  # random horizontal flip
+            # Input normalisation (snnjax.data.from_config): per-channel constants on the [0, 1] scale when
+            # mean/std are set, else by name: dataset (its own statistics) | symmetric ([-1, 1]) | unit ([0, 1]).
+            normalization="dataset",
+            mean=(),
+            std=(),
         )
     )
     # Streaming from record files (snnjax.train.streamed): None (default) streams record sets
@@ -79,7 +84,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def kd_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(dict(enabled=False, temperature=4.0, alpha=0.3))
+    cfg = ml_collections.ConfigDict(dict(enabled=False, temperature=losses.KD_TEMPERATURE, alpha=losses.KD_ALPHA))
     cfg.update(overrides)
     return cfg
 
@@ -157,6 +162,17 @@ def validate_data(d: ml_collections.ConfigDict, prefix: str) -> None:
             fail(f"{prefix}.{key}", d[key], "must be >= 1")
     if int(d.crop_padding) < 0:
         fail(f"{prefix}.crop_padding", d.crop_padding, "must be >= 0")
+    from snnjax.data.stats import NORMALIZATIONS
+
+    if d.get("normalization", "dataset") not in NORMALIZATIONS:
+        fail(
+            f"{prefix}.normalization",
+            d.normalization,
+            f"choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to [0, 1])",
+        )
+    mean, std = tuple(d.get("mean", ()) or ()), tuple(d.get("std", ()) or ())
+    if len(mean) != len(std) or any(float(s) <= 0 for s in std):
+        fail(f"{prefix}.mean/std", (mean, std), "give one mean and one std > 0 per channel, or () for both")
     if int(d.get("train_subset", 0)) < 0:
         fail(f"{prefix}.train_subset", d.train_subset, "must be >= 0 (0 = the whole training split)")
 

@@ -143,12 +143,13 @@ def main(argv: list[str]) -> None:
         enable_compilation_cache(_FLAGS["compilation_cache"].value)
     # Preflight on every process (each host checks its own view of the workdir and devices).
     distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
-    mesh_lib.check_batch_size(int(config.data.batch_size), mesh_lib.make_mesh())
+    mesh = mesh_lib.make_mesh()  # the run's one mesh, handed down to every stage
+    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
     preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
     if distributed.process_count() > 1:
         distributed.say(f"multi-process run: {distributed.describe()}")
     try:
-        methods.get(config.pipeline)(config, workdir)
+        methods.get(config.pipeline)(config, workdir, mesh=mesh)
     except Exception as err:
         distributed.exit_if_peer_lost(err)
         raise

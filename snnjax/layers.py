@@ -109,18 +109,3 @@ def fold_batch_norm(kernel, bias, scale, offset, mean, var, epsilon: float = 1e-
     a = scale / sqrt(var + epsilon)
     bias = 0.0 * mean if bias is None else bias
     return kernel * a, a * (bias - mean) + offset
-
-
-def __getattr__(name: str):
-    if name == "SharpenedReLU":  # moved in 0.2 (pretraining method); this alias goes in the next release
-        import warnings
-
-        warnings.warn(
-            "snnjax.layers.SharpenedReLU moved to snnjax.methods.pretrain.sharpened.SharpenedReLU",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from snnjax.methods.pretrain.sharpened import SharpenedReLU
-
-        return SharpenedReLU
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -107,13 +107,18 @@ def kd_kl(
     return _weighted_mean(per_example, _weights(mask, student_logits.shape[0], "kd_kl"))
 
 
+# IDSNN's distillation settings (official code): the one home of the KD defaults; ``config.kd`` starts here.
+KD_TEMPERATURE = 4.0
+KD_ALPHA = 0.3
+
+
 def hinton_kd(
     student_logits: jax.Array,
     teacher_logits: jax.Array,
     labels: jax.Array,
     *,
-    temperature: float = 4.0,
-    alpha: float = 0.3,
+    temperature: float = KD_TEMPERATURE,
+    alpha: float = KD_ALPHA,
     mask: jax.Array | None = None,
 ) -> jax.Array:
     """IDSNN/Hinton distillation loss ``CE(y, z_s) + alpha * tau^2 * kd_kl(z_s, z_t; tau)``.

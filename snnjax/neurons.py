@@ -51,11 +51,40 @@ def charge(u_prev: jax.Array, s_prev: jax.Array, current: jax.Array, *, decay, v
     """One step of membrane charging, float32: ``u[t]`` from ``u[t-1]``, ``s[t-1]`` and ``I[t]``.
 
     Hard reset: ``decay * u[t-1] * (1 - s[t-1]) + I[t]``; soft: ``decay * u[t-1] - v_threshold * s[t-1] + I[t]``.
-    Every neuron of snnjax charges with this function (the scan and fused LIF, the hybrid STDB neuron).
+    Every neuron of snnjax charges with this function (the scan and fused LIF, the hybrid STDB neuron,
+    SNN2ANN's IF neuron with membrane dropout).
     """
     if reset == "hard":
         return decay * u_prev * (1.0 - s_prev) + current.astype(jnp.float32)
     return decay * u_prev - v_threshold * s_prev + current.astype(jnp.float32)
+
+
+def fire(
+    u: jax.Array,
+    v_threshold,
+    surrogate: surrogates_lib.Surrogate | None = None,
+    *,
+    since_spike: jax.Array | None = None,
+    relative: bool = False,
+) -> jax.Array:
+    """One step of firing: spikes ``s[t] = H(u[t] - v_threshold)``, float32 0/1, shape of ``u``.
+
+    Every neuron of snnjax fires with this function (the scan and fused LIF, the hybrid STDB neuron,
+    SNN2ANN's IF neuron with membrane dropout), after charging with :func:`charge`.
+
+    Args:
+      u: float32 membrane after charging ``[B, ...]``.
+      v_threshold: threshold, broadcastable to ``u``.
+      surrogate: the spike's surrogate gradient; None: no gradient (a forward-only neuron, or a
+        hand-written backward).
+      since_spike: steps since each neuron's last spike, for timing-dependent surrogates (STDB).
+      relative: the surrogate sees ``u / v_threshold - 1`` (the hybrid neuron: its surrogate's width is
+        relative to the layer's threshold) instead of ``u - v_threshold``; same spikes for V_th > 0.
+    """
+    x = u / v_threshold - 1.0 if relative else u - v_threshold
+    if surrogate is None:
+        return (x > 0).astype(jnp.float32)
+    return surrogates_lib.spike(x, surrogate, since_spike)
 
 
 def lif(
@@ -108,7 +137,7 @@ def lif(
         u_prev, s_prev = carry
         s_reset = jax.lax.stop_gradient(s_prev) if detach_reset else s_prev
         u = charge(u_prev, s_reset, current, decay=decay, v_threshold=v_threshold, reset=reset)
-        s = surrogate(u - v_threshold)
+        s = fire(u, v_threshold, surrogate)
         out = (s.astype(out_dtype), u) if return_membrane else s.astype(out_dtype)
         return (u, s), out
 
@@ -144,7 +173,7 @@ def _lif_fused_forward(options: _FusedOptions, currents, decay, v_threshold):
     def step(carry, current):
         u_prev, s_prev = carry
         u = charge(u_prev, s_prev, current, decay=decay, v_threshold=v_threshold, reset=options.reset)
-        s = (u - v_threshold > 0).astype(jnp.float32)
+        s = fire(u, v_threshold)  # the gradient is _lif_fused_bwd's
         return (u, s), (s.astype(currents.dtype), u)
 
     zeros = jnp.zeros(currents.shape[1:], jnp.float32)
@@ -183,7 +212,7 @@ def _lif_fused_bwd(options, residuals, cotangents):
     def step(a_next, inputs):
         u, g_s_out, g_u_out = inputs
         x = u - v_threshold
-        s = (x > 0).astype(jnp.float32)
+        s = fire(u, v_threshold)
         g_s = g_s_out.astype(jnp.float32)
         if not options.detach_reset:
             g_s = g_s + a_next * ((-decay * u) if hard else -v_threshold)
@@ -195,7 +224,7 @@ def _lif_fused_bwd(options, residuals, cotangents):
     _, (adjoint, through_spike) = jax.lax.scan(
         step, zeros, (membrane, g_spikes, g_membrane), reverse=True, unroll=options.unroll
     )
-    s_prev = (u_prev_all - v_threshold > 0).astype(jnp.float32)
+    s_prev = fire(u_prev_all, v_threshold)
     if hard:
         d_decay_full = adjoint * u_prev_all * (1.0 - s_prev)
         d_threshold_full = -through_spike

@@ -13,3 +13,33 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 from snnjax import runtime  # noqa: E402  (imports jax, starts no backend)
 
 runtime.use_eigen_convolutions()  # as launch.py does
+
+import importlib.util  # noqa: E402
+
+import pytest  # noqa: E402
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def _load_config(name: str, preset: str | None = None):
+    """``configs/<name>.py``'s ``get_config(preset)``: the one copy of the config-file loading the tests use."""
+    spec = importlib.util.spec_from_file_location(f"configs_{name}", os.path.join(CONFIGS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(preset)
+
+
+@pytest.fixture(scope="session")
+def load_config():
+    """``load_config(name, preset=None)`` -> the config of ``configs/<name>.py:<preset>`` (a fresh copy per call)."""
+    return _load_config
+
+
+@pytest.fixture
+def tiny_baseline(load_config):
+    """``configs/baseline.py:digits`` shrunk to seconds: width 4, T = 2, batch 128, 1 epoch (11 steps)."""
+    config = load_config("baseline", "digits")
+    config.model.width, config.model.time_steps = 4, 2
+    config.data.batch_size, config.train.epochs = 128, 1  # 1,437 training digits -> 11 steps
+    config.train.progress_bar = config.train.tensorboard = False
+    return config

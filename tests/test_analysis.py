@@ -318,8 +318,7 @@ def test_plots_write_pngs(tmp_path, tiny):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def _fake_run(workdir):
-    """A workdir as the training loop leaves it: a checkpoint with the config item, metrics.jsonl."""
+def _fake_config():
     cfg = config_lib.base_config()
     cfg.data.name = "synthetic"
     cfg.data.options = ml_collections.ConfigDict({"image_shape": (8, 8, 1), "num_train": 16, "num_test": 12})
@@ -327,6 +326,12 @@ def _fake_run(workdir):
     cfg.model.width = 4
     cfg.model.time_steps = 2
     cfg.train.epochs = 1
+    return cfg
+
+
+def _fake_run(workdir, cfg=None):
+    """A workdir as the training loop leaves it: a checkpoint with the config item, metrics.jsonl."""
+    cfg = cfg or _fake_config()
     model = models.build_model(cfg.model, 10)
     variables = _random_variables(model, jnp.zeros((1, 8, 8, 1)), seed=3)
     from snnjax.train import optim
@@ -378,3 +383,26 @@ def test_cli_restores_the_run_and_writes_tables_json_and_pngs(tmp_path, capsys):
 def test_cli_names_a_missing_workdir(tmp_path, capsys):
     assert analysis_main(["--workdir", str(tmp_path / "nope")]) == 2
     assert "no checkpoints under" in capsys.readouterr().err
+
+
+def test_load_run_normalises_with_the_runs_configured_constants(tmp_path):
+    """Regression (issue 24b): a run trained with ``data.mean`` / ``data.std`` (SNN2ANN's official
+    constants) was analysed with the dataset's own statistics; analysis must see what training saw."""
+    from snnjax.analysis import workdir as workdir_lib
+
+    cfg = _fake_config()
+    cfg.data.mean, cfg.data.std = (0.25,), (0.125,)
+    _fake_run(str(tmp_path), cfg)
+    run = workdir_lib.load_run(str(tmp_path))
+    assert (run.splits.mean, run.splits.std) == ((0.25,), (0.125,))
+    images = np.asarray(run.splits.test.images[:3], np.float32)
+    np.testing.assert_allclose(workdir_lib.test_inputs(run.splits, 3), (images / 255 - 0.25) / 0.125, rtol=1e-5)
+
+
+def test_load_run_normalises_by_the_configured_name(tmp_path):
+    from snnjax.analysis import workdir as workdir_lib
+
+    cfg = _fake_config()
+    cfg.data.normalization = "symmetric"
+    _fake_run(str(tmp_path), cfg)
+    assert (workdir_lib.load_run(str(tmp_path)).splits.std) == (0.5,)

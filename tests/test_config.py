@@ -1,8 +1,5 @@
 """Config validation (shared sections, then the method's own), the model registry, and old configs."""
 
-import importlib.util
-import os
-
 import ml_collections
 import pytest
 
@@ -10,14 +7,10 @@ from snnjax import config as config_lib
 from snnjax import methods, models
 from snnjax.train import preflight
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _config(name, arg):
-    spec = importlib.util.spec_from_file_location(f"{name}_cfg", os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return ml_collections.ConfigDict(module.get_config(arg).to_dict())
+def load_unlocked(load_config, name, arg):
+    """An unlocked copy (tests add and delete keys)."""
+    return ml_collections.ConfigDict(load_config(name, arg).to_dict())
 
 
 PRESETS = [
@@ -64,8 +57,8 @@ def test_presets_parse_and_reject_unknown_tokens():
 
 
 @pytest.mark.parametrize("name,arg", PRESETS)
-def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg):
-    cfg = _config(name, arg)
+def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg, load_config):
+    cfg = load_unlocked(load_config, name, arg)
     config_lib.validate(cfg)
     assert cfg.model.name in models.names()
     assert models.build(cfg.model, 10) is not None
@@ -91,8 +84,8 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
         ("baseline", "digits", "model.name", "vgg16", "config.model"),  # the ResNet keys do not fit a VGG
     ],
 )
-def test_each_method_validates_its_own_sections(name, arg, key, value, match):
-    cfg = _config(name, arg)
+def test_each_method_validates_its_own_sections(name, arg, key, value, match, load_config):
+    cfg = load_unlocked(load_config, name, arg)
     *path, field = key.split(".")
     section = cfg
     for part in path:
@@ -102,18 +95,18 @@ def test_each_method_validates_its_own_sections(name, arg, key, value, match):
         config_lib.validate(cfg)
 
 
-def test_model_registry_lists_every_family_and_names_the_valid_models():
+def test_model_registry_lists_every_family_and_names_the_valid_models(load_config):
     names = models.names()
     for name in ("resnet18", "sew_resnet34", "vgg5", "vgg16", "snn2ann_vgg", "snn2ann_resnet17", "bptt_vgg"):
         assert name in names
     with pytest.raises(ValueError, match="config.model.name='resnet19'.*vgg16"):
         models.build(models.model_config(name="resnet19"), 10)
-    ann = models.ann_model_config(_config("hybrid_stdb", "digits").model)
+    ann = models.ann_model_config(load_unlocked(load_config, "hybrid_stdb", "digits").model)
     assert (ann.name, ann.neuron, ann.time_steps, ann.encoding) == ("vgg5", "relu", 1, "direct")
 
 
-def test_model_sections_saved_by_0_1_still_resume_and_rebuild():
-    new = _config("hybrid_stdb", "digits").to_dict()
+def test_model_sections_saved_by_0_1_still_resume_and_rebuild(load_config):
+    new = load_unlocked(load_config, "hybrid_stdb", "digits").to_dict()
     old_model = {k: v for k, v in new["model"].items() if k not in ("name", "surrogate", "surrogate_param")}
     old_model.update(
         arch="vgg5",
@@ -130,8 +123,17 @@ def test_model_sections_saved_by_0_1_still_resume_and_rebuild():
     old_model["width"] = 8
     assert preflight.resume_mismatches({**new, "model": old_model}, new) == ["model.width: checkpoint 8 vs now 16"]
 
-    s2a = _config("snn2ann", "digits").to_dict()
+    # Data sections saved before normalization/mean/std were shared keys resume unchanged.
+    legacy_data = {k: v for k, v in new["data"].items() if k not in ("normalization", "mean", "std")}
+    idsnn = load_unlocked(load_config, "idsnn", "digits").to_dict()
+    old_idsnn_data = {k: v for k, v in idsnn["data"].items() if k not in ("normalization", "mean", "std")}
+    assert preflight.resume_mismatches({**idsnn, "data": old_idsnn_data}, idsnn) == []
+    assert preflight.resume_mismatches({**new, "data": legacy_data}, new) == [
+        "data.normalization: checkpoint 'dataset' vs now 'unit'"  # hybrid configs have set it since 0.1
+    ]
+
+    s2a = load_unlocked(load_config, "snn2ann", "digits").to_dict()
     old = {**s2a["model"], "arch": "vgg"}  # 0.1: arch + the name it set
     assert models.upgrade_legacy(old) == s2a["model"]
-    idsnn_model = _config("idsnn", "digits").model.to_dict()
+    idsnn_model = load_unlocked(load_config, "idsnn", "digits").model.to_dict()
     assert models.upgrade_legacy(dict(idsnn_model)) == idsnn_model  # today's sections pass unchanged

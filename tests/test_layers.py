@@ -1,7 +1,5 @@
 """Shared layers: time merging, the activation modules, and THE batch-norm fold (SNN2ANN, NIR export)."""
 
-import warnings
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -71,11 +69,6 @@ def test_spiking_neuron_module_sows_its_firing_rate():
     assert float(stats["spike_stats"]["firing_rate"][0]) == pytest.approx(0.5)
 
 
-def test_sharpened_relu_old_path_warns_and_is_the_moved_class():
-    from snnjax.methods.pretrain.sharpened import SharpenedReLU
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert layers.SharpenedReLU is SharpenedReLU
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+def test_moved_names_have_no_aliases_left():
+    assert not hasattr(layers, "SharpenedReLU")  # lives in snnjax.methods.pretrain.sharpened only
     assert not hasattr(layers, "Activation")  # the unused Protocol is gone

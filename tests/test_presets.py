@@ -1,8 +1,5 @@
 """Fashion-MNIST / MNIST presets and the CIFAR ResNet layout on 28x28 inputs."""
 
-import importlib.util
-import os
-
 import jax
 import numpy as np
 import pytest
@@ -10,19 +7,10 @@ import pytest
 from snnjax import config as config_lib
 from snnjax import models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _config(name: str, arg: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_config", os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
 
 @pytest.mark.parametrize("name", ["baseline", "teacher", "idsnn"])
-def test_fashion_mnist_cpu_preset(name):
-    cfg = _config(name, "fashion_mnist")
+def test_fashion_mnist_cpu_preset(name, load_config):
+    cfg = load_config(name, "fashion_mnist")
     config_lib.validate(cfg)
     assert (cfg.data.name, cfg.data.train_subset, cfg.data.crop_padding, cfg.data.flip) == (
         "fashion_mnist",
@@ -37,10 +25,10 @@ def test_fashion_mnist_cpu_preset(name):
         assert cfg.teacher.model.init == "pytorch" and cfg.teacher.model.width == 16
 
 
-def test_full_and_mnist_presets():
-    full = _config("idsnn", "fashion_mnist_full")
+def test_full_and_mnist_presets(load_config):
+    full = load_config("idsnn", "fashion_mnist_full")
     assert (full.model.width, full.data.train_subset, full.train.epochs) == (64, 0, 100)
-    mnist = _config("baseline", "mnist")
+    mnist = load_config("baseline", "mnist")
     assert (mnist.data.name, mnist.data.flip) == ("mnist", False)  # a mirrored digit is another shape
 
 
@@ -56,40 +44,40 @@ def test_cifar_resnet_layout_on_28x28():
     assert shapes == [(6, 28, 28, 4), (6, 14, 14, 8), (6, 7, 7, 16), (6, 4, 4, 32)]
 
 
-def test_bad_train_subset_and_init_are_rejected_by_validate():
-    cfg = _config("baseline", "fashion_mnist")
+def test_bad_train_subset_and_init_are_rejected_by_validate(load_config):
+    cfg = load_config("baseline", "fashion_mnist")
     cfg.data.train_subset = -5
     with pytest.raises(ValueError, match="data.train_subset"):
         config_lib.validate(cfg)
-    cfg = _config("baseline", "fashion_mnist")
+    cfg = load_config("baseline", "fashion_mnist")
     cfg.model.init = "xavier"
     with pytest.raises(ValueError, match=r"model.init='xavier'"):
         config_lib.validate(cfg)
 
 
 @pytest.mark.parametrize("name", ["baseline", "teacher", "idsnn"])
-def test_60k_presets_train_on_all_data_with_one_cosine_decay(name):
-    cfg = _config(name, "fashion_mnist_60k")
+def test_60k_presets_train_on_all_data_with_one_cosine_decay(name, load_config):
+    cfg = load_config(name, "fashion_mnist_60k")
     config_lib.validate(cfg)
     sections = [cfg] + ([cfg.teacher] if name == "idsnn" else [])
     for section in sections:
         epochs = 5 if section is not cfg or name == "teacher" else 3
         assert (section.model.width, section.train.epochs, section.optim.schedule) == (16, epochs, "cosine")
     assert (cfg.data.name, cfg.data.train_subset, cfg.data.flip) == ("fashion_mnist", 0, True)
-    mnist = _config(name, "mnist_60k")
+    mnist = load_config(name, "mnist_60k")
     assert (mnist.data.name, mnist.data.train_subset, mnist.data.flip) == ("mnist", 0, False)
     # the 6,000-image ablation preset keeps its step schedule
-    assert _config(name, "fashion_mnist").optim.schedule == "multistep"
+    assert load_config(name, "fashion_mnist").optim.schedule == "multistep"
 
 
 @pytest.mark.parametrize(
     "name, arg",
     [("baseline", "imagenet"), ("teacher", "imagenet"), ("idsnn", "imagenet"), ("pretrain", "pipe_s,imagenet")],
 )
-def test_imagenet_presets_stream_224_crops_with_the_official_schedules(name, arg):
+def test_imagenet_presets_stream_224_crops_with_the_official_schedules(name, arg, load_config):
     from snnjax.data import from_records
 
-    cfg = _config(name, arg)
+    cfg = load_config(name, arg)
     config_lib.validate(cfg)
     assert from_records.enabled(cfg.data) and from_records.records_location(cfg.data) == ("imagenet2012", None)
     assert (cfg.data.image_size, cfg.data.crop_padding, cfg.data.batch_size) == (224, 0, 256)
@@ -107,4 +95,4 @@ def test_imagenet_presets_stream_224_crops_with_the_official_schedules(name, arg
             assert tuple(section.optim.milestones) == (30, 60) and section.optim.weight_decay == 1e-4
     if name == "pretrain":
         with pytest.raises(ValueError, match="pipe_d"):
-            _config(name, "pipe_d,imagenet")
+            load_config(name, "pipe_d,imagenet")

@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from snnjax import data as data_lib
 from snnjax import models
 from snnjax.analysis import plots
 from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
 from snnjax.analysis.spikes import SpikeReport, collect_stats, energy_totals
 from snnjax.data import pipeline as data_pipeline
-from snnjax.data import stats as data_stats
 
 # Stages whose model is a run's result, most wanted first: idsnn student, teacher.py/baseline.py train,
 # pretrain finetune, hybrid stdb, snn2ann snn2ann/bptt (then the earlier stages: teacher, ann, pretrain).
@@ -76,7 +76,7 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
 def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import loop
+    from snnjax.train import loop, stages
 
     stage = choose_stage(workdir, stage)
     ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
@@ -93,9 +93,9 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
         )
     config_dict = {**config_dict, "model": models.upgrade_legacy(config_dict["model"])}
     config = ml_collections.ConfigDict(config_dict)
-    splits = data_stats.with_normalization(loop.load_data(config.data), config.data.get("normalization", "dataset"))
+    splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
     model = models.build(config.model, splits.num_classes)
-    restored = loop.restore_stage(config, ckpt_dir, model=model, splits=splits)
+    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
     state, _ = restored

@@ -130,6 +130,9 @@ def load_dataset(
     return _call_loader(name, loader, data_dir, download, options)
 
 
+# After the registry: from_config calls load_dataset.
+from snnjax.data.from_config import load_from_config, load_raw, normalize_splits  # noqa: E402
+
 __all__ = [
     "ArrayDataset",
     "DatasetCorruptError",
@@ -146,6 +149,9 @@ __all__ = [
     "eval_batch_indices",
     "eval_batches",
     "load_dataset",
+    "load_from_config",
+    "load_raw",
+    "normalize_splits",
     "make_eval_batch",
     "make_train_batch",
     "normalize",

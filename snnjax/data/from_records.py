@@ -9,7 +9,6 @@ The device side (batches, step, evaluator) is :mod:`snnjax.train.streamed`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from typing import Any
@@ -70,17 +69,6 @@ def _export_if_missing(data_cfg: ml_collections.ConfigDict, directory: str) -> N
     export_dataset(str(data_cfg.name), directory, data_dir=data_cfg.data_dir or None, progress=False)
 
 
-def _normalization(data_cfg: ml_collections.ConfigDict, channels: int) -> tuple[Any, Any]:
-    """Configured constants (``data.mean``/``data.std``, or ``data.normalization`` symmetric/unit), else (None, None)."""
-    from snnjax.data.stats import NORMALIZATIONS
-
-    mean, std = tuple(data_cfg.get("mean", ()) or ()), tuple(data_cfg.get("std", ()) or ())
-    if mean and std:
-        return mean, std
-    stats = NORMALIZATIONS.get(data_cfg.get("normalization", "dataset"))
-    return ((stats[0],) * channels, (stats[1],) * channels) if stats else (None, None)
-
-
 def load(data_cfg: ml_collections.ConfigDict) -> RecordSet:
     """The record set ``config.data`` streams (writing an in-memory dataset's records first if needed)."""
     dataset, data_dir = records_location(data_cfg)
@@ -91,7 +79,7 @@ def load(data_cfg: ml_collections.ConfigDict) -> RecordSet:
         raise InvalidDatasetOptionError(
             f"record sets have no option(s) {unknown} (config.data.options); valid: {list(RECORD_OPTIONS)}."
         )
-    records = open_records(
+    return open_records(
         dataset,
         data_dir=data_dir,
         image_size=int(data_cfg.get("image_size", 0)),
@@ -99,10 +87,11 @@ def load(data_cfg: ml_collections.ConfigDict) -> RecordSet:
         workers=int(data_cfg.get("workers", 2)),
         worker_processes=bool(data_cfg.get("worker_processes", False)),
         train_subset=int(data_cfg.get("train_subset", 0)),
+        # Configured constants (data.mean/std, data.normalization) replace the dataset's statistics in
+        # data.from_config.normalize_splits: then skip sampling them (2,048 decodes per process).
+        use_dataset_stats=not (data_cfg.get("mean", ()) or data_cfg.get("normalization", "dataset") != "dataset"),
         **options,
     )
-    mean, std = _normalization(data_cfg, records.image_shape[-1])
-    return records if mean is None else dataclasses.replace(records, mean=tuple(mean), std=tuple(std))
 
 
 def is_streamed(splits: Any) -> bool:

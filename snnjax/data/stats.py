@@ -28,20 +28,3 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
 # ``config.data.normalization`` -> per-channel (mean, std) on the [0, 1] pixel scale; None = the
 # dataset's own statistics (the default). Poisson input coding (hybrid conversion) needs |x| <= 1.
 NORMALIZATIONS: dict[str, tuple[float, float] | None] = {"symmetric": (0.5, 0.5), "unit": (0.0, 1.0), "dataset": None}
-
-
-def with_normalization(splits, name: str = "dataset"):
-    """``splits`` normalised as ``config.data.normalization`` says: ``symmetric`` maps pixels to
-    [-1, 1], ``unit`` to [0, 1], ``dataset`` keeps the dataset's mean/std."""
-    import dataclasses
-
-    if name not in NORMALIZATIONS:
-        raise ValueError(
-            f"config.data.normalization={name!r} is not valid; choose one of {list(NORMALIZATIONS)} "
-            "(symmetric maps pixels to [-1, 1], unit to [0, 1])"
-        )
-    stats = NORMALIZATIONS[name]
-    if stats is None:
-        return splits
-    channels = splits.image_shape[-1]
-    return dataclasses.replace(splits, mean=(stats[0],) * channels, std=(stats[1],) * channels)

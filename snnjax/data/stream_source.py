@@ -494,6 +494,7 @@ def open_records(
     train_subset: int = 0,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    use_dataset_stats: bool = True,
 ) -> RecordSet:
     """Open a dataset directory (``write_records --out``, a tfds ``<name>/<version>`` folder) or prepared tfds name.
 
@@ -505,7 +506,8 @@ def open_records(
       train_subset: > 0 trains on that many records, the stratified subset
         :func:`snnjax.data.subset.stratified_subset` picks from the labels (as ``data.train_subset``
         does in memory); reading the labels reads every train record once.
-      mean, std: normalisation constants (default: :func:`dataset_stats`).
+      mean, std: normalisation constants (default: :func:`dataset_stats`, or 0 / 1 placeholders when
+        ``use_dataset_stats`` is False because the caller sets its own).
       Others: as in :class:`RecordReader`.
     """
     from snnjax.data.subset import stratified_subset
@@ -537,7 +539,9 @@ def open_records(
         _decode_all(test, eval_t, sample_ids), np.array([test[i][1] for i in sample_ids], np.int32), len(names)
     )
     directory = pathlib.Path(dataset).expanduser() if (pathlib.Path(dataset).expanduser()).is_dir() else None
-    if mean is None or std is None:
+    if (mean is None or std is None) and not use_dataset_stats:
+        mean, std = (0.0,) * image_shape[-1], (1.0,) * image_shape[-1]
+    elif mean is None or std is None:
         mean, std = dataset_stats(directory, train, eval_t)
     train_indices = None
     if train_subset:

@@ -33,8 +33,8 @@ def _module(name: str, part: str) -> Any:
     return importlib.import_module(f"{PIPELINES[name]}.{part}")
 
 
-def get(name: str) -> Callable[[ml_collections.ConfigDict, str], dict[str, Any]]:
-    """The ``run(config, workdir) -> summary`` function of pipeline ``name``."""
+def get(name: str) -> Callable[..., dict[str, Any]]:
+    """The ``run(config, workdir, *, mesh=None) -> summary`` function of pipeline ``name``."""
     return _module(name, "pipeline").run
 
 

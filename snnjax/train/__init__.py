@@ -1,7 +1,7 @@
 """Training engine: state, optimizers, sharded steps, checkpoints, logging and the loop."""
 
 from snnjax.train.checkpoint import Checkpointer, CheckpointError
-from snnjax.train.loop import NonFiniteLossError, StageResult, Teacher, load_data, train_and_evaluate
+from snnjax.train.loop import NonFiniteLossError, StageResult, Teacher, train_and_evaluate
 from snnjax.train.state import TrainState, create_train_state
 from snnjax.train.steps import Distillation, make_eval_step, make_train_step
 
@@ -14,7 +14,6 @@ __all__ = [
     "Teacher",
     "TrainState",
     "create_train_state",
-    "load_data",
     "make_eval_step",
     "make_train_step",
     "train_and_evaluate",

@@ -5,8 +5,8 @@ the devices once; the batch of every step is built inside the jitted step. A run
 same ``workdir`` resumes from its latest checkpoint and continues exactly as if uninterrupted
 (same example order, same random augmentation, same optimizer and BN state).
 
-It reads as its named steps, each usable (and tested) on its own: :func:`set_up` (mesh, data,
-model, optimizer, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
+It reads as its named steps, each usable (and tested) on its own: :func:`set_up` (data, model,
+the stage's :func:`snnjax.train.setup.plan`, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
 :func:`start` (logs, data placement, compilation), :func:`train_epoch`, :func:`end_epoch`
 (:func:`evaluate`, epoch record, :func:`checkpoint`), :func:`close` and :func:`finish` (summary).
 They share one :class:`Run`. In a multi-process run every process executes all of them; only
@@ -23,21 +23,19 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import models
 from snnjax.data import from_records
-from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import distributed, optim, preflight, steps, streamed
+from snnjax.train import distributed, preflight, setup, steps, streamed
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
-from snnjax.train.state import TrainState, create_train_state
+from snnjax.train.state import TrainState
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -59,30 +57,6 @@ class StageResult:
     summary: dict[str, Any]
     state: TrainState
     model: nn.Module
-
-
-def load_data(data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """The dataset named by ``config.data`` (see :func:`snnjax.data.load_dataset`), cut to
-    ``data.train_subset`` training examples when that is > 0; a streamed record set
-    (:func:`snnjax.data.from_records.load`) when ``config.data`` streams."""
-    if from_records.enabled(data_cfg):
-        return from_records.load(data_cfg)
-    splits = data_lib.load_dataset(
-        data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)
-    )
-    return data_lib.take_train_subset(splits, int(data_cfg.get("train_subset", 0)))
-
-
-def init_variables(model: nn.Module, image_shape: tuple[int, ...], seed: int, mesh) -> dict[str, Any]:
-    """Initial variables (``params`` and mutable collections such as ``batch_stats``), replicated."""
-    sample = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-
-    def init(key):
-        variables = model.init({"params": key, **steps.model_rngs(key)}, sample, train=False)
-        return {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
-
-    key = jax.random.fold_in(jax.random.key(seed), 1)
-    return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(key)
 
 
 def count_params(params: Any) -> int:
@@ -110,10 +84,7 @@ class Run:
     mesh: Any
     model: nn.Module
     splits: data_lib.DatasetSplits
-    schedule: Any
-    batch_size: int
-    steps_per_epoch: int
-    total_steps: int
+    plan: setup.Plan  # steps per epoch, total steps, schedule, optimizer, abstract state
     state: TrainState
     ckpt: ckpt_lib.Checkpointer
     train_step: Any  # the pure step, before on-device batching and jit
@@ -144,6 +115,22 @@ class Run:
     def n_devices(self) -> int:
         return int(self.mesh.devices.size)
 
+    @property
+    def schedule(self) -> Any:
+        return self.plan.schedule
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.plan.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self.plan.total_steps
+
 
 def set_up(
     config: ml_collections.ConfigDict,
@@ -157,27 +144,18 @@ def set_up(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
+    mesh: Any = None,
 ) -> Run:
-    """Mesh, data, model, optimizer, the step-0 state (replicated) and the stage's checkpointer."""
-    mesh = mesh_lib.make_mesh()
+    """Data, model, the stage's :class:`~snnjax.train.setup.Plan`, the step-0 state (replicated) and its
+    checkpointer. ``mesh``: the run's mesh (built once by the caller; None: all devices)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     repl = mesh_lib.replicated(mesh)
-    batch_size = int(config.data.batch_size)
-    mesh_lib.check_batch_size(batch_size, mesh)
-    splits = splits or load_data(config.data)
+    splits = splits or data_lib.load_from_config(config.data)
     model = model or models.build(config.model, splits.num_classes)
-    spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
-    epochs = int(config.train.epochs)
-    schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
-    tx = optim.make_optimizer(config.optim, schedule)
-    if trainable is not None:
-        tx = optim.freeze(tx, trainable)
-
-    variables = initial_variables or init_variables(model, splits.image_shape, int(config.seed), mesh)
-    variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
-    state_key = jax.random.fold_in(jax.random.key(int(config.seed)), 2)
-    state = jax.jit(lambda v: create_train_state(v, tx, state_key), out_shardings=repl)(variables)
-    if initial_opt_state is not None:  # a fresh state only: resume() replaces it by the checkpoint's
-        state = state.replace(opt_state=jax.device_put(initial_opt_state(jax.device_get(state.opt_state)), repl))
+    the_plan = setup.plan(config, splits, model, mesh, trainable=trainable)
+    variables = initial_variables or setup.init_variables(model, splits.image_shape, int(config.seed), mesh)
+    # A fresh state only: resume() replaces it (and any initial_opt_state) by the checkpoint's.
+    state = setup.initial_state(the_plan, variables, int(config.seed), mesh, initial_opt_state=initial_opt_state)
 
     distill = teacher_vars = None
     if teacher is not None:
@@ -190,13 +168,10 @@ def set_up(
         mesh=mesh,
         model=model,
         splits=splits,
-        schedule=schedule,
-        batch_size=batch_size,
-        steps_per_epoch=spe,
-        total_steps=spe * epochs,
+        plan=the_plan,
         state=state,
         ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage), keep=int(config.train.keep_checkpoints)),
-        train_step=make_step(model, tx, distillation=distill, nonfinite=config.train.nonfinite),
+        train_step=make_step(model, the_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
         teacher_variables=teacher_vars,
     )
     return run
@@ -216,6 +191,8 @@ def resume(run: Run) -> int | None:
                 f"{run.ckpt.directory} holds a run of a different model/data config ({'; '.join(diffs)}). "
                 "Nothing was overwritten. Fix: use the original config to resume, or a fresh --workdir."
             )
+        # The structure of the state being trained (given initial variables may carry collections that
+        # a fresh init does not), with its shardings.
         run.state, run.meta = run.ckpt.restore(latest, ckpt_lib.abstract_like(run.state))
         distributed.say(
             f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, epoch {run.meta['epoch']})"
@@ -440,6 +417,7 @@ def train_and_evaluate(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
+    mesh: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
 
@@ -459,6 +437,7 @@ def train_and_evaluate(
       trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
       initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
         e.g. to load momentum buffers from an earlier stage.
+      mesh: the run's device mesh, built once by the caller (``launch.py``); None: all devices.
 
     Returns:
       the stage summary, the final state and the model.
@@ -474,6 +453,7 @@ def train_and_evaluate(
         make_step=make_step,
         trainable=trainable,
         initial_opt_state=initial_opt_state,
+        mesh=mesh,
     )
     resume(run)
     try:
@@ -510,57 +490,3 @@ def _postfix(record: dict[str, float]) -> str:
 
 def stage_checkpoint_dir(workdir: str, stage: str) -> str:
     return os.path.join(workdir, "checkpoints", stage)
-
-
-def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: str, fix: str) -> str:
-    """The checkpoint directory behind a user-given ``path``.
-
-    ``path`` may be a run's workdir (then ``<path>/checkpoints/<stage>`` for the first of ``stages``
-    that holds a step directory) or a checkpoint directory itself. ``key`` (the config key),
-    ``what`` and ``fix`` word the error raised when none holds a checkpoint.
-    """
-    candidates = [stage_checkpoint_dir(path, stage) for stage in stages] + [path]
-    for candidate in candidates:
-        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
-            return candidate
-    raise FileNotFoundError(
-        f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). Fix: {fix}"
-    )
-
-
-def restore_stage(
-    config: ml_collections.ConfigDict, checkpoint_dir: str, *, model: nn.Module, splits: data_lib.DatasetSplits
-) -> tuple[TrainState, dict[str, Any]] | None:
-    """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
-
-    Nothing is compiled: the target structure comes from ``jax.eval_shape``.
-    """
-    if not os.path.isdir(checkpoint_dir):
-        return None
-    mesh = mesh_lib.make_mesh()
-    repl = mesh_lib.replicated(mesh)
-    spe = data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size))
-    tx = optim.make_optimizer(config.optim, optim.learning_rate_schedule(config.optim, spe, int(config.train.epochs)))
-    sample = jnp.zeros((1,) + tuple(splits.image_shape), jnp.float32)
-
-    def fresh_state():
-        key = jax.random.key(0)
-        variables = model.init({"params": key, **steps.model_rngs(key)}, sample, train=False)
-        variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
-        return create_train_state(variables, tx, jax.random.key(0))
-
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(fresh_state)
-    )
-    ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
-    try:
-        latest = ckpt.latest_step()
-        return None if latest is None else ckpt.restore(latest, abstract)
-    finally:
-        ckpt.close()
-
-
-def total_steps(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> int:
-    return data_pipeline.steps_per_epoch(splits.train.num_examples, int(config.data.batch_size)) * int(
-        config.train.epochs
-    )

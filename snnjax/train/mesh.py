@@ -16,13 +16,6 @@ from jax.sharding import PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def maybe_initialize_distributed() -> bool:
-    """Start multi-process JAX when the environment says so (see :mod:`snnjax.train.distributed`)."""
-    from snnjax.train import distributed
-
-    return distributed.initialize_from_env()
-
-
 def make_mesh(devices: list | None = None) -> Mesh:
     """A 1-D mesh with axis ``"data"`` over ``devices`` (default: all devices of all hosts)."""
     devices = jax.devices() if devices is None else devices
@@ -46,8 +39,3 @@ def check_batch_size(batch_size: int, mesh: Mesh, key: str = "config.data.batch_
             f"{key}={batch_size} must be a positive multiple of the device count {n}; "
             f"use e.g. {max(n, (batch_size // n) * n or n)}"
         )
-
-
-def global_batch_from_local(local: np.ndarray, mesh: Mesh) -> jax.Array:
-    """Assemble a batch-sharded global array from this host's slice ``[B / num_hosts, ...]``."""
-    return jax.make_array_from_process_local_data(batch_sharded(mesh), local)

@@ -7,11 +7,15 @@ from typing import Any
 
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax.train import loop
+from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run, spike_summary
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
-    result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits)
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+    """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    splits = data_lib.load_from_config(config.data)
+    result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits, mesh=mesh)
     return finish_run(workdir, {**result.summary, "spikes": spike_summary(result, splits)})

@@ -10,6 +10,10 @@ run whose checkpoints live in ``workdir/checkpoints/<stage>`` and whose summary 
 2. otherwise returns the stage of this workdir if it finished earlier (all steps done and its summary
    written), without compiling anything;
 3. otherwise trains it (resuming from its latest checkpoint, if any) and writes its summary.
+
+The stage-checkpoint lookup (:func:`find_checkpoint_dir`) and restore (:func:`restore_stage`, onto the
+abstract state of the stage's :func:`snnjax.train.setup.plan`) live here, beside the runner; the
+training loop only resumes its own stage.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import flax.linen as nn
 import ml_collections
 
 from snnjax import data as data_lib
-from snnjax.train import loop, steps
+from snnjax.train import checkpoint as ckpt_lib
+from snnjax.train import loop, setup, steps
+from snnjax.train import mesh as mesh_lib
+from snnjax.train.state import TrainState
 from snnjax.train.summary import write_json
 
 
@@ -67,6 +74,48 @@ def summary_path(workdir: str, stage: str) -> str:
     return os.path.join(workdir, f"{stage}_summary.json")
 
 
+def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: str, fix: str) -> str:
+    """The checkpoint directory behind a user-given ``path``.
+
+    ``path`` may be a run's workdir (then ``<path>/checkpoints/<stage>`` for the first of ``stages``
+    that holds a step directory) or a checkpoint directory itself. ``key`` (the config key),
+    ``what`` and ``fix`` word the error raised when none holds a checkpoint.
+    """
+    candidates = [loop.stage_checkpoint_dir(path, stage) for stage in stages] + [path]
+    for candidate in candidates:
+        if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
+            return candidate
+    raise FileNotFoundError(
+        f"{key}={path!r} holds no {what} checkpoint (looked in {', '.join(candidates)}). Fix: {fix}"
+    )
+
+
+def restore_stage(
+    config: ml_collections.ConfigDict,
+    checkpoint_dir: str,
+    *,
+    model: nn.Module,
+    splits: data_lib.DatasetSplits,
+    mesh: Any = None,
+    the_plan: setup.Plan | None = None,
+) -> tuple[TrainState, dict[str, Any]] | None:
+    """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
+
+    Nothing is compiled: the target structure is the stage plan's abstract state
+    (:func:`snnjax.train.setup.plan`; pass ``the_plan`` when the caller has it).
+    """
+    if not os.path.isdir(checkpoint_dir):
+        return None
+    if the_plan is None:
+        the_plan = setup.plan(config, splits, model, mesh if mesh is not None else mesh_lib.make_mesh())
+    ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
+    try:
+        latest = ckpt.latest_step()
+        return None if latest is None else ckpt.restore(latest, the_plan.abstract_state)
+    finally:
+        ckpt.close()
+
+
 def sub_stage_config(
     config: ml_collections.ConfigDict,
     *,
@@ -98,7 +147,7 @@ def stored_config(restore: Restore) -> ml_collections.ConfigDict:
     from snnjax import models
     from snnjax.train import checkpoint as ckpt_lib
 
-    source = loop.find_checkpoint_dir(
+    source = find_checkpoint_dir(
         restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
     )
     reader = ckpt_lib.Checkpointer(source, keep=1, async_save=False)
@@ -126,16 +175,19 @@ def run_stage(
     restore: Restore | None = None,
     make_step: Callable = steps.make_train_step,
     extra_summary: dict[str, Any] | None = None,
+    mesh: Any = None,
 ) -> StageOutput:
     """Restore, resume or train stage ``stage`` of ``config`` (a single-stage config); see the module doc.
 
-    ``extra_summary`` is added to the summary of a stage trained here (and saved with it).
+    ``extra_summary`` is added to the summary of a stage trained here (and saved with it). ``mesh``: the
+    run's mesh, built once by the caller (None: all devices).
     """
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     if restore is not None and restore.checkpoint:
-        source = loop.find_checkpoint_dir(
+        source = find_checkpoint_dir(
             restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
         )
-        restored = loop.restore_stage(config, source, model=model, splits=splits)
+        restored = restore_stage(config, source, model=model, splits=splits, mesh=mesh)
         if restored is None:
             raise FileNotFoundError(
                 f"{restore.key}={restore.checkpoint!r}: no {restore.what} checkpoint could be "
@@ -144,13 +196,17 @@ def run_stage(
         state, meta = restored
         _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
         return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)
-    path = summary_path(workdir, stage)
-    restored = loop.restore_stage(config, loop.stage_checkpoint_dir(workdir, stage), model=model, splits=splits)
-    if restored is not None and int(restored[0].step) >= loop.total_steps(config, splits) and os.path.exists(path):
-        _log(f"[{stage}] finished earlier; restored from {loop.stage_checkpoint_dir(workdir, stage)}")
-        with open(path) as f:
-            return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)
-    result = loop.train_and_evaluate(config, workdir, stage=stage, model=model, splits=splits, make_step=make_step)
+    path, ckpt_dir = summary_path(workdir, stage), loop.stage_checkpoint_dir(workdir, stage)
+    if os.path.exists(path) and os.path.isdir(ckpt_dir):  # finished earlier, if all its steps are done
+        the_plan = setup.plan(config, splits, model, mesh)
+        restored = restore_stage(config, ckpt_dir, model=model, splits=splits, the_plan=the_plan)
+        if restored is not None and int(restored[0].step) >= the_plan.total_steps:
+            _log(f"[{stage}] finished earlier; restored from {ckpt_dir}")
+            with open(path) as f:
+                return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)
+    result = loop.train_and_evaluate(
+        config, workdir, stage=stage, model=model, splits=splits, make_step=make_step, mesh=mesh
+    )
     summary = {**result.summary, **(extra_summary or {})}
     write_json(path, summary)
     return StageOutput(result.state.variables, summary, result.state.opt_state)

@@ -36,8 +36,8 @@ class Distillation:
     """Hinton KD from a frozen teacher run in inference mode on the same augmented batch."""
 
     teacher: nn.Module
-    temperature: float = 4.0
-    alpha: float = 0.3
+    temperature: float  # config.kd.temperature
+    alpha: float  # config.kd.alpha
 
 
 @dataclasses.dataclass(frozen=True)

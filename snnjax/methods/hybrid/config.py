@@ -68,16 +68,6 @@ def with_milestone_fractions(optim: ml_collections.ConfigDict, epochs: int) -> m
     return out
 
 
-def normalization_name(config: ml_collections.ConfigDict, stage: str = "snn") -> str:
-    """The input normalisation of ``stage`` (``ann`` or ``snn``): ``config.ann.normalization`` for the
-    ANN when set (the official CIFAR code trains its ANN on the dataset's mean/std but runs the SNN on
-    0.5/0.5), else ``config.data.normalization``."""
-    name = config.data.get("normalization", "dataset")
-    if stage == "ann" and config.ann.get("normalization", ""):
-        name = config.ann.normalization
-    return name
-
-
 def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The ANN twin of ``config.model`` with the ANN's conv dropout ``config.ann.dropout`` (official:
     0.2 for the ANN, 0.3 for the SNN; < 0 keeps the SNN's rate)."""
@@ -89,12 +79,17 @@ def ann_model_config(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 def ann_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The single-stage config of stage 1: the ANN twin of ``config.model``, ``ann.optim`` / ``ann.train``."""
-    return stages.sub_stage_config(
+    cfg = stages.sub_stage_config(
         config,
         model=ann_model_config(config),
         optim=with_milestone_fractions(config.ann.optim, int(config.ann.train.epochs)),
         train=config.ann.train,
     )
+    # The official CIFAR code trains its ANN on the dataset's mean/std but runs the SNN on 0.5/0.5:
+    # ann.normalization, when set, is the ANN stage's data.normalization (saved with its checkpoints).
+    if config.ann.get("normalization", ""):
+        cfg.data.normalization = config.ann.normalization
+    return cfg
 
 
 def stdb_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -122,13 +117,6 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             "model.neuron",
             cfg.model.neuron,
             "config.model is the SNN of the hybrid pipeline: use 'if' or 'lif' (the ANN of stage 1 is derived from it)",
-        )
-    normalization = cfg.data.get("normalization", "dataset")
-    if normalization not in NORMALIZATIONS:
-        config_lib.fail(
-            "data.normalization",
-            normalization,
-            f"choose one of {list(NORMALIZATIONS)} (symmetric maps pixels to [-1, 1], unit to [0, 1])",
         )
     ann_normalization = cfg.ann.get("normalization", "")
     if ann_normalization and ann_normalization not in NORMALIZATIONS:

@@ -103,7 +103,7 @@ def if_neurons(
         u = neurons.charge(
             u_prev, jax.lax.stop_gradient(s_prev), current, decay=decay, v_threshold=v_threshold, reset="soft"
         )
-        s = surrogates.spike(u / v_threshold - 1.0, surrogate, dt)
+        s = neurons.fire(u, v_threshold, surrogate, since_spike=dt, relative=True)
         fired = jax.lax.stop_gradient(s) > 0
         next_dt = jnp.where(fired, 1.0, dt + 1.0)
         return NeuronState(u, s, next_dt), s.astype(currents.dtype)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import jax
@@ -29,25 +28,19 @@ import numpy as np
 from snnjax import data as data_lib
 from snnjax import models
 from snnjax.data import pipeline as data_pipeline
-from snnjax.data import stats as data_stats
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
 from snnjax.methods.hybrid.vgg import VGG
-from snnjax.train import loop, stages
-from snnjax.train.metric_writer import MetricWriter
+from snnjax.train import distributed, loop, stages
+from snnjax.train import mesh as mesh_lib
+from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.summary import finish_run, write_json
 
 CONVERSION_FILE = "conversion.json"
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def prepare_splits(config: ml_collections.ConfigDict, stage: str = "snn") -> data_lib.DatasetSplits:
-    """``config.data`` with the normalisation of ``stage`` (``snn``: ``config.data.normalization``;
-    ``ann``: ``config.ann.normalization`` when set, see :func:`hybrid_config.normalization_name`)."""
-    return data_stats.with_normalization(loop.load_data(config.data), hybrid_config.normalization_name(config, stage))
+    distributed.say(message)  # process 0 only
 
 
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
@@ -106,7 +99,7 @@ def convert(
         "width": int(config.model.width),
         "encoding": config.model.encoding,
         "normalization": config.data.get("normalization", "dataset"),
-        "ann_normalization": hybrid_config.normalization_name(config, "ann"),
+        "ann_normalization": hybrid_config.ann_config(config).data.normalization,
         "spike_delay": bool(config.model.get("spike_delay", False)),
         "ann_checkpoint": config.ann.checkpoint,
         "seed": int(config.seed),
@@ -187,7 +180,11 @@ def evaluate_converted(
     }
     if config.conversion.report_unscaled:
         out["accuracy_unscaled"] = _sweep(config, splits, model, conversion.snn_variables(ann_params, thresholds))
-    writer = MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
+    writer = (  # logs from process 0 only, as the training loop's
+        MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
+        if distributed.is_primary()
+        else NullWriter()
+    )
     try:
         for t, acc in out["accuracy"].items():
             extra = {"test_accuracy_unscaled": out["accuracy_unscaled"][t]} if "accuracy_unscaled" in out else {}
@@ -200,12 +197,14 @@ def evaluate_converted(
     return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    raw = loop.load_data(config.data)
-    splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "snn"))
-    ann_splits = data_stats.with_normalization(raw, hybrid_config.normalization_name(config, "ann"))
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+    """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    acfg = hybrid_config.ann_config(config)  # its data.normalization is the ANN's
+    raw = data_lib.load_raw(config.data)
+    splits = data_lib.normalize_splits(raw, config.data)
+    ann_splits = data_lib.normalize_splits(raw, acfg.data)
     model = models.build(config.model, splits.num_classes)
-    acfg = hybrid_config.ann_config(config)
     ann = stages.run_stage(
         acfg,
         workdir,
@@ -213,12 +212,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         model=models.build(acfg.model, splits.num_classes),
         splits=ann_splits,
         restore=hybrid_config.ann_restore(config),
+        mesh=mesh,
     )
     record = convert(config, workdir, splits, ann.variables, model)
 
     initial = conversion.snn_variables(jax.device_get(ann.variables), record["scaled_thresholds"])
     result = loop.train_and_evaluate(
-        hybrid_config.stdb_config(config), workdir, stage="stdb", model=model, splits=splits, initial_variables=initial
+        hybrid_config.stdb_config(config),
+        workdir,
+        stage="stdb",
+        model=model,
+        splits=splits,
+        initial_variables=initial,
+        mesh=mesh,
     )
     summary = dict(result.summary)
     summary.update(

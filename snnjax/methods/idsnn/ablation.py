@@ -3,8 +3,6 @@
     python -m snnjax.methods.idsnn.ablation --config configs/idsnn.py:digits --workdir runs/ablation --seeds 0,1,2
     python -m snnjax.methods.idsnn.ablation --config configs/idsnn.py:cifar100,decay10 --workdir runs/abl100 --seeds 445
 
-(``python -m snnjax.ablation`` still works for one release.)
-
 For each seed the teacher is trained once (``WORKDIR/seed<S>/teacher``) and shared by the arms
 that need it; each arm runs in ``WORKDIR/seed<S>/<arm>`` (re-running skips what is finished). The
 result is ``WORKDIR/ablation.json``, ``WORKDIR/ablation.md`` and ``WORKDIR/ablation.png``: per arm the
@@ -18,14 +16,13 @@ for IDSNN).
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from snnjax.methods.idsnn.config import ARMS, KD_ALPHA
+from snnjax.methods.idsnn.config import ARMS, apply_arm
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the ablation.")
@@ -36,9 +33,7 @@ _ARMS = flags.DEFINE_list("arms", list(ARMS), f"Arms to run, from {list(ARMS)}."
 def arm_config(config, arm: str, seed: int, teacher_dir: str | None):
     cfg = config.copy_and_resolve_references()
     cfg.seed = seed
-    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
-    if arm == "kd_only":  # the other arms keep the base config's weight (0.3 in the presets)
-        cfg.kd.alpha = KD_ALPHA[arm]
+    apply_arm(cfg, arm)  # switches and KD weight exactly as the arm's preset (configs/idsnn.py)
     cfg.teacher.checkpoint = teacher_dir or ""
     return cfg
 
@@ -137,10 +132,11 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from snnjax import config as config_lib
+    from snnjax import data as data_lib
     from snnjax import models
     from snnjax.methods.idsnn import config as idsnn_config
     from snnjax.methods.idsnn import pipeline
-    from snnjax.train import loop, stages, summary
+    from snnjax.train import distributed, stages, summary
 
     config = _CONFIG.value
     config_lib.validate(config)
@@ -151,7 +147,11 @@ def main(argv):
         raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     if "baseline" in arms:  # the convergence metric needs the baseline first
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    splits = loop.load_data(config.data)
+    from snnjax.train import mesh as mesh_lib
+
+    mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
+    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
+    splits = data_lib.load_from_config(config.data)
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
     for seed in (int(s) for s in _SEEDS.value):
         teacher_dir = None
@@ -160,13 +160,18 @@ def main(argv):
             tcfg = idsnn_config.teacher_config(arm_config(config, "idsnn", seed, None))
             os.makedirs(teacher_dir, exist_ok=True)
             stages.run_stage(
-                tcfg, teacher_dir, "teacher", model=models.build(tcfg.model, splits.num_classes), splits=splits
+                tcfg,
+                teacher_dir,
+                "teacher",
+                model=models.build(tcfg.model, splits.num_classes),
+                splits=splits,
+                mesh=mesh,
             )
         for arm in arms:
             wd = os.path.join(root, f"seed{seed}", arm)
             os.makedirs(wd, exist_ok=True)
-            print(f"== seed {seed} arm {arm} -> {wd}", file=sys.stderr)
-            result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd)
+            distributed.say(f"== seed {seed} arm {arm} -> {wd}")
+            result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd, mesh=mesh)
             results[arm][seed] = {
                 "best": result["best_test_accuracy"],
                 "final": result["final_test_accuracy"],
@@ -174,10 +179,11 @@ def main(argv):
             }
         table = summarize(results)
         summary.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
-        with open(os.path.join(root, "ablation.md"), "w") as f:
-            f.write(to_markdown(table, int(config.train.epochs)))
-        plot_curves(results, os.path.join(root, "ablation.png"))
-    print(to_markdown(summarize(results), int(config.train.epochs)))
+        summary.write_text(os.path.join(root, "ablation.md"), to_markdown(table, int(config.train.epochs)))
+        if distributed.is_primary():  # files and console from process 0 only, as the pipelines
+            plot_curves(results, os.path.join(root, "ablation.png"))
+    if distributed.is_primary():
+        print(to_markdown(summarize(results), int(config.train.epochs)))
 
 
 def cli() -> None:

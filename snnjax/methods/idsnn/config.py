@@ -5,15 +5,38 @@ from __future__ import annotations
 import ml_collections
 
 from snnjax import config as config_lib
-from snnjax import models, presets
+from snnjax import losses, models, presets
 from snnjax.methods.idsnn import transplant
 from snnjax.train import stages
 
 # The paper's ablation arms: (transplant.enabled, kd.enabled). First: the order of the ablation table.
 ARMS = {"baseline": (False, False), "init_only": (True, False), "kd_only": (False, True), "idsnn": (True, True)}
 DEFAULT_ARM = "idsnn"
-# KD weight per arm, as in the official code: train_kd.py (KD only) uses 0.5, the IDSNN script 0.3.
-KD_ALPHA = {"baseline": 0.3, "init_only": 0.3, "kd_only": 0.5, "idsnn": 0.3}
+# KD weight per arm, as in the official code: train_kd.py (KD only) uses 0.5, the IDSNN script 0.3
+# (losses.KD_ALPHA, the library default).
+KD_ALPHA = {arm: (0.5 if arm == "kd_only" else losses.KD_ALPHA) for arm in ARMS}
+# The official code has no init code: PyTorch's defaults, for the student, the baseline and the teacher.
+INIT = "pytorch"
+
+
+def apply_arm(cfg: ml_collections.ConfigDict, arm: str) -> ml_collections.ConfigDict:
+    """Set ``cfg`` to ablation ``arm`` in place (and return it): the transplant and KD switches and the
+    arm's KD weight. The one place an arm is decided: ``configs/idsnn.py`` and the ablation runner call it."""
+    if arm not in ARMS:
+        config_lib.fail("arm", arm, f"choose one of {list(ARMS)}")
+    cfg.transplant.enabled, cfg.kd.enabled = ARMS[arm]
+    cfg.kd.alpha = KD_ALPHA[arm]
+    return cfg
+
+
+def student_model() -> ml_collections.ConfigDict:
+    """The student / baseline SNN: the library's Spiking ResNet18 with the official code's init."""
+    return models.model_config(init=INIT)
+
+
+def teacher_model() -> ml_collections.ConfigDict:
+    """The ANN teacher (ResNet34, ReLU, T = 1) with the official code's init."""
+    return presets.teacher_model(init=INIT)
 
 
 def transplant_section(enabled: bool = True) -> ml_collections.ConfigDict:
@@ -35,7 +58,7 @@ def teacher_section() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         dict(
             checkpoint="",  # workdir of a finished teacher run; "" trains the teacher as stage 1
-            model=presets.teacher_model(init="pytorch"),  # the official code has no init code
+            model=teacher_model(),
             optim=config_lib.optim_config(),
             train=config_lib.train_config(),
         )

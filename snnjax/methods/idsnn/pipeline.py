@@ -21,14 +21,18 @@ from typing import Any
 import jax
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax import models
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
-from snnjax.train import distributed, loop, stages
+from snnjax.train import distributed, loop, setup, stages
+from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run, spike_summary, write_text
 
 
-def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -> tuple[Any, dict[str, Any]]:
+def transplant_source(
+    config: ml_collections.ConfigDict, workdir: str, splits, mesh: Any = None
+) -> tuple[Any, dict[str, Any]]:
     """Variables of ``config.transplant.checkpoint``'s ANN, rebuilt from the config stored with it
     (any depth or width: e.g. a same-depth ResNet18 while KD uses the ResNet34), and what it was."""
     restore = idsnn_config.transplant_source_restore(config)
@@ -45,6 +49,7 @@ def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -
         model=models.build(scfg.model, splits.num_classes),
         splits=splits,
         restore=restore,
+        mesh=mesh,
     )
     return source.variables, {
         "checkpoint": restore.checkpoint,
@@ -53,8 +58,10 @@ def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits) -
     }
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+    """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    splits = data_lib.load_from_config(config.data)
     student = models.build(config.model, splits.num_classes)
     teacher_model = teacher = None
     separate_source = bool(config.transplant.enabled) and bool(config.transplant.get("checkpoint", ""))
@@ -62,15 +69,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         tcfg = idsnn_config.teacher_config(config)
         teacher_model = models.build(tcfg.model, splits.num_classes)
         teacher = stages.run_stage(
-            tcfg, workdir, "teacher", model=teacher_model, splits=splits, restore=idsnn_config.teacher_restore(config)
+            tcfg,
+            workdir,
+            "teacher",
+            model=teacher_model,
+            splits=splits,
+            restore=idsnn_config.teacher_restore(config),
+            mesh=mesh,
         )
 
     initial, report_counts = None, {}
     if config.transplant.enabled:
         source_vars, source_info = (teacher.variables if teacher else None), {"model": config.teacher.model.name}
         if separate_source:
-            source_vars, source_info = transplant_source(config, workdir, splits)
-        fresh = loop.init_variables(student, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
+            source_vars, source_info = transplant_source(config, workdir, splits, mesh)
+        fresh = setup.init_variables(student, splits.image_shape, int(config.seed), mesh)
         initial, report = transplant.transplant(
             jax.device_get(source_vars),
             jax.device_get(fresh),
@@ -88,7 +101,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None
     result = loop.train_and_evaluate(
-        config, workdir, stage="student", model=student, splits=splits, initial_variables=initial, teacher=kd_teacher
+        config,
+        workdir,
+        stage="student",
+        model=student,
+        splits=splits,
+        initial_variables=initial,
+        teacher=kd_teacher,
+        mesh=mesh,
     )
     summary = dict(result.summary)
     summary.update(

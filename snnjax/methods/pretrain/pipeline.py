@@ -20,24 +20,27 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from typing import Any
 
 import jax
 import ml_collections
 
+from snnjax import data as data_lib
 from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.pretrain import config as pretrain_config
 from snnjax.methods.pretrain import transfer
-from snnjax.train import evaluate, loop, stages, steps
-from snnjax.train.summary import finish_run
+from snnjax.train import distributed, evaluate, loop, setup, stages, steps
+from snnjax.train import mesh as mesh_lib
+from snnjax.train.summary import finish_run, write_text
 
 REPORT_FILE = "transfer_report.txt"
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = loop.load_data(config.data)
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+    """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    splits = data_lib.load_from_config(config.data)
     pretrain_config.check_event_steps(config, splits.image_shape, f"config.data.name={config.data.name!r}")
     snn = models.build(config.model, splits.num_classes)
 
@@ -45,7 +48,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     trainable, opt_state_fn = None, None
     if config.pretrain.enabled:
         pcfg = pretrain_config.pretrain_config(config)
-        psplits = loop.load_data(pcfg.data)
+        psplits = data_lib.load_from_config(pcfg.data)
         if len(psplits.image_shape) != 3:
             raise ValueError(
                 f"pretraining data {psplits.name!r} has samples of shape {psplits.image_shape}; the ANN "
@@ -62,6 +65,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             model=transfer.build_ann(config.model, psplits.num_classes, config.pretrain),
             restore=pretrain_config.pretrain_restore(config),
             make_step=transfer.epoch_fed_step(spe) if sharpened else steps.make_train_step,
+            mesh=mesh,
             extra_summary={
                 "activation": config.pretrain.activation,
                 "bn_scale_init": float(config.pretrain.bn_scale_init),
@@ -69,30 +73,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
         pre_summary = ann.summary
         reinit = pretrain_config.parse_reinit(config.pretrain.reinit)
-        fresh = loop.init_variables(snn, splits.image_shape, int(config.seed), loop.mesh_lib.make_mesh())
+        fresh = setup.init_variables(snn, splits.image_shape, int(config.seed), mesh)
         initial, report = transfer.load_pretrained(jax.device_get(ann.variables), jax.device_get(fresh), reinit=reinit)
-        with open(os.path.join(workdir, REPORT_FILE), "w") as f:
-            f.write(report.to_text(title="transfer", source="ANN") + "\n")
+        write_text(os.path.join(workdir, REPORT_FILE), report.to_text(title="transfer", source="ANN") + "\n")
         counts = transfer.transfer_counts(report)
         if config.pretrain.eval_transfer:
             # What the ANN weights give the SNN before any fine-tuning (the paper's starting point).
             counts["test_accuracy_before_finetune"] = evaluate.evaluate(
                 snn, initial, splits, batch_size=int(config.data.eval_batch_size)
             )["correct"]
-        print(
+        distributed.say(
             f"[transfer] {report.transplanted} tensors loaded from the ANN, {report.kept} kept as initialised "
-            f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}",
-            file=sys.stderr,
+            f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}"
         )
         copied = transfer.copied_params(report)
         if config.pretrain.get("freeze_loaded", False):
             # Official pipe-D: every loaded tensor frozen (requires_grad=False); the new modules train.
             trainable = transfer.trainable_mask(initial["params"], copied)
             counts["trainable_tensors"] = sum(bool(t) for t in jax.tree.leaves(trainable))
-            print(
+            distributed.say(
                 f"[transfer] freeze_loaded: {len(copied)} loaded parameter tensors frozen, "
-                f"{counts['trainable_tensors']} trained",
-                file=sys.stderr,
+                f"{counts['trainable_tensors']} trained"
             )
         if config.pretrain.get("load_optimizer_state", False):
             # Official pipe-S fine-tuning: optimizer.load_state_dict of the pretraining run (momentum).
@@ -110,6 +111,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         initial_variables=initial,
         trainable=trainable,
         initial_opt_state=opt_state_fn,
+        mesh=mesh,
     )
     summary = dict(result.summary)
     summary.update(

@@ -159,14 +159,18 @@ def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: flo
         keep = jax.random.bernoulli(key, 1.0 - rate, (steps, current.shape[0]) + current.shape[2:])
         masks = keep.astype(jnp.float32) / (1.0 - rate)
 
-    def step(mem, inputs):
+    def step(carry, inputs):
+        # The previous step's dropout mask scales the membrane it kept: a hard-reset charge whose
+        # decay is that mask (mem = mp * (1 - spike) * mask, then mp = mem + I).
+        u_prev, s_prev, mask_prev = carry
         i_t, mask = inputs
-        mp = mem + i_t
-        spike = (mp > vth).astype(jnp.float32)
-        return mp * (1.0 - spike) * mask, spike
+        u = neurons.charge(u_prev, s_prev, i_t, decay=mask_prev, v_threshold=vth, reset="hard")
+        s = neurons.fire(u, vth)
+        return (u, s, mask), s
 
     zeros = jnp.zeros((current.shape[0],) + current.shape[2:], jnp.float32)
-    _, spikes = jax.lax.scan(step, zeros, (jnp.moveaxis(current, 1, 0), masks))
+    ones = jnp.ones_like(masks[0])
+    _, spikes = jax.lax.scan(step, (zeros, zeros, ones), (jnp.moveaxis(current, 1, 0), masks))
     return jnp.moveaxis(spikes, 0, 1)
 
 

@@ -13,8 +13,6 @@ paper's time/memory comparison.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from typing import Any
 
 import jax
@@ -26,7 +24,8 @@ from snnjax import data as data_lib
 from snnjax import losses, models
 from snnjax.methods.snn2ann import step as snn2ann_step
 from snnjax.methods.snn2ann.models import split_name
-from snnjax.train import evaluate, loop, steps
+from snnjax.train import distributed, evaluate, loop, steps
+from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run
 
 
@@ -58,27 +57,16 @@ def threshold_summary(thresholds: dict[str, Any]) -> dict[str, float]:
     return {"/".join(str(getattr(k, "key", k)) for k in path[:-1]): float(np.mean(v)) for path, v in flat}
 
 
-def with_normalization(splits: data_lib.DatasetSplits, data_cfg: ml_collections.ConfigDict) -> data_lib.DatasetSplits:
-    """``splits`` with ``config.data.mean`` / ``std`` when set (the official CIFAR constants of
-    ``snnjax.methods.snn2ann.models.OFFICIAL_MEAN`` / ``OFFICIAL_STD``); empty tuples keep the dataset's own."""
-    mean, std = tuple(data_cfg.get("mean", ()) or ()), tuple(data_cfg.get("std", ()) or ())
-    if not mean and not std:
-        return splits
-    channels = splits.image_shape[-1]
-    if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise ValueError(
-            f"config.data.mean={mean} / std={std} need {channels} values each (std > 0) for "
-            f"{splits.name}; set both to () to use the dataset's statistics"
-        )
-    return dataclasses.replace(splits, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
-
-
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    splits = with_normalization(loop.load_data(config.data), config.data)
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+    """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    splits = data_lib.load_from_config(config.data)  # data.mean/std: the official CIFAR constants
     model = models.build(config.model, splits.num_classes)
     bptt = config.arm == "bptt"
     make_step = steps.make_train_step if bptt else snn2ann_step.make_train_step
-    result = loop.train_and_evaluate(config, workdir, stage=config.arm, model=model, splits=splits, make_step=make_step)
+    result = loop.train_and_evaluate(
+        config, workdir, stage=config.arm, model=model, splits=splits, make_step=make_step, mesh=mesh
+    )
     summary = dict(result.summary)
     summary.update(
         pipeline="snn2ann",
@@ -94,9 +82,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
         summary["final"] = branch
         summary["threshold_mean_per_layer"] = threshold_summary(variables["thresholds"])
-        print(
+        distributed.say(
             f"[snn2ann] final SNN test accuracy {branch['snn_test_accuracy']:.4f}, ANN branch "
-            f"{branch['ann_branch_test_accuracy']:.4f}, SNN firing rate {branch['snn_firing_rate']:.3f}",
-            file=sys.stderr,
+            f"{branch['ann_branch_test_accuracy']:.4f}, SNN firing rate {branch['snn_firing_rate']:.3f}"
         )
     return finish_run(workdir, summary)

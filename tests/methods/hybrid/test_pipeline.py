@@ -1,6 +1,5 @@
 """The hybrid_stdb pipeline end to end through launch.py on digits, at a tiny size, and its re-run."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -75,17 +74,10 @@ def test_digits_run_writes_summary_and_reruns_skip_finished_stages(tmp_path):
     assert set(analysis["neurons"]) == {f"{n}_act" for n in ("conv0", "conv1", "conv2", "fc0", "fc1")}
 
 
-def _config(arg="digits"):
-    spec = importlib.util.spec_from_file_location("hybrid_cfg", os.path.join(ROOT, "configs", "hybrid_stdb.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
-def test_presets_pass_validation_and_follow_the_paper():
-    c10 = _config("cifar10")
+def test_presets_pass_validation_and_follow_the_paper(load_config):
+    c10 = load_config("hybrid_stdb", "cifar10")
     config_lib.validate(c10)
-    config_lib.validate(_config("digits"))
+    config_lib.validate(load_config("hybrid_stdb", "digits"))
     assert (c10.model.name, c10.model.time_steps, c10.model.surrogate) == ("vgg16", 100, "stdb")
     assert (c10.ann.optim.name, c10.ann.optim.lr, c10.ann.optim.weight_decay) == ("sgd", 1e-2, 5e-4)
     assert (c10.optim.name, c10.optim.lr, c10.optim.weight_decay) == ("amsgrad", 1e-4, 5e-4)
@@ -106,23 +98,28 @@ def test_presets_pass_validation_and_follow_the_paper():
     assert not c10.ann.optim.nesterov and c10.conversion.augment
     assert stage.model.dropout == 0.2
     for name in ("fashion_mnist", "fashion_mnist_full"):
-        fm = _config(name)
+        fm = load_config("hybrid_stdb", name)
         config_lib.validate(fm)
         assert fm.data.name == "fashion_mnist" and fm.data.normalization == "unit" and fm.model.spike_delay
-        assert hybrid_config.normalization_name(fm, "ann") == "unit"
-    assert _config("fashion_mnist_full").data.train_subset == 0 and _config("fashion_mnist").data.train_subset == 6000
+        assert hybrid_config.ann_config(fm).data.normalization == "unit"
+    # The ANN stage's own normalisation travels in its config (and so in its checkpoints).
+    assert hybrid_config.ann_config(c10).data.normalization == "dataset"
+    assert (
+        load_config("hybrid_stdb", "fashion_mnist_full").data.train_subset == 0
+        and load_config("hybrid_stdb", "fashion_mnist").data.train_subset == 6000
+    )
 
 
-def test_bad_settings_name_the_key():
-    cfg = ml_collections.ConfigDict(_config().to_dict())
+def test_bad_settings_name_the_key(load_config):
+    cfg = ml_collections.ConfigDict(load_config("hybrid_stdb", "digits").to_dict())
     cfg.data.normalization = "minmax"
     with pytest.raises(ValueError, match="config.data.normalization"):
         config_lib.validate(cfg)
-    cfg = ml_collections.ConfigDict(_config().to_dict())
+    cfg = ml_collections.ConfigDict(load_config("hybrid_stdb", "digits").to_dict())
     cfg.model.neuron = "relu"
     with pytest.raises(ValueError, match="config.model.neuron"):
         config_lib.validate(cfg)
-    cfg = ml_collections.ConfigDict(_config().to_dict())
+    cfg = ml_collections.ConfigDict(load_config("hybrid_stdb", "digits").to_dict())
     cfg.ann.checkpoint = "/nonexistent/run"
     with pytest.raises(FileNotFoundError, match=r"config.ann.checkpoint='/nonexistent/run' holds no ANN checkpoint"):
         hybrid_pipeline.run(cfg, "/nonexistent/workdir")

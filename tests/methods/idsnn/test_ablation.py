@@ -1,29 +1,17 @@
 """snnjax.methods.idsnn.ablation: arm configs and the ablation table, on hand-made results (no training)."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from snnjax.methods.idsnn import ablation
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def _idsnn_digits():
-    spec = importlib.util.spec_from_file_location("idsnn_config", os.path.join(ROOT, "configs", "idsnn.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config("digits")
 
 
 @pytest.mark.parametrize(
     "arm, transplant, kd",
     [("baseline", False, False), ("init_only", True, False), ("kd_only", False, True), ("idsnn", True, True)],
 )
-def test_arm_config_sets_seed_switches_and_teacher(arm, transplant, kd):
-    base = _idsnn_digits()
+def test_arm_config_sets_seed_switches_and_teacher(arm, transplant, kd, load_config):
+    base = load_config("idsnn", "digits")
     before = base.to_dict()
     cfg = ablation.arm_config(base, arm, 7, "/runs/seed7/teacher")
     assert (cfg.seed, cfg.transplant.enabled, cfg.kd.enabled) == (7, transplant, kd)
@@ -66,8 +54,8 @@ def test_summarize_and_markdown_by_hand():
     assert md[3] == "| kd_only | 0.8600 +- 0.0800 | 0.9400, 0.7800 | 0.8600 +- 0.0800 | 1, never |"
 
 
-def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script():
-    base = _idsnn_digits()
+def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script(load_config):
+    base = load_config("idsnn", "digits")
     assert ablation.arm_config(base, "kd_only", 0, None).kd.alpha == 0.5
     assert ablation.arm_config(base, "idsnn", 0, None).kd.alpha == base.kd.alpha == 0.3
 
@@ -82,3 +70,18 @@ def test_plot_curves_writes_a_png_of_mean_and_band(tmp_path):
     path = tmp_path / "ablation.png"
     ablation.plot_curves(results, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("base_arm", ["idsnn", "kd_only", "baseline", "init_only"])
+@pytest.mark.parametrize("arm", ["idsnn", "kd_only", "baseline", "init_only"])
+def test_arm_config_equals_the_arm_preset_whatever_the_base_arm(base_arm, arm, load_config):
+    """Regression (issue 24a): ``--config configs/idsnn.py:digits,kd_only --arms idsnn`` trained the idsnn
+    arm at kd_only's alpha 0.5; every arm must equal its own preset (``configs/idsnn.py:digits,<arm>``)."""
+    cfg = ablation.arm_config(load_config("idsnn", f"digits,{base_arm}"), arm, 0, None)
+    preset = load_config("idsnn", f"digits,{arm}")
+    assert (cfg.kd.alpha, cfg.kd.enabled, cfg.transplant.enabled) == (
+        preset.kd.alpha,
+        preset.kd.enabled,
+        preset.transplant.enabled,
+    )
+    assert cfg.kd.alpha == {"idsnn": 0.3, "kd_only": 0.5, "baseline": 0.3, "init_only": 0.3}[arm]

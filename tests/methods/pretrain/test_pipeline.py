@@ -1,7 +1,6 @@
 """Pretraining as a bridge: presets, the event-T check, and pipe-S / pipe-D end to end through launch.py."""
 
 import functools
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,16 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 # ---------------------------------------------------------------------------------------------- configs
 
 
-@functools.lru_cache
-def config_module():
-    spec = importlib.util.spec_from_file_location("pretrain_config", os.path.join(ROOT, "configs", "pretrain.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_presets():
-    get = config_module().get_config
+def test_presets(load_config):
+    get = functools.partial(load_config, "pretrain")
     s = get("pipe_s,digits")
     assert s.pipeline == "pretrain" and s.data.name == "digits"
     assert s.pretrain.data.name == "" and s.pretrain.reinit == ""
@@ -54,8 +45,8 @@ def test_presets():
         get("pipe_x")
 
 
-def test_event_time_steps_must_match_the_model():
-    cfg = config_module().get_config("pipe_d,digits")
+def test_event_time_steps_must_match_the_model(load_config):
+    cfg = load_config("pretrain", "pipe_d,digits")
     pretrain_config.check_event_steps(cfg, (8, 8, 1), "static")  # static images: nothing to check
     pretrain_config.check_event_steps(cfg, (6, 8, 8, 2), "events")
     with pytest.raises(ValueError, match=r"4 frames.*time_steps=6.*data.options.time_steps"):

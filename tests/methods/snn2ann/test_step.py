@@ -63,6 +63,6 @@ def test_train_step_trains_the_ann_and_applies_ata_per_layer(tiny):
 def test_train_step_rejects_a_teacher_and_models_without_branches():
     model = models.build(snn2ann.model_config(**TINY), 3)
     with pytest.raises(ValueError, match="kd.enabled"):
-        snn2ann.make_train_step(model, optax.sgd(0.1), distillation=steps.Distillation(model))
+        snn2ann.make_train_step(model, optax.sgd(0.1), distillation=steps.Distillation(model, 4.0, 0.3))
     with pytest.raises(TypeError, match="branches"):
         snn2ann.make_train_step(nn.Dense(3), optax.sgd(0.1))

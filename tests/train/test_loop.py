@@ -1,6 +1,5 @@
 """The named steps of ``train.loop.train_and_evaluate``, one at a time (8 fake CPU devices, tiny ResNet18)."""
 
-import importlib.util
 import json
 import os
 
@@ -9,22 +8,9 @@ import pytest
 from snnjax.train import distributed, loop
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def tiny_config():
-    spec = importlib.util.spec_from_file_location("baseline_config", os.path.join(ROOT, "configs", "baseline.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("digits")
-    config.model.width, config.model.time_steps = 4, 2
-    config.data.batch_size, config.train.epochs = 128, 1  # 11 steps
-    config.train.progress_bar = config.train.tensorboard = False
-    return config
-
-
-def test_each_step_of_a_stage_and_a_resume(tmp_path, monkeypatch):
-    config, workdir = tiny_config(), str(tmp_path)
+def test_each_step_of_a_stage_and_a_resume(tiny_baseline, tmp_path, monkeypatch):
+    config, workdir = tiny_baseline, str(tmp_path)
     run = loop.set_up(config, workdir)
     assert (run.step, run.steps_per_epoch, run.total_steps, int(run.state.step)) == (0, 11, 11, 0)
     assert loop.resume(run) is None and run.start_step == 0  # nothing to resume

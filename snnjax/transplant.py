@@ -1,5 +1,0 @@
-"""Deprecated alias of :mod:`snnjax.methods.idsnn.transplant` (moved in 0.2; this path goes in the next release)."""
-
-from snnjax._deprecated import redirect
-
-redirect("snnjax.transplant")
