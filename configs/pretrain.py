@@ -9,7 +9,8 @@
 Presets (comma-separated, one per group; the first of each group is its default):
   pipe:       pipe_s (static -> static: load every tensor) | pipe_d (static ANN -> SNN on event
               frames; the first conv is re-initialised because the input has 2 polarity channels)
-  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU)
+  dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_full (GPU) |
+              imagenet (pipe-S only: streamed imagenet2012 records, 224 crops, bf16; README pod section)
   arm:        pretrained | scratch (same fine-tuning from a fresh initialisation, for comparison)
   activation: sharpened (the official README's WSresnet18 ANN: clamp((u-a)/(b-a), 0, 1)) | relu
   mode:       pipe-D only: official (every loaded tensor frozen; new stem conv + BN and new FC
@@ -75,6 +76,12 @@ def get_config(arg: str | None = None):
         cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
         if dataset == "fashion_mnist":
             cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
+    if dataset == "imagenet":
+        if choice["pipe"] == "pipe_d":
+            config_lib.fail("dataset", dataset, "pipe_d needs an event version of the data; use pipe_s,imagenet")
+        # The official ImageNet ResNets define a max-pool but never call it.
+        cfg.model.stem = "imagenet_nopool"
+        cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
     if choice["pipe"] == "pipe_d":
         # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
         cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())

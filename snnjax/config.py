@@ -34,6 +34,13 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
             std=(),
         )
     )
+    # Streaming from record files (snnjax.train.streamed): None (default) streams record sets
+    # (name "records:<dir or tfds name>") only; True also streams an in-memory dataset's records.
+    cfg.streaming = ml_collections.config_dict.placeholder(bool)
+    cfg.records_dir = ""  # streaming=True on an in-memory dataset: its records ("" = cache folder)
+    cfg.image_size = 0  # >0: host random-resized crops (train) / center crops (test) of this side
+    cfg.workers = 2  # grain worker threads (or processes) decoding streamed images
+    cfg.worker_processes = False
     cfg.update(overrides)
     return cfg
 
@@ -172,8 +179,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 def validate_data(d: ml_collections.ConfigDict, prefix: str) -> None:
     from snnjax import data
 
-    if not (d.name in data.dataset_names() or d.name.startswith("tfds:")):
-        fail(f"{prefix}.name", d.name, f"choose one of {data.dataset_names()} or tfds:<name>")
+    if not (d.name in data.dataset_names() or d.name.startswith(("tfds:", "records:"))):
+        fail(f"{prefix}.name", d.name, f"choose one of {data.dataset_names()}, tfds:<name> or records:<dir>")
+    if int(d.get("image_size", 0)) < 0 or int(d.get("workers", 1)) < 1:
+        fail(
+            f"{prefix}.image_size/workers",
+            (d.get("image_size"), d.get("workers")),
+            "need image_size >= 0, workers >= 1",
+        )
     for key in ("batch_size", "eval_batch_size"):
         if int(d[key]) < 1:
             fail(f"{prefix}.{key}", d[key], "must be >= 1")

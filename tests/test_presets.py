@@ -68,3 +68,31 @@ def test_60k_presets_train_on_all_data_with_one_cosine_decay(name, load_config):
     assert (mnist.data.name, mnist.data.train_subset, mnist.data.flip) == ("mnist", 0, False)
     # the 6,000-image ablation preset keeps its step schedule
     assert load_config(name, "fashion_mnist").optim.schedule == "multistep"
+
+
+@pytest.mark.parametrize(
+    "name, arg",
+    [("baseline", "imagenet"), ("teacher", "imagenet"), ("idsnn", "imagenet"), ("pretrain", "pipe_s,imagenet")],
+)
+def test_imagenet_presets_stream_224_crops_with_the_official_schedules(name, arg, load_config):
+    from snnjax.data import from_records
+
+    cfg = load_config(name, arg)
+    config_lib.validate(cfg)
+    assert from_records.enabled(cfg.data) and from_records.records_location(cfg.data) == ("imagenet2012", None)
+    assert (cfg.data.image_size, cfg.data.crop_padding, cfg.data.batch_size) == (224, 0, 256)
+    assert dict(cfg.data.options) == {"test_split": "validation"}
+    assert tuple(cfg.data.mean) == (0.485, 0.456, 0.406) and tuple(cfg.data.std) == (0.229, 0.224, 0.225)
+    assert cfg.model.dtype == "bfloat16" and cfg.optim.lr == 0.1
+    if name == "pretrain":  # official: constant-lr ANN pretraining 100 epochs, fine-tuning 50 (x0.3 at 2/4/6/8)
+        assert cfg.model.stem == "imagenet_nopool" and cfg.model.time_steps == 6
+        assert (cfg.pretrain.train.epochs, cfg.pretrain.optim.schedule, cfg.train.epochs) == (100, "constant", 50)
+        assert tuple(cfg.optim.milestones) == (2, 4, 6, 8) and cfg.optim.gamma == 0.3
+    else:  # torchvision's ResNet recipe
+        sections = [cfg] + ([cfg.teacher] if name == "idsnn" else [])
+        for section in sections:
+            assert section.model.stem == "imagenet" and section.train.epochs == 90
+            assert tuple(section.optim.milestones) == (30, 60) and section.optim.weight_decay == 1e-4
+    if name == "pretrain":
+        with pytest.raises(ValueError, match="pipe_d"):
+            load_config(name, "pipe_d,imagenet")

@@ -7,8 +7,9 @@
 
 Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images (event
 datasets: uint8 [N, T, H, W, 2] polarity frames, `snnjax.data.events`); see
-`snnjax.data.pipeline` for batching/augmentation inside the jitted step and
-`snnjax.data.streaming` for datasets too large for the device.
+`snnjax.data.pipeline` for batching/augmentation inside the jitted step, and
+`snnjax.data.write_records` / `snnjax.data.stream_source` / `snnjax.data.from_records` for datasets
+streamed from ArrayRecord files (too large for memory).
 """
 
 from __future__ import annotations

@@ -25,7 +25,10 @@ from snnjax.data.types import DatasetSplits
 def load_raw(data_cfg: ml_collections.ConfigDict) -> DatasetSplits:
     """The dataset named by ``data_cfg`` (:func:`snnjax.data.load_dataset`), cut to ``data.train_subset``
     training examples when that is > 0; its ``mean`` / ``std`` are the dataset's own statistics."""
-    from snnjax.data import load_dataset  # the registry lives in the package __init__
+    from snnjax.data import from_records, load_dataset  # the registry lives in the package __init__
+
+    if from_records.enabled(data_cfg):  # a record set, streamed: never loaded whole
+        return from_records.load(data_cfg)
 
     splits = load_dataset(
         data_cfg.name, data_dir=data_cfg.data_dir or None, download=bool(data_cfg.download), **dict(data_cfg.options)

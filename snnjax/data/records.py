@@ -1,7 +1,7 @@
 """Turning one decoded tfds record (a dict of NumPy values) into an (image, label) example.
 
-Shared by the in-memory tfds loader and the streaming iterator so both accept
-exactly the same records and fail with the same messages.
+Used by the in-memory tfds loader (`snnjax.data.tfds_source`); streamed record sets are read by
+`snnjax.data.stream_source`, which decodes encoded images on the host.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from snnjax.data import from_records
 from snnjax.data import pipeline as data_pipeline
 from snnjax.train import steps
 
@@ -95,6 +96,10 @@ def evaluate(
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
+    from snnjax.train import streamed  # lazy: streamed imports this module
+
+    if from_records.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
+        return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step)
     batch_size = min(int(batch_size), splits.test.num_examples)
     evaluator = make_evaluator(
         eval_step or steps.make_eval_step(model),

@@ -28,9 +28,10 @@ import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import models
+from snnjax.data import from_records
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import distributed, preflight, setup, steps
+from snnjax.train import distributed, preflight, setup, steps, streamed
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
@@ -97,6 +98,7 @@ class Run:
     writer: Any = None
     progress: Any = None
     data: tuple[jax.Array, ...] = ()  # train images, train labels, test images, test labels
+    batches: Any = None  # streamed data: iterator of (images, labels) from the current step on
     step_fn: Any = None
     evaluator: Any = None  # snnjax.train.evaluate.Evaluator over the test split
     compile_s: float = 0.0
@@ -212,10 +214,6 @@ def start(run: Run) -> None:
         )
     else:
         run.writer = NullWriter()
-    # Every process holds the whole (small) dataset and places it replicated; inside the step each
-    # device gathers its own slice of the global batch, so the batch of step s does not depend on
-    # how many processes or devices there are.
-    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
     n_dev = run.n_devices
     eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
     device_data = steps.DeviceData(
@@ -226,6 +224,17 @@ def start(run: Run) -> None:
         bool(config.data.flip),
         int(config.seed),
     )
+    if from_records.is_streamed(run.splits):  # records read off disk batch by batch
+        t_compile = time.perf_counter()
+        streamed.start(run, device_data, eval_bs)
+        run.compile_s = time.perf_counter() - t_compile
+        run.progress = _progress(config, run.stage, run.start_step, run.total_steps)
+        run.t_start = run.t_log = time.perf_counter()
+        return
+    # Every process holds the whole (small) dataset and places it replicated; inside the step each
+    # device gathers its own slice of the global batch, so the batch of step s does not depend on
+    # how many processes or devices there are.
+    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
     step_fn = jax.jit(
         steps.make_device_train_step(run.train_step, device_data, run.mesh),
         out_shardings=(repl, repl),
@@ -311,14 +320,15 @@ def train_epoch(run: Run) -> None:
     log_every = int(config.train.log_every_steps)
     ckpt_every = int(config.train.checkpoint_every_steps)
     stop_after = int(config.train.stop_after_steps)
-    train_images, train_labels, _, _ = run.data
+    resident = run.data[:2]  # (train images, labels) on the devices; () when streamed
     while run.step < run.total_steps:
         if stop_after and run.step - run.start_step >= stop_after:
             flush_train_log(run)
             run.ckpt.wait()
             distributed.say(f"[{run.stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)")
             sys.exit(3)
-        run.state, metrics = run.step_fn(run.state, train_images, train_labels, run.teacher_variables)
+        inputs = next(run.batches) if run.batches is not None else resident
+        run.state, metrics = run.step_fn(run.state, *inputs, run.teacher_variables)
         run.pending.append((run.step, metrics))
         run.step += 1
         run.progress.update(1)
@@ -364,6 +374,8 @@ def close(run: Run) -> None:
     """Wait for pending checkpoint writes; close the progress bar and the logs (also after an error)."""
     if run.progress is not None:
         run.progress.close()
+    if run.batches is not None:
+        run.batches.close()  # stops the streamed reader's worker threads/processes
     run.ckpt.wait()
     if run.writer is not None:
         run.writer.close()

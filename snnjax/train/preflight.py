@@ -44,7 +44,8 @@ RESUME_SECTIONS = ("model", "data")
 LEGACY_DATA_DEFAULTS = {"normalization": "dataset", "mean": (), "std": ()}
 # Keys that change where the data comes from or how fast the step runs, not what is trained.
 RESUME_IGNORED = {
-    "data": ("data_dir", "download", "eval_batch_size"),
+    # Streaming: how many readers decode, and where the same records live, change no batch.
+    "data": ("data_dir", "download", "eval_batch_size", "workers", "worker_processes", "records_dir"),
     "model": ("unroll", "lif_impl", "remat", "conv_grad"),
 }
 

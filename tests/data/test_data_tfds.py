@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from snnjax.data import DatasetNotFoundError, InvalidDatasetOptionError, load_dataset
-from snnjax.data.streaming import iterate_batches, open_tfds_split
+from snnjax.data.stream_source import open_stream
 
 TINY = "snnjax_tiny_images"
 TINY_SPLITS = {"train": 12, "test": 5}
@@ -80,14 +80,21 @@ def test_split_and_key_options(tiny_dir):
 
 
 def test_streaming_over_real_source(tiny_dir):
-    source = open_tfds_split(TINY, "train", data_dir=tiny_dir, download=False)
-    batches = list(iterate_batches(source, batch_size=4, seed=0, num_epochs=1, num_threads=2))
-    assert len(batches) == 3
+    """The streamed reader serves any tfds array_record dataset by name (here a Tensor image feature)."""
+    source = open_stream(
+        TINY, data_dir=tiny_dir, batch_size=4, eval_batch_size=4, seed=0, channels=1, process_index=0, process_count=1
+    )
+    assert (source.num_examples, source.num_test_examples, source.image_shape) == (12, 5, (4, 4, 1))
+    batches = [b for _, b in zip(range(3), source.train_batches(0))]
     assert all(b["image"].shape == (4, 4, 4, 1) and b["image"].dtype == np.uint8 for b in batches)
     assert all(b["label"].dtype == np.int32 for b in batches)
     ids = np.concatenate([b["image"][:, 0, 0, 0] // 10 for b in batches])
     assert sorted(ids.tolist()) == list(range(12))
     np.testing.assert_array_equal(np.concatenate([b["label"] for b in batches]), ids % 3)
+    evals = list(source.eval_batches())  # 5 test records: 4 + 1 (3 masked)
+    assert [int(m.sum()) for _, m in evals] == [4, 1]
+    test_ids = np.concatenate([b["image"][m, 0, 0, 0] // 10 for b, m in evals])
+    assert sorted(test_ids.tolist()) == list(range(5))
 
 
 def test_mock_data_source_matches_direct_reads(tmp_path):

@@ -12,7 +12,7 @@ ACTIVATIONS = ("sharpened", "relu")  # the first is the default (the official RE
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 
 # The dataset presets of configs/pretrain.py, and the event version pipe-D fine-tunes on.
-DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full")
+DATASETS = ("digits", "cifar10", "fashion_mnist", "fashion_mnist_full", "imagenet")  # imagenet: pipe-S only
 EVENT_DATA = {
     "digits": "digits_events",
     "cifar10": "cifar10_events",
@@ -20,13 +20,19 @@ EVENT_DATA = {
     "fashion_mnist_full": "fashion_mnist_events",
 }
 # Epochs per dataset preset: stage 1 (pretraining) and stage 2 (fine-tuning, pipe-S).
-PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100}
-FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50}
+PRETRAIN_EPOCHS = {"digits": 20, "cifar10": 100, "fashion_mnist": 6, "fashion_mnist_full": 100, "imagenet": 100}
+FINETUNE_EPOCHS = {"digits": 10, "cifar10": 50, "fashion_mnist": 6, "fashion_mnist_full": 50, "imagenet": 50}
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
 # fine-tuning with lr x0.3 at epochs 2, 4, 6, 8. The short CPU schedules (digits, fashion_mnist) use 0.05.
 FINETUNE_MILESTONES = (2, 4, 6, 8)
-LR = {"digits": 0.05, "cifar10": 0.025, "fashion_mnist": 0.05, "fashion_mnist_full": 0.025}
+LR = {
+    "digits": 0.05,
+    "cifar10": 0.025,
+    "fashion_mnist": 0.05,
+    "fashion_mnist_full": 0.025,
+    "imagenet": 0.1,
+}  # imagenet: batch 256
 
 
 def snn_model(**overrides) -> ml_collections.ConfigDict:
