@@ -2,8 +2,9 @@
 
 Every speed or memory figure that README.md or docs/ quote comes from one of these files, and
 ``tests/test_quoted_figures.py`` fails when a quoted figure disagrees with its file. A file holds
-``name``, ``command`` (the argv that produced it), ``commit`` (``git rev-parse HEAD`` and whether
-the tree had uncommitted changes), ``machine`` (platform, CPU, cores, jax version, devices),
+``name``, ``command`` (the argv that produced it), ``commit`` (``git rev-parse HEAD`` of the
+checkout the imported ``snnjax`` package comes from, and whether it had uncommitted changes to
+tracked files), ``machine`` (platform, CPU, cores, jax version, devices),
 ``date_utc``, ``load_before`` / ``load_after`` (1-, 5-, 15-minute load averages: the machine is
 shared) and the benchmark's ``values``.
 """
@@ -22,10 +23,17 @@ from typing import Any
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
 
+def _snnjax_checkout() -> pathlib.Path:
+    """The directory of the ``snnjax`` package this process imports (PYTHONPATH may point at another checkout)."""
+    import snnjax
+
+    return pathlib.Path(snnjax.__file__).resolve().parent
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(
-            ["git", *args], cwd=RESULTS_DIR.parent, capture_output=True, text=True, check=True
+            ["git", *args], cwd=_snnjax_checkout(), capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""

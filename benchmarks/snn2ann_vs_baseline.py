@@ -109,6 +109,8 @@ def run_case(case: str, time_steps: int, args: argparse.Namespace) -> dict[str, 
         batch_size, num_classes = args.digits_batch, 10
     else:
         cfg = snn2ann.model_config(width=args.cifar_width, time_steps=time_steps)  # VGG-13 layout
+    if args.membrane_dropout is not None:
+        cfg.membrane_dropout = args.membrane_dropout
         batch_size, num_classes = args.cifar_batch, 100
     batch = _batch(case, batch_size, num_classes)
     bptt = ml_collections.ConfigDict({**cfg.to_dict(), "name": "bptt_vgg"})
@@ -181,6 +183,9 @@ def main() -> None:
     parser.add_argument("--cifar-batch", type=int, default=32, help="512 in the paper")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--membrane-dropout", type=float, default=None, help="override the SNN branch's membrane dropout (official 0.5)"
+    )
     parser.add_argument("--memory-only", action="store_true", help="compile both arms and report memory; no steps")
     parser.add_argument(
         "--cpu-convolutions",
