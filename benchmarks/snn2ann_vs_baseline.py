@@ -109,9 +109,9 @@ def run_case(case: str, time_steps: int, args: argparse.Namespace) -> dict[str, 
         batch_size, num_classes = args.digits_batch, 10
     else:
         cfg = snn2ann.model_config(width=args.cifar_width, time_steps=time_steps)  # VGG-13 layout
+        batch_size, num_classes = args.cifar_batch, 100
     if args.membrane_dropout is not None:
         cfg.membrane_dropout = args.membrane_dropout
-        batch_size, num_classes = args.cifar_batch, 100
     batch = _batch(case, batch_size, num_classes)
     bptt = ml_collections.ConfigDict({**cfg.to_dict(), "name": "bptt_vgg"})
     arms = {
