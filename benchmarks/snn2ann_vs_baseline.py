@@ -213,12 +213,12 @@ def main() -> None:
         for t in time_steps:
             results.append(run_case(case, t, args))
             _print(results[-1])
+            if args.save:  # after every result, so that a long sweep stopped early keeps what it measured
+                values = {"cpu_convolutions": args.cpu_convolutions, "results": results}
+                print(f"wrote {_results.write(args.save, values, load_before)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"devices": str(jax.devices()), "results": results}, f, indent=2)
-    if args.save:
-        values = {"cpu_convolutions": args.cpu_convolutions, "results": results}
-        print(f"wrote {_results.write(args.save, values, load_before)}")
 
 
 if __name__ == "__main__":
