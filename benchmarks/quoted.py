@@ -83,10 +83,19 @@ def readme_phrase(record: dict[str, Any], case: str = "cifar", time_steps: int =
     return f"CPU step time {r['step_time']:.2f}x and compiled memory {r['memory']:.3f}x of BPTT"
 
 
+def fashion_mnist_phrase(record: dict[str, Any]) -> str:
+    """The Fashion-MNIST net's ratios: ``step time 0.XXx and compiled memory 0.XXx of BPTT``."""
+    r = find(record["values"]["results"], "fashion_mnist", 4)["ratio_snn2ann_over_bptt"]
+    return f"step time {r['step_time']:.2f}x and compiled memory {r['memory']:.2f}x of BPTT"
+
+
 # Sentences (outside the tables) that quote a figure: (file, record name, phrase function).
 PHRASES = (
     ("README.md", "snn2ann_vs_bptt_T4", readme_phrase),
     ("docs/snn2ann.md", "snn2ann_vs_bptt_T4", readme_phrase),
+    ("README.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("docs/snn2ann.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("docs/fmnist_results_other_pipelines.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
 )
 
 

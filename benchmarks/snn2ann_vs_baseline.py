@@ -65,12 +65,18 @@ def _batch(case: str, batch_size: int, num_classes: int) -> tuple[jax.Array, jax
 class Arm:
     """One compiled train step and its state, stepped one call at a time."""
 
-    def __init__(self, model, make_step, batch):
+    def __init__(self, model, make_step, batch, abstract: bool = False):
+        """``abstract``: shapes only (``jax.eval_shape``), enough to compile and read the memory; cannot step."""
         x, _ = batch
-        variables = jax.jit(lambda k: model.init({"params": k, "dropout": k}, x[:1], train=False))(jax.random.key(1))
-        variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
         tx = optax.chain(optax.add_decayed_weights(5e-4), optax.adam(1e-3))
-        self.state = create_train_state(variables, tx, jax.random.key(2))
+
+        def init(key):
+            variables = model.init({"params": key, "dropout": key}, x[:1], train=False)
+            variables = {k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}
+            return create_train_state(variables, tx, jax.random.key(2))
+
+        self.state = jax.eval_shape(init, jax.random.key(1)) if abstract else jax.jit(init)(jax.random.key(1))
+        variables = {"params": self.state.params}
         self.batch = batch
         self.num_params = int(sum(np.prod(p.shape) for p in jax.tree.leaves(variables["params"])))
         t0 = time.perf_counter()
@@ -115,8 +121,8 @@ def run_case(case: str, time_steps: int, args: argparse.Namespace) -> dict[str, 
     batch = _batch(case, batch_size, num_classes)
     bptt = ml_collections.ConfigDict({**cfg.to_dict(), "name": "bptt_vgg"})
     arms = {
-        "snn2ann": Arm(models.build(cfg, num_classes), snn2ann.make_train_step, batch),
-        "bptt": Arm(models.build(bptt, num_classes), steps.make_train_step, batch),
+        "snn2ann": Arm(models.build(cfg, num_classes), snn2ann.make_train_step, batch, args.memory_only),
+        "bptt": Arm(models.build(bptt, num_classes), steps.make_train_step, batch, args.memory_only),
     }
     if not args.memory_only:
         for _ in range(args.warmup):
