@@ -99,10 +99,13 @@ PHRASES = (
 )
 
 
-def stale_blocks(text: str) -> list[tuple[str, str, str]]:
-    """``(name, quoted, rendered)`` for every quoted block of ``text`` that differs from its JSON."""
+def stale_blocks(text: str, skip: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str, str]]:
+    """``(name, quoted, rendered)`` for every quoted block of ``text`` that differs from its JSON
+    (a missing JSON raises FileNotFoundError, except for the names in ``skip``)."""
     out = []
     for m in BLOCK.finditer(text):
+        if m["name"] in skip:
+            continue
         rendered = render_table(load(m["name"]))
         if m["body"] != rendered:
             out.append((m["name"], m["body"], rendered))
@@ -110,8 +113,13 @@ def stale_blocks(text: str) -> list[tuple[str, str, str]]:
 
 
 def rewrite(text: str) -> str:
-    """``text`` with every quoted block re-rendered from its JSON."""
-    return BLOCK.sub(lambda m: m[1] + render_table(load(m["name"])) + m[4], text)
+    """``text`` with every quoted block whose JSON exists re-rendered from it (the others unchanged)."""
+
+    def sub(m: re.Match) -> str:
+        exists = (RESULTS_DIR / f"{m['name']}.json").exists()
+        return m[1] + render_table(load(m["name"])) + m[4] if exists else m[0]
+
+    return BLOCK.sub(sub, text)
 
 
 def main() -> None:
@@ -121,13 +129,19 @@ def main() -> None:
     for rel in QUOTING_FILES:
         path = ROOT / rel
         text = path.read_text()
-        stale = stale_blocks(text)
+        missing = [m["name"] for m in BLOCK.finditer(text) if not (RESULTS_DIR / f"{m['name']}.json").exists()]
+        for name in missing:
+            print(f"{rel}: block {name} has no benchmarks/results/{name}.json")
+        stale = [s for s in stale_blocks(text, skip=missing)]
         for name, _, _ in stale:
             print(f"{rel}: block {name} differs from benchmarks/results/{name}.json")
         if args.write and stale:
             path.write_text(rewrite(text))
             print(f"{rel}: rewritten")
     for rel, name, phrase in PHRASES:
+        if not (RESULTS_DIR / f"{name}.json").exists():
+            print(f"{rel}: quotes benchmarks/results/{name}.json, which does not exist")
+            continue
         want = phrase(load(name))
         if want not in (ROOT / rel).read_text():
             print(f"{rel}: does not say {want!r} (benchmarks/results/{name}.json)")
