@@ -78,7 +78,7 @@ def write(name: str, values: Any, load_before: list[float], path: pathlib.Path |
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "machine": machine(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "load_before": load_before,
         "load_after": load(),
         "values": values,

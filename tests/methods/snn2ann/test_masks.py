@@ -61,9 +61,7 @@ def test_masks_are_independent_bernoulli_with_probability_keep(keep):
 
 
 def _step_temp_bytes(membrane_dropout: float) -> int:
-    cfg = snn2ann.model_config(
-        layers="1,1,M", width=8, time_steps=4, membrane_dropout=membrane_dropout, dropout=(0.0,)
-    )
+    cfg = snn2ann.model_config(layers="1,1,M", width=8, time_steps=4, membrane_dropout=membrane_dropout, dropout=(0.0,))
     model = models.build(cfg, 10)
     x, y = jnp.zeros((8, 16, 16, 3)), jnp.zeros((8,), jnp.int32)
     variables = model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x[:1], train=False)
