@@ -21,9 +21,9 @@ def test_quoted_tables_equal_their_json(rel):
     assert not stale, f"{rel}: re-render with `python benchmarks/quoted.py --write`: {[s[0] for s in stale]}"
 
 
-@pytest.mark.parametrize("rel, name, phrase", quoted.PHRASES)
-def test_quoted_sentences_say_the_json_ratios(rel, name, phrase):
-    assert phrase(quoted.load(name)) in (ROOT / rel).read_text()
+@pytest.mark.parametrize("rel, names, phrase", quoted.PHRASES)
+def test_quoted_sentences_say_the_json_ratios(rel, names, phrase):
+    assert quoted.phrase_of(names, phrase) in (ROOT / rel).read_text()
 
 
 def test_every_step_figure_in_the_snn2ann_doc_is_inside_a_quoted_block():
