@@ -137,6 +137,7 @@ def test_delayed_vgg5_logits_match_official_network_loop():
 # ---------------------------------------------------------------------------------------------
 
 from snnjax.methods.snn2ann import layers as s2a_layers  # noqa: E402
+from snnjax.methods.snn2ann import masks as s2a_masks  # noqa: E402
 from snnjax.methods.snn2ann import models as s2a_models  # noqa: E402
 
 
@@ -160,8 +161,11 @@ def test_membrane_dropout_matches_official_if_loop():
     got = np.asarray(
         s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=key)
     )
-    # The random draw is an input of the recursion: the same Bernoulli(keep) masks, scaled by 1/(1-p) = 2.
-    keep = np.asarray(jax.random.bernoulli(key, 1 - rate, (T, 2, 3, 5)), np.float64) / (1 - rate)
+    # The random draw is an input of the recursion: the same Bernoulli(keep) masks (packed bits,
+    # snnjax.methods.snn2ann.masks, one [B, ...] mask per step), scaled by 1/(1-p) = 2.
+    words = s2a_masks.draw_words(key, 1 - rate, T, 2 * 3 * 5)
+    keep = np.stack([np.asarray(s2a_masks.unpack_keep(words[t], 1 - rate, (2, 3, 5))) for t in range(T)])
+    keep = keep.astype(np.float64) / (1 - rate)
     assert set(np.unique(keep)) == {0.0, 2.0}
     for b in range(2):
         want = _official_if(currents[b].astype(np.float64), vth, keep[:, b])

@@ -21,6 +21,7 @@ non-parameter collection ``"thresholds"`` (carried and checkpointed by the engin
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import flax.linen as nn
@@ -31,16 +32,23 @@ from snnjax import layers as snn_layers
 from snnjax import neurons
 from snnjax.methods.snn2ann import ata as ata_lib
 from snnjax.methods.snn2ann import mapping as mapping_lib
+from snnjax.methods.snn2ann import masks as masks_lib
 from snnjax.models import initializers
+from snnjax.models.conv import conv_auto_grad
 
 THRESHOLDS = "thresholds"  # the variable collection holding every layer's Vth
 Pool = Literal["max", "avg"]
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, strides: int) -> jax.Array:
-    """PyTorch-style convolution (symmetric padding ``(k-1)//2``): ``[N, H, W, Cin] -> [N, H', W', Cout]``."""
+    """PyTorch-style convolution (symmetric padding ``(k-1)//2``): ``[N, H, W, Cin] -> [N, H', W', Cout]``.
+
+    XLA's convolution, with the kernel gradient of :func:`snnjax.models.conv.conv_auto_grad` (the
+    BPTT baseline's too): split over batch pieces on CPU with YNNPACK convolutions, XLA's own
+    elsewhere; equal to XLA's up to float summation order.
+    """
     pad = (kernel.shape[0] - 1) // 2
-    y = jax.lax.conv_general_dilated(
+    y = conv_auto_grad(
         x,
         kernel.astype(x.dtype),
         (strides, strides),
@@ -150,27 +158,35 @@ def if_neurons_membrane_dropout(current: jax.Array, vth: jax.Array, *, rate: flo
     step: in training each neuron's remaining membrane is zeroed with probability ``rate`` and
     otherwise scaled by ``1 / (1 - rate)``, independently per step (``key``); ``key=None`` or
     ``rate=0`` is the plain IF neuron. Float32 spikes ``[B, T, ...]``, no gradient.
+
+    The keep masks come from packed random bits (:mod:`snnjax.methods.snn2ann.masks`: step ``t``'s
+    mask is ``unpack_keep(draw_words(key, 1 - rate, T, B * prod(...))[t], 1 - rate, [B, ...])``),
+    unpacked inside the time loop, so only one step's mask exists at a time.
     """
     current = jax.lax.stop_gradient(current).astype(jnp.float32)
     steps = current.shape[1]
+    step_shape = (current.shape[0],) + current.shape[2:]
+    keep = 1.0 - rate
     if key is None or rate == 0.0:
-        masks = jnp.ones((steps,) + (1,) * (current.ndim - 1), jnp.float32)
+        words = jnp.zeros((steps, 0), jnp.uint32)
+        mask_of = lambda w: jnp.ones((), jnp.float32)  # noqa: E731
     else:
-        keep = jax.random.bernoulli(key, 1.0 - rate, (steps, current.shape[0]) + current.shape[2:])
-        masks = keep.astype(jnp.float32) / (1.0 - rate)
+        words = masks_lib.draw_words(key, keep, steps, math.prod(step_shape))
+        mask_of = lambda w: masks_lib.unpack_keep(w, keep, step_shape).astype(jnp.float32) / keep  # noqa: E731
 
     def step(carry, inputs):
         # The previous step's dropout mask scales the membrane it kept: a hard-reset charge whose
-        # decay is that mask (mem = mp * (1 - spike) * mask, then mp = mem + I).
+        # decay is that mask (mem = mp * (1 - spike) * mask, then mp = mem + I). Each step's mask is
+        # unpacked from its packed random words here, so no [T, B, ...] mask ever exists.
         u_prev, s_prev, mask_prev = carry
-        i_t, mask = inputs
+        i_t, words_t = inputs
         u = neurons.charge(u_prev, s_prev, i_t, decay=mask_prev, v_threshold=vth, reset="hard")
         s = neurons.fire(u, vth)
-        return (u, s, mask), s
+        return (u, s, mask_of(words_t)), s
 
-    zeros = jnp.zeros((current.shape[0],) + current.shape[2:], jnp.float32)
-    ones = jnp.ones_like(masks[0])
-    _, spikes = jax.lax.scan(step, (zeros, zeros, ones), (jnp.moveaxis(current, 1, 0), masks))
+    zeros = jnp.zeros(step_shape, jnp.float32)
+    ones = jnp.ones(jax.eval_shape(mask_of, words[0]).shape, jnp.float32)
+    _, spikes = jax.lax.scan(step, (zeros, zeros, ones), (jnp.moveaxis(current, 1, 0), words))
     return jnp.moveaxis(spikes, 0, 1)
 
 

@@ -1,0 +1,156 @@
+"""The benchmark figures README.md and docs/ quote, rendered from ``benchmarks/results/*.json``.
+
+A quoted table in a Markdown file sits between ``<!-- quoted: NAME -->`` and ``<!-- end quoted -->``
+and must equal :func:`render_table` of ``benchmarks/results/NAME.json``; a sentence quoting a
+ratio must contain :func:`readme_phrase`'s text. ``tests/test_quoted_figures.py`` checks both,
+so a figure that no longer matches its measurement fails the test suite. After re-running a
+benchmark with ``--save NAME``::
+
+    python benchmarks/quoted.py          # list the quoted blocks that disagree with their JSON
+    python benchmarks/quoted.py --write  # re-render them in place (then fix the prose around them)
+
+No jax import: the test runs in the normal suite without compiling anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+# Markdown files that quote benchmark results (relative to the repository root).
+QUOTING_FILES = ("README.md", "docs/snn2ann.md")
+BLOCK = re.compile(r"(<!-- quoted: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end quoted -->)", re.S)
+MIB = 2**20
+HEADER = (
+    "| case | T | SNN2ANN step | BPTT step | time ratio (median of pairs) | SNN2ANN memory | BPTT memory "
+    "| memory ratio | load (1-min, before -> after) |\n"
+    "|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    """The record ``benchmarks/results/<name>.json``."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; write it with the benchmark's --save {name}")
+    return json.loads(path.read_text())
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1e3 * seconds:,.0f} ms"
+
+
+def render_row(result: dict[str, Any]) -> str:
+    """One table row of a ``snn2ann_vs_baseline.py`` result (step times are medians of the interleaved rounds)."""
+    s2a, bptt = result["arms"]["snn2ann"], result["arms"]["bptt"]
+    r = result["ratio_snn2ann_over_bptt"]
+    time_ratio = "-" if r["step_time"] is None else f"{r['step_time']:.3f}x ({r['step_time_median_of_pairs']:.3f}x)"
+    case = f"{result['case']}, width {result['width']}, batch {result['batch_size']}"
+    return (
+        f"| {case} | {result['time_steps']} | {_ms(s2a['step_s'])} | {_ms(bptt['step_s'])} | {time_ratio} "
+        f"| {s2a['memory_bytes'] / MIB:,.1f} MiB | {bptt['memory_bytes'] / MIB:,.1f} MiB | {r['memory']:.3f}x "
+        f"| {result['load_before'][0]:.1f} -> {result['load_after'][0]:.1f} |\n"
+    )
+
+
+def render_table(record: dict[str, Any]) -> str:
+    """The Markdown table of every result in a record, with its date, commit and command."""
+    rows = "".join(render_row(r) for r in record["values"]["results"])
+    return (
+        f"{HEADER}{rows}\n"
+        f"({record['date_utc']}, commit {record['commit'][:7]}, {record['machine']['cpu']} x "
+        f"{record['machine']['cpu_count']}, jax {record['machine']['jax']}, "
+        f"{record['values']['cpu_convolutions']} convolutions: `{record['command']}`)\n"
+    )
+
+
+def find(results: list[dict[str, Any]], case: str, time_steps: int) -> dict[str, Any]:
+    """The result of ``case`` at ``time_steps`` in a record's results."""
+    for r in results:
+        if r["case"] == case and r["time_steps"] == time_steps:
+            return r
+    raise KeyError(f"no {case} result at T={time_steps}")
+
+
+def readme_phrase(*records: dict[str, Any], case: str = "cifar", time_steps: int = 4) -> str:
+    """The README's SNN2ANN efficiency claim over one or more timed runs of the same case:
+    ``CPU step time 0.XX-0.YYx and compiled memory 0.ZZZx of BPTT`` (memory: the first run's)."""
+    ratios = [find(r["values"]["results"], case, time_steps)["ratio_snn2ann_over_bptt"] for r in records]
+    times = sorted(f"{r['step_time']:.2f}" for r in ratios)
+    span = times[0] if times[0] == times[-1] else f"{times[0]}-{times[-1]}"
+    return f"CPU step time {span}x and compiled memory {ratios[0]['memory']:.3f}x of BPTT"
+
+
+def fashion_mnist_phrase(record: dict[str, Any]) -> str:
+    """The Fashion-MNIST net's ratios: ``step time 0.XXx and compiled memory 0.XXx of BPTT``."""
+    r = find(record["values"]["results"], "fashion_mnist", 4)["ratio_snn2ann_over_bptt"]
+    return f"step time {r['step_time']:.2f}x and compiled memory {r['memory']:.2f}x of BPTT"
+
+
+# Sentences (outside the tables) that quote a figure: (file, record name(s), phrase function).
+PHRASES = (
+    ("README.md", ("snn2ann_vs_bptt_T4", "snn2ann_vs_bptt_T4_run2"), readme_phrase),
+    ("docs/snn2ann.md", ("snn2ann_vs_bptt_T4", "snn2ann_vs_bptt_T4_run2"), readme_phrase),
+    ("README.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("docs/snn2ann.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("docs/fmnist_results_other_pipelines.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+)
+
+
+def phrase_of(names: str | tuple[str, ...], phrase) -> str:
+    """``phrase`` of the record(s) ``names``."""
+    return phrase(*(load(n) for n in ((names,) if isinstance(names, str) else names)))
+
+
+def stale_blocks(text: str, skip: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str, str]]:
+    """``(name, quoted, rendered)`` for every quoted block of ``text`` that differs from its JSON
+    (a missing JSON raises FileNotFoundError, except for the names in ``skip``)."""
+    out = []
+    for m in BLOCK.finditer(text):
+        if m["name"] in skip:
+            continue
+        rendered = render_table(load(m["name"]))
+        if m["body"] != rendered:
+            out.append((m["name"], m["body"], rendered))
+    return out
+
+
+def rewrite(text: str) -> str:
+    """``text`` with every quoted block whose JSON exists re-rendered from it (the others unchanged)."""
+
+    def sub(m: re.Match) -> str:
+        exists = (RESULTS_DIR / f"{m['name']}.json").exists()
+        return m[1] + render_table(load(m["name"])) + m[4] if exists else m[0]
+
+    return BLOCK.sub(sub, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="re-render the quoted blocks in place")
+    args = parser.parse_args()
+    for rel in QUOTING_FILES:
+        path = ROOT / rel
+        text = path.read_text()
+        missing = [m["name"] for m in BLOCK.finditer(text) if not (RESULTS_DIR / f"{m['name']}.json").exists()]
+        for name in missing:
+            print(f"{rel}: block {name} has no benchmarks/results/{name}.json")
+        stale = [s for s in stale_blocks(text, skip=missing)]
+        for name, _, _ in stale:
+            print(f"{rel}: block {name} differs from benchmarks/results/{name}.json")
+        if args.write and stale:
+            path.write_text(rewrite(text))
+            print(f"{rel}: rewritten")
+    for rel, names, phrase in PHRASES:
+        want = phrase_of(names, phrase)
+        if want not in (ROOT / rel).read_text():
+            print(f"{rel}: does not say {want!r} ({names})")
+
+
+if __name__ == "__main__":
+    main()
