@@ -163,7 +163,7 @@ def test_resnet_presets_validate_and_keep_the_official_snn_settings(arg, name, w
         assert cfg.data.name == arg.split(",")[0]
 
 
-def test_a_vgg_name_in_a_resnet_section_is_refused():
+def test_a_bn_resnet_name_in_a_hybrid_section_is_refused():
     cfg = ml_collections.ConfigDict(_config("digits,resnet20").to_dict())
     cfg.model.name = "resnet20"  # the BN Spiking ResNet's name, not the hybrid family's
     with pytest.raises(ValueError, match="config.model"):
