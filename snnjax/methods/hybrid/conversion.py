@@ -86,7 +86,7 @@ def _check_model(model: HybridModel) -> None:
         and act.func is neuron_lib.HybridNeuron
     ):
         raise TypeError(
-            "conversion needs a spiking hybrid VGG or ResNet (snnjax.methods.hybrid.vgg.VGG or "
+            "conversion needs a spiking VGG or ResNet of the hybrid family (snnjax.methods.hybrid.vgg.VGG or "
             "snnjax.methods.hybrid.resnet.HybridResNet whose activation is functools.partial(HybridNeuron, ...)), "
             f"got {type(model).__name__} with activation {act!r}; build one with "
             "snnjax.models.build(vgg_config(neuron='if') or resnet_config(neuron='if'), ...)"
