@@ -144,7 +144,8 @@ def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
     )
     summary = json.loads((wd / "summary.json").read_text())
     conv = json.loads((wd / "conversion.json").read_text())
-    assert list(conv["thresholds"]) == list(resnet.spiking_layer_names(resnet.BLOCKS["hybrid_resnet6"]))
+    # (JSON keys are written sorted; the balancing order itself is tested in test_resnet_official.py)
+    assert sorted(conv["thresholds"]) == sorted(resnet.spiking_layer_names(resnet.BLOCKS["hybrid_resnet6"]))
     assert all(theta > 0 for theta in conv["thresholds"].values())
     assert set(summary["conversion"]["accuracy"]) == {"2", "6"} and 0.0 <= summary["best_test_accuracy"] <= 1.0
     analysis = analyze(wd, tmp_path / "analysis")
