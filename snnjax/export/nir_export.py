@@ -121,7 +121,10 @@ def _neuron_template(model: ResNet) -> layers.SpikingNeuron:
 
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, ResNet):
-        raise TypeError(f"NIR export supports snnjax.models.resnet.ResNet models, got {type(model).__name__}")
+        raise TypeError(
+            f"NIR export supports snnjax.models.resnet.ResNet models, got {type(model).__name__} (the hybrid "
+            "VGG/ResNet neurons reset by subtraction, which NIR 1.0's IF/LIF cannot express)"
+        )
     if model.stem != "cifar":
         raise NotImplementedError(
             f"stem={model.stem!r} cannot be exported: NIR 1.0 has no max-pool; use the 'cifar' stem"

@@ -7,11 +7,12 @@ family             names                                           defined in
 =================  ==============================================  ===================================
 ResNet / SEW       resnet18/34/50/101, sew_resnet18/34/50/101      :mod:`snnjax.models.factory`
 VGG (hybrid)       vgg5, vgg9, vgg11, vgg13, vgg16, vgg19           :mod:`snnjax.methods.hybrid.vgg`
+ResNet (hybrid)    hybrid_resnet6, hybrid_resnet12/20/34            :mod:`snnjax.methods.hybrid.resnet`
 SNN2ANN nets       snn2ann_vgg, snn2ann_resnet17, bptt_vgg           :mod:`snnjax.methods.snn2ann.models`
 =================  ==============================================  ===================================
 
 Every family module has ``NAMES``, ``build(cfg, num_classes)`` and ``validate(cfg, prefix)``
-(each family has its own config keys; there is no key "required by a shared schema"). The two
+(each family has its own config keys; there is no key "required by a shared schema"). The
 method-owned families are imported only when one of their names is asked for: this table is the
 one place in the shared core that names a method's module.
 
@@ -32,6 +33,7 @@ import ml_collections
 FAMILIES = {
     "resnet": "snnjax.models.factory",
     "vgg": "snnjax.methods.hybrid.vgg",
+    "hybrid_resnet": "snnjax.methods.hybrid.resnet",
     "snn2ann": "snnjax.methods.snn2ann.models",
 }
 

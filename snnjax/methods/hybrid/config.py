@@ -7,7 +7,7 @@ import ml_collections
 from snnjax import config as config_lib
 from snnjax import models
 from snnjax.data.stats import NORMALIZATIONS
-from snnjax.methods.hybrid import vgg
+from snnjax.methods.hybrid import resnet, vgg
 from snnjax.train import stages
 
 FRACTIONS = (0.6, 0.8, 0.9)  # the reference's lr steps, as fractions of a stage's epochs
@@ -110,8 +110,12 @@ def ann_restore(config: ml_collections.ConfigDict) -> stages.Restore:
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Check the ``ann`` and ``conversion`` sections, ``data.normalization`` and the SNN of ``config.model``."""
-    if cfg.model.name not in vgg.NAMES:
-        config_lib.fail("model.name", cfg.model.name, "the hybrid pipeline converts a VGG: vgg5 .. vgg19")
+    if cfg.model.name not in vgg.NAMES + resnet.NAMES:
+        config_lib.fail(
+            "model.name",
+            cfg.model.name,
+            f"the hybrid pipeline converts a BN-free VGG or ResNet: one of {list(vgg.NAMES + resnet.NAMES)}",
+        )
     if cfg.model.neuron == "relu":
         config_lib.fail(
             "model.neuron",

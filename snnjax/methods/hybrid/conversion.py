@@ -1,7 +1,8 @@
 """ANN -> SNN conversion by threshold balancing (Rathi et al. 2020; Sengupta et al. 2019).
 
-The SNN reuses the ANN's weights unchanged (the :class:`~snnjax.methods.hybrid.vgg.VGG` parameter trees of
-the two are identical, so conversion is a tree copy) and gets one firing threshold per layer:
+The SNN reuses the ANN's weights unchanged (the parameter trees of the ANN and SNN
+:class:`~snnjax.methods.hybrid.vgg.VGG` or :class:`~snnjax.methods.hybrid.resnet.HybridResNet` are
+identical, so conversion is a tree copy) and gets one firing threshold per layer:
 
 1. with decay 1 (IF neurons) and a long simulation (``time_steps``, 1000 in the reference code), for
    each spiking layer ``l`` in forward order, run the SNN whose earlier layers already have their
@@ -17,8 +18,9 @@ not with ``T``. A maximum is exact over chunks and batches. A percentile is comp
 pass (one batch, one chunk) and the largest of those is taken: with one batch and no chunking it
 is the exact percentile of the pooled currents.
 
-Only the VGG family is supported: the spiking ResNet of :mod:`snnjax.models.resnet` keeps BN and a
-single static threshold and would need BN folding plus residual-path rescaling (see docs/hybrid_stdb.md).
+The hybrid VGG and ResNet families (:mod:`~snnjax.methods.hybrid.vgg`,
+:mod:`~snnjax.methods.hybrid.resnet`, both BN-free) convert; the BN Spiking ResNet of
+:mod:`snnjax.models.resnet` does not (it would need BN folding; see docs/hybrid_stdb.md).
 
 Shapes: images ``[B, H, W, C]`` float, already normalised as the ANN saw them.
 """
@@ -36,12 +38,14 @@ import numpy as np
 
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import neuron as neuron_lib
+from snnjax.methods.hybrid import resnet as resnet_lib
 from snnjax.methods.hybrid import vgg as vgg_lib
 from snnjax.train import evaluate
 from snnjax.train import mesh as mesh_lib
 
 Variables = dict[str, Any]
 Thresholds = dict[str, float]  # spiking layer name -> threshold (membrane units)
+HybridModel = vgg_lib.VGG | resnet_lib.HybridResNet  # the families that convert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,19 +78,22 @@ def scale_thresholds(thresholds: Thresholds, scaling_factor: float) -> Threshold
     return {name: float(value) * scaling_factor for name, value in thresholds.items()}
 
 
-def _check_model(model: vgg_lib.VGG) -> None:
-    act = model.activation
+def _check_model(model: HybridModel) -> None:
+    act = getattr(model, "activation", None)
     if not (
-        isinstance(model, vgg_lib.VGG) and isinstance(act, functools.partial) and act.func is neuron_lib.HybridNeuron
+        isinstance(model, (vgg_lib.VGG, resnet_lib.HybridResNet))
+        and isinstance(act, functools.partial)
+        and act.func is neuron_lib.HybridNeuron
     ):
         raise TypeError(
-            "conversion needs a spiking VGG (snnjax.methods.hybrid.vgg.VGG whose activation is "
-            f"functools.partial(HybridNeuron, ...)), got {type(model).__name__} with "
-            f"activation {act!r}; build one with snnjax.models.build(vgg_config(neuron='if'), ...)"
+            "conversion needs a spiking VGG or ResNet of the hybrid family (snnjax.methods.hybrid.vgg.VGG or "
+            "snnjax.methods.hybrid.resnet.HybridResNet whose activation is functools.partial(HybridNeuron, ...)), "
+            f"got {type(model).__name__} with activation {act!r}; build one with "
+            "snnjax.models.build(vgg_config(neuron='if') or resnet_config(neuron='if'), ...)"
         )
 
 
-def with_decay(model: vgg_lib.VGG, decay: float) -> vgg_lib.VGG:
+def with_decay(model: HybridModel, decay: float) -> HybridModel:
     """``model`` with every neuron's decay set to ``decay`` (balancing uses IF neurons: decay 1)."""
     _check_model(model)
     if model.activation.keywords.get("decay", neuron_lib.HybridNeuron.decay) == decay:
@@ -101,7 +108,7 @@ def _chunks(start: int, stop: int, time_chunk: int) -> list[tuple[int, int]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_run(model: vgg_lib.VGG, steps: int, with_state: bool):
+def _compiled_run(model: HybridModel, steps: int, with_state: bool):
     """jit'd ``(variables, x, key[, state]) -> (output, new neuron_state)`` of ``model`` for ``steps`` steps."""
     chunk_model = model.clone(time_steps=steps)
 
@@ -125,7 +132,7 @@ def _place(x: np.ndarray | jax.Array) -> jax.Array:
 
 
 def run_chunked(
-    model: vgg_lib.VGG,
+    model: HybridModel,
     variables: Variables,
     x: jax.Array,
     key: jax.Array,
@@ -156,7 +163,7 @@ def _reduce(current: jax.Array, percentile: float) -> float:
 
 
 def layer_input_statistic(
-    model: vgg_lib.VGG,
+    model: HybridModel,
     variables: Variables,
     x: jax.Array,
     key: jax.Array,
@@ -179,7 +186,7 @@ def layer_input_statistic(
 
 
 def balance_thresholds(
-    model: vgg_lib.VGG,
+    model: HybridModel,
     ann_variables: Variables,
     batches: Sequence[np.ndarray | jax.Array],
     key: jax.Array,
@@ -190,7 +197,7 @@ def balance_thresholds(
     """Per-layer thresholds of the converted SNN, BEFORE ``settings.scaling_factor`` (see module doc).
 
     Args:
-      model: the spiking VGG (its decay is overridden with 1, its ``time_steps`` ignored).
+      model: the spiking VGG or ResNet (its decay is overridden with 1, its ``time_steps`` ignored).
       ann_variables: the trained ANN's variables (``params`` are used).
       batches: one or more normalised training batches ``[B, H, W, C]``.
       key: PRNG key of the input encoding (Poisson).
@@ -204,7 +211,7 @@ def balance_thresholds(
         raise ValueError("balance_thresholds needs at least one training batch")
     model = with_decay(model, 1.0)
     thresholds: Thresholds = {}
-    for index, layer in enumerate(vgg_lib.spiking_layer_names(model.arch)):
+    for index, layer in enumerate(model.spiking_layers()):
         variables = snn_variables(ann_variables, thresholds)
         value = max(
             layer_input_statistic(
@@ -232,7 +239,7 @@ def balance_thresholds(
 
 
 def accuracy_over_time(
-    model: vgg_lib.VGG,
+    model: HybridModel,
     variables: Variables,
     images: np.ndarray,
     labels: np.ndarray,
@@ -249,7 +256,7 @@ def accuracy_over_time(
     with the same encoding draws).
 
     Args:
-      model: the spiking VGG; ``variables``: ``{"params", "thresholds"}``.
+      model: the spiking VGG or ResNet; ``variables``: ``{"params", "thresholds"}``.
       images: normalised ``[N, H, W, C]``; labels ``[N]`` ints.
       key: encoding PRNG key (batch ``i`` uses ``fold_in(key, i)``).
       time_steps: the ``T`` values to report (positive ints).

@@ -2,8 +2,8 @@
 
 Stages, each checkpointed so that a re-run skips what is finished:
 
-1. ``ann``: train the VGG ANN (ReLU, dropout, no BN; SGD) or restore it from ``config.ann.checkpoint``;
-2. ``conversion``: copy its weights into the spiking VGG and balance one threshold per layer
+1. ``ann``: train the VGG or ResNet ANN (ReLU, dropout, no BN; SGD) or restore it from ``config.ann.checkpoint``;
+2. ``conversion``: copy its weights into the spiking twin and balance one threshold per layer
    (:mod:`snnjax.methods.hybrid.conversion`), then test the converted SNN at every
    ``conversion.eval_time_steps``; thresholds and accuracies are saved in ``WORKDIR/conversion.json``
    (reused on re-runs);
@@ -30,7 +30,6 @@ from snnjax import models
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
-from snnjax.methods.hybrid.vgg import VGG
 from snnjax.train import distributed, loop, stages
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
@@ -89,7 +88,7 @@ def convert(
     workdir: str,
     splits: data_lib.DatasetSplits,
     ann_variables: dict[str, Any],
-    model: VGG,
+    model: conversion.HybridModel,
 ) -> dict[str, Any]:
     """Stage 2: balanced thresholds and the converted SNN's accuracy per T (cached in conversion.json)."""
     path = os.path.join(workdir, CONVERSION_FILE)
@@ -101,6 +100,7 @@ def convert(
         "normalization": config.data.get("normalization", "dataset"),
         "ann_normalization": hybrid_config.ann_config(config).data.normalization,
         "spike_delay": bool(config.model.get("spike_delay", False)),
+        **({"poisson_gain": float(config.model.poisson_gain)} if "poisson_gain" in config.model else {}),
         "ann_checkpoint": config.ann.checkpoint,
         "seed": int(config.seed),
     }
@@ -143,7 +143,10 @@ def convert(
 
 
 def _sweep(
-    config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits, model: VGG, variables: dict[str, Any]
+    config: ml_collections.ConfigDict,
+    splits: data_lib.DatasetSplits,
+    model: conversion.HybridModel,
+    variables: dict[str, Any],
 ) -> dict[str, float]:
     """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
     ``conversion.eval_examples`` test images (0 = all)."""
@@ -167,7 +170,7 @@ def evaluate_converted(
     workdir: str,
     splits: data_lib.DatasetSplits,
     ann_variables: dict[str, Any],
-    model: VGG,
+    model: conversion.HybridModel,
     thresholds: dict[str, float],
 ) -> dict[str, Any]:
     """Accuracy of the converted SNN per T, with scaled (and, optionally, unscaled) thresholds."""

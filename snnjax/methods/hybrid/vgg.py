@@ -145,6 +145,10 @@ class VGG(nn.Module):
     dense_init: Literal["reference", "he"] = "reference"
     dtype: Dtype = jnp.float32
 
+    def spiking_layers(self) -> tuple[str, ...]:
+        """Layers with a threshold, in balancing order (see :func:`spiking_layer_names`)."""
+        return spiking_layer_names(self.arch)
+
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Logits ``[B, num_classes]`` (sum over time) for ``x`` ``[B, H, W, C]`` or ``[B, T, H, W, C]``."""
@@ -289,33 +293,28 @@ def _check(cfg: ml_collections.ConfigDict, key: str, allowed: Sequence[Any], pre
         raise ValueError(f"config.{prefix}.{key}={cfg[key]!r} is not valid; choose one of {list(allowed)}")
 
 
-def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
-    """Check a :func:`vgg_config` section (errors name ``config.<prefix>.<key>``)."""
-    missing = [
-        k
-        for k in (
-            "name",
-            "neuron",
-            "encoding",
-            "dtype",
-            "dense_init",
-            "surrogate",
-            "width",
-            "time_steps",
-            "dropout",
-            "classifier_dropout",
-            "decay",
-            "surrogate_param",
-            "stdb_beta",
-        )
-        if k not in cfg
-    ]
-    if missing:
-        raise ValueError(
-            f"config.{prefix} lacks the VGG keys {missing}: build a VGG section with "
-            "snnjax.methods.hybrid.vgg.vgg_config (the ResNet keys do not fit a VGG)"
-        )
-    _check(cfg, "name", NAMES, prefix)
+# Keys every hybrid model section (VGG and ResNet) has.
+COMMON_KEYS = (
+    "name",
+    "neuron",
+    "encoding",
+    "dtype",
+    "dense_init",
+    "surrogate",
+    "width",
+    "time_steps",
+    "dropout",
+    "decay",
+    "surrogate_param",
+    "stdb_beta",
+)
+
+
+def check_section(
+    cfg: ml_collections.ConfigDict, prefix: str, names: Sequence[str], dropout_keys: Sequence[str]
+) -> None:
+    """The checks shared by the hybrid VGG and ResNet sections (``names``: the family's model names)."""
+    _check(cfg, "name", names, prefix)
     _check(cfg, "neuron", NEURONS, prefix)
     _check(cfg, "encoding", ENCODINGS, prefix)
     _check(cfg, "dtype", ("float32", "bfloat16"), prefix)
@@ -326,7 +325,7 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
         raise ValueError(f"config.{prefix}.width must be >= 1, got {width}")
     if steps < 1:
         raise ValueError(f"config.{prefix}.time_steps must be >= 1, got {steps}")
-    for key in ("dropout", "classifier_dropout"):
+    for key in dropout_keys:
         if not 0.0 <= float(cfg[key]) < 1.0:
             raise ValueError(f"config.{prefix}.{key} must be in [0, 1), got {cfg[key]}")
     if not 0.0 <= float(cfg.decay) <= 1.0:
@@ -342,24 +341,38 @@ def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
         )
 
 
+def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:
+    """Check a :func:`vgg_config` section (errors name ``config.<prefix>.<key>``)."""
+    missing = [k for k in COMMON_KEYS + ("classifier_dropout",) if k not in cfg]
+    if missing:
+        raise ValueError(
+            f"config.{prefix} lacks the VGG keys {missing}: build a VGG section with "
+            "snnjax.methods.hybrid.vgg.vgg_config (the ResNet keys do not fit a VGG)"
+        )
+    check_section(cfg, prefix, NAMES, dropout_keys=("dropout", "classifier_dropout"))
+
+
+def activation_factory(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
+    """``layers.ReLU`` for ``neuron='relu'``, else the :class:`HybridNeuron` the section describes."""
+    if cfg.neuron == "relu":
+        return layers.ReLU
+    return functools.partial(
+        neuron_lib.HybridNeuron,
+        decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
+        v_threshold=float(cfg.v_threshold),
+        surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param), beta=float(cfg.stdb_beta)),
+        unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
+        delay=bool(cfg.get("spike_delay", False)),
+    )
+
+
 def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "model") -> VGG:
     """The :class:`VGG` of a :func:`vgg_config` section (``prefix`` names it in error messages)."""
     validate(cfg, prefix)
-    if cfg.neuron == "relu":
-        activation = layers.ReLU
-    else:
-        activation = functools.partial(
-            neuron_lib.HybridNeuron,
-            decay=1.0 if cfg.neuron == "if" else float(cfg.decay),
-            v_threshold=float(cfg.v_threshold),
-            surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param), beta=float(cfg.stdb_beta)),
-            unroll=True if int(cfg.unroll) == 0 else int(cfg.unroll),
-            delay=bool(cfg.get("spike_delay", False)),
-        )
     return VGG(
         arch=ARCHS[cfg.name],
         num_classes=num_classes,
-        activation=activation,
+        activation=activation_factory(cfg),
         time_steps=int(cfg.time_steps),
         width=int(cfg.width),
         encoding=cfg.encoding,

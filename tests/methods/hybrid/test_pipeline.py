@@ -29,11 +29,11 @@ TINY = [
 ]
 
 
-def _launch(workdir, *overrides):
+def _launch(workdir, *overrides, config="configs/hybrid_stdb.py:digits"):
     cmd = [
         sys.executable,
         os.path.join(ROOT, "launch.py"),
-        "--config=configs/hybrid_stdb.py:digits",
+        f"--config={config}",
         f"--workdir={workdir}",
         *TINY,
         *overrides,
@@ -123,3 +123,31 @@ def test_bad_settings_name_the_key(load_config):
     cfg.ann.checkpoint = "/nonexistent/run"
     with pytest.raises(FileNotFoundError, match=r"config.ann.checkpoint='/nonexistent/run' holds no ANN checkpoint"):
         hybrid_pipeline.run(cfg, "/nonexistent/workdir")
+
+
+def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
+    """digits + the hybrid ResNet (resnet6: both block kinds) through launch.py; the analysis CLI path
+    rebuilds it from the workdir; NIR export refuses it with the reason (soft reset)."""
+    from snnjax.analysis.workdir import load_run
+    from snnjax.export import write_nir
+    from snnjax.methods.hybrid import resnet
+
+    wd = tmp_path / "hybrid_resnet"
+    _launch(
+        wd,
+        "--config.model.name=hybrid_resnet6",
+        "--config.conversion.time_steps=24",
+        config="configs/hybrid_stdb.py:digits,resnet12",
+    )
+    summary = json.loads((wd / "summary.json").read_text())
+    conv = json.loads((wd / "conversion.json").read_text())
+    # (JSON keys are written sorted; the balancing order itself is tested in test_resnet_official.py)
+    assert sorted(conv["thresholds"]) == sorted(resnet.spiking_layer_names(resnet.BLOCKS["hybrid_resnet6"]))
+    assert all(theta > 0 for theta in conv["thresholds"].values())
+    assert set(summary["conversion"]["accuracy"]) == {"2", "6"} and 0.0 <= summary["best_test_accuracy"] <= 1.0
+    analysis = analyze(wd, tmp_path / "analysis")
+    assert analysis["stage"] == "stdb" and analysis["time_steps"] == 2
+    assert set(analysis["neurons"]) == {f"{n}_act" for n in conv["thresholds"]}
+    run = load_run(str(wd))
+    with pytest.raises(TypeError, match="reset by subtraction"):
+        write_nir(str(tmp_path / "m.nir"), run.model, run.variables, input_shape=(8, 8, 1))
