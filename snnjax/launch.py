@@ -23,10 +23,12 @@ traceback is appended to ``WORKDIR/snnjax.log`` and printed with ``--verbose``
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import pathlib
 import shutil
 import sys
+import traceback
 
 from snnjax import runtime
 
@@ -191,6 +193,9 @@ def _launch(workdir: str, stage: dict) -> None:
         # orbax logs the traceback of a failed background save from each of its threads (hundreds of lines)
         # before the error reaches the launcher, which reports it in two lines (and logs its traceback).
         logging.get_absl_handler().addFilter(_without_orbax_records)
+        # The same errors come again from asyncio ("Task exception was never retrieved") when orbax's
+        # unfinished write tasks are collected, possibly at exit and past the absl handler.
+        std_logging.getLogger("asyncio").addFilter(_without_orbax_records)
     config = _FLAGS["config"].value
     config_lib.apply_epochs_all(config)
     config_lib.validate(config)
@@ -224,8 +229,14 @@ def _launch(workdir: str, stage: dict) -> None:
 
 
 def _without_orbax_records(record) -> bool:
-    """A ``logging`` filter: False for the records of orbax's modules."""
-    return "/orbax/" not in (record.pathname or "")
+    """A ``logging`` filter: False for the records of orbax's modules and for asyncio's reports of
+    orbax tasks that failed (their tracebacks run through orbax's files)."""
+    if "/orbax/" in (record.pathname or ""):
+        return False
+    if record.name == "asyncio":
+        text = record.getMessage() + "".join(traceback.format_exception(*record.exc_info) if record.exc_info else [])
+        return "orbax" not in text
+    return True
 
 
 def take_lock(workdir: str):

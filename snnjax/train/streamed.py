@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -92,7 +92,12 @@ class StreamEvaluator:
     def compile(self, variables: Any) -> None:
         self.eval_fn = self.eval_fn.lower(variables, *self._shapes(), jnp.int32(0)).compile()
 
-    def __call__(self, variables: Any) -> dict[str, float]:
+    @property
+    def num_batches(self) -> int:
+        """Test batches per pass (the in-memory :class:`~snnjax.train.evaluate.Evaluator`'s field)."""
+        return self.source.num_eval_batches
+
+    def __call__(self, variables: Any, *, on_batch: Callable[[], Any] | None = None) -> dict[str, float]:
         batches = self.source.eval_batches()
 
         def batch_sums(i: int):
@@ -100,7 +105,7 @@ class StreamEvaluator:
             arrays = (batch["image"], batch["label"], mask)
             return self.eval_fn(variables, *(global_array(a, self.mesh) for a in arrays), jnp.int32(i))
 
-        return evaluate_lib.accumulate(batch_sums, self.source.num_eval_batches)
+        return evaluate_lib.accumulate(batch_sums, self.num_batches, on_batch=on_batch)
 
 
 def make_evaluator(eval_step, source: StreamSource, *, mean, std, mesh, out_shardings=None) -> StreamEvaluator:
