@@ -1,0 +1,117 @@
+"""The IDSNN four-arm ablation on all 60,000 Fashion-MNIST images: per-run JSON, table and plot.
+
+    python experiments/idsnn_60k_report.py /work/runs/idsnn_f60k [more roots ...]
+
+Reads ``<root>/seed<S>/<arm>/`` of ``python -m snnjax.methods.idsnn.ablation --config
+configs/idsnn.py:fashion_mnist_60k`` (finished runs only: every configured epoch evaluated) and
+``<root>/seed<S>/teacher/``, then
+- adds one entry per run to ``docs/fmnist_reference_60k.json``: ``<arm>_s<seed>`` for the arms,
+  ``ablation_teacher_s<seed>`` for the teachers (test accuracy per epoch, best/final, wall time, the
+  load average seen, KD settings);
+- writes ``docs/idsnn_60k_ablation.md`` (the ablation runner's table: best and final accuracy as
+  mean +- std over seeds and per seed, first epoch at which each arm reaches the same seed's
+  baseline final accuracy; plus accuracy after each epoch) and ``docs/idsnn_60k_ablation.png``
+  (mean line, min-max band over seeds).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+
+from snnjax.methods.idsnn import ablation
+from snnjax.methods.idsnn.config import ARMS
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
+JSON_PATH = os.path.join(DOCS, "fmnist_reference_60k.json")
+
+
+def epoch_records(workdir: str, stage: str) -> list[dict]:
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = [json.loads(line) for line in open(path) if line.strip().startswith("{")]
+    return [r for r in rows if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
+
+
+def run_entry(workdir: str, stage: str, epochs: int) -> dict | None:
+    """The finished run's record, or None while it is still training."""
+    rows = epoch_records(workdir, stage)
+    if len(rows) < epochs:
+        return None
+    summaries = sorted(glob.glob(os.path.join(workdir, "*summary.json")))
+    summary = json.load(open(summaries[-1])) if summaries else {}
+    test = [round(float(r["test_accuracy"]), 4) for r in rows]
+    return {
+        "best_test_accuracy": max(test),
+        "final_test_accuracy": test[-1],
+        "epochs": len(rows),
+        "wall_time_s": summary.get("wall_time_s"),
+        "train_images_per_s": summary.get("train_images_per_s"),
+        "test_accuracy_per_epoch": test,
+        "train_accuracy_per_epoch": [round(float(r["train_accuracy"]), 4) for r in rows if "train_accuracy" in r],
+        "kd": summary.get("kd"),
+        "init": summary.get("init"),
+    }
+
+
+def collect(roots: list[str], epochs: int, teacher_epochs: int) -> tuple[dict, dict]:
+    """``(entries, results)``: JSON entries by key, and ``results[arm][seed]`` for the ablation helpers."""
+    entries: dict[str, dict] = {}
+    results: dict[str, dict[int, dict]] = {arm: {} for arm in ARMS}
+    for root in roots:
+        for seed_dir in sorted(glob.glob(os.path.join(root, "seed*"))):
+            seed = int(os.path.basename(seed_dir)[len("seed") :])
+            teacher = run_entry(os.path.join(seed_dir, "teacher"), "teacher", teacher_epochs)
+            if teacher:
+                entries[f"ablation_teacher_s{seed}"] = teacher
+            for arm in ARMS:
+                wd = os.path.join(seed_dir, arm)
+                entry = run_entry(wd, "student", epochs)
+                if entry is None:
+                    continue
+                entries[f"{arm}_s{seed}"] = entry
+                curve = [(i + 1, acc) for i, acc in enumerate(entry["test_accuracy_per_epoch"])]
+                results[arm][seed] = {"best": entry["best_test_accuracy"], "final": entry["final_test_accuracy"]}
+                results[arm][seed]["curve"] = curve
+    return entries, {arm: r for arm, r in results.items() if r}
+
+
+def per_epoch_table(results: dict, epochs: int) -> str:
+    head = "| arm | seeds | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |"
+    lines = [head, "|---|---|" + "---|" * epochs]
+    for arm, per_seed in results.items():
+        acc = np.array([[a for _, a in r["curve"]] for r in per_seed.values()])
+        cells = [f"{m:.4f} ({lo:.4f}-{hi:.4f})" for m, lo, hi in zip(acc.mean(0), acc.min(0), acc.max(0))]
+        lines.append(f"| {arm} | {','.join(map(str, sorted(per_seed)))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(roots: list[str]) -> None:
+    from configs import idsnn as idsnn_config_file
+
+    cfg = idsnn_config_file.get_config("fashion_mnist_60k")
+    epochs, teacher_epochs = int(cfg.train.epochs), int(cfg.teacher.train.epochs)
+    entries, results = collect(roots, epochs, teacher_epochs)
+    doc = json.load(open(JSON_PATH))
+    doc["runs"].update(entries)
+    with open(JSON_PATH, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    table = ablation.summarize(results)
+    md = ablation.to_markdown(table, epochs) + "\nTest accuracy after each epoch (mean, min-max over seeds):\n\n"
+    md += per_epoch_table(results, epochs)
+    with open(os.path.join(DOCS, "idsnn_60k_ablation.md"), "w") as f:
+        f.write(md)
+    ablation.plot_curves(results, os.path.join(DOCS, "idsnn_60k_ablation.png"))
+    print(md)
+    print(f"{len(entries)} runs recorded in {os.path.relpath(JSON_PATH)}: {sorted(entries)}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    main(sys.argv[1:])
