@@ -23,6 +23,7 @@ import os
 import sys
 from typing import Any
 
+from snnjax import trees
 from snnjax.interop import layouts
 
 
@@ -70,7 +71,7 @@ def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | N
         raise ValueError(f"{workdir} ({run.stage}) holds a {m.name}; only standard ResNets export to PyTorch layouts")
     state = tio.to_torch(run.variables, fmt)
     tio.save_state_dict(state, out)
-    arch = layouts.arch_from_snnjax({p: tuple(v.shape) for p, v in _flat(run.variables["params"]).items()})
+    arch = layouts.arch_from_snnjax({p: tuple(v.shape) for p, v in trees.flatten(run.variables["params"]).items()})
     sidecar = {
         "format": fmt,
         "workdir": os.path.abspath(workdir),
@@ -96,16 +97,6 @@ def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | N
     }
     write_json(out + ".json", sidecar)
     return sidecar
-
-
-def _flat(tree, prefix=()):
-    out = {}
-    for key, value in tree.items():
-        if hasattr(value, "items"):
-            out.update(_flat(value, prefix + (str(key),)))
-        else:
-            out[prefix + (str(key),)] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

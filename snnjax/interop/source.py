@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from snnjax import trees
 from snnjax.interop import convert, layouts
 from snnjax.interop import torch as tio
 
@@ -54,12 +55,12 @@ def check_shapes(
     want = {
         "/".join(p): tuple(v.shape)
         for c in ("params", "batch_stats")
-        for p, v in _flat(abstract.get(c, {}), (c,)).items()
+        for p, v in trees.flatten(abstract.get(c, {}), (c,)).items()
     }
     have = {
         "/".join(p): tuple(np.shape(v))
         for c in ("params", "batch_stats")
-        for p, v in _flat(converted.variables[c], (c,)).items()
+        for p, v in trees.flatten(converted.variables[c], (c,)).items()
     }
     data = f"{image_shape[-1]}-channel {image_shape[0]}x{image_shape[1]} images, {num_classes} classes"
     for tkey, spath, how in converted.report.mapped:
@@ -76,16 +77,6 @@ def check_shapes(
         raise ValueError(
             f"{where}: the checkpoint has no tensor for snnjax's {missing[0]} (and {len(missing) - 1} more)"
         )
-
-
-def _flat(tree, prefix):
-    out = {}
-    for key, value in tree.items():
-        if hasattr(value, "items"):
-            out.update(_flat(value, prefix + (str(key),)))
-        else:
-            out[prefix + (str(key),)] = value
-    return out
 
 
 def load(
