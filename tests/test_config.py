@@ -132,6 +132,14 @@ def test_model_sections_saved_by_0_1_still_resume_and_rebuild(load_config):
         "data.normalization: checkpoint 'dataset' vs now 'unit'"  # hybrid configs have set it since 0.1
     ]
 
+    # Checkpoints written before the streaming keys existed (a 60k IDSNN run resumed across the upgrade).
+    pre_stream = {k: v for k, v in idsnn["data"].items() if k not in ("streaming", "image_size", "records_dir")}
+    assert preflight.resume_mismatches({**idsnn, "data": pre_stream}, idsnn) == []
+    cropped = {**idsnn, "data": {**idsnn["data"], "image_size": 224}}
+    assert preflight.resume_mismatches({**idsnn, "data": pre_stream}, cropped) == [
+        "data.image_size: checkpoint 0 vs now 224"
+    ]
+
     s2a = load_unlocked(load_config, "snn2ann", "digits").to_dict()
     old = {**s2a["model"], "arch": "vgg"}  # 0.1: arch + the name it set
     assert models.upgrade_legacy(old) == s2a["model"]

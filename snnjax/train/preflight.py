@@ -41,7 +41,6 @@ def check_workdir(workdir: str, *, min_free_mb: float) -> None:
 
 
 RESUME_SECTIONS = ("model", "data")
-LEGACY_DATA_DEFAULTS = {"normalization": "dataset", "mean": (), "std": ()}
 # Keys that change where the data comes from or how fast the step runs, not what is trained.
 RESUME_IGNORED = {
     # Streaming: how many readers decode, and where the same records live, change no batch.
@@ -58,13 +57,14 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     """
     if not saved:
         return []
-    from snnjax import models  # local: keeps the preflight checks light
+    from snnjax import config as config_lib, models  # local: keeps the preflight checks light
 
     saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}  # 0.1 checkpoints
-    # Checkpoints written before data.normalization / mean / std were shared keys normalised with the
-    # dataset's statistics unless the method's config set them: the defaults mean exactly that.
-    saved["data"] = {**LEGACY_DATA_DEFAULTS, **saved.get("data", {})}
-    current = {**current, "data": {**LEGACY_DATA_DEFAULTS, **current.get("data", {})}}
+    # A data key that a checkpoint lacks was added to the library after it was written (normalization /
+    # mean / std, streaming, image_size, ...): the run trained with what that key's default means.
+    defaults = config_lib.data_config().to_dict()
+    saved["data"] = {**defaults, **saved.get("data", {})}
+    current = {**current, "data": {**defaults, **current.get("data", {})}}
     diffs = []
     for section in RESUME_SECTIONS:
         old, new = saved.get(section, {}), current.get(section, {})
