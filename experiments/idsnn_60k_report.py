@@ -35,7 +35,10 @@ def epoch_records(workdir: str, stage: str) -> list[dict]:
     if not os.path.exists(path):
         return []
     rows = [json.loads(line) for line in open(path) if line.strip().startswith("{")]
-    return [r for r in rows if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
+    rows = [r for r in rows if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
+    # A resumed run may log an epoch again: the last record of each epoch counts.
+    by_epoch = {round(float(r.get("epoch", i + 1))): r for i, r in enumerate(rows)}
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def run_entry(workdir: str, stage: str, epochs: int) -> dict | None:

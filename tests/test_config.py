@@ -74,6 +74,8 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
         ("hybrid_stdb", "digits", "model.surrogate", "rectangular", "config.model.surrogate"),
         ("hybrid_stdb", "digits", "model.name", "vgg7", "config.model.name"),
         ("hybrid_stdb", "digits", "conversion.percentile", 0.0, "config.conversion.percentile"),
+        ("hybrid_stdb", "digits", "conversion.balance", "stem", "config.conversion.balance"),  # VGG
+        ("hybrid_stdb", "digits,resnet20", "conversion.balance", "blocks", "config.conversion.balance"),
         ("hybrid_stdb", "digits", "ann.optim.milestone_fractions", (0.5, 1.5), "milestone_fractions"),
         ("snn2ann", "digits", "arm", "bptt", "config.model.name='snn2ann_vgg'"),
         ("snn2ann", "digits", "kd.enabled", True, "config.kd.enabled"),

@@ -8,10 +8,21 @@ from snnjax import config as config_lib
 from snnjax import models
 from snnjax.data.stats import NORMALIZATIONS
 from snnjax.methods.hybrid import resnet, vgg
+from snnjax.methods.hybrid.conversion import BALANCE_MODES, STATISTICS
 from snnjax.train import stages
 
 FRACTIONS = (0.6, 0.8, 0.9)  # the reference's lr steps, as fractions of a stage's epochs
-BALANCE_KEYS = ("time_steps", "batch_size", "num_batches", "percentile", "time_chunk", "augment")
+BALANCE_KEYS = (
+    "time_steps",
+    "batch_size",
+    "num_batches",
+    "percentile",
+    "time_chunk",
+    "augment",
+    "balance",
+    "default_threshold",
+    "statistic",
+)
 EVAL_KEYS = ("scaling_factor", "eval_time_steps", "eval_batch_size", "report_unscaled", "eval_examples")
 
 
@@ -55,6 +66,14 @@ def conversion_section() -> ml_collections.ConfigDict:
             augment=True,  # balancing batch drawn with the training augmentation (official: first
             # batch of the shuffled, augmented train loader); False: as stored
             eval_examples=0,  # test images of the conversion sweeps (0 = all)
+            # Which layers balancing sets (snnjax.methods.hybrid.conversion): all (official VGG) |
+            # stem (official ResNet: block thresholds stay at default_threshold) | residual (ResNet,
+            # snnjax: all, with each block's conv2 rescaled by its conv1 threshold)
+            balance="all",
+            default_threshold=1.0,
+            # spikes (official: max input current of a spiking simulation) | activations (Rueckauer
+            # et al. 2017: the percentile of the ANN's activations, theta = lambda_l / lambda_input)
+            statistic="spikes",
         )
     )
 
@@ -147,5 +166,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         config_lib.fail("conversion.scaling_factor", c.scaling_factor, "must be > 0 (reference: 0.7)")
     if int(c.time_chunk) < 0:
         config_lib.fail("conversion.time_chunk", c.time_chunk, "must be >= 0 (0 = no chunking)")
+    balance = c.get("balance", "all")
+    if balance not in BALANCE_MODES:
+        config_lib.fail("conversion.balance", balance, f"choose one of {list(BALANCE_MODES)}")
+    if balance != "all" and cfg.model.name not in resnet.NAMES:
+        config_lib.fail(
+            "conversion.balance", balance, f"'{balance}' is for the hybrid ResNets; a VGG balances 'all' layers"
+        )
+    if c.get("statistic", "spikes") not in STATISTICS:
+        config_lib.fail("conversion.statistic", c.statistic, f"choose one of {list(STATISTICS)}")
+    if not float(c.get("default_threshold", 1.0)) > 0.0:
+        config_lib.fail("conversion.default_threshold", c.default_threshold, "must be > 0 (official: 1.0)")
     if not c.eval_time_steps or min(int(t) for t in c.eval_time_steps) < 1:
         config_lib.fail("conversion.eval_time_steps", c.eval_time_steps, "must be positive ints")

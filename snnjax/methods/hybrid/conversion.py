@@ -12,6 +12,33 @@ identical, so conversion is a tree copy) and gets one firing threshold per layer
 3. the SNN then runs with ``scaling_factor * theta_l`` (0.7 by default; 0.6-0.8 suits T >= 100,
    smaller values suit smaller T) - :func:`scale_thresholds`.
 
+Which layers are balanced (``BalanceSettings.mode``, ``config.conversion.balance``):
+
+* ``all``: every spiking layer, as the official VGG code (and a plain chain needs nothing else);
+* ``stem`` (the official ResNet code, ``snn.py: find_threshold``): only the ResNet's three stem
+  convolutions; every block threshold stays at ``default_threshold`` (1.0) and is not scaled.
+  This keeps a block's two input terms on one scale: with rates ``r = a / lambda`` (``lambda`` the
+  activation scale a layer's spikes stand for), balancing gives ``lambda_l = lambda_(l-1) * theta_l``,
+  so ``conv2(s1) + shortcut(x)`` adds ``W2 a1 / lambda1`` to ``a_in / lambda_in`` - the ANN's
+  ``W2 a1 + a_in`` up to one factor only when ``theta_conv1 = 1``;
+* ``residual`` (snnjax's correction, not in the paper): every layer balanced (no saturation), and
+  each block's ``conv2`` kernel multiplied by its ``conv1``'s final threshold, which puts both terms
+  back on the block input's scale (:func:`snn_variables`). With ``all`` a ResNet's blocks add the
+  two terms in the wrong ratio (measured in docs/hybrid_stdb.md).
+
+Where the statistic comes from (``BalanceSettings.statistic``, ``config.conversion.statistic``):
+
+* ``spikes`` (the paper and its code, after Sengupta et al. 2019): the input current of a spiking
+  simulation, steps 1-2 above. Its maximum over steps is set by coincident spikes, above the mean
+  current that a rate stands for, so every layer fires below its ANN activation and the loss
+  compounds with depth (a 19-layer ResNet went silent after ~10 layers, docs/hybrid_stdb.md);
+* ``activations`` (Rueckauer et al. 2017, "robust normalisation"; snnjax's option): no simulation.
+  ``lambda_l`` = the ``percentile`` of layer ``l``'s post-ReLU ANN activations on the balancing
+  batches, and ``theta_l = lambda_l / lambda_in(l)`` where ``in(l)`` is the layer whose spikes
+  feed ``l`` (:func:`input_layers`; a block's ``conv2`` counts the block input, which mode
+  ``residual`` makes true) and the input's ``lambda`` is ``1 / poisson_gain`` (1 for direct input).
+  A neuron then fires at rate ``a_l / lambda_l``, the ANN's activation on one scale per layer.
+
 Long simulations run in chunks of ``time_chunk`` steps that hand the membrane state on (the
 ``neuron_state`` collection of :class:`~snnjax.methods.hybrid.neuron.HybridNeuron`), so memory grows with the chunk,
 not with ``T``. A maximum is exact over chunks and batches. A percentile is computed per forward
@@ -36,6 +63,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnjax import layers
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import neuron as neuron_lib
 from snnjax.methods.hybrid import resnet as resnet_lib
@@ -48,6 +76,10 @@ Thresholds = dict[str, float]  # spiking layer name -> threshold (membrane units
 HybridModel = vgg_lib.VGG | resnet_lib.HybridResNet  # the families that convert
 
 
+BALANCE_MODES = ("all", "stem", "residual")
+STATISTICS = ("spikes", "activations")
+
+
 @dataclasses.dataclass(frozen=True)
 class BalanceSettings:
     """Threshold-balancing settings (reference code: T = 1000, one batch of 512, max, x0.7)."""
@@ -56,8 +88,17 @@ class BalanceSettings:
     percentile: float = 100.0
     scaling_factor: float = 0.7
     time_chunk: int = 0  # 0: simulate all time steps in one pass
+    mode: str = "all"  # all | stem | residual (module doc)
+    statistic: str = "spikes"  # spikes (official) | activations (Rueckauer et al. 2017; module doc)
+    default_threshold: float = 1.0  # mode "stem": every block layer's threshold (official default_threshold)
 
     def __post_init__(self):
+        if self.mode not in BALANCE_MODES:
+            raise ValueError(f"balancing mode must be one of {list(BALANCE_MODES)}, got {self.mode!r}")
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"balancing statistic must be one of {list(STATISTICS)}, got {self.statistic!r}")
+        if not self.default_threshold > 0.0:
+            raise ValueError(f"default_threshold must be > 0, got {self.default_threshold} (official: 1.0)")
         if self.time_steps < 1:
             raise ValueError(f"balancing time_steps must be >= 1, got {self.time_steps} (reference: 1000)")
         if not 0.0 < self.percentile <= 100.0:
@@ -68,14 +109,104 @@ class BalanceSettings:
             raise ValueError(f"time_chunk must be >= 0 (0 = no chunking), got {self.time_chunk}")
 
 
-def snn_variables(ann_variables: Variables, thresholds: Thresholds) -> Variables:
-    """The SNN's variables: the ANN's ``params`` as they are, plus ``thresholds`` (a tree copy)."""
-    return {"params": ann_variables["params"], "thresholds": vgg_lib.thresholds_to_collection(thresholds)}
+def snn_variables(ann_variables: Variables, thresholds: Thresholds, *, mode: str = "all") -> Variables:
+    """The SNN's variables: the ANN's ``params`` plus ``thresholds`` (a tree copy).
+
+    ``mode="residual"``: every ResNet block's ``conv2`` kernel times its ``conv1``'s threshold in
+    ``thresholds`` (:func:`~snnjax.methods.hybrid.resnet.rescale_second_convs`); other modes keep
+    the ANN's ``params`` as they are.
+    """
+    params = ann_variables["params"]
+    if mode == "residual":
+        params = resnet_lib.rescale_second_convs(params, thresholds)
+    return {"params": params, "thresholds": vgg_lib.thresholds_to_collection(thresholds)}
 
 
-def scale_thresholds(thresholds: Thresholds, scaling_factor: float) -> Thresholds:
-    """Every threshold times ``scaling_factor``."""
-    return {name: float(value) * scaling_factor for name, value in thresholds.items()}
+def balanced_layers(model: HybridModel, mode: str) -> tuple[str, ...]:
+    """The spiking layers that balancing sets in ``mode`` (the rest keep the default threshold)."""
+    if mode not in BALANCE_MODES:
+        raise ValueError(f"balancing mode must be one of {list(BALANCE_MODES)}, got {mode!r}")
+    if mode != "all" and not isinstance(model, resnet_lib.HybridResNet):
+        raise ValueError(
+            f"balancing mode {mode!r} is for the hybrid ResNets (it concerns residual blocks); "
+            f"got {type(model).__name__}. Fix: config.conversion.balance='all' for a VGG"
+        )
+    if mode == "stem":
+        return resnet_lib.STEM
+    return model.spiking_layers()
+
+
+def input_layers(model: HybridModel) -> dict[str, str | None]:
+    """``{layer: the spiking layer whose spikes feed it}`` (None: the network input), for every
+    spiking layer. VGG: the previous layer; ResNet: a block's ``conv1`` and ``conv2`` both count
+    the block input (for ``conv2`` that is its shortcut term's source)."""
+    names = model.spiking_layers()
+    out: dict[str, str | None] = {}
+    for i, name in enumerate(names):
+        previous = names[i - 1] if i else None
+        if isinstance(model, resnet_lib.HybridResNet) and name.endswith("_conv2"):
+            previous = out[name[: -len("_conv2")] + "_conv1"]
+        out[name] = previous
+    return out
+
+
+def ann_activation_statistics(
+    model: HybridModel, ann_variables: Variables, batches: Sequence[np.ndarray | jax.Array], percentile: float
+) -> dict[str, float]:
+    """``{layer: percentile of its post-ReLU ANN activations}`` over ``batches`` ``[B, H, W, C]``
+    (the ANN twin of ``model``: the same parameters with ReLU, one step, direct input)."""
+    ann = model.clone(activation=layers.ReLU, time_steps=1, encoding="direct", probe=None)
+    names = model.spiking_layers()
+    pooled: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    apply = jax.jit(
+        lambda params, x: ann.apply(
+            {"params": params}, x, train=False, capture_intermediates=True, mutable=["intermediates"]
+        )[1]["intermediates"]
+    )
+    for batch in batches:
+        captured = apply(ann_variables["params"], jnp.asarray(batch, jnp.float32))
+        for name in names:
+            pooled[name].append(np.asarray(captured[name + vgg_lib.ACT_SUFFIX]["__call__"][0]).ravel())
+    return {name: _reduce(jnp.asarray(np.concatenate(values)), percentile) for name, values in pooled.items()}
+
+
+def activation_thresholds(
+    model: HybridModel,
+    ann_variables: Variables,
+    batches: Sequence[np.ndarray | jax.Array],
+    settings: BalanceSettings,
+    *,
+    log: Any = None,
+) -> Thresholds:
+    """Thresholds ``lambda_l / lambda_in(l)`` from ANN activation percentiles (statistic ``activations``,
+    module doc); layers that ``settings.mode`` leaves unbalanced get ``settings.default_threshold``."""
+    scale = ann_activation_statistics(model, ann_variables, batches, settings.percentile)
+    input_scale = 1.0 / float(getattr(model, "poisson_gain", 1.0)) if model.encoding == "poisson" else 1.0
+    balanced = balanced_layers(model, settings.mode)
+    thresholds: Thresholds = {}
+    for name, source in input_layers(model).items():
+        if name not in balanced:
+            thresholds[name] = float(settings.default_threshold)
+            continue
+        if not scale[name] > 0.0:
+            raise ValueError(
+                f"layer {name!r}: the ANN's activations are all <= 0 on the balancing batches (percentile "
+                f"{settings.percentile}), so it has no scale. Fixes: check that the ANN is trained, use more "
+                "balancing examples, or a higher percentile"
+            )
+        thresholds[name] = scale[name] / (scale[source] if source is not None else input_scale)
+        if log is not None:
+            log(f"threshold {name}: {thresholds[name]:.4f} (activation scale {scale[name]:.4f})")
+    return thresholds
+
+
+def scale_thresholds(thresholds: Thresholds, scaling_factor: float, *, mode: str = "all") -> Thresholds:
+    """Every balanced threshold times ``scaling_factor``; in mode ``stem`` the block thresholds are
+    left as they are (official ``threshold_update`` scales the stem only)."""
+    return {
+        name: float(value) * (scaling_factor if mode != "stem" or name in resnet_lib.STEM else 1.0)
+        for name, value in thresholds.items()
+    }
 
 
 def _check_model(model: HybridModel) -> None:
@@ -201,18 +332,25 @@ def balance_thresholds(
       ann_variables: the trained ANN's variables (``params`` are used).
       batches: one or more normalised training batches ``[B, H, W, C]``.
       key: PRNG key of the input encoding (Poisson).
-      settings: simulation length, percentile, chunking.
+      settings: simulation length, percentile, chunking, which layers (``mode``).
       log: optional ``callable(str)`` told each layer's threshold as it is found.
 
     Returns:
-      ``{layer: theta}`` for every spiking layer, in forward order.
+      ``{layer: theta}`` for every spiking layer, in forward order (``settings.mode`` "stem": the
+      block layers at ``settings.default_threshold``, without simulating them).
     """
     if not batches:
         raise ValueError("balance_thresholds needs at least one training batch")
+    if settings.statistic == "activations":
+        return activation_thresholds(model, ann_variables, batches, settings, log=log)
     model = with_decay(model, 1.0)
+    balanced = balanced_layers(model, settings.mode)
     thresholds: Thresholds = {}
     for index, layer in enumerate(model.spiking_layers()):
-        variables = snn_variables(ann_variables, thresholds)
+        if layer not in balanced:
+            thresholds[layer] = float(settings.default_threshold)
+            continue
+        variables = snn_variables(ann_variables, thresholds, mode=settings.mode)
         value = max(
             layer_input_statistic(
                 model,

@@ -4,7 +4,7 @@ Stages, each checkpointed so that a re-run skips what is finished:
 
 1. ``ann``: train the VGG or ResNet ANN (ReLU, dropout, no BN; SGD) or restore it from ``config.ann.checkpoint``;
 2. ``conversion``: copy its weights into the spiking twin and balance one threshold per layer
-   (:mod:`snnjax.methods.hybrid.conversion`), then test the converted SNN at every
+   (:mod:`snnjax.methods.hybrid.conversion`; ``conversion.balance`` says which layers), then test the converted SNN at every
    ``conversion.eval_time_steps``; thresholds and accuracies are saved in ``WORKDIR/conversion.json``
    (reused on re-runs);
 3. ``stdb``: fine-tune the converted SNN with the STDB (or linear) surrogate at the small
@@ -36,6 +36,7 @@ from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.summary import finish_run, write_json
 
 CONVERSION_FILE = "conversion.json"
+LEGACY_BALANCE = {"balance": "all", "default_threshold": 1.0, "statistic": "spikes"}
 
 
 def _log(message: str) -> None:
@@ -113,7 +114,8 @@ def convert(
     if os.path.exists(path):
         with open(path) as f:
             record = json.load(f)
-        _check_same(record["balance_settings"], balance, path)
+        # Files written before conversion.balance existed balanced every layer.
+        _check_same({**LEGACY_BALANCE, **record["balance_settings"]}, balance, path)
         _log(f"[conversion] thresholds from {path}")
     else:
         settings = conversion.BalanceSettings(
@@ -121,6 +123,9 @@ def convert(
             percentile=float(config.conversion.percentile),
             scaling_factor=float(config.conversion.scaling_factor),
             time_chunk=int(config.conversion.time_chunk),
+            mode=config.conversion.balance,
+            statistic=config.conversion.statistic,
+            default_threshold=float(config.conversion.default_threshold),
         )
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 3)
         raw = conversion.balance_thresholds(
@@ -174,15 +179,16 @@ def evaluate_converted(
     thresholds: dict[str, float],
 ) -> dict[str, Any]:
     """Accuracy of the converted SNN per T, with scaled (and, optionally, unscaled) thresholds."""
-    factor = float(config.conversion.scaling_factor)
-    scaled = conversion.scale_thresholds(thresholds, factor)
+    factor, mode = float(config.conversion.scaling_factor), config.conversion.balance
+    scaled = conversion.scale_thresholds(thresholds, factor, mode=mode)
     ann_params = jax.device_get(ann_variables)
     out: dict[str, Any] = {
         "scaled_thresholds": scaled,
-        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled)),
+        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled, mode=mode)),
     }
     if config.conversion.report_unscaled:
-        out["accuracy_unscaled"] = _sweep(config, splits, model, conversion.snn_variables(ann_params, thresholds))
+        unscaled = conversion.snn_variables(ann_params, thresholds, mode=mode)
+        out["accuracy_unscaled"] = _sweep(config, splits, model, unscaled)
     writer = (  # logs from process 0 only, as the training loop's
         MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
         if distributed.is_primary()
@@ -219,7 +225,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
     )
     record = convert(config, workdir, splits, ann.variables, model)
 
-    initial = conversion.snn_variables(jax.device_get(ann.variables), record["scaled_thresholds"])
+    initial = conversion.snn_variables(
+        jax.device_get(ann.variables), record["scaled_thresholds"], mode=config.conversion.balance
+    )
     result = loop.train_and_evaluate(
         hybrid_config.stdb_config(config),
         workdir,

@@ -74,6 +74,21 @@ def spiking_layer_names(blocks: Sequence[int]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def rescale_second_convs(params: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
+    """``params`` with every block's ``conv2`` kernel times its ``conv1`` threshold (a new tree).
+
+    Conversion mode ``residual`` (:mod:`snnjax.methods.hybrid.conversion`): the spikes of ``conv1``
+    then carry ``theta_conv1`` each into ``conv2``, which puts ``conv2(s1)`` on the scale of the
+    shortcut term it is added to. Blocks whose ``conv1`` is not in ``thresholds`` are unchanged.
+    """
+    out = dict(params)
+    for name, theta in thresholds.items():
+        if name.endswith("_conv1"):
+            conv2 = name[: -len("_conv1")] + "_conv2"
+            out[conv2] = {**params[conv2], "kernel": params[conv2]["kernel"] * theta}
+    return out
+
+
 def _scaled(channels: int, width: int) -> int:
     return max(1, channels * width // 64)
 

@@ -187,3 +187,102 @@ def test_balanced_thresholds_match_the_official_search():
         want[name], _ = official_loop(p64, steps, want, probe=name)
     assert all(v > 0 for v in want.values())
     assert got == pytest.approx(want, rel=0, abs=0)
+
+
+def test_stem_mode_is_the_official_resnet_search():
+    """The official ResNet branch of ``find_threshold`` balances the three ``pre_process`` convs only;
+    every block threshold stays at ``default_threshold`` (1.0) and ``threshold_update`` scales the
+    stem thresholds alone."""
+    model, params, x, _ = _dyadic_setup("direct", seed=1)
+    settings = conversion.BalanceSettings(time_steps=24, scaling_factor=1.0, mode="stem")
+    got = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0), settings)
+    steps = np.broadcast_to(x.astype(np.float64)[:, None], (x.shape[0], 24) + x.shape[1:])
+    p64 = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    want = {name: 1.0 for name in resnet.spiking_layer_names(BLOCKS)}
+    for name in resnet.STEM:
+        want[name], _ = official_loop(p64, steps, want, probe=name)
+    assert got == pytest.approx(want, rel=0, abs=0)
+    assert list(got) == list(resnet.spiking_layer_names(BLOCKS))
+    scaled = conversion.scale_thresholds(got, 0.5, mode="stem")
+    assert scaled == {n: v * 0.5 if n in resnet.STEM else 1.0 for n, v in got.items()}
+
+
+def test_residual_mode_rescales_each_conv2_by_its_conv1_threshold():
+    """Mode ``residual``: every layer balanced; while balancing (and after), a block's ``conv2``
+    kernel is multiplied by its ``conv1``'s threshold. NumPy: the official search on weights that are
+    rescaled by hand as each ``conv1`` threshold is found."""
+    model, params, x, _ = _dyadic_setup("direct", seed=1)
+    settings = conversion.BalanceSettings(time_steps=24, scaling_factor=1.0, mode="residual")
+    got = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0), settings)
+    steps = np.broadcast_to(x.astype(np.float64)[:, None], (x.shape[0], 24) + x.shape[1:])
+    p64 = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    want: dict[str, float] = {}
+    for name in resnet.spiking_layer_names(BLOCKS):
+        want[name], _ = official_loop(p64, steps, want, probe=name)
+        if name.endswith("_conv1"):
+            conv2 = name.replace("_conv1", "_conv2")
+            p64 = {**p64, conv2: {"kernel": p64[conv2]["kernel"] * want[name]}}
+    assert all(v > 0 for v in want.values())
+    assert got == pytest.approx(want, rel=1e-6)
+
+    variables = conversion.snn_variables({"params": params}, got, mode="residual")
+    for name, value in variables["params"].items():
+        factor = got[name.replace("_conv2", "_conv1")] if name.endswith("_conv2") else 1.0
+        np.testing.assert_allclose(value["kernel"], np.asarray(params[name]["kernel"]) * factor, rtol=1e-6)
+    assert conversion.snn_variables({"params": params}, got)["params"] is params  # other modes: as trained
+
+
+def test_block_modes_refuse_a_vgg():
+    cfg = vgg.vgg_config(name="vgg5", width=4, time_steps=2)
+    with pytest.raises(ValueError, match="conversion.balance='all' for a VGG"):
+        conversion.balanced_layers(models.build(cfg, num_classes=3), "stem")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        conversion.BalanceSettings(mode="blocks")
+
+
+def _np_ann_activations(params, x):
+    """Post-ReLU activations of every spiking layer of the ANN resnet6 (NumPy, float64)."""
+    p, acts = params, {}
+    h = x
+    for name in resnet.STEM:
+        h = acts[name] = np.maximum(_np_conv(h, p[name]["kernel"], 1), 0.0)
+    h = _np_pool(h)
+    for stage, count in enumerate(BLOCKS):
+        for block in range(count):
+            prefix = resnet.block_name(stage, block)
+            stride = resnet.STAGE_STRIDES[stage] if block == 0 else 1
+            a1 = acts[f"{prefix}_conv1"] = np.maximum(_np_conv(h, p[f"{prefix}_conv1"]["kernel"], stride), 0.0)
+            shortcut = p.get(f"{prefix}_shortcut")
+            identity = h if shortcut is None else _np_conv(h, shortcut["kernel"], stride)
+            h = acts[f"{prefix}_conv2"] = np.maximum(_np_conv(a1, p[f"{prefix}_conv2"]["kernel"], 1) + identity, 0.0)
+    return acts
+
+
+@pytest.mark.parametrize("encoding,percentile", [("direct", 100.0), ("poisson", 90.0)])
+def test_activation_statistic_thresholds_are_ratios_of_ann_activation_percentiles(encoding, percentile):
+    """Statistic ``activations`` (Rueckauer et al. 2017): ``theta_l = lambda_l / lambda_in(l)`` with
+    ``lambda`` the percentile of the ANN's post-ReLU activations (NumPy), a block's conv1 and conv2
+    both fed by the block input, the input's scale ``1 / poisson_gain`` for Poisson input."""
+    model, params, x, _ = _dyadic_setup("direct", seed=1)
+    model = model.clone(encoding=encoding)
+    settings = conversion.BalanceSettings(percentile=percentile, mode="residual", statistic="activations")
+    got = conversion.balance_thresholds(model, {"params": params}, [x[:1], x[1:]], jax.random.key(0), settings)
+    acts = _np_ann_activations(jax.tree.map(lambda a: np.asarray(a, np.float64), params), x.astype(np.float64))
+    lam = {name: np.percentile(a, percentile) for name, a in acts.items()}
+    sources = {
+        "stem0": None,
+        "stem1": "stem0",
+        "stem2": "stem1",
+        "stage0_block0_conv1": "stem2",
+        "stage0_block0_conv2": "stem2",
+        "stage1_block0_conv1": "stage0_block0_conv2",
+        "stage1_block0_conv2": "stage0_block0_conv2",
+    }
+    assert conversion.input_layers(model) == sources
+    input_scale = 1.0 / resnet.POISSON_GAIN if encoding == "poisson" else 1.0
+    want = {name: lam[name] / (lam[src] if src else input_scale) for name, src in sources.items()}
+    assert list(got) == list(sources)
+    assert got == pytest.approx(want, rel=1e-5)
+    stem_only = conversion.BalanceSettings(percentile=percentile, mode="stem", statistic="activations")
+    got_stem = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0), stem_only)
+    assert got_stem == pytest.approx({n: want[n] if n in resnet.STEM else 1.0 for n in sources}, rel=1e-5)
