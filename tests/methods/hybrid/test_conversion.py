@@ -214,3 +214,24 @@ def test_accuracy_over_time_equals_separate_runs():
         logits = jax.jit(functools.partial(model.clone(time_steps=t).apply, train=False))(variables, x)
         assert acc[t] == float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
         assert np.abs(np.asarray(logits)).sum() > 0  # the SNN is not silent
+
+
+def test_activation_statistic_on_a_vgg_chain():
+    """Statistic ``activations`` on a VGG: each layer's threshold is its ANN activation percentile
+    over the previous layer's (input scale 1: direct input); NumPy forward as the reference."""
+    model, params, x = _random_net()
+    settings = conversion.BalanceSettings(percentile=99.0, statistic="activations")
+    got = conversion.balance_thresholds(model, {"params": params}, [x], jax.random.key(0), settings)
+    acts, h = {}, x.astype(np.float64)
+    for name in ("conv0", "conv1", "fc0", "fc1"):
+        if name == "conv1":
+            h = _np_pool(h)
+        if name == "fc0":
+            h = h.reshape(h.shape[0], -1)
+        kernel = np.asarray(params[name]["kernel"], np.float64)
+        h = acts[name] = np.maximum(_np_conv(h, kernel) if name.startswith("conv") else h @ kernel, 0.0)
+    lam = {n: np.percentile(a, 99.0) for n, a in acts.items()}
+    want = {"conv0": lam["conv0"], "conv1": lam["conv1"] / lam["conv0"], "fc0": lam["fc0"] / lam["conv1"]}
+    want["fc1"] = lam["fc1"] / lam["fc0"]
+    assert conversion.input_layers(model) == {"conv0": None, "conv1": "conv0", "fc0": "conv1", "fc1": "fc0"}
+    assert got == pytest.approx(want, rel=1e-5)

@@ -66,6 +66,13 @@ def test_digits_run_writes_summary_and_reruns_skip_finished_stages(tmp_path):
     summary_bytes = (wd / "summary.json").read_bytes()
     again = _launch(wd)  # the whole run is done: the launcher prints its summary and changes nothing
     assert again.stderr.startswith("finished earlier") and (wd / "summary.json").read_bytes() == summary_bytes
+    # A conversion.json written before conversion.balance/statistic existed (it balanced every layer
+    # on spikes) is still reused.
+    legacy = {**conv, "balance_settings": dict(conv["balance_settings"])}
+    for key in ("balance", "default_threshold", "statistic"):
+        del legacy["balance_settings"][key]
+    (wd / "conversion.json").write_text(json.dumps(legacy))
+    conv = legacy
     again = _launch(wd, "--config.train.epochs=2")  # a longer STDB stage: the ANN and the conversion are reused
     assert "[ann] finished earlier" in again.stderr
     assert "[conversion] thresholds from" in again.stderr
@@ -139,6 +146,8 @@ def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
         wd,
         "--config.model.name=hybrid_resnet6",
         "--config.conversion.time_steps=24",
+        "--config.conversion.balance=residual",  # the pipeline's conv2 rescale, into STDB as well
+        "--config.conversion.statistic=activations",
         config="configs/hybrid_stdb.py:digits,resnet12",
     )
     summary = json.loads((wd / "summary.json").read_text())
@@ -146,6 +155,7 @@ def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
     # (JSON keys are written sorted; the balancing order itself is tested in test_resnet_official.py)
     assert sorted(conv["thresholds"]) == sorted(resnet.spiking_layer_names(resnet.BLOCKS["hybrid_resnet6"]))
     assert all(theta > 0 for theta in conv["thresholds"].values())
+    assert conv["balance_settings"]["balance"] == "residual" and conv["balance_settings"]["statistic"] == "activations"
     assert set(summary["conversion"]["accuracy"]) == {"2", "6"} and 0.0 <= summary["best_test_accuracy"] <= 1.0
     analysis = analyze(wd, tmp_path / "analysis")
     assert analysis["stage"] == "stdb" and analysis["time_steps"] == 2
