@@ -37,6 +37,11 @@ from snnjax.models import initializers
 from snnjax.models.conv import conv_auto_grad
 
 THRESHOLDS = "thresholds"  # the variable collection holding every layer's Vth
+# The IF loop is unrolled only up to this many steps. Measured on the 2-core CPU (the loop alone,
+# [32, T, 32, 32, 64] currents, membrane dropout 0.5): T = 4 unrolled 34-53 ms vs scanned 91-136 ms,
+# T = 8 about equal (~190 ms), T = 16 unrolled 916-1035 ms vs scanned 316-385 ms (and the whole
+# SNN2ANN step at T = 16 unrolled took 3.8x the T = 8 step; docs/snn2ann.md).
+UNROLL_MAX_STEPS = 8
 Pool = Literal["max", "avg"]
 
 
@@ -167,9 +172,10 @@ def if_neurons_membrane_dropout(
 
     ``unroll=True`` (default) runs the ``T`` steps as straight-line code on the batch-major
     slices ``current[:, t]`` and stacks the spikes on axis 1 (the BPTT baseline's LIF does the
-    same with ``unroll=0``): no ``[B, T] <-> [T, B]`` transposes of the current and the spikes,
-    no while loop, and XLA fuses the steps' elementwise work. ``False``: one ``lax.scan`` (for
-    long ``T``, where unrolling would grow the program). The arithmetic is the same either way.
+    same with ``unroll=0``) when ``T <= UNROLL_MAX_STEPS``: no ``[B, T] <-> [T, B]`` transposes
+    of the current and the spikes, no while loop, and XLA fuses the steps' elementwise work.
+    Longer ``T`` (where the unrolled loop measured slower) and ``False``: one ``lax.scan``. The
+    arithmetic is the same either way.
     """
     current = jax.lax.stop_gradient(current).astype(jnp.float32)
     steps = current.shape[1]
@@ -194,7 +200,7 @@ def if_neurons_membrane_dropout(
 
     zeros = jnp.zeros(step_shape, jnp.float32)
     ones = jnp.ones(jax.eval_shape(mask_of, words[0]).shape, jnp.float32)
-    if unroll:
+    if unroll and steps <= UNROLL_MAX_STEPS:
         carry, spikes = (zeros, zeros, ones), []
         for t in range(steps):
             carry, s = step(carry, (current[:, t], words[t]))
@@ -218,8 +224,9 @@ class MappedIFNeuron(nn.Module):
       ata: ATA constants.
       membrane_dropout: in training, dropout of this rate on the membrane kept after every step
         (official IF module: 0.5; uses the ``dropout`` rng stream); 0 = plain IF neurons.
-      unroll: run the T steps unrolled on batch-major slices (no transposes, no while loop; same
-        spikes), else one ``lax.scan``; see :func:`if_neurons_membrane_dropout`.
+      unroll: run the T steps unrolled on batch-major slices when ``T <= UNROLL_MAX_STEPS`` (no
+        transposes, no while loop; same spikes), else one ``lax.scan``; see
+        :func:`if_neurons_membrane_dropout`.
     """
 
     emits_spikes = "batch_major"  # snnjax.analysis reads (spikes [B, T, ...], ...) (a class attribute)
@@ -247,8 +254,9 @@ class MappedIFNeuron(nn.Module):
                 current, vth.value, rate=self.membrane_dropout, key=self.make_rng("dropout"), unroll=self.unroll
             )
         else:
+            unroll = self.unroll and current.shape[1] <= UNROLL_MAX_STEPS
             spikes = jax.lax.stop_gradient(
-                neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard", unroll=self.unroll or 1)
+                neurons.lif(current, decay=1.0, v_threshold=vth.value, reset="hard", unroll=unroll or 1)
             )
         count = jnp.sum(spikes, axis=1)
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
