@@ -146,6 +146,8 @@ def render_profile(record: dict[str, Any]) -> str:
     head = PROFILE_HEADER.format(" | ".join(f"{n} ms | {n} %" for n in names), "---|---|" * len(names))
     rows = []
     for c in arms[names[0]]["categories_ms"]:
+        if not any(arms[n]["categories_ms"][c] for n in names):
+            continue  # a category no op fell into (optax's ops carry no optimizer name: they count as elementwise)
         cells = " | ".join(
             f"{arms[n]['categories_ms'][c]:,.0f} | {100 * arms[n]['categories_ms'][c] / arms[n]['ops_ms_sum']:.1f}"
             for n in names

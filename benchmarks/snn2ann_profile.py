@@ -18,8 +18,10 @@ metadata (the jax source path: ``jvp(...)`` = forward, ``transpose(jvp(...))`` =
 - ``neuron time loop``: the IF/LIF recursion over T (``while`` loops and what runs inside them,
   and the unrolled neuron ops), forward and backward;
 - ``layout copies``: ``copy`` / ``transpose`` ops outside the time loop;
-- ``optimizer``: the optax update; ``other elementwise fwd`` / ``other elementwise bwd``: the
-  rest (BN, pooling, mapping units, loss, ATA, RNG outside the loop) by direction.
+- ``optimizer``: ops whose ``op_name`` names optax (in practice none: optax's jitted update
+  carries no such name, so the optimizer's elementwise ops land in ``other elementwise fwd``);
+- ``other elementwise fwd`` / ``other elementwise bwd``: the rest (BN, pooling, mapping units,
+  loss, ATA, dropout masks, the optimizer update) by direction.
 
 Times are per step, in ms: the sum of each category's op times (exclusive of ops nested inside
 them), divided by ``--steps``; ``step`` is the wall time of the profiled steps. XLA:CPU may run
