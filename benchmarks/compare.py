@@ -16,6 +16,11 @@ this step time, so > 1 means faster than SpikingJelly at its best), raw records 
 ``--out`` (JSON lines) and, with scaling, the PNG ``--plot`` (default ``./scaling.png``; its title
 carries the load average, and no such figure is kept in the repo).
 
+``--save NAME`` also writes ``benchmarks/results/NAME.json`` (command, commit, machine, date, load;
+:mod:`benchmarks._results`) with every configuration's per-impl medians, per-step times and the
+ratios against the fastest SpikingJelly variant: the file README.md's SpikingJelly sentence is
+checked against (``benchmarks/quoted.py``).
+
 ``--interleave step`` keeps one process per implementation alive and steps them in turn (A B C,
 C B A, ...): on a shared machine the frameworks then see the same load, step by step.
 """
@@ -33,6 +38,9 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _results  # noqa: E402  (benchmarks/_results.py, next to this script)
+
 DEFAULT_SJ_PYTHON = os.environ.get("SJ_PYTHON", "/work/sjvenv/bin/python")
 
 # Named snnjax variants -> train_step.py flags.
@@ -119,6 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jax-python", default=sys.executable)
     p.add_argument("--sj-python", default=DEFAULT_SJ_PYTHON)
     p.add_argument("--out", default=str(HERE / "results.jsonl"))
+    p.add_argument("--save", default="", help="also write benchmarks/results/SAVE.json (command, commit, machine)")
     p.add_argument("--scaling", action="store_true", help="also run the T x batch scaling table + plot")
     p.add_argument("--scaling-only", action="store_true")
     p.add_argument("--scaling-width", type=int, default=16)
@@ -277,7 +286,8 @@ def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
 
 
 def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
-    """Median step time, CPU time, throughput and memory per label (errors dropped)."""
+    """Median step time, CPU time, throughput and memory per label (errors dropped); with
+    ``--interleave step`` also the per-step wall times ``step_times_s`` (seconds)."""
     out = {}
     for label, recs in results.items():
         ok = [r for r in recs if "error" not in r]
@@ -294,7 +304,10 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
             compile_s=statistics.median(r["compile_s"] for r in ok) if "compile_s" in ok[0] else None,
             load1=statistics.median(r["load1"] for r in ok),
             n=len(ok),
+            versions={k: ok[0][k] for k in ("jax", "torch", "spikingjelly") if k in ok[0]},
         )
+        if "step_times_s" in ok[0]:
+            out[label]["step_times_s"] = ok[0]["step_times_s"]
     return out
 
 
@@ -330,6 +343,33 @@ def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
             )
 
 
+def record_values(rows: list[tuple[tuple, dict[str, dict]]], args: argparse.Namespace) -> dict:
+    """``--save``'s values: per configuration the summaries, the fastest SpikingJelly variant and
+    ``speedup_vs_sj`` (its median step time / each snnjax variant's median step time; > 1 = snnjax faster)."""
+    results = []
+    for (depth, width, t, batch, dtype), summary in rows:
+        sj = best_spikingjelly(summary)
+        sj_label = next((label for label, s in summary.items() if s is sj), None)
+        speedup = {
+            label: sj["step_s"] / s["step_s"]
+            for label, s in summary.items()
+            if not label.startswith(SJ_PREFIX) and "step_s" in s and "step_s" in sj
+        }
+        results.append(
+            dict(
+                depth=depth,
+                width=width,
+                time_steps=t,
+                batch=batch,
+                dtype=dtype,
+                impls=summary,
+                fastest_sj=sj_label,
+                speedup_vs_sj=speedup,
+            )
+        )
+    return dict(interleave=args.interleave, steps=args.steps, warmup=args.warmup, rounds=args.rounds, results=results)
+
+
 def run_matrix(args: argparse.Namespace) -> None:
     m = dict(MATRICES[args.matrix])
     for key in ("depths", "time_steps", "batches", "dtypes"):
@@ -339,7 +379,11 @@ def run_matrix(args: argparse.Namespace) -> None:
     for depth, t, batch, dtype in itertools.product(m["depths"], m["time_steps"], m["batches"], m["dtypes"]):
         key = (depth, args.width, t, batch, dtype)
         rows.append((key, summarise(measure_config(*key, args, args.variants, not args.no_spikingjelly))))
+        if args.save:  # after every configuration, so that a sweep stopped early keeps what it measured
+            _results.write(args.save, record_values(rows, args), args.load_before)
     print_table(rows)
+    if args.save:
+        print(f"wrote {_results.RESULTS_DIR / (args.save + '.json')}")
 
 
 def run_scaling(args: argparse.Namespace) -> None:
@@ -393,6 +437,7 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    args.load_before = _results.load()
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
     if not args.scaling_only:
         run_matrix(args)

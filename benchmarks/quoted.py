@@ -23,7 +23,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 # Markdown files that quote benchmark results (relative to the repository root).
-QUOTING_FILES = ("README.md", "docs/snn2ann.md")
+QUOTING_FILES = ("README.md", "docs/snn2ann.md", "benchmarks/RESULTS.md")
 BLOCK = re.compile(r"(<!-- quoted: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end quoted -->)", re.S)
 MIB = 2**20
 HEADER = (
@@ -58,14 +58,114 @@ def render_row(result: dict[str, Any]) -> str:
     )
 
 
-def render_table(record: dict[str, Any]) -> str:
-    """The Markdown table of every result in a record, with its date, commit and command."""
-    rows = "".join(render_row(r) for r in record["values"]["results"])
+def _footer(record: dict[str, Any], extra: str = "") -> str:
+    m = record["machine"]
     return (
-        f"{HEADER}{rows}\n"
-        f"({record['date_utc']}, commit {record['commit'][:7]}, {record['machine']['cpu']} x "
-        f"{record['machine']['cpu_count']}, jax {record['machine']['jax']}, "
-        f"{record['values']['cpu_convolutions']} convolutions: `{record['command']}`)\n"
+        f"({record['date_utc']}, commit {record['commit'][:7]}, {m['cpu']} x {m['cpu_count']}, jax {m['jax']}"
+        f"{extra}: `{record['command']}`)\n"
+    )
+
+
+def render_table(record: dict[str, Any]) -> str:
+    """The Markdown table of a record (an SNN2ANN-vs-BPTT run, a SpikingJelly comparison or an
+    SNN2ANN profile: told apart by their values), with its date, commit and command."""
+    values = record["values"]
+    if "arms" in values:
+        return render_profile(record)
+    if values["results"] and "impls" in values["results"][0]:
+        return render_spikingjelly(record)
+    rows = "".join(render_row(r) for r in values["results"])
+    return f"{HEADER}{rows}\n" + _footer(record, f", {values['cpu_convolutions']} convolutions")
+
+
+SJ_HEADER = (
+    "| T | batch | snnjax step (median) | fastest SpikingJelly step (median) | snnjax speedup (SJ time / snnjax time) "
+    "| other SpikingJelly variants | snnjax / SJ peak RSS | load (1-min, median over steps) |\n"
+    "|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def _sj_speedup(result: dict[str, Any]) -> tuple[str, float]:
+    """``(snnjax variant, speedup)`` of one configuration (one snnjax variant is quoted)."""
+    ((label, speedup),) = result["speedup_vs_sj"].items()
+    return label, speedup
+
+
+def render_spikingjelly(record: dict[str, Any]) -> str:
+    """``compare.py --save``'s table: per configuration snnjax's and the fastest SpikingJelly
+    variant's median step times (seconds) and snnjax's speedup."""
+    rows = []
+    for r in record["values"]["results"]:
+        label, speedup = _sj_speedup(r)
+        jx, sj = r["impls"][label], r["impls"][r["fastest_sj"]]
+        others = ", ".join(
+            f"{k[3:]} {v['step_s']:.2f} s"
+            for k, v in r["impls"].items()
+            if k.startswith("sj:") and k != r["fastest_sj"] and "step_s" in v
+        )
+        rows.append(
+            f"| {r['time_steps']} | {r['batch']} | {jx['step_s']:.2f} s ({label}) | {sj['step_s']:.2f} s "
+            f"({r['fastest_sj'][3:]}) | {speedup:.2f}x | {others} | {jx['rss_mb']:,.0f} / {sj['rss_mb']:,.0f} MB "
+            f"| {jx['load1']:.1f} |\n"
+        )
+    versions = record["values"]["results"][0]["impls"][record["values"]["results"][0]["fastest_sj"]]["versions"]
+    v = record["values"]
+    return (
+        SJ_HEADER
+        + "".join(rows)
+        + "\n"
+        + _footer(
+            record,
+            f", torch {versions['torch']}, SpikingJelly {versions['spikingjelly']}, "
+            f"{v['interleave']}-interleaved, {v['steps']} timed steps each after {v['warmup']} warm-up",
+        )
+    )
+
+
+def spikingjelly_phrase(record: dict[str, Any]) -> str:
+    """README's sentence: ``1.29x at T=4 (9.59 vs 12.34 s/step), ...`` for every configuration of
+    the record, in its order (speedup = fastest SpikingJelly median step / snnjax's)."""
+    parts = []
+    for r in record["values"]["results"]:
+        label, speedup = _sj_speedup(r)
+        parts.append(
+            f"{speedup:.2f}x at T={r['time_steps']} ({r['impls'][label]['step_s']:.2f} vs "
+            f"{r['impls'][r['fastest_sj']]['step_s']:.2f} s/step)"
+        )
+    return ", ".join(parts)
+
+
+PROFILE_HEADER = "| category | {} |\n|---|{}\n"
+
+
+def render_profile(record: dict[str, Any]) -> str:
+    """``snn2ann_profile.py --save``'s table: ms per step and % of the ops' sum per category and arm."""
+    v = record["values"]
+    arms = v["arms"]
+    names = list(arms)
+    head = PROFILE_HEADER.format(" | ".join(f"{n} ms | {n} %" for n in names), "---|---|" * len(names))
+    rows = []
+    for c in arms[names[0]]["categories_ms"]:
+        if not any(arms[n]["categories_ms"][c] for n in names):
+            continue  # a category no op fell into (optax's ops carry no optimizer name: they count as elementwise)
+        cells = " | ".join(
+            f"{arms[n]['categories_ms'][c]:,.0f} | {100 * arms[n]['categories_ms'][c] / arms[n]['ops_ms_sum']:.1f}"
+            for n in names
+        )
+        rows.append(f"| {c} | {cells} |\n")
+    total = " | ".join(f"{arms[n]['ops_ms_sum']:,.0f} | 100" for n in names)
+    step = " | ".join(f"{arms[n]['step_ms']:,.0f} | - " for n in names)
+    flops = " | ".join(f"{arms[n]['flops'] / 1e9:,.1f} | - " for n in names)
+    return (
+        head
+        + "".join(rows)
+        + f"| sum of op times | {total} |\n| step wall time (median of the profiled steps) | {step}|\n"
+        + f"| XLA FLOPs (G) | {flops}|\n\n"
+        + _footer(
+            record,
+            f", {v['case']} width {v['width']} batch {v['batch_size']} T = {v['time_steps']}, "
+            f"{v['steps']} profiled steps per arm, load {record['load_before'][0]:.1f} -> {record['load_after'][0]:.1f}",
+        )
     )
 
 
@@ -94,11 +194,14 @@ def fashion_mnist_phrase(record: dict[str, Any]) -> str:
 
 # Sentences (outside the tables) that quote a figure: (file, record name(s), phrase function).
 PHRASES = (
-    ("README.md", ("snn2ann_vs_bptt_T4", "snn2ann_vs_bptt_T4_run2"), readme_phrase),
+    ("README.md", "snn2ann_vs_bptt_T4_unrolled", readme_phrase),
+    ("docs/snn2ann.md", "snn2ann_vs_bptt_T4_unrolled", readme_phrase),
     ("docs/snn2ann.md", ("snn2ann_vs_bptt_T4", "snn2ann_vs_bptt_T4_run2"), readme_phrase),
     ("README.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
     ("docs/snn2ann.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
     ("docs/fmnist_results_other_pipelines.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("README.md", "snnjax_vs_spikingjelly_cpu", spikingjelly_phrase),
+    ("benchmarks/RESULTS.md", "snnjax_vs_spikingjelly_cpu", spikingjelly_phrase),
 )
 
 

@@ -152,14 +152,17 @@ def _official_if(currents, vth, masks):
     return np.stack(outs)
 
 
-def test_membrane_dropout_matches_official_if_loop():
+@pytest.mark.parametrize("unroll", [True, False])  # straight-line steps on [:, t] slices, or one lax.scan
+def test_membrane_dropout_matches_official_if_loop(unroll):
     rng = np.random.default_rng(4)
     T, rate = 6, 0.5
     currents = rng.uniform(-0.2, 0.8, size=(2, T, 3, 5)).astype(np.float32)  # [B, T, ...]
     vth = rng.uniform(0, 1, size=(3, 5)).astype(np.float32)
     key = jax.random.key(7)
     got = np.asarray(
-        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=key)
+        s2a_layers.if_neurons_membrane_dropout(
+            jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=key, unroll=unroll
+        )
     )
     # The random draw is an input of the recursion: the same Bernoulli(keep) masks (packed bits,
     # snnjax.methods.snn2ann.masks, one [B, ...] mask per step), scaled by 1/(1-p) = 2.
@@ -172,11 +175,33 @@ def test_membrane_dropout_matches_official_if_loop():
         np.testing.assert_array_equal(got[b], want)
     # Without dropout (evaluation) it is the plain IF neuron.
     plain = np.asarray(
-        s2a_layers.if_neurons_membrane_dropout(jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=None)
+        s2a_layers.if_neurons_membrane_dropout(
+            jnp.asarray(currents), jnp.asarray(vth), rate=rate, key=None, unroll=unroll
+        )
     )
     for b in range(2):
         np.testing.assert_array_equal(plain[b], _official_if(currents[b].astype(np.float64), vth, np.ones((T, 1, 1))))
     assert not np.array_equal(got, plain)
+
+
+@pytest.mark.parametrize("membrane_dropout", [0.5, 0.0])
+def test_unrolled_if_neurons_equal_the_scanned_ones(membrane_dropout):
+    # MappedIFNeuron.unroll changes only how the T steps are laid out for XLA: the same spikes,
+    # ANN outputs and ATA thresholds, bit for bit, with and without membrane dropout.
+    rng = np.random.default_rng(6)
+    current = jnp.asarray(rng.uniform(-0.2, 0.8, size=(4, 5, 3, 3, 2)).astype(np.float32))  # [B, T, H, W, C]
+    preact = jnp.asarray(rng.normal(size=(4, 3, 3, 2)).astype(np.float32))
+
+    def run(unroll):
+        neuron = s2a_layers.MappedIFNeuron(membrane_dropout=membrane_dropout, unroll=unroll)
+        variables = neuron.init({"params": jax.random.key(0)}, current, preact, train=False)
+        return neuron.apply(
+            variables, current, preact, train=True, rngs={"dropout": jax.random.key(3)}, mutable=["thresholds"]
+        )
+
+    (spikes, ann_out), updates = run(True)
+    assert 0 < float(jnp.mean(spikes)) < 1
+    jax.tree.map(np.testing.assert_array_equal, ((spikes, ann_out), updates), run(False))
 
 
 def test_membrane_dropout_only_in_training():

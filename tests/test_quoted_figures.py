@@ -49,3 +49,23 @@ def test_results_files_record_how_where_and_when():
         record = json.loads(path.read_text())
         assert {"command", "commit", "machine", "date_utc", "load_before", "load_after", "values"} <= set(record), path
         assert re.fullmatch(r"[0-9a-f]{40}", record["commit"]), path
+
+
+def test_spikingjelly_speedups_are_the_fastest_spikingjelly_step_over_snnjax_and_go_stale():
+    record = quoted.load("snnjax_vs_spikingjelly_cpu")
+    readme = (ROOT / "README.md").read_text()
+    for r in record["values"]["results"]:
+        sj = {k: v["step_s"] for k, v in r["impls"].items() if k.startswith("sj:") and "step_s" in v}
+        ((label, speedup),) = r["speedup_vs_sj"].items()
+        # Recomputed from the per-impl medians: the fastest SpikingJelly build, its time / snnjax's.
+        assert r["fastest_sj"] == min(sj, key=sj.get)
+        assert speedup == pytest.approx(min(sj.values()) / r["impls"][label]["step_s"])
+        assert f"{speedup:.2f}x at T={r['time_steps']} " in readme
+    # A re-measured snnjax step makes the README's sentence and the RESULTS.md table stale.
+    changed = copy.deepcopy(record)
+    r0 = changed["values"]["results"][0]
+    ((label, speedup),) = r0["speedup_vs_sj"].items()
+    r0["impls"][label]["step_s"] *= 1.25
+    r0["speedup_vs_sj"][label] = speedup / 1.25
+    assert quoted.spikingjelly_phrase(changed) not in readme
+    assert quoted.render_table(changed) != quoted.render_table(record)
