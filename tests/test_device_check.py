@@ -191,3 +191,17 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
         assert header in md
     table = [l for l in md.splitlines() if l.startswith("| 2 | 4 | snnjax |")]
     assert len(table) == 1 and table[0].rstrip().endswith("| ok |")
+
+
+def test_the_spikingjelly_worker_imports_without_jax_or_flax():
+    """The SpikingJelly worker runs ``device_check.py`` under an interpreter with torch only: the
+    devcheck package must import there (a module-level snnjax import once made both SJ rows fail)."""
+    code = (
+        "import sys\n"
+        "for m in ('jax', 'flax', 'optax', 'snnjax'): sys.modules[m] = None  # importing them raises\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import devcheck.cli, devcheck.workers\n"
+        "print('imported')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "imported", proc.stderr[-2000:]

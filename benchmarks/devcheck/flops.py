@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-# The module, not the function of the same name that snnjax.models exports.
-resnet_lib = importlib.import_module("snnjax.models.resnet")
-
 
 def basic_block_stages(depth: int) -> tuple[int, ...]:
     """Blocks per stage of a basic-block ResNet depth, read from the model's own table."""
+    # Imported here, not at module level: the SpikingJelly worker imports this package from an
+    # interpreter without flax. (The module, not the function of the same name snnjax.models exports.)
+    resnet_lib = importlib.import_module("snnjax.models.resnet")
     stages, block_cls = resnet_lib.STAGE_SIZES[depth]
     if block_cls is not resnet_lib.BasicBlock:
         raise ValueError(f"ResNet{depth} uses {block_cls.__name__}; the FLOP model counts basic blocks only")
