@@ -57,7 +57,8 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     """
     if not saved:
         return []
-    from snnjax import config as config_lib, models  # local: keeps the preflight checks light
+    from snnjax import config as config_lib  # local: keeps the preflight checks light
+    from snnjax import models
 
     saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}  # 0.1 checkpoints
     # A data key that a checkpoint lacks was added to the library after it was written (normalization /

@@ -8,7 +8,8 @@ that need it; each arm runs in ``WORKDIR/seed<S>/<arm>`` (re-running skips what 
 result is ``WORKDIR/ablation.json``, ``WORKDIR/ablation.md`` and ``WORKDIR/ablation.png``: per arm the
 best and final test accuracy (mean +- std over seeds), the first epoch at which the arm reached the
 baseline's *final* test accuracy of the same seed (the paper's convergence-speed headline), and test
-accuracy vs epoch (mean line, min-max band over seeds). Each arm's KD weight is the preset's
+accuracy vs epoch (mean line, min-max band over seeds), and each effect (transplant, KD, both) as
+per-seed differences of final accuracy between two arms (:func:`paired_effects`). Each arm's KD weight is the preset's
 (:data:`snnjax.methods.idsnn.config.KD_ALPHA`: 0.5 for KD-only as the official ``train_kd.py``, 0.3
 for IDSNN).
 """
@@ -99,6 +100,71 @@ def to_markdown(table: dict[str, Any], epochs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# (arm, reference, what the difference measures): the paper's claims are the first three rows.
+EFFECTS = (
+    ("init_only", "baseline", "transplant"),
+    ("kd_only", "baseline", "KD"),
+    ("idsnn", "init_only", "KD on top of the transplant"),
+    ("idsnn", "kd_only", "transplant on top of KD"),
+    ("idsnn", "baseline", "both"),
+)
+
+
+def paired_effects(results: dict[str, dict[int, dict[str, Any]]], metric: str = "final") -> list[dict[str, Any]]:
+    """Per-seed differences ``arm - reference`` of ``metric`` (``"final"`` or ``"best"`` test accuracy).
+
+    Pairing by seed removes what the arms share in a seed (the teacher, the data order), so an effect
+    is judged against the spread of its own differences. Each row: ``arm``, ``reference``, ``effect``,
+    ``per_seed`` ({seed: difference}), ``mean``, ``std`` (sample std, ddof=1; None for one seed) and
+    ``positive`` (how many seeds have a difference > 0). Comparisons without a common seed are left out.
+    """
+    rows = []
+    for arm, reference, effect in EFFECTS:
+        seeds = sorted(set(results.get(arm, {})) & set(results.get(reference, {})))
+        if not seeds:
+            continue
+        diffs = {s: float(results[arm][s][metric] - results[reference][s][metric]) for s in seeds}
+        values = np.array(list(diffs.values()))
+        rows.append(
+            {
+                "arm": arm,
+                "reference": reference,
+                "effect": effect,
+                "per_seed": {str(s): d for s, d in diffs.items()},
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                "positive": int((values > 0).sum()),
+            }
+        )
+    return rows
+
+
+def effects_markdown(rows: list[dict[str, Any]], metric: str = "final") -> str:
+    """The :func:`paired_effects` rows as a table, in accuracy points (1 point = 0.01)."""
+    lines = [
+        f"| effect | {metric} test acc, arm - reference | per seed (points) | mean (points) | std over seeds "
+        "(points) | seeds > 0 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_seed = ", ".join(f"{100 * d:+.2f}" for d in r["per_seed"].values())
+        std = "-" if r["std"] is None else f"{100 * r['std']:.2f}"
+        lines.append(
+            f"| {r['effect']} | {r['arm']} - {r['reference']} | {per_seed} | {100 * r['mean']:+.2f} | {std} | "
+            f"{r['positive']} of {len(r['per_seed'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(results: dict[str, dict[int, dict[str, Any]]], epochs: int) -> str:
+    """The ablation table followed by the paired effects (:func:`paired_effects`) on final accuracy."""
+    md = to_markdown(summarize(results), epochs)
+    rows = paired_effects(results)
+    if rows:
+        md += "\nEffects, paired by seed:\n\n" + effects_markdown(rows)
+    return md
+
+
 def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
     """Test accuracy vs epoch per arm: the mean over seeds as a line, the min-max over seeds as a band."""
     import matplotlib
@@ -133,10 +199,9 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     from snnjax import config as config_lib
     from snnjax import data as data_lib
-    from snnjax import models
-    from snnjax.methods.idsnn import config as idsnn_config
-    from snnjax.methods.idsnn import pipeline
-    from snnjax.train import distributed, stages, summary
+    from snnjax.launch import take_lock
+    from snnjax.train import mesh as mesh_lib
+    from snnjax.train import workdir_lock
 
     config = _CONFIG.value
     config_lib.validate(config)
@@ -147,13 +212,30 @@ def main(argv):
         raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     if "baseline" in arms:  # the convergence metric needs the baseline first
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    from snnjax.train import mesh as mesh_lib
-
     mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
-    splits = data_lib.load_from_config(config.data)
+    os.makedirs(root, exist_ok=True)
+    try:  # one ablation per root: a second one on it stops at once, naming the holder
+        lock = take_lock(root)
+    except workdir_lock.WorkdirLockedError as err:
+        raise app.UsageError(str(err)) from None
+    try:
+        seeds = [int(s) for s in _SEEDS.value]
+        _run_seeds(config, root, seeds, arms, mesh, data_lib.load_from_config(config.data))
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh, splits) -> None:
+    """Every arm of every seed (the teacher first where an arm needs it); tables after each seed."""
+    from snnjax import models
+    from snnjax.methods.idsnn import config as idsnn_config
+    from snnjax.methods.idsnn import pipeline
+    from snnjax.train import distributed, finished, stages, summary
+
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
-    for seed in (int(s) for s in _SEEDS.value):
+    for seed in seeds:
         teacher_dir = None
         if any(any(ARMS[a]) for a in arms):
             teacher_dir = os.path.join(root, f"seed{seed}", "teacher")
@@ -170,20 +252,32 @@ def main(argv):
         for arm in arms:
             wd = os.path.join(root, f"seed{seed}", arm)
             os.makedirs(wd, exist_ok=True)
-            distributed.say(f"== seed {seed} arm {arm} -> {wd}")
-            result = pipeline.run(arm_config(config, arm, seed, teacher_dir), wd, mesh=mesh)
+            cfg = arm_config(config, arm, seed, teacher_dir)
+            # As launch.py: a finished arm is read back, not restored and evaluated again (which would
+            # overwrite its summary.json, timings included, with those of the re-run).
+            result = finished.finished_summary(wd, cfg)
+            if result is None:
+                distributed.say(f"== seed {seed} arm {arm} -> {wd}")
+                result = pipeline.run(cfg, wd, mesh=mesh)
+                if distributed.is_primary():
+                    finished.mark_finished(wd, cfg)
+            else:
+                distributed.say(f"== seed {seed} arm {arm}: finished earlier ({wd}/summary.json)")
             results[arm][seed] = {
                 "best": result["best_test_accuracy"],
                 "final": result["final_test_accuracy"],
                 "curve": epoch_curve(wd),
             }
         table = summarize(results)
-        summary.write_json(os.path.join(root, "ablation.json"), {"config": config.to_dict(), "arms": table})
-        summary.write_text(os.path.join(root, "ablation.md"), to_markdown(table, int(config.train.epochs)))
+        summary.write_json(
+            os.path.join(root, "ablation.json"),
+            {"config": config.to_dict(), "arms": table, "effects_final": paired_effects(results)},
+        )
+        summary.write_text(os.path.join(root, "ablation.md"), report_markdown(results, int(config.train.epochs)))
         if distributed.is_primary():  # files and console from process 0 only, as the pipelines
             plot_curves(results, os.path.join(root, "ablation.png"))
     if distributed.is_primary():
-        print(to_markdown(summarize(results), int(config.train.epochs)))
+        print(report_markdown(results, int(config.train.epochs)))
 
 
 def cli() -> None:

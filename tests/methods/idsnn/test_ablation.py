@@ -85,3 +85,49 @@ def test_arm_config_equals_the_arm_preset_whatever_the_base_arm(base_arm, arm, l
         preset.transplant.enabled,
     )
     assert cfg.kd.alpha == {"idsnn": 0.3, "kd_only": 0.5, "baseline": 0.3, "init_only": 0.3}[arm]
+
+
+def test_paired_effects_by_hand():
+    results = {
+        "baseline": {
+            0: {"best": 0.90, "final": 0.88},
+            1: {"best": 0.80, "final": 0.80},
+            2: {"best": 0.85, "final": 0.84},
+        },
+        "kd_only": {
+            0: {"best": 0.91, "final": 0.90},
+            1: {"best": 0.80, "final": 0.79},
+            2: {"best": 0.86, "final": 0.87},
+        },
+        "init_only": {1: {"best": 0.86, "final": 0.85}},
+    }
+    rows = {(r["arm"], r["reference"]): r for r in ablation.paired_effects(results)}
+    assert set(rows) == {("kd_only", "baseline"), ("init_only", "baseline")}  # idsnn has no runs
+    kd = rows["kd_only", "baseline"]
+    assert kd["effect"] == "KD"
+    assert kd["per_seed"] == pytest.approx({"0": 0.02, "1": -0.01, "2": 0.03})
+    assert kd["mean"] == pytest.approx(0.04 / 3)
+    # sample std of (0.02, -0.01, 0.03): mean 0.01333, squares 0.0000444 + 0.000544 + 0.000278 over 2
+    assert kd["std"] == pytest.approx(
+        np.sqrt((0.02 - 0.04 / 3) ** 2 / 2 + (0.01 + 0.04 / 3) ** 2 / 2 + (0.03 - 0.04 / 3) ** 2 / 2)
+    )
+    assert kd["std"] == pytest.approx(0.020817, abs=1e-6)
+    assert kd["positive"] == 2
+    one = rows["init_only", "baseline"]
+    assert one["per_seed"] == pytest.approx({"1": 0.05}) and one["std"] is None and one["positive"] == 1
+    best = {(r["arm"], r["reference"]): r for r in ablation.paired_effects(results, "best")}
+    assert best["kd_only", "baseline"]["per_seed"] == pytest.approx({"0": 0.01, "1": 0.0, "2": 0.01})
+    assert best["kd_only", "baseline"]["positive"] == 2  # a zero difference is not a gain
+
+    md = ablation.effects_markdown(ablation.paired_effects(results)).splitlines()
+    assert md[2] == "| transplant | init_only - baseline | +5.00 | +5.00 | - | 1 of 1 |"
+    assert md[3] == "| KD | kd_only - baseline | +2.00, -1.00, +3.00 | +1.33 | 2.08 | 2 of 3 |"
+
+
+def test_report_markdown_appends_the_effects_only_when_two_arms_share_a_seed():
+    base = {"baseline": {0: {"best": 0.9, "final": 0.9, "curve": [(1, 0.9)]}}}
+    assert "Effects" not in ablation.report_markdown(base, epochs=1)
+    both = dict(base, kd_only={0: {"best": 0.92, "final": 0.91, "curve": [(1, 0.91)]}})
+    md = ablation.report_markdown(both, epochs=1)
+    assert md.startswith(ablation.to_markdown(ablation.summarize(both), 1))
+    assert "| KD | kd_only - baseline | +1.00 | +1.00 | - | 1 of 1 |" in md

@@ -1,0 +1,65 @@
+"""``python -m snnjax.methods.idsnn.ablation`` end to end on the embedded digits (one tiny arm, one seed)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from launch_helpers import ROOT, TINY
+
+from snnjax.train import workdir_lock
+
+
+def ablation(root, check=True):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snnjax.methods.idsnn.ablation",
+        "--config=configs/idsnn.py:digits",
+        f"--workdir={root}",
+        "--seeds=0",
+        "--arms=baseline",
+        *TINY,
+        "--config.train.epochs=1",
+        "--config.model.time_steps=2",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ablation failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def test_a_rerun_reads_finished_arms_back_and_keeps_their_summary(tmp_path):
+    root = tmp_path / "abl"
+    first = ablation(root)
+    arm = root / "seed0" / "baseline"
+    summary = (arm / "summary.json").read_bytes()
+    best = json.loads(summary)["best_test_accuracy"]
+    assert json.loads(summary)["train_images_per_s"] > 0  # it trained
+    assert "finished earlier" not in first.stdout + first.stderr
+    table = json.loads((root / "ablation.json").read_text())["arms"]["baseline"]
+    assert table["best_test_accuracy_per_seed"] == {"0": best}
+
+    again = ablation(root)
+    assert "seed 0 arm baseline: finished earlier" in again.stdout + again.stderr
+    # Before the fix the arm was restored and evaluated again, and its summary.json rewritten with the
+    # re-run's timings (train_time_s 0, train_images_per_s None).
+    assert (arm / "summary.json").read_bytes() == summary
+    assert json.loads((root / "ablation.json").read_text())["arms"]["baseline"] == table
+    assert f"| baseline | {best:.4f} +- 0.0000 |" in again.stdout
+    assert not (root / workdir_lock.LOCK_FILE).exists()  # released at the end
+
+
+def test_a_second_ablation_on_one_root_stops_at_once_naming_the_holder(tmp_path):
+    root = tmp_path / "abl"
+    os.makedirs(root)
+    lock = workdir_lock.acquire(str(root))  # a live holder: this test's process
+    try:
+        proc = ablation(root, check=False)
+    finally:
+        lock.release()
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "in use" in out and str(os.getpid()) in out
+    assert "Traceback" not in out
+    assert not (root / "seed0").exists()  # nothing trained
