@@ -77,6 +77,11 @@ def test_killed_run_resumes_bitwise_identically(tmp_path):
     ref_sum = json.loads((ref / "summary.json").read_text())
     run_sum = json.loads((run / "summary.json").read_text())
     assert ref_sum["best_test_accuracy"] == run_sum["best_test_accuracy"]
+    # Timings total both processes: images counted by the killed one up to its last checkpoint plus the
+    # resumed one's make the whole run's 44 steps x 64 (before: the resumed process's alone).
+    assert ref_sum["resumed_from_step"] is None and run_sum["resumed_from_step"] == killed_at
+    for s in (ref_sum, run_sum):
+        assert round(s["train_images_per_s"] * s["train_time_s"]) == 44 * 64
 
 
 def _leaves(tree):

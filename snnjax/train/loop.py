@@ -68,6 +68,9 @@ def _mean(records: list[dict[str, float]], key: str) -> float:
 
 
 FRESH_META = {"epoch": 0, "best_test_accuracy": -1.0, "best_epoch": -1, "best_step": -1}
+# Totals over every process that trained the stage, kept in each checkpoint's meta so that the summary of
+# a resumed run counts the whole training, not only its last process (checkpoints without them: 0).
+TOTALS = ("train_time_s", "images_seen", "wall_time_s")
 
 
 @dataclasses.dataclass
@@ -108,8 +111,9 @@ class Run:
     last_eval: dict[str, float] = dataclasses.field(default_factory=dict)
     t_start: float = 0.0
     t_log: float = 0.0
-    train_time: float = 0.0
-    images_seen: int = 0
+    train_time: float = 0.0  # this process's, s
+    images_seen: int = 0  # this process's
+    before: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(TOTALS, 0.0))
 
     @property
     def n_devices(self) -> int:
@@ -194,6 +198,7 @@ def resume(run: Run) -> int | None:
         # The newest checkpoint that restores, in the structure of the state being trained (given initial
         # variables may carry collections that a fresh init does not); damaged newer ones are moved aside.
         latest, run.state, run.meta = run.ckpt.restore_newest(ckpt_lib.abstract_like(run.state))
+        run.before = {k: float(run.meta.get(k, 0.0)) for k in TOTALS}
         distributed.say(
             f"[{run.stage}] resumed from {run.ckpt.directory / str(latest)} (step {latest}, epoch {run.meta['epoch']})"
         )
@@ -304,9 +309,24 @@ def flush_train_log(run: Run) -> None:
     run.t_log = time.perf_counter()
 
 
+def totals(run: Run) -> dict[str, float]:
+    """:data:`TOTALS` so far: the earlier processes' (from the checkpoint resumed) plus this one's.
+
+    ``wall_time_s`` of this process counts from the start of compilation; an earlier process counts up
+    to its last checkpoint (work after it was lost and is done again).
+    """
+    now = {
+        "train_time_s": run.train_time,
+        "images_seen": run.images_seen,
+        "wall_time_s": time.perf_counter() - run.t_start + run.compile_s,
+    }
+    return {k: run.before[k] + now[k] for k in TOTALS}
+
+
 def checkpoint(run: Run, metrics: dict[str, float] | None = None) -> None:
     """Save the state at the current step (every process takes part; orbax writes it once)."""
-    run.ckpt.save(run.step, run.state, meta=dict(run.meta), config=run.config.to_dict(), metrics=metrics)
+    meta = {**run.meta, **totals(run)}
+    run.ckpt.save(run.step, run.state, meta=meta, config=run.config.to_dict(), metrics=metrics)
     run.last_saved = run.step
 
 
@@ -385,7 +405,7 @@ def finish(run: Run) -> StageResult:
     """The stage summary (evaluating the restored state when the stage was already complete)."""
     if not run.last_eval:
         run.last_eval = evaluate(run, run.state.variables)
-    config, meta = run.config, run.meta
+    config, meta, total = run.config, run.meta, totals(run)
     summary = {
         "stage": run.stage,
         "dataset": run.splits.name,
@@ -400,9 +420,10 @@ def finish(run: Run) -> StageResult:
         "final_test_accuracy": float(run.last_eval["test_accuracy"]),
         "final_test_loss": float(run.last_eval["test_loss"]),
         "compile_time_s": run.compile_s,
-        "train_time_s": run.train_time,
-        "train_images_per_s": run.images_seen / run.train_time if run.train_time else None,
-        "wall_time_s": time.perf_counter() - run.t_start + run.compile_s,
+        "train_time_s": total["train_time_s"],
+        "train_images_per_s": total["images_seen"] / total["train_time_s"] if total["train_time_s"] else None,
+        "wall_time_s": total["wall_time_s"],
+        "resumed_from_step": run.resumed_from,
         "devices": run.n_devices,
         "processes": jax.process_count(),
     }
