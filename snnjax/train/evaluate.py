@@ -90,16 +90,23 @@ def make_evaluator(
 
 
 def evaluate(
-    model: nn.Module, variables: Any, splits, *, batch_size: int, eval_step: Callable | None = None
+    model: nn.Module,
+    variables: Any,
+    splits,
+    *,
+    batch_size: int,
+    eval_step: Callable | None = None,
+    mesh: Any = None,
 ) -> dict[str, float]:
-    """Test metrics of ``variables`` as they are (no training), on the default device.
+    """Test metrics of ``variables`` as they are (no training): in memory on the default device; a
+    streamed test split over ``mesh`` (the run's; default: every device).
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
     from snnjax.train import streamed  # lazy: streamed imports this module
 
     if from_records.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
-        return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step)
+        return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step, mesh=mesh)
     batch_size = min(int(batch_size), splits.test.num_examples)
     evaluator = make_evaluator(
         eval_step or steps.make_eval_step(model),

@@ -121,9 +121,12 @@ def make_evaluator(eval_step, source: StreamSource, *, mean, std, mesh, out_shar
     return StreamEvaluator(jitted, source, mesh)
 
 
-def evaluate(model, variables: Any, records: RecordSet, *, batch_size: int, eval_step=None) -> dict[str, float]:
-    """Test metrics of ``variables`` over the whole streamed test split (``snnjax.train.evaluate.evaluate``)."""
-    mesh = mesh_lib.make_mesh()
+def evaluate(
+    model, variables: Any, records: RecordSet, *, batch_size: int, eval_step=None, mesh=None
+) -> dict[str, float]:
+    """Test metrics of ``variables`` over the whole streamed test split (``snnjax.train.evaluate.evaluate``),
+    batches sharded over ``mesh`` (the run's; default: every device)."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     n_dev = int(mesh.devices.size)
     eval_bs = max(n_dev, int(batch_size) // n_dev * n_dev)
     source = records.stream(batch_size=jax.process_count(), eval_batch_size=eval_bs, seed=0)

@@ -62,6 +62,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from snnjax import layers
 from snnjax.data import pipeline as data_pipeline
@@ -254,9 +255,10 @@ def _compiled_run(model: HybridModel, steps: int, with_state: bool):
     return jax.jit(lambda variables, x, key: run(variables, x, key))
 
 
-def _place(x: np.ndarray | jax.Array) -> jax.Array:
-    """Shard the batch over all devices when it splits evenly, else leave it to the default device."""
-    mesh = mesh_lib.make_mesh()
+def _place(x: np.ndarray | jax.Array, mesh: Mesh | None) -> jax.Array:
+    """Shard the batch over ``mesh`` (default: every device) when it splits evenly, else leave it to the
+    default device."""
+    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     if x.shape[0] % mesh.devices.size == 0:
         return jax.device_put(x, mesh_lib.batch_sharded(mesh))
     return jnp.asarray(x)
@@ -303,13 +305,15 @@ def layer_input_statistic(
     time_steps: int,
     percentile: float = 100.0,
     time_chunk: int = 0,
+    mesh: Mesh | None = None,
 ) -> float:
     """Max (or ``percentile``) of ``layer``'s input current over ``time_steps`` steps of the SNN on ``x``.
 
-    ``variables`` must hold the thresholds of every spiking layer before ``layer``.
+    ``variables`` must hold the thresholds of every spiking layer before ``layer``; ``x`` is sharded
+    over ``mesh`` (default: every device) when its batch splits evenly.
     """
     probe = model.clone(probe=layer)
-    x = _place(x)
+    x = _place(x, mesh)
     return max(
         _reduce(out, percentile)
         for _, out, _ in run_chunked(probe, variables, x, key, time_steps=time_steps, time_chunk=time_chunk)
@@ -324,6 +328,7 @@ def balance_thresholds(
     settings: BalanceSettings = BalanceSettings(),
     *,
     log: Any = None,
+    mesh: Mesh | None = None,
 ) -> Thresholds:
     """Per-layer thresholds of the converted SNN, BEFORE ``settings.scaling_factor`` (see module doc).
 
@@ -334,6 +339,7 @@ def balance_thresholds(
       key: PRNG key of the input encoding (Poisson).
       settings: simulation length, percentile, chunking, which layers (``mode``).
       log: optional ``callable(str)`` told each layer's threshold as it is found.
+      mesh: the run's mesh, over which each balancing batch is sharded (default: every device).
 
     Returns:
       ``{layer: theta}`` for every spiking layer, in forward order (``settings.mode`` "stem": the
@@ -361,6 +367,7 @@ def balance_thresholds(
                 time_steps=settings.time_steps,
                 percentile=settings.percentile,
                 time_chunk=settings.time_chunk,
+                mesh=mesh,
             )
             for b, batch in enumerate(batches)
         )
@@ -386,6 +393,7 @@ def accuracy_over_time(
     time_steps: Sequence[int],
     batch_size: int = 256,
     time_chunk: int = 0,
+    mesh: Mesh | None = None,
 ) -> dict[int, float]:
     """Test accuracy of the SNN after each number of steps in ``time_steps`` (one simulation per batch).
 
@@ -400,6 +408,7 @@ def accuracy_over_time(
       time_steps: the ``T`` values to report (positive ints).
       batch_size: examples per forward pass.
       time_chunk: at most this many steps per compiled call (0: cut only at the reported ``T``).
+      mesh: the run's mesh, over which each batch is sharded (default: every device).
 
     Returns:
       ``{T: accuracy in [0, 1]}``.
@@ -414,7 +423,7 @@ def accuracy_over_time(
         lo = b * batch_size
         idx = np.minimum(np.arange(lo, lo + batch_size), n - 1)  # fixed shape: pad with the last example
         valid = np.arange(lo, lo + batch_size) < n
-        x = _place(np.asarray(images)[idx])
+        x = _place(np.asarray(images)[idx], mesh)
         batch_labels = np.asarray(labels)[idx]
         batch_key = jax.random.fold_in(key, b)
         sums = {"count": int(valid.sum())}

@@ -90,6 +90,7 @@ def convert(
     splits: data_lib.DatasetSplits,
     ann_variables: dict[str, Any],
     model: conversion.HybridModel,
+    mesh: Any,
 ) -> dict[str, Any]:
     """Stage 2: balanced thresholds and the converted SNN's accuracy per T (cached in conversion.json)."""
     path = os.path.join(workdir, CONVERSION_FILE)
@@ -135,13 +136,14 @@ def convert(
             key,
             settings,
             log=lambda m: _log(f"[conversion] {m}"),
+            mesh=mesh,
         )
         record = {"balance_settings": balance, "thresholds": raw}
         write_json(path, record)
     if record.get("evaluation_settings") != evaluation:
         record.update(
             evaluation_settings=evaluation,
-            **evaluate_converted(config, workdir, splits, ann_variables, model, record["thresholds"]),
+            **evaluate_converted(config, workdir, splits, ann_variables, model, record["thresholds"], mesh),
         )
         write_json(path, record)
     return record
@@ -152,6 +154,7 @@ def _sweep(
     splits: data_lib.DatasetSplits,
     model: conversion.HybridModel,
     variables: dict[str, Any],
+    mesh: Any,
 ) -> dict[str, float]:
     """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
     ``conversion.eval_examples`` test images (0 = all)."""
@@ -166,6 +169,7 @@ def _sweep(
         time_steps=tuple(config.conversion.eval_time_steps),
         batch_size=int(config.conversion.eval_batch_size),
         time_chunk=int(config.conversion.time_chunk),
+        mesh=mesh,
     )
     return {str(t): a for t, a in acc.items()}
 
@@ -177,6 +181,7 @@ def evaluate_converted(
     ann_variables: dict[str, Any],
     model: conversion.HybridModel,
     thresholds: dict[str, float],
+    mesh: Any,
 ) -> dict[str, Any]:
     """Accuracy of the converted SNN per T, with scaled (and, optionally, unscaled) thresholds."""
     factor, mode = float(config.conversion.scaling_factor), config.conversion.balance
@@ -184,11 +189,11 @@ def evaluate_converted(
     ann_params = jax.device_get(ann_variables)
     out: dict[str, Any] = {
         "scaled_thresholds": scaled,
-        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled, mode=mode)),
+        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled, mode=mode), mesh),
     }
     if config.conversion.report_unscaled:
         unscaled = conversion.snn_variables(ann_params, thresholds, mode=mode)
-        out["accuracy_unscaled"] = _sweep(config, splits, model, unscaled)
+        out["accuracy_unscaled"] = _sweep(config, splits, model, unscaled, mesh)
     writer = (  # logs from process 0 only, as the training loop's
         MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
         if distributed.is_primary()
@@ -223,7 +228,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         restore=hybrid_config.ann_restore(config),
         mesh=mesh,
     )
-    record = convert(config, workdir, splits, ann.variables, model)
+    record = convert(config, workdir, splits, ann.variables, model, mesh)
 
     initial = conversion.snn_variables(
         jax.device_get(ann.variables), record["scaled_thresholds"], mode=config.conversion.balance
@@ -251,6 +256,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         },
     )
     if config.conversion.get("eval_finetuned", False):
-        summary["finetuned_accuracy"] = _sweep(config, splits, model, jax.device_get(result.state.variables))
+        summary["finetuned_accuracy"] = _sweep(config, splits, model, jax.device_get(result.state.variables), mesh)
         _log(f"[stdb] fine-tuned SNN accuracy per T: {summary['finetuned_accuracy']}")
     return finish_run(workdir, summary)

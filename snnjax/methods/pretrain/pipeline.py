@@ -80,7 +80,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         if config.pretrain.eval_transfer:
             # What the ANN weights give the SNN before any fine-tuning (the paper's starting point).
             counts["test_accuracy_before_finetune"] = evaluate.evaluate(
-                snn, initial, splits, batch_size=int(config.data.eval_batch_size)
+                snn, initial, splits, batch_size=int(config.data.eval_batch_size), mesh=mesh
             )["correct"]
         distributed.say(
             f"[transfer] {report.transplanted} tensors loaded from the ANN, {report.kept} kept as initialised "

@@ -78,7 +78,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         summary.update(mapping_unit=config.model.mapping_unit, ata=bool(config.model.adapt_threshold))
         variables = jax.device_get(result.state.variables)
         branch = evaluate.evaluate(
-            model, variables, splits, batch_size=int(config.data.eval_batch_size), eval_step=branch_eval_step(model)
+            model,
+            variables,
+            splits,
+            batch_size=int(config.data.eval_batch_size),
+            eval_step=branch_eval_step(model),
+            mesh=mesh,
         )
         summary["final"] = branch
         summary["threshold_mean_per_layer"] = threshold_summary(variables["thresholds"])
