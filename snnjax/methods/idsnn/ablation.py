@@ -17,6 +17,7 @@ for IDSNN).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,12 @@ def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> Non
     plt.close(fig)
 
 
+def _stop(message: str) -> None:
+    """End on a bad input with one line on stderr (absl's UsageError would print every flag's help first)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def main(argv):
     del argv
     from snnjax import runtime
@@ -209,7 +216,7 @@ def main(argv):
     arms = [a for a in _ARMS.value]
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
-        raise app.UsageError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+        _stop(f"--arms: unknown arms {unknown}. Fix: choose from {list(ARMS)}.")
     if "baseline" in arms:  # the convergence metric needs the baseline first
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
     mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
@@ -218,7 +225,7 @@ def main(argv):
     try:  # one ablation per root: a second one on it stops at once, naming the holder
         lock = take_lock(root)
     except workdir_lock.WorkdirLockedError as err:
-        raise app.UsageError(str(err)) from None
+        _stop(str(err))
     try:
         seeds = [int(s) for s in _SEEDS.value]
         _run_seeds(config, root, seeds, arms, mesh, data_lib.load_from_config(config.data))
