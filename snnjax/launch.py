@@ -29,6 +29,8 @@ import pathlib
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from snnjax import runtime
 
@@ -196,6 +198,9 @@ def _launch(workdir: str, stage: dict) -> None:
         # The same errors come again from asyncio ("Task exception was never retrieved") when orbax's
         # unfinished write tasks are collected, possibly at exit and past the absl handler.
         std_logging.getLogger("asyncio").addFilter(_without_orbax_records)
+        # And TensorStore's writes that finish after orbax closed its save loop report, per write, that
+        # they cannot call back into it: through sys.unraisablehook, straight to stderr, mid-line.
+        sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
     config = _FLAGS["config"].value
     config_lib.apply_epochs_all(config)
     config_lib.validate(config)
@@ -237,6 +242,28 @@ def _without_orbax_records(record) -> bool:
         text = record.getMessage() + "".join(traceback.format_exception(*record.exc_info) if record.exc_info else [])
         return "orbax" not in text
     return True
+
+
+def _without_closed_loop_callbacks(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``hook``, less the ``RuntimeError('Event loop is closed')`` that a callback scheduled into an
+    already closed asyncio loop raises (what the failed save's stray completions leave behind; the
+    save's own error reaches the launcher, which reports it)."""
+
+    def filtered(unraisable) -> None:
+        err = unraisable.exc_value
+        frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+        closed_loop = (
+            isinstance(err, RuntimeError)
+            and str(err) == "Event loop is closed"
+            and any(
+                f.name == "_check_closed" and f.filename.endswith(os.path.join("asyncio", "base_events.py"))
+                for f in frames
+            )
+        )
+        if not closed_loop:
+            hook(unraisable)
+
+    return filtered
 
 
 def take_lock(workdir: str):
