@@ -69,9 +69,9 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
                 reach[seed] = first_epoch_reaching(r["curve"], baseline["final"])
         table[arm] = {
             "best_test_accuracy_mean": float(np.mean(bests)),
-            "best_test_accuracy_std": float(np.std(bests)),
+            "best_test_accuracy_std": _sample_std(bests),
             "final_test_accuracy_mean": float(np.mean(finals)),
-            "final_test_accuracy_std": float(np.std(finals)),
+            "final_test_accuracy_std": _sample_std(finals),
             "best_test_accuracy_per_seed": {str(s): r["best"] for s, r in per_seed.items()},
             "final_test_accuracy_per_seed": {str(s): r["final"] for s, r in per_seed.items()},
             "epoch_reaching_baseline_final_per_seed": {str(s): e for s, e in reach.items()},
@@ -79,9 +79,18 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
     return table
 
 
+def _sample_std(values: list[float]) -> float | None:
+    """The sample standard deviation (ddof=1, as for the effects below); None for one seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _mean_std(mean: float, std: float | None) -> str:
+    return f"{mean:.4f} +- {std:.4f}" if std is not None else f"{mean:.4f} (one seed)"
+
+
 def to_markdown(table: dict[str, Any], epochs: int) -> str:
     lines = [
-        "| arm | best test acc (mean +- std) | per seed | final test acc (mean +- std) | first epoch >= "
+        "| arm | best test acc (mean +- sample std) | per seed | final test acc (mean +- sample std) | first epoch >= "
         f"baseline's final acc (of {epochs}) |",
         "|---|---|---|---|---|",
     ]
@@ -94,9 +103,8 @@ def to_markdown(table: dict[str, Any], epochs: int) -> str:
             "never" if e is None else str(e) for e in row["epoch_reaching_baseline_final_per_seed"].values()
         )
         lines.append(
-            f"| {arm} | {row['best_test_accuracy_mean']:.4f} +- {row['best_test_accuracy_std']:.4f} | "
-            f"{seeds} | {row['final_test_accuracy_mean']:.4f} +- {row['final_test_accuracy_std']:.4f} | "
-            f"{reach} |"
+            f"| {arm} | {_mean_std(row['best_test_accuracy_mean'], row['best_test_accuracy_std'])} | {seeds} | "
+            f"{_mean_std(row['final_test_accuracy_mean'], row['final_test_accuracy_std'])} | {reach} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -40,18 +40,25 @@ def test_summarize_and_markdown_by_hand():
     }
     table = ablation.summarize(results)
     assert table["baseline"]["best_test_accuracy_mean"] == pytest.approx(0.85)
-    assert table["baseline"]["best_test_accuracy_std"] == pytest.approx(0.05)  # population std of .9, .8
-    assert table["kd_only"]["best_test_accuracy_std"] == pytest.approx(np.std([0.94, 0.78]))
+    # sample std (ddof=1) of .9, .8: sqrt((.05**2 + .05**2) / 1) = sqrt(.005)
+    assert table["baseline"]["best_test_accuracy_std"] == pytest.approx(0.0707107, abs=1e-6)
+    assert table["kd_only"]["best_test_accuracy_std"] == pytest.approx(0.1131371, abs=1e-6)  # sqrt(2) * .08
     # kd_only seed 0 passes the baseline's final 0.88 at epoch 1; seed 1 never reaches 0.80
     assert table["kd_only"]["epoch_reaching_baseline_final_per_seed"] == {"0": 1, "1": None}
     assert table["baseline"]["epoch_reaching_baseline_final_per_seed"] == {"0": 2, "1": 2}
     md = ablation.to_markdown(table, epochs=2).splitlines()
     assert table["baseline"]["final_test_accuracy_mean"] == pytest.approx(0.84)  # (0.88 + 0.80) / 2
-    assert table["baseline"]["final_test_accuracy_std"] == pytest.approx(0.04)
-    md = ablation.to_markdown(table, epochs=2).splitlines()
+    assert table["baseline"]["final_test_accuracy_std"] == pytest.approx(0.0565685, abs=1e-6)  # sqrt(2) * .04
     assert md[0].endswith("(of 2) |") and len(md) == 4
-    assert md[2] == "| baseline | 0.8500 +- 0.0500 | 0.9000, 0.8000 | 0.8400 +- 0.0400 | 2, 2 |"
-    assert md[3] == "| kd_only | 0.8600 +- 0.0800 | 0.9400, 0.7800 | 0.8600 +- 0.0800 | 1, never |"
+    assert md[2] == "| baseline | 0.8500 +- 0.0707 | 0.9000, 0.8000 | 0.8400 +- 0.0566 | 2, 2 |"
+    assert md[3] == "| kd_only | 0.8600 +- 0.1131 | 0.9400, 0.7800 | 0.8600 +- 0.1131 | 1, never |"
+
+
+def test_one_seed_has_no_spread_rather_than_a_zero_one():
+    table = ablation.summarize({"baseline": {3: {"best": 0.9, "final": 0.85, "curve": [(1, 0.85)]}}})
+    assert table["baseline"]["best_test_accuracy_std"] is None
+    md = ablation.to_markdown(table, epochs=1).splitlines()
+    assert md[2] == "| baseline | 0.9000 (one seed) | 0.9000 | 0.8500 (one seed) | 1 |"
 
 
 def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script(load_config):

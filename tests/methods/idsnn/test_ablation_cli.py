@@ -46,7 +46,7 @@ def test_a_rerun_reads_finished_arms_back_and_keeps_their_summary(tmp_path):
     # re-run's timings (train_time_s 0, train_images_per_s None).
     assert (arm / "summary.json").read_bytes() == summary
     assert json.loads((root / "ablation.json").read_text())["arms"]["baseline"] == table
-    assert f"| baseline | {best:.4f} +- 0.0000 |" in again.stdout
+    assert f"| baseline | {best:.4f} (one seed) |" in again.stdout
     assert not (root / workdir_lock.LOCK_FILE).exists()  # released at the end
 
 
