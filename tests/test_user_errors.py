@@ -133,19 +133,30 @@ def test_full_disk_is_named_however_it_arrives():
 
 @pytest.mark.slow
 def test_disk_filling_up_during_a_save_ends_in_two_lines(tmp_path):
-    import resource
     import subprocess
     import sys
 
     from launch_helpers import ROOT
 
-    def limit():  # every file of the run capped below the size of a checkpoint's largest file
-        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
-
+    # Every file of the run capped below the size of a checkpoint's largest file. Set in a fresh
+    # interpreter that then execs the launcher (a preexec_fn would run in a fork of this multithreaded
+    # JAX process, which may deadlock).
+    capped = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
     wd = tmp_path / "run"
-    cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={TEACHER}", f"--workdir={wd}", *TINY]
+    cmd = [
+        sys.executable,
+        "-c",
+        capped,
+        os.path.join(ROOT, "launch.py"),
+        f"--config={TEACHER}",
+        f"--workdir={wd}",
+        *TINY,
+    ]
     cmd += ["--config.model.name=resnet18", "--config.train.epochs=1", "--config.train.checkpoint_every_steps=3"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     # The launcher's error once, with the fix, exit 1, and nothing else: no orbax/asyncio report of the
     # failed writes and no "Event loop is closed" from the writes that finish after orbax's save loop closed.
     assert proc.returncode == user_errors.EXIT_FAILURE, proc.stderr[-3000:]
