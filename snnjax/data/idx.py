@@ -9,7 +9,9 @@ IDX format (http://yann.lecun.com/exdb/mnist/): a big-endian header, then the ra
 Each dataset is four files, ``{train,t10k}-{images-idx3,labels-idx1}-ubyte``, read gzipped
 (``.gz``, as published) or raw. Where the files are looked for, in order:
 
-1. ``data_dir`` (``--config.data.data_dir``): the folder holding the four files;
+1. ``data_dir`` (``--config.data.data_dir``): the folder holding the four files (or its ``<name>/``).
+   When given, it is the only place looked in (a mistyped or incomplete folder fails, naming it,
+   rather than silently training on another copy) and the place a download goes;
 2. ``$SNNJAX_DATA_DIR/<name>/``;
 3. the Debian/Ubuntu package's folder (``apt-get install dataset-fashion-mnist`` installs
    ``/usr/share/datasets/fashion-mnist/``; Fashion-MNIST only);
@@ -195,17 +197,25 @@ def cache_dir(spec: IdxSpec) -> pathlib.Path:
 
 def candidate_dirs(spec: IdxSpec, data_dir: str | os.PathLike[str] | None) -> list[pathlib.Path]:
     """The folders searched, in order (see the module docstring)."""
-    dirs = []
-    if data_dir:
+    if data_dir:  # the user's choice, and only it
         given = pathlib.Path(data_dir).expanduser()
-        dirs += [given, given / spec.name]
-    dirs.append(cache_dir(spec))
+        return [given, given / spec.name]
+    dirs = [cache_dir(spec)]
     if spec.system_dir:
         dirs.append(pathlib.Path(spec.system_dir))
     return dirs
 
 
-def _missing_message(spec: IdxSpec, searched: list[pathlib.Path], download_error: str) -> str:
+def _missing_message(spec: IdxSpec, searched: list[pathlib.Path], download_error: str, data_dir_given: bool) -> str:
+    if data_dir_given:
+        files = ", ".join(f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair)
+        return (
+            f"--config.data.data_dir={searched[0]} does not hold the four {spec.name} files (looked in "
+            f"{', '.join(str(d) for d in searched)}){download_error}. Fix: put {files} there, or correct the "
+            f"path, or leave data_dir unset to use ${DATA_DIR_ENV}/{spec.name}/"
+            + (f", the Debian package's {spec.system_dir}/" if spec.system_dir else "")
+            + " or the download cache."
+        )
     ways = []
     if spec.install_hint:
         ways.append(f"`{spec.install_hint}` (installs {spec.system_dir}/)")
@@ -232,7 +242,8 @@ def locate_idx_files(spec: IdxSpec, data_dir: str | os.PathLike[str] | None, dow
             return found
     download_error = " and download=False"
     if download:
-        target = cache_dir(spec)
+        target = searched[0] if data_dir else cache_dir(spec)
+        existed = target.exists()
         try:
             for stem, md5 in spec.md5.items():
                 if _find_file(target, stem) is None:
@@ -241,7 +252,9 @@ def locate_idx_files(spec: IdxSpec, data_dir: str | os.PathLike[str] | None, dow
             return _complete_folder(target)  # type: ignore[return-value]
         except OSError as err:
             download_error = f"; the download failed ({err})"
-    raise DatasetNotFoundError(_missing_message(spec, searched, download_error))
+            if not existed and target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # a mistyped data_dir is not left behind as an empty folder
+    raise DatasetNotFoundError(_missing_message(spec, searched, download_error, data_dir_given=bool(data_dir)))
 
 
 def load_idx_dataset(

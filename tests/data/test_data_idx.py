@@ -91,20 +91,41 @@ def test_lookup_order_data_dir_then_env_folder_then_system_folder(tmp_path, monk
 def test_missing_dataset_names_the_apt_command_first_and_every_other_way(tmp_path):
     spec = dataclasses.replace(_spec(), system_dir=str(tmp_path / "nothing"))
     with pytest.raises(data.DatasetNotFoundError) as err:
-        idx.load_idx_dataset(spec, data_dir=tmp_path / "nowhere", download=False)
+        idx.load_idx_dataset(spec, download=False)
     msg = str(err.value)
     assert msg.index("apt-get install dataset-fashion-mnist") < msg.index("--config.data.data_dir")
-    assert "download" in msg and str(tmp_path / "nowhere") in msg and "train-images-idx3-ubyte.gz" in msg
+    assert "download" in msg and str(tmp_path / "nothing") in msg and "train-images-idx3-ubyte.gz" in msg
+
+
+def test_a_given_data_dir_is_the_only_place_looked_in(tmp_path):
+    """A mistyped --config.data.data_dir fails naming it, although the Debian folder has the data."""
+    system = tmp_path / "system"
+    _write_dataset(system)
+    spec = dataclasses.replace(_spec(), system_dir=str(system))
+    assert idx.load_idx_dataset(spec, download=False).train.num_examples == 20  # found there when unset
+    with pytest.raises(data.DatasetNotFoundError) as err:
+        idx.load_idx_dataset(spec, data_dir=tmp_path / "typo", download=False)
+    msg = str(err.value)
+    assert msg.startswith(f"--config.data.data_dir={tmp_path / 'typo'} does not hold the four fashion_mnist files")
+    assert f"{tmp_path / 'typo' / 'fashion_mnist'}" in msg and "Fix: put train-images-idx3-ubyte.gz" in msg
+    assert f"the Debian package's {system}/" in msg
+    _write_dataset(tmp_path / "mine" / "fashion_mnist", seed=5)  # <data_dir>/<name>/ is looked in too
+    mine = idx.load_idx_dataset(spec, data_dir=tmp_path / "mine", download=False).train.images[..., 0]
+    np.testing.assert_array_equal(mine, np.random.default_rng(5).integers(0, 256, (20, 28, 28), dtype=np.uint8))
 
 
 def test_failed_download_leaves_nothing_and_is_named(tmp_path, monkeypatch):
-    def refuse(url, dest, md5):
+    def refuse(url, dest, md5):  # as download_file: the folder is made before the network fails
+        pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
         raise OSError(f"no network for {url}")
 
     monkeypatch.setattr(idx, "download_file", refuse)
     with pytest.raises(data.DatasetNotFoundError, match="download failed .*no network"):
         idx.load_idx_dataset(_spec(), download=True)
     assert not any((tmp_path / "cache").rglob("*.gz"))
+    with pytest.raises(data.DatasetNotFoundError, match="download failed .*no network"):
+        idx.load_idx_dataset(_spec(), data_dir=tmp_path / "typo", download=True)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_download_fetches_each_missing_file_into_the_cache(tmp_path, monkeypatch):
@@ -122,6 +143,10 @@ def test_download_fetches_each_missing_file_into_the_cache(tmp_path, monkeypatch
     assert splits.train.num_examples == 20
     assert sorted(fetched) == sorted((f"{stem}.gz", md5) for stem, md5 in idx.FASHION_MNIST.md5.items())
     assert len(list((tmp_path / "cache" / "fashion_mnist").glob("*.gz"))) == 4
+    # With data_dir given, the download goes there (the only place looked in), not into the cache.
+    fetched.clear()
+    assert idx.load_idx_dataset(_spec(), data_dir=tmp_path / "given", download=True).train.num_examples == 20
+    assert len(fetched) == 4 and len(list((tmp_path / "given").glob("*.gz"))) == 4
 
 
 def _corrupt(tmp_path, stem, raw, gz=True):
