@@ -192,15 +192,7 @@ def _launch(workdir: str, stage: dict) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
     if not (_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv)):
-        # orbax logs the traceback of a failed background save from each of its threads (hundreds of lines)
-        # before the error reaches the launcher, which reports it in two lines (and logs its traceback).
-        logging.get_absl_handler().addFilter(_without_orbax_records)
-        # The same errors come again from asyncio ("Task exception was never retrieved") when orbax's
-        # unfinished write tasks are collected, possibly at exit and past the absl handler.
-        std_logging.getLogger("asyncio").addFilter(_without_orbax_records)
-        # And TensorStore's writes that finish after orbax closed its save loop report, per write, that
-        # they cannot call back into it: through sys.unraisablehook, straight to stderr, mid-line.
-        sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
+        quiet_failed_save_reports()
     config = _FLAGS["config"].value
     config_lib.apply_epochs_all(config)
     config_lib.validate(config)
@@ -231,6 +223,19 @@ def _launch(workdir: str, stage: dict) -> None:
     methods.get(config.pipeline)(config, workdir, mesh=mesh)
     if distributed.is_primary():
         finished.mark_finished(workdir, config)
+
+
+def quiet_failed_save_reports() -> None:
+    """Keep the reports that a failed checkpoint save prints on its way from stderr: the error itself
+    reaches the caller, which reports it in two lines (and logs its traceback)."""
+    # orbax logs the traceback of a failed background save from each of its threads (hundreds of lines).
+    logging.get_absl_handler().addFilter(_without_orbax_records)
+    # The same errors come again from asyncio ("Task exception was never retrieved") when orbax's
+    # unfinished write tasks are collected, possibly at exit and past the absl handler.
+    std_logging.getLogger("asyncio").addFilter(_without_orbax_records)
+    # And TensorStore's writes that finish after orbax closed its save loop report, per write, that
+    # they cannot call back into it: through sys.unraisablehook, straight to stderr, mid-line.
+    sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
 
 
 def _without_orbax_records(record) -> bool:

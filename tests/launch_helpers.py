@@ -13,6 +13,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.model.width=4", "--config.train.progress_bar=False", "--config.train.tensorboard=False"]
 
 
+def python_with_file_size_cap(max_bytes: int) -> list[str]:
+    """The start of a command line: this Python with every file it writes capped at ``max_bytes``
+    (RLIMIT_FSIZE), so that a save fails as on a full disk. Set in a fresh interpreter that then execs
+    the rest of the command: a ``preexec_fn`` would run in a fork of the multithreaded JAX test process,
+    which may deadlock."""
+    cap = (
+        f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({max_bytes}, {max_bytes})); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    return [sys.executable, "-c", cap]
+
+
 def launch(config, workdir, *overrides, check=True, background=False):
     cmd = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={config}", f"--workdir={workdir}", *overrides]
     if background:

@@ -58,7 +58,9 @@ def test_missing_dataset_is_named_and_leaves_no_workdir(tmp_path):
         f"--config.data.data_dir={empty}",
         check=False,
     )
-    _assert_short(proc, user_errors.EXIT_USAGE, "Dataset 'mnist' not found", "--config.data.data_dir=DIR")
+    _assert_short(
+        proc, user_errors.EXIT_USAGE, f"--config.data.data_dir={empty} does not hold the four mnist files", "Fix: put "
+    )
     assert not (tmp_path / "run").exists()  # the run never started: no empty workdir left behind
 
 
@@ -134,27 +136,18 @@ def test_full_disk_is_named_however_it_arrives():
 @pytest.mark.slow
 def test_disk_filling_up_during_a_save_ends_in_two_lines(tmp_path):
     import subprocess
-    import sys
 
-    from launch_helpers import ROOT
+    from launch_helpers import ROOT, python_with_file_size_cap
 
-    # Every file of the run capped below the size of a checkpoint's largest file. Set in a fresh
-    # interpreter that then execs the launcher (a preexec_fn would run in a fork of this multithreaded
-    # JAX process, which may deadlock).
-    capped = (
-        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000)); "
-        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-    )
     wd = tmp_path / "run"
+    # every file of the run capped below the size of a checkpoint's largest file
     cmd = [
-        sys.executable,
-        "-c",
-        capped,
+        *python_with_file_size_cap(150_000),
         os.path.join(ROOT, "launch.py"),
         f"--config={TEACHER}",
         f"--workdir={wd}",
-        *TINY,
     ]
+    cmd += TINY
     cmd += ["--config.model.name=resnet18", "--config.train.epochs=1", "--config.train.checkpoint_every_steps=3"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     # The launcher's error once, with the fix, exit 1, and nothing else: no orbax/asyncio report of the

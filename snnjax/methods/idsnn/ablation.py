@@ -30,6 +30,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g.
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root directory of the ablation.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Comma-separated seeds.")
 _ARMS = flags.DEFINE_list("arms", list(ARMS), f"Arms to run, from {list(ARMS)}.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Print the full traceback of an error (also: $SNNJAX_VERBOSE=1).")
 
 
 def arm_config(config, arm: str, seed: int, teacher_dir: str | None):
@@ -212,6 +213,33 @@ def main(argv):
     runtime.use_eigen_convolutions()  # before JAX starts, as launch.py (snnjax/runtime.py)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+    from snnjax import user_errors
+    from snnjax.launch import quiet_failed_save_reports, user_cache_dir
+
+    verbose = _VERBOSE.value or user_errors.verbose_requested(sys.argv)
+    if not verbose:
+        quiet_failed_save_reports()
+    root = os.path.abspath(_WORKDIR.value)
+    stage = {"started": False, "lock": None}
+    try:
+        _ablate(root, stage)
+    except Exception as err:  # as the launcher: the error and its fix in two lines, the traceback in the log
+        _release(stage)
+        argv = sys.argv + (["--verbose"] if verbose and "--verbose" not in sys.argv else [])
+        # A root never made (the run never started): the traceback goes to the user cache, as the launcher's.
+        log_dir = root if os.path.isdir(root) else os.path.join(user_cache_dir(), "logs")
+        log_path = os.path.join(log_dir, user_errors.LOG_FILE)
+        sys.exit(user_errors.report(err, started=stage["started"], log_path=log_path, argv=argv))
+    finally:
+        _release(stage)
+
+
+def _release(stage: dict) -> None:
+    if stage["lock"] is not None:  # None on the other processes of a multi-process run
+        stage["lock"].release()
+
+
+def _ablate(root: str, stage: dict) -> None:
     from snnjax import config as config_lib
     from snnjax import data as data_lib
     from snnjax.launch import take_lock
@@ -220,7 +248,11 @@ def main(argv):
 
     config = _CONFIG.value
     config_lib.validate(config)
-    root = os.path.abspath(_WORKDIR.value)
+    if not all(s.strip().isdigit() for s in _SEEDS.value):
+        _stop(
+            f"--seeds: {','.join(_SEEDS.value)} is not a list of seeds. Fix: non-negative integers, e.g. --seeds 0,1,2."
+        )
+    seeds = [int(s) for s in _SEEDS.value]
     arms = [a for a in _ARMS.value]
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
@@ -229,17 +261,14 @@ def main(argv):
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
     mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
     mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
+    splits = data_lib.load_from_config(config.data)  # a missing dataset leaves no empty root behind
     os.makedirs(root, exist_ok=True)
     try:  # one ablation per root: a second one on it stops at once, naming the holder
-        lock = take_lock(root)
+        stage["lock"] = take_lock(root)
     except workdir_lock.WorkdirLockedError as err:
         _stop(str(err))
-    try:
-        seeds = [int(s) for s in _SEEDS.value]
-        _run_seeds(config, root, seeds, arms, mesh, data_lib.load_from_config(config.data))
-    finally:
-        if lock is not None:
-            lock.release()
+    stage["started"] = True
+    _run_seeds(config, root, seeds, arms, mesh, splits)
 
 
 def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh, splits) -> None:

@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 
-from launch_helpers import ROOT, TINY
+from launch_helpers import ROOT, TINY, python_with_file_size_cap
 
 from snnjax.train import workdir_lock
 
 
-def ablation(root, check=True):
+def ablation(root, *extra, check=True, python=(sys.executable,)):
     cmd = [
-        sys.executable,
+        *python,
         "-m",
         "snnjax.methods.idsnn.ablation",
         "--config=configs/idsnn.py:digits",
@@ -22,6 +22,7 @@ def ablation(root, check=True):
         *TINY,
         "--config.train.epochs=1",
         "--config.model.time_steps=2",
+        *extra,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
@@ -64,3 +65,43 @@ def test_a_second_ablation_on_one_root_stops_at_once_naming_the_holder(tmp_path)
     assert "Traceback" not in out and len(out.strip().splitlines()) <= 2  # no flag-help dump
     assert proc.returncode == 2
     assert not (root / "seed0").exists()  # nothing trained
+
+
+def test_a_failure_mid_run_ends_in_two_lines_with_the_traceback_in_the_roots_log(tmp_path):
+    root = tmp_path / "abl"
+    python = python_with_file_size_cap(150_000)  # the arm's first checkpoint cannot be written
+    proc = ablation(root, "--config.train.checkpoint_every_steps=3", check=False, python=python)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [
+        line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("== seed 0 arm baseline")
+    ]
+    assert len(lines) == 2, proc.stderr[-3000:]
+    assert lines[0].startswith("snnjax: error: the disk is full (File too large writing ")
+    assert "seed0/baseline/checkpoints/" in lines[0] and "run the same command again" in lines[0]
+    assert lines[1] == f"(full traceback: {root}/snnjax.log; or run with --verbose)"
+    assert "Traceback (most recent call last)" in (root / "snnjax.log").read_text()
+    assert not (root / workdir_lock.LOCK_FILE).exists()  # released on the way out
+
+
+def test_bad_seeds_end_in_one_line_before_anything_is_made(tmp_path):
+    root = tmp_path / "abl"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snnjax.methods.idsnn.ablation",
+            "--config=configs/idsnn.py:digits",
+            f"--workdir={root}",
+            "--seeds=0,a",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "error: --seeds: 0,a is not a list of seeds. Fix: non-negative integers, e.g. --seeds 0,1,2."
+    )
+    assert not root.exists()
