@@ -163,7 +163,7 @@ def main(argv: list[str]) -> None:
         from snnjax.train import distributed
 
         distributed.exit_if_peer_lost(err)
-        _release(stage)
+        release_lock(stage)
         log_path = os.path.join(workdir, user_errors.LOG_FILE)
         if not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
             # The run never started: leave no empty workdir behind; the traceback goes to the user cache.
@@ -173,7 +173,7 @@ def main(argv: list[str]) -> None:
             log_path = None
         _exit_with(err, sys.argv, started=stage["started"], log_path=log_path)
     finally:
-        _release(stage)
+        release_lock(stage)
 
 
 def _launch(workdir: str, stage: dict) -> None:
@@ -292,7 +292,8 @@ def take_lock(workdir: str):
     return lock
 
 
-def _release(stage: dict) -> None:
+def release_lock(stage: dict) -> None:
+    """Release ``stage["lock"]`` once (None on the other processes of a multi-process run)."""
     if stage.get("lock") is not None:
         stage["lock"].release()
         stage["lock"] = None

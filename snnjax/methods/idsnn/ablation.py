@@ -214,7 +214,7 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from snnjax import user_errors
-    from snnjax.launch import quiet_failed_save_reports, user_cache_dir
+    from snnjax.launch import quiet_failed_save_reports, release_lock, user_cache_dir
 
     verbose = _VERBOSE.value or user_errors.verbose_requested(sys.argv)
     if not verbose:
@@ -224,19 +224,14 @@ def main(argv):
     try:
         _ablate(root, stage)
     except Exception as err:  # as the launcher: the error and its fix in two lines, the traceback in the log
-        _release(stage)
+        release_lock(stage)
         argv = sys.argv + (["--verbose"] if verbose and "--verbose" not in sys.argv else [])
         # A root never made (the run never started): the traceback goes to the user cache, as the launcher's.
         log_dir = root if os.path.isdir(root) else os.path.join(user_cache_dir(), "logs")
         log_path = os.path.join(log_dir, user_errors.LOG_FILE)
         sys.exit(user_errors.report(err, started=stage["started"], log_path=log_path, argv=argv))
     finally:
-        _release(stage)
-
-
-def _release(stage: dict) -> None:
-    if stage["lock"] is not None:  # None on the other processes of a multi-process run
-        stage["lock"].release()
+        release_lock(stage)
 
 
 def _ablate(root: str, stage: dict) -> None:
