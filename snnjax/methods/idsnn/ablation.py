@@ -175,22 +175,37 @@ def report_markdown(results: dict[str, dict[int, dict[str, Any]]], epochs: int) 
     return md
 
 
+def curve_band(per_seed: dict[int, dict[str, Any]]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """One arm's test accuracy per epoch over seeds: (epochs, mean, min, max), each ``[E]``.
+
+    Only the epochs every seed has reached count, so a seed still running cannot pull the mean.
+    """
+    curves = [dict(r["curve"]) for r in per_seed.values()]
+    epochs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    if not epochs:
+        empty = np.zeros(0)
+        return [], empty, empty, empty
+    acc = np.array([[c[e] for e in epochs] for c in curves])
+    return epochs, acc.mean(axis=0), acc.min(axis=0), acc.max(axis=0)
+
+
 def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
     """Test accuracy vs epoch per arm: the mean over seeds as a line, the min-max over seeds as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for arm, per_seed in results.items():
-        curves = [dict(r["curve"]) for r in per_seed.values()]
-        epochs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        epochs, mean, low, high = curve_band(per_seed)
         if not epochs:
             continue
-        acc = np.array([[c[e] for e in epochs] for c in curves])
-        (line,) = ax.plot(epochs, acc.mean(axis=0), marker="o", markersize=3, label=f"{arm} ({len(curves)} seeds)")
-        ax.fill_between(epochs, acc.min(axis=0), acc.max(axis=0), color=line.get_color(), alpha=0.2)
+        (line,) = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{arm} ({len(per_seed)} seeds)")
+        ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
+    # Accuracy is measured after whole epochs only: fractional ticks would suggest points in between.
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)

@@ -67,6 +67,19 @@ def test_kd_only_arm_weighs_kd_as_the_official_train_kd_script(load_config):
     assert ablation.arm_config(base, "idsnn", 0, None).kd.alpha == base.kd.alpha == 0.3
 
 
+def test_curve_band_is_mean_min_max_over_seeds_on_the_epochs_all_seeds_reached():
+    per_seed = {
+        0: {"curve": [(1, 0.5), (2, 0.9), (3, 0.95)]},
+        1: {"curve": [(1, 0.4), (2, 0.8)]},  # still running: its epoch 3 does not exist yet
+    }
+    epochs, mean, low, high = ablation.curve_band(per_seed)
+    assert epochs == [1, 2]
+    np.testing.assert_allclose(mean, [0.45, 0.85])
+    np.testing.assert_allclose(low, [0.4, 0.8])
+    np.testing.assert_allclose(high, [0.5, 0.9])
+    assert ablation.curve_band({0: {"curve": []}})[0] == []
+
+
 def test_plot_curves_writes_a_png_of_mean_and_band(tmp_path):
     results = {
         "baseline": {
