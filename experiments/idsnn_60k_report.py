@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -77,10 +78,9 @@ def keep_timings(old: dict | None, new: dict) -> dict:
     return new
 
 
-def collect(roots: list[str], epochs: int, teacher_epochs: int) -> tuple[dict, dict]:
-    """``(entries, results)``: JSON entries by key, and ``results[arm][seed]`` for the ablation helpers."""
+def collect(roots: list[str], epochs: int, teacher_epochs: int) -> dict[str, dict]:
+    """The finished runs under ``roots`` as JSON entries keyed ``<arm>_s<seed>`` / ``ablation_teacher_s<seed>``."""
     entries: dict[str, dict] = {}
-    results: dict[str, dict[int, dict]] = {arm: {} for arm in ARMS}
     for root in roots:
         for seed_dir in sorted(glob.glob(os.path.join(root, "seed*"))):
             seed = int(os.path.basename(seed_dir)[len("seed") :])
@@ -88,15 +88,33 @@ def collect(roots: list[str], epochs: int, teacher_epochs: int) -> tuple[dict, d
             if teacher:
                 entries[f"ablation_teacher_s{seed}"] = teacher
             for arm in ARMS:
-                wd = os.path.join(seed_dir, arm)
-                entry = run_entry(wd, "student", epochs)
-                if entry is None:
-                    continue
-                entries[f"{arm}_s{seed}"] = entry
-                curve = [(i + 1, acc) for i, acc in enumerate(entry["test_accuracy_per_epoch"])]
-                results[arm][seed] = {"best": entry["best_test_accuracy"], "final": entry["final_test_accuracy"]}
-                results[arm][seed]["curve"] = curve
-    return entries, {arm: r for arm, r in results.items() if r}
+                entry = run_entry(os.path.join(seed_dir, arm), "student", epochs)
+                if entry is not None:
+                    entries[f"{arm}_s{seed}"] = entry
+    return entries
+
+
+def results_from_runs(runs: dict[str, dict]) -> dict[str, dict[int, dict]]:
+    """``results[arm][seed] = {best, final, curve}`` (the ablation helpers' input) from the JSON entries.
+
+    Only keys ``<arm>_s<seed>`` count: teachers, controlled runs and the earlier single runs stay out.
+    """
+    results: dict[str, dict[int, dict]] = {arm: {} for arm in ARMS}
+    for key, entry in runs.items():
+        match = re.fullmatch(r"(?P<arm>\w+)_s(?P<seed>\d+)", key)
+        if not match or match["arm"] not in ARMS:
+            continue
+        curve = [(i + 1, acc) for i, acc in enumerate(entry["test_accuracy_per_epoch"])]
+        best, final = entry["best_test_accuracy"], entry["final_test_accuracy"]
+        results[match["arm"]][int(match["seed"])] = {"best": best, "final": final, "curve": curve}
+    return {arm: dict(sorted(r.items())) for arm, r in results.items() if r}
+
+
+def report(runs: dict[str, dict], epochs: int) -> str:
+    """docs/idsnn_60k_ablation.md: the ablation table, the paired effects and the per-epoch table."""
+    results = results_from_runs(runs)
+    md = ablation.report_markdown(results, epochs) + "\nTest accuracy after each epoch (mean, min-max over seeds):\n\n"
+    return md + per_epoch_table(results, epochs)
 
 
 def per_epoch_table(results: dict, epochs: int) -> str:
@@ -114,17 +132,17 @@ def main(roots: list[str]) -> None:
 
     cfg = idsnn_config_file.get_config("fashion_mnist_60k")
     epochs, teacher_epochs = int(cfg.train.epochs), int(cfg.teacher.train.epochs)
-    entries, results = collect(roots, epochs, teacher_epochs)
+    entries = collect(roots, epochs, teacher_epochs)
     doc = json.load(open(JSON_PATH))
     doc["runs"].update({key: keep_timings(doc["runs"].get(key), entry) for key, entry in entries.items()})
     with open(JSON_PATH, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    md = ablation.report_markdown(results, epochs) + "\nTest accuracy after each epoch (mean, min-max over seeds):\n\n"
-    md += per_epoch_table(results, epochs)
+    # Tables and plot from the JSON, not from the roots: runs recorded earlier from other roots count too.
+    md = report(doc["runs"], epochs)
     with open(os.path.join(DOCS, "idsnn_60k_ablation.md"), "w") as f:
         f.write(md)
-    ablation.plot_curves(results, os.path.join(DOCS, "idsnn_60k_ablation.png"))
+    ablation.plot_curves(results_from_runs(doc["runs"]), os.path.join(DOCS, "idsnn_60k_ablation.png"))
     print(md)
     print(f"{len(entries)} runs recorded in {os.path.relpath(JSON_PATH)}: {sorted(entries)}")
 

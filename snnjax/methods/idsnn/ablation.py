@@ -126,8 +126,12 @@ def paired_effects(results: dict[str, dict[int, dict[str, Any]]], metric: str = 
     Pairing by seed removes what the arms share in a seed (the teacher, the data order), so an effect
     is judged against the spread of its own differences. Each row: ``arm``, ``reference``, ``effect``,
     ``per_seed`` ({seed: difference}), ``mean``, ``std`` (sample std, ddof=1; None for one seed) and
-    ``positive`` (how many seeds have a difference > 0). Comparisons without a common seed are left out.
+    ``positive`` (how many seeds have a difference > 0) and ``ci95`` ((low, high), the 95 % confidence
+    interval of the mean from Student's t with n - 1 degrees of freedom, which is what a handful of
+    seeds supports; None for one seed). Comparisons without a common seed are left out.
     """
+    from scipy import stats  # a dependency of jax, so always installed; imported here to keep import light
+
     rows = []
     for arm, reference, effect in EFFECTS:
         seeds = sorted(set(results.get(arm, {})) & set(results.get(reference, {})))
@@ -135,6 +139,9 @@ def paired_effects(results: dict[str, dict[int, dict[str, Any]]], metric: str = 
             continue
         diffs = {s: float(results[arm][s][metric] - results[reference][s][metric]) for s in seeds}
         values = np.array(list(diffs.values()))
+        n = len(values)
+        std = float(values.std(ddof=1)) if n > 1 else None
+        half = float(stats.t.ppf(0.975, n - 1)) * std / np.sqrt(n) if std is not None else None
         rows.append(
             {
                 "arm": arm,
@@ -142,8 +149,9 @@ def paired_effects(results: dict[str, dict[int, dict[str, Any]]], metric: str = 
                 "effect": effect,
                 "per_seed": {str(s): d for s, d in diffs.items()},
                 "mean": float(values.mean()),
-                "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                "std": std,
                 "positive": int((values > 0).sum()),
+                "ci95": None if half is None else (float(values.mean()) - half, float(values.mean()) + half),
             }
         )
     return rows
@@ -153,15 +161,16 @@ def effects_markdown(rows: list[dict[str, Any]], metric: str = "final") -> str:
     """The :func:`paired_effects` rows as a table, in accuracy points (1 point = 0.01)."""
     lines = [
         f"| effect | {metric} test acc, arm - reference | per seed (points) | mean (points) | std over seeds "
-        "(points) | seeds > 0 |",
-        "|---|---|---|---|---|---|",
+        "(points) | 95 % CI of the mean, t (points) | seeds > 0 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_seed = ", ".join(f"{100 * d:+.2f}" for d in r["per_seed"].values())
         std = "-" if r["std"] is None else f"{100 * r['std']:.2f}"
+        ci = "-" if r["ci95"] is None else f"{100 * r['ci95'][0]:+.2f} to {100 * r['ci95'][1]:+.2f}"
         lines.append(
             f"| {r['effect']} | {r['arm']} - {r['reference']} | {per_seed} | {100 * r['mean']:+.2f} | {std} | "
-            f"{r['positive']} of {len(r['per_seed'])} |"
+            f"{ci} | {r['positive']} of {len(r['per_seed'])} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -133,15 +133,20 @@ def test_paired_effects_by_hand():
     )
     assert kd["std"] == pytest.approx(0.020817, abs=1e-6)
     assert kd["positive"] == 2
+    # t(0.975, df=2) = 4.302653 (printed tables); half-width t * std / sqrt(3) = 0.0517115
+    half = 4.302653 * kd["std"] / np.sqrt(3)
+    assert half == pytest.approx(0.0517115, abs=1e-6)
+    assert kd["ci95"] == pytest.approx((0.04 / 3 - half, 0.04 / 3 + half), abs=1e-7)
     one = rows["init_only", "baseline"]
     assert one["per_seed"] == pytest.approx({"1": 0.05}) and one["std"] is None and one["positive"] == 1
+    assert one["ci95"] is None
     best = {(r["arm"], r["reference"]): r for r in ablation.paired_effects(results, "best")}
     assert best["kd_only", "baseline"]["per_seed"] == pytest.approx({"0": 0.01, "1": 0.0, "2": 0.01})
     assert best["kd_only", "baseline"]["positive"] == 2  # a zero difference is not a gain
 
     md = ablation.effects_markdown(ablation.paired_effects(results)).splitlines()
-    assert md[2] == "| transplant | init_only - baseline | +5.00 | +5.00 | - | 1 of 1 |"
-    assert md[3] == "| KD | kd_only - baseline | +2.00, -1.00, +3.00 | +1.33 | 2.08 | 2 of 3 |"
+    assert md[2] == "| transplant | init_only - baseline | +5.00 | +5.00 | - | - | 1 of 1 |"
+    assert md[3] == "| KD | kd_only - baseline | +2.00, -1.00, +3.00 | +1.33 | 2.08 | -3.84 to +6.50 | 2 of 3 |"
 
 
 def test_report_markdown_appends_the_effects_only_when_two_arms_share_a_seed():
@@ -150,4 +155,4 @@ def test_report_markdown_appends_the_effects_only_when_two_arms_share_a_seed():
     both = dict(base, kd_only={0: {"best": 0.92, "final": 0.91, "curve": [(1, 0.91)]}})
     md = ablation.report_markdown(both, epochs=1)
     assert md.startswith(ablation.to_markdown(ablation.summarize(both), 1))
-    assert "| KD | kd_only - baseline | +1.00 | +1.00 | - | 1 of 1 |" in md
+    assert "| KD | kd_only - baseline | +1.00 | +1.00 | - | - | 1 of 1 |" in md
