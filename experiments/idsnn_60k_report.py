@@ -1,6 +1,10 @@
 """The IDSNN four-arm ablation on all 60,000 Fashion-MNIST images: per-run JSON, table and plot.
 
-    python experiments/idsnn_60k_report.py /work/runs/idsnn_f60k [more roots ...]
+    python experiments/idsnn_60k_report.py /work/runs/idsnn_f60k [more roots ...] [KEY=WORKDIR ...]
+
+A ``KEY=WORKDIR`` argument records one more finished student run (a controlled run launched with
+``launch.py``, e.g. ``kd_control_alpha0.9_s2=runs/kd_a09``) under KEY; such keys are not
+``<arm>_s<seed>``, so they stay out of the ablation's tables.
 
 Reads ``<root>/seed<S>/<arm>/`` of ``python -m snnjax.methods.idsnn.ablation --config
 configs/idsnn.py:fashion_mnist_60k`` (finished runs only: every configured epoch evaluated) and
@@ -127,12 +131,20 @@ def per_epoch_table(results: dict, epochs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(roots: list[str]) -> None:
+def main(args: list[str]) -> None:
     from configs import idsnn as idsnn_config_file
 
     cfg = idsnn_config_file.get_config("fashion_mnist_60k")
     epochs, teacher_epochs = int(cfg.train.epochs), int(cfg.teacher.train.epochs)
+    roots = [a for a in args if "=" not in a]
     entries = collect(roots, epochs, teacher_epochs)
+    for key, workdir in (a.split("=", 1) for a in args if "=" in a):
+        if re.fullmatch(r"\w+_s\d+", key) and key.rsplit("_s", 1)[0] in ARMS:
+            sys.exit(f"error: {key}: <arm>_s<seed> keys are the ablation's own; name a controlled run otherwise")
+        entry = run_entry(workdir, "student", epochs)
+        if entry is None:
+            sys.exit(f"error: {workdir} has no finished {epochs}-epoch student run")
+        entries[key] = entry
     doc = json.load(open(JSON_PATH))
     doc["runs"].update({key: keep_timings(doc["runs"].get(key), entry) for key, entry in entries.items()})
     with open(JSON_PATH, "w") as f:
