@@ -27,8 +27,6 @@ import os
 import re
 import sys
 
-import numpy as np
-
 from snnjax.methods.idsnn import ablation
 from snnjax.methods.idsnn.config import ARMS
 
@@ -98,6 +96,12 @@ def collect(roots: list[str], epochs: int, teacher_epochs: int) -> dict[str, dic
     return entries
 
 
+def ablation_key(key: str) -> tuple[str, int] | None:
+    """``(arm, seed)`` for an ablation run's key ``<arm>_s<seed>``; None for any other key."""
+    match = re.fullmatch(r"(?P<arm>\w+)_s(?P<seed>\d+)", key)
+    return (match["arm"], int(match["seed"])) if match and match["arm"] in ARMS else None
+
+
 def results_from_runs(runs: dict[str, dict]) -> dict[str, dict[int, dict]]:
     """``results[arm][seed] = {best, final, curve}`` (the ablation helpers' input) from the JSON entries.
 
@@ -105,12 +109,12 @@ def results_from_runs(runs: dict[str, dict]) -> dict[str, dict[int, dict]]:
     """
     results: dict[str, dict[int, dict]] = {arm: {} for arm in ARMS}
     for key, entry in runs.items():
-        match = re.fullmatch(r"(?P<arm>\w+)_s(?P<seed>\d+)", key)
-        if not match or match["arm"] not in ARMS:
+        arm_seed = ablation_key(key)
+        if arm_seed is None:
             continue
         curve = [(i + 1, acc) for i, acc in enumerate(entry["test_accuracy_per_epoch"])]
         best, final = entry["best_test_accuracy"], entry["final_test_accuracy"]
-        results[match["arm"]][int(match["seed"])] = {"best": best, "final": final, "curve": curve}
+        results[arm_seed[0]][arm_seed[1]] = {"best": best, "final": final, "curve": curve}
     return {arm: dict(sorted(r.items())) for arm, r in results.items() if r}
 
 
@@ -125,10 +129,15 @@ def per_epoch_table(results: dict, epochs: int) -> str:
     head = "| arm | seeds | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |"
     lines = [head, "|---|---|" + "---|" * epochs]
     for arm, per_seed in results.items():
-        acc = np.array([[a for _, a in r["curve"]] for r in per_seed.values()])
-        cells = [f"{m:.4f} ({lo:.4f}-{hi:.4f})" for m, lo, hi in zip(acc.mean(0), acc.min(0), acc.max(0))]
+        _, mean, low, high = ablation.curve_band(per_seed)  # the plot's line and band, as numbers
+        cells = [f"{m:.4f} ({lo:.4f}-{hi:.4f})" for m, lo, hi in zip(mean, low, high)]
         lines.append(f"| {arm} | {','.join(map(str, sorted(per_seed)))} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _usage_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(args: list[str]) -> None:
@@ -137,13 +146,18 @@ def main(args: list[str]) -> None:
     cfg = idsnn_config_file.get_config("fashion_mnist_60k")
     epochs, teacher_epochs = int(cfg.train.epochs), int(cfg.teacher.train.epochs)
     roots = [a for a in args if "=" not in a]
+    controls = [a.split("=", 1) for a in args if "=" in a]
+    for path in roots + [workdir for _, workdir in controls]:
+        if not os.path.isdir(path):
+            _usage_error(f"{path} is not a directory; give an ablation root or KEY=WORKDIR of a finished run")
+    for key, _ in controls:
+        if ablation_key(key) is not None:
+            _usage_error(f"{key}: <arm>_s<seed> keys are the ablation's own; name the controlled run otherwise")
     entries = collect(roots, epochs, teacher_epochs)
-    for key, workdir in (a.split("=", 1) for a in args if "=" in a):
-        if re.fullmatch(r"\w+_s\d+", key) and key.rsplit("_s", 1)[0] in ARMS:
-            sys.exit(f"error: {key}: <arm>_s<seed> keys are the ablation's own; name a controlled run otherwise")
+    for key, workdir in controls:
         entry = run_entry(workdir, "student", epochs)
         if entry is None:
-            sys.exit(f"error: {workdir} has no finished {epochs}-epoch student run")
+            _usage_error(f"{workdir} has no finished {epochs}-epoch student run (metrics.jsonl); wait for it to end")
         entries[key] = entry
     doc = json.load(open(JSON_PATH))
     doc["runs"].update({key: keep_timings(doc["runs"].get(key), entry) for key, entry in entries.items()})

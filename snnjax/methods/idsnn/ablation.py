@@ -130,7 +130,7 @@ def paired_effects(results: dict[str, dict[int, dict[str, Any]]], metric: str = 
     interval of the mean from Student's t with n - 1 degrees of freedom, which is what a handful of
     seeds supports; None for one seed). Comparisons without a common seed are left out.
     """
-    from scipy import stats  # a dependency of jax, so always installed; imported here to keep import light
+    from scipy import stats  # imported here: the runner's start-up does not need it
 
     rows = []
     for arm, reference, effect in EFFECTS:

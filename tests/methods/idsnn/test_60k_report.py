@@ -26,8 +26,16 @@ def test_results_from_runs_takes_only_arm_seed_keys():
     runs = {
         "baseline_s0": {"test_accuracy_per_epoch": [0.8, 0.9], "best_test_accuracy": 0.9, "final_test_accuracy": 0.9},
         "idsnn_init_only_s0": {"test_accuracy_per_epoch": [0.1], "best_test_accuracy": 0.1, "final_test_accuracy": 0.1},
-        "kd_control_alpha0.9_s2": {"test_accuracy_per_epoch": [0.1], "best_test_accuracy": 0.1, "final_test_accuracy": 0.1},
-        "ablation_teacher_s0": {"test_accuracy_per_epoch": [0.9], "best_test_accuracy": 0.9, "final_test_accuracy": 0.9},
+        "kd_control_alpha0.9_s2": {
+            "test_accuracy_per_epoch": [0.1],
+            "best_test_accuracy": 0.1,
+            "final_test_accuracy": 0.1,
+        },
+        "ablation_teacher_s0": {
+            "test_accuracy_per_epoch": [0.9],
+            "best_test_accuracy": 0.9,
+            "final_test_accuracy": 0.9,
+        },
     }
     assert report_script.results_from_runs(runs) == {
         "baseline": {0: {"best": 0.9, "final": 0.9, "curve": [(1, 0.8), (2, 0.9)]}}
@@ -45,7 +53,11 @@ def test_twelve_runs_three_seeds_per_arm(arm):
 def test_the_docs_quote_the_report_table_rows(doc):
     """The table the docs show is the report's, row for row (the docs may show fewer columns elsewhere)."""
     text = (ROOT / doc).read_text()
-    arm_rows = [line for line in REPORT.splitlines() if line.startswith(("| baseline |", "| init_only |", "| kd_only |", "| idsnn |"))]
+    arm_rows = [
+        line
+        for line in REPORT.splitlines()
+        if line.startswith(("| baseline |", "| init_only |", "| kd_only |", "| idsnn |"))
+    ]
     first_table = arm_rows[:4]
     assert all(row in text for row in first_table), [row for row in first_table if row not in text]
 
@@ -63,3 +75,10 @@ def test_the_effects_docs_idsnn_md_shows_are_the_reports():
         per_seed, mean, ci = cells[2], cells[3], cells[5]
         assert f"| {per_seed} | " in text and f" | {ci} | " in text, cells
         assert mean in text
+
+
+def test_ablation_key_tells_ablation_runs_from_the_rest():
+    assert report_script.ablation_key("init_only_s12") == ("init_only", 12)
+    assert report_script.ablation_key("idsnn_init_only_s0") is None  # the earlier single run
+    assert report_script.ablation_key("kd_control_alpha0.9_s2") is None
+    assert report_script.ablation_key("ablation_teacher_s0") is None
