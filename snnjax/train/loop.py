@@ -104,6 +104,7 @@ class Run:
     batches: Any = None  # streamed data: iterator of (images, labels) from the current step on
     step_fn: Any = None
     evaluator: Any = None  # snnjax.train.evaluate.Evaluator over the test split
+    epoch_metrics: Any = None  # optional variables -> {name: float}, logged with every evaluation
     compile_s: float = 0.0
     # bookkeeping of the steps:
     pending: list[tuple[int, dict[str, jax.Array]]] = dataclasses.field(default_factory=list)
@@ -379,6 +380,8 @@ def end_epoch(run: Run) -> dict[str, Any]:
     if epoch % int(config.train.eval_every_epochs) == 0 or step == run.total_steps:
         run.last_eval = evaluate(run, run.state.variables)
         record.update(run.last_eval)
+        if run.epoch_metrics is not None:
+            record.update(run.epoch_metrics(run.state.variables))
         metrics_for_ckpt = {"test_accuracy": run.last_eval["test_accuracy"]}
         if run.last_eval["test_accuracy"] > run.meta["best_test_accuracy"]:
             run.meta.update(best_test_accuracy=run.last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
@@ -443,6 +446,7 @@ def train_and_evaluate(
     trainable: Any = None,
     initial_opt_state: Any = None,
     mesh: Any = None,
+    epoch_metrics: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
 
@@ -463,6 +467,8 @@ def train_and_evaluate(
       initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
         e.g. to load momentum buffers from an earlier stage.
       mesh: the run's device mesh, built once by the caller (``launch.py``); None: all devices.
+      epoch_metrics: ``variables -> {name: float}``, called after every test evaluation; its values
+        join the epoch record in ``metrics.jsonl`` (e.g. the hybrid pipeline's spikes per image).
 
     Returns:
       the stage summary, the final state and the model.
@@ -480,6 +486,7 @@ def train_and_evaluate(
         initial_opt_state=initial_opt_state,
         mesh=mesh,
     )
+    run.epoch_metrics = epoch_metrics
     resume(run)
     try:
         start(run)

@@ -59,6 +59,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from flax import core as flax_core
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -240,19 +242,43 @@ def _chunks(start: int, stop: int, time_chunk: int) -> list[tuple[int, int]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_run(model: HybridModel, steps: int, with_state: bool):
-    """jit'd ``(variables, x, key[, state]) -> (output, new neuron_state)`` of ``model`` for ``steps`` steps."""
+def _compiled_run(model: HybridModel, steps: int, with_state: bool, count_spikes: bool = False):
+    """jit'd ``(variables, x, key[, state]) -> (output, new neuron_state[, spikes per example])`` of
+    ``model`` for ``steps`` steps (``count_spikes``: also the batch's mean spike count over every
+    spiking layer and step, :func:`spikes_per_example`)."""
     chunk_model = model.clone(time_steps=steps)
+    collections = ["neuron_state"] + (["spike_stats"] if count_spikes else [])
 
     def run(variables, x, key, state=None):
         if state is not None:
             variables = {**variables, "neuron_state": state}
-        out, updates = chunk_model.apply(variables, x, train=False, rngs={"encoding": key}, mutable=["neuron_state"])
-        return out, updates.get("neuron_state", {})
+        out, updates = chunk_model.apply(variables, x, train=False, rngs={"encoding": key}, mutable=collections)
+        new_state = updates.get("neuron_state", {})
+        if count_spikes:
+            return out, new_state, spikes_per_example(updates.get("spike_stats", {}), new_state, steps)
+        return out, new_state
 
     if with_state:
         return jax.jit(run)
     return jax.jit(lambda variables, x, key: run(variables, x, key))
+
+
+def spikes_per_example(stats: Any, neuron_state: Any, steps: int) -> jax.Array:
+    """Spikes per example of one forward pass: sum over spiking layers of rate x steps x neurons.
+
+    ``stats``: the ``spike_stats`` collection (each :class:`~snnjax.methods.hybrid.neuron.HybridNeuron`
+    sows its mean firing rate over ``[B, steps, ...]``); ``neuron_state``: the same layers' states,
+    whose ``[B, ...]`` shapes give the neurons per example. A batch mean (a padded last batch counts
+    its copies of the last example).
+    """
+    rates = traverse_util.flatten_dict(flax_core.unfreeze(stats))
+    states = traverse_util.flatten_dict(flax_core.unfreeze(neuron_state))
+    neurons = {path[:-1]: int(np.prod(state.membrane.shape[1:])) for path, state in states.items()}
+    total = jnp.zeros((), jnp.float32)
+    for path, sown in rates.items():
+        if path[-1] == "firing_rate":
+            total = total + sum(sown) * (steps * neurons[path[:-1]])
+    return total
 
 
 def _place(x: np.ndarray | jax.Array, mesh: Mesh | None) -> jax.Array:
@@ -274,19 +300,22 @@ def run_chunked(
     time_chunk: int = 0,
     state: Any = None,
     start: int = 0,
+    count_spikes: bool = False,
 ) -> Iterable[tuple[int, jax.Array, Any]]:
     """Simulate steps ``[start, start + time_steps)`` of ``model`` in chunks; yield per chunk.
 
     Yields ``(end_step, output, state)``: the model's output for the chunk (logits summed over the
-    chunk's steps, or the probed current ``[B, chunk, ...]``) and the neuron state after it. The
-    encoding rng of the chunk starting at step ``t`` is ``fold_in(key, t)``, so results do not
-    depend on how a run is chunked for deterministic (direct) inputs.
+    chunk's steps, or the probed current ``[B, chunk, ...]``) and the neuron state after it; with
+    ``count_spikes``, ``(end_step, output, state, spikes)``: also the chunk's spikes per example
+    (every spiking layer). The encoding rng of the chunk starting at step ``t`` is
+    ``fold_in(key, t)``, so results do not depend on how a run is chunked for deterministic (direct)
+    inputs.
     """
     for lo, hi in _chunks(start, start + time_steps, time_chunk):
-        fn = _compiled_run(model, hi - lo, state is not None)
+        fn = _compiled_run(model, hi - lo, state is not None, count_spikes)
         args = (variables, x, jax.random.fold_in(key, lo)) + ((state,) if state is not None else ())
-        out, state = fn(*args)
-        yield hi, out, state
+        out, state, *spikes = fn(*args)
+        yield (hi, out, state, *spikes)
 
 
 def _reduce(current: jax.Array, percentile: float) -> float:
@@ -395,23 +424,53 @@ def accuracy_over_time(
     time_chunk: int = 0,
     mesh: Mesh | None = None,
 ) -> dict[int, float]:
-    """Test accuracy of the SNN after each number of steps in ``time_steps`` (one simulation per batch).
+    """Test accuracy of the SNN after each number of steps in ``time_steps``: the ``accuracy`` of
+    :func:`sweep_over_time` (same arguments)."""
+    points = sweep_over_time(
+        model,
+        variables,
+        images,
+        labels,
+        key,
+        time_steps=time_steps,
+        batch_size=batch_size,
+        time_chunk=time_chunk,
+        mesh=mesh,
+    )
+    return {t: point["accuracy"] for t, point in points.items()}
 
-    Logits at ``T`` are the head's input current summed over the first ``T`` steps, so all ``T``
-    come from one run of ``max(time_steps)`` steps (accuracy at ``T`` equals a separate ``T``-step run
-    with the same encoding draws).
+
+def sweep_over_time(
+    model: HybridModel,
+    variables: Variables,
+    images: np.ndarray,
+    labels: np.ndarray,
+    key: jax.Array,
+    *,
+    time_steps: Sequence[int],
+    batch_size: int = 256,
+    time_chunk: int = 0,
+    mesh: Mesh | None = None,
+) -> dict[int, dict[str, float]]:
+    """Test accuracy and spikes per image of the SNN after each number of steps in ``time_steps``,
+    all from one simulation of ``max(time_steps)`` steps per batch.
+
+    Logits at ``T`` are the head's input current summed over the first ``T`` steps, and spikes at
+    ``T`` are every spiking layer's spikes over the first ``T`` steps, so each ``T`` equals a separate
+    ``T``-step run with the same encoding draws.
 
     Args:
       model: the spiking VGG or ResNet; ``variables``: ``{"params", "thresholds"}``.
       images: normalised ``[N, H, W, C]``; labels ``[N]`` ints.
       key: encoding PRNG key (batch ``i`` uses ``fold_in(key, i)``).
       time_steps: the ``T`` values to report (positive ints).
-      batch_size: examples per forward pass.
+      batch_size: examples per forward pass (a divisor of ``N`` counts spikes exactly; otherwise the
+        padded last batch's copies of its last example enter its mean).
       time_chunk: at most this many steps per compiled call (0: cut only at the reported ``T``).
       mesh: the run's mesh, over which each batch is sharded (default: every device).
 
     Returns:
-      ``{T: accuracy in [0, 1]}``.
+      ``{T: {"accuracy": in [0, 1], "spikes_per_image": spikes of every spiking layer, summed over T steps}}``.
     """
     marks = sorted({int(t) for t in time_steps})
     if not marks or marks[0] < 1:
@@ -419,24 +478,35 @@ def accuracy_over_time(
     _check_model(model)
     n = int(images.shape[0])
 
-    def batch_sums(b: int) -> dict[str, int]:
+    def batch_sums(b: int) -> dict[str, Any]:
         lo = b * batch_size
         idx = np.minimum(np.arange(lo, lo + batch_size), n - 1)  # fixed shape: pad with the last example
         valid = np.arange(lo, lo + batch_size) < n
         x = _place(np.asarray(images)[idx], mesh)
         batch_labels = np.asarray(labels)[idx]
         batch_key = jax.random.fold_in(key, b)
-        sums = {"count": int(valid.sum())}
-        logits, state, done = 0.0, None, 0
+        count = int(valid.sum())
+        sums: dict[str, Any] = {"count": count}
+        logits, state, done, spikes = 0.0, None, 0, 0.0
         for mark in marks:
-            for _, out, state in run_chunked(  # noqa: B007, B020 (the state carries over to the next mark)
-                model, variables, x, batch_key, time_steps=mark - done, time_chunk=time_chunk, state=state, start=done
+            for _, out, state, chunk_spikes in run_chunked(  # noqa: B007, B020 (the state carries over)
+                model,
+                variables,
+                x,
+                batch_key,
+                time_steps=mark - done,
+                time_chunk=time_chunk,
+                state=state,
+                start=done,
+                count_spikes=True,
             ):
                 logits = logits + out
+                spikes = spikes + chunk_spikes
             done = mark
             pred = np.asarray(jnp.argmax(logits, axis=-1))
-            sums[str(mark)] = int(np.sum((pred == batch_labels) & valid))
+            sums[f"accuracy@{mark}"] = int(np.sum((pred == batch_labels) & valid))
+            sums[f"spikes@{mark}"] = spikes * count
         return sums
 
-    accuracy = evaluate.accumulate(batch_sums, data_pipeline.num_eval_batches(n, batch_size))
-    return {int(t): acc for t, acc in accuracy.items()}
+    means = evaluate.accumulate(batch_sums, data_pipeline.num_eval_batches(n, batch_size))
+    return {t: {"accuracy": means[f"accuracy@{t}"], "spikes_per_image": means[f"spikes@{t}"]} for t in marks}

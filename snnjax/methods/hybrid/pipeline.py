@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import jax
@@ -110,6 +111,7 @@ def convert(
         **_settings(config, hybrid_config.EVAL_KEYS),
         "neuron": config.model.neuron,
         "decay": float(config.model.decay),
+        "counts_spikes": True,  # files from before spikes were counted are evaluated again
     }
     record: dict[str, Any] = {}
     if os.path.exists(path):
@@ -129,6 +131,7 @@ def convert(
             default_threshold=float(config.conversion.default_threshold),
         )
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 3)
+        t0 = time.perf_counter()
         raw = conversion.balance_thresholds(
             model,
             jax.device_get(ann_variables),
@@ -138,7 +141,7 @@ def convert(
             log=lambda m: _log(f"[conversion] {m}"),
             mesh=mesh,
         )
-        record = {"balance_settings": balance, "thresholds": raw}
+        record = {"balance_settings": balance, "thresholds": raw, "balance_seconds": time.perf_counter() - t0}
         write_json(path, record)
     if record.get("evaluation_settings") != evaluation:
         record.update(
@@ -155,23 +158,28 @@ def _sweep(
     model: conversion.HybridModel,
     variables: dict[str, Any],
     mesh: Any,
-) -> dict[str, float]:
-    """Test accuracy at every ``conversion.eval_time_steps`` (JSON keys: T as strings), on the first
-    ``conversion.eval_examples`` test images (0 = all)."""
+    time_steps: tuple[int, ...] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Test accuracy and spikes per image at every ``time_steps`` (default ``conversion.eval_time_steps``),
+    on the first ``conversion.eval_examples`` test images (0 = all): ``{"accuracy": {T: ...},
+    "spikes": {T: ...}}`` with T as strings (JSON keys)."""
     key = jax.random.fold_in(jax.random.key(int(config.seed)), 4)
     n = int(config.conversion.get("eval_examples", 0)) or splits.test.num_examples
-    acc = conversion.accuracy_over_time(
+    points = conversion.sweep_over_time(
         model,
         variables,
         normalized(splits.test.images[:n], splits),
         splits.test.labels[:n],
         key,
-        time_steps=tuple(config.conversion.eval_time_steps),
+        time_steps=time_steps or tuple(config.conversion.eval_time_steps),
         batch_size=int(config.conversion.eval_batch_size),
         time_chunk=int(config.conversion.time_chunk),
         mesh=mesh,
     )
-    return {str(t): a for t, a in acc.items()}
+    return {
+        "accuracy": {str(t): p["accuracy"] for t, p in points.items()},
+        "spikes": {str(t): p["spikes_per_image"] for t, p in points.items()},
+    }
 
 
 def evaluate_converted(
@@ -187,13 +195,13 @@ def evaluate_converted(
     factor, mode = float(config.conversion.scaling_factor), config.conversion.balance
     scaled = conversion.scale_thresholds(thresholds, factor, mode=mode)
     ann_params = jax.device_get(ann_variables)
-    out: dict[str, Any] = {
-        "scaled_thresholds": scaled,
-        "accuracy": _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled, mode=mode), mesh),
-    }
+    t0 = time.perf_counter()
+    sweep = _sweep(config, splits, model, conversion.snn_variables(ann_params, scaled, mode=mode), mesh)
+    out: dict[str, Any] = {"scaled_thresholds": scaled, "accuracy": sweep["accuracy"], "spikes": sweep["spikes"]}
+    out["sweep_seconds"] = time.perf_counter() - t0
     if config.conversion.report_unscaled:
         unscaled = conversion.snn_variables(ann_params, thresholds, mode=mode)
-        out["accuracy_unscaled"] = _sweep(config, splits, model, unscaled, mesh)
+        out["accuracy_unscaled"] = _sweep(config, splits, model, unscaled, mesh)["accuracy"]
     writer = (  # logs from process 0 only, as the training loop's
         MetricWriter(workdir, "conversion", tensorboard=bool(config.train.tensorboard))
         if distributed.is_primary()
@@ -202,7 +210,15 @@ def evaluate_converted(
     try:
         for t, acc in out["accuracy"].items():
             extra = {"test_accuracy_unscaled": out["accuracy_unscaled"][t]} if "accuracy_unscaled" in out else {}
-            writer.write("conversion", int(t), time_steps=int(t), test_accuracy=acc, scaling_factor=factor, **extra)
+            writer.write(
+                "conversion",
+                int(t),
+                time_steps=int(t),
+                test_accuracy=acc,
+                test_spikes_per_image=out["spikes"][t],
+                scaling_factor=factor,
+                **extra,
+            )
     finally:
         writer.close()
     _log(f"[conversion] converted SNN accuracy per T (thresholds x{factor}): {out['accuracy']}")
@@ -233,6 +249,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
     initial = conversion.snn_variables(
         jax.device_get(ann.variables), record["scaled_thresholds"], mode=config.conversion.balance
     )
+    t_finetune = int(config.model.time_steps)
+
+    def spikes_at_finetune_t(variables: dict[str, Any]) -> dict[str, float]:
+        spikes = _sweep(config, splits, model, jax.device_get(variables), mesh, time_steps=(t_finetune,))["spikes"]
+        return {"test_spikes_per_image": spikes[str(t_finetune)]}
+
     result = loop.train_and_evaluate(
         hybrid_config.stdb_config(config),
         workdir,
@@ -241,6 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         splits=splits,
         initial_variables=initial,
         mesh=mesh,
+        epoch_metrics=spikes_at_finetune_t if config.conversion.get("finetune_spikes", False) else None,
     )
     summary = dict(result.summary)
     summary.update(
@@ -252,10 +275,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
             if k in ann.summary
         },
         conversion={
-            k: record[k] for k in ("thresholds", "scaled_thresholds", "accuracy", "accuracy_unscaled") if k in record
+            k: record[k]
+            for k in (
+                "thresholds",
+                "scaled_thresholds",
+                "accuracy",
+                "spikes",
+                "accuracy_unscaled",
+                "balance_seconds",
+                "sweep_seconds",
+            )
+            if k in record
         },
     )
     if config.conversion.get("eval_finetuned", False):
-        summary["finetuned_accuracy"] = _sweep(config, splits, model, jax.device_get(result.state.variables), mesh)
+        finetuned = _sweep(config, splits, model, jax.device_get(result.state.variables), mesh)
+        summary["finetuned_accuracy"], summary["finetuned_spikes"] = finetuned["accuracy"], finetuned["spikes"]
         _log(f"[stdb] fine-tuned SNN accuracy per T: {summary['finetuned_accuracy']}")
     return finish_run(workdir, summary)

@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from snnjax import losses
+from snnjax.analysis.spikes import collect_stats
 from snnjax.data import load_dataset
 from snnjax.methods.hybrid import conversion, vgg
 from snnjax.methods.hybrid.neuron import HybridNeuron
@@ -214,6 +215,25 @@ def test_accuracy_over_time_equals_separate_runs():
         logits = jax.jit(functools.partial(model.clone(time_steps=t).apply, train=False))(variables, x)
         assert acc[t] == float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
         assert np.abs(np.asarray(logits)).sum() > 0  # the SNN is not silent
+
+
+def test_sweep_spikes_equal_a_count_of_separate_runs():
+    # Spikes per image at each T of one chunked, batched sweep equal the spikes that snnjax.analysis
+    # counts (its own interceptors, not the sown rates) in separate T-step runs.
+    model, params, x = _random_net(seed=7)
+    raw = conversion.balance_thresholds(
+        model, {"params": params}, [x], jax.random.key(0), conversion.BalanceSettings(time_steps=16)
+    )
+    variables = conversion.snn_variables({"params": params}, conversion.scale_thresholds(raw, 0.5))
+    labels = np.arange(8) % 4
+    points = conversion.sweep_over_time(
+        model, variables, x, labels, jax.random.key(0), time_steps=(3, 10), batch_size=4, time_chunk=4
+    )
+    for t in (3, 10):
+        report = collect_stats(model.clone(time_steps=t), variables, x, batch_size=8)
+        assert report.spikes_per_example > 0
+        np.testing.assert_allclose(points[t]["spikes_per_image"], report.spikes_per_example, rtol=1e-5)
+    assert points[10]["spikes_per_image"] > points[3]["spikes_per_image"]
 
 
 def test_activation_statistic_on_a_vgg_chain():
