@@ -34,8 +34,8 @@ fi
 if [[ ! -x $VENV/bin/python ]]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -c "$WT/constraints.txt" -e "$WT"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >>"$ROOT/logs/venv.log" 2>&1
+  "$VENV/bin/python" -m pip install -q -c "$WT/constraints.txt" -e "$WT" >>"$ROOT/logs/venv.log" 2>&1
 fi
 PY="$VENV/bin/python"
 QUIET=(--config.train.progress_bar=False --config.train.tensorboard=False)
@@ -48,6 +48,7 @@ run() {
   if [[ -f $workdir/queue_run.json ]]; then
     return 0
   fi
+  mkdir -p "$(dirname "$ROOT/logs/$name.log")"
   say "start $name (load $(cut -d' ' -f1-3 /proc/loadavg))"
   local t0 rc=0
   t0=$(date +%s)
