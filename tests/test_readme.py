@@ -24,3 +24,15 @@ def test_quick_start_commands_name_existing_files():
     for config in set(re.findall(r"--config (configs/\w+\.py)", text)):
         assert os.path.exists(os.path.join(ROOT, config)), config
     assert "python -m pytest -q -n 2 tests" in open(os.path.join(ROOT, ".ci", "run")).read()
+
+
+def test_multi_process_promise_names_the_device_count_the_test_compares_against():
+    # The README promises equality with a one-process run of the SAME number of devices, which is what
+    # tests/test_multihost.py compares against; not with a one-device run (which differs, by design).
+    text = open(os.path.join(ROOT, "README.md")).read()
+    promise = re.search(r"as one process with the same number of devices \((\d+)\)", text)
+    assert promise, "README must say which one-process run two processes equal"
+    multihost = open(os.path.join(ROOT, "tests", "test_multihost.py")).read()
+    single = re.search(r"def run_single\(.*?devices=(\d+)\)", multihost)
+    assert single and promise.group(1) == single.group(1)
+    assert "Not as a one-device run" in text
