@@ -1,0 +1,56 @@
+"""experiments/hybrid_60k_report.py: the verdict arithmetic, and the committed report equals the
+rendering of the committed per-run JSON (docs/hybrid_fmnist_60k.json)."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("hybrid_60k_report", ROOT / "experiments" / "hybrid_60k_report.py")
+report_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report_script)
+JSON_PATH = ROOT / "docs" / "hybrid_fmnist_60k.json"
+
+
+def _run(**overrides):
+    run = {
+        "ann_test_acc": 0.925,
+        "converted": {"8": 0.60, "16": 0.85, "32": 0.90, "64": 0.915, "128": 0.92},
+        "converted_spikes": {"8": 100.0, "16": 250.0, "32": 500.0, "64": 1000.0, "128": 2000.0},
+        "t_finetune": 8,
+        "finetuned": [0.88, 0.905, 0.91],
+        "finetuned_spikes": [90.0, 95.0, 120.0],
+    }
+    return {**run, **overrides}
+
+
+def test_verdict_by_hand():
+    v = report_script.verdict({**_run(), "arch": "vgg"})
+    assert v["gain_points"] == pytest.approx(31.0)  # 91.0 - 60.0
+    assert v["a"] is True
+    assert v["vs_long_points"] == pytest.approx(-0.5)  # 91.0 - 91.5 (T = 64 = 8 x 8)
+    assert v["b"] is True
+    assert v["matched_t"] == "64"  # the first T whose converted accuracy reaches 0.91 (0.90 at 32, 0.915 at 64)
+    assert v["spike_ratio"] == pytest.approx(120.0 / 1000.0)
+    assert v["ann_floor"] is True
+
+
+def test_verdict_fails_each_part():
+    v = report_script.verdict({**_run(finetuned=[0.61]), "arch": "resnet20"})
+    assert v["a"] is False and v["b"] is False and v["gain_points"] == pytest.approx(1.0)
+    assert report_script.verdict({**_run(ann_test_acc=0.9199), "arch": "vgg"})["ann_floor"] is False
+    missing_long = report_script.verdict({**_run(t_finetune=32, converted={"32": 0.5}), "arch": "vgg"})
+    assert missing_long["vs_long_points"] is None and missing_long["b"] is False
+
+
+def test_by_arch_takes_only_arch_seed_keys():
+    runs = {"vgg_s0": _run(), "resnet20_s2": _run(), "vgg_delay_s0": _run(), "notes": {}}
+    assert {a: sorted(s) for a, s in report_script.by_arch(runs).items()} == {"vgg": [0], "resnet20": [2]}
+
+
+@pytest.mark.skipif(not JSON_PATH.exists(), reason="no 60k hybrid run recorded yet")
+def test_the_committed_report_is_the_rendering_of_the_committed_runs():
+    runs = json.loads(JSON_PATH.read_text())["runs"]
+    assert (ROOT / "docs" / "hybrid_60k.md").read_text() == report_script.report(runs)
