@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import sys
 import time
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import models
+from snnjax import progress as progress_lib
 from snnjax.data import from_records
 from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
@@ -113,6 +115,7 @@ class Run:
     t_start: float = 0.0
     t_log: float = 0.0
     train_time: float = 0.0  # this process's, s
+    train_time_at_epoch_start: float = 0.0  # run.train_time when the current epoch began (this process)
     images_seen: int = 0  # this process's
     before: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(TOTALS, 0.0))
 
@@ -234,7 +237,7 @@ def start(run: Run) -> None:
         t_compile = time.perf_counter()
         streamed.start(run, device_data, eval_bs)
         run.compile_s = time.perf_counter() - t_compile
-        run.progress = _progress(config, run.stage, run.start_step, run.total_steps)
+        run.progress = _progress(config, run.stage, run.start_step, run.total_steps, epoch_units=run.steps_per_epoch)
         run.t_start = run.t_log = time.perf_counter()
         return
     # Every process holds the whole (small) dataset and places it replicated; inside the step each
@@ -261,13 +264,13 @@ def start(run: Run) -> None:
     run.step_fn = step_fn.lower(run.state, train_images, train_labels, run.teacher_variables).compile()
     run.evaluator.compile(run.state.variables)
     run.compile_s = time.perf_counter() - t_compile
-    run.progress = _progress(config, run.stage, run.start_step, run.total_steps)
+    run.progress = _progress(config, run.stage, run.start_step, run.total_steps, epoch_units=run.steps_per_epoch)
     run.t_start = run.t_log = time.perf_counter()
 
 
 def evaluate(run: Run, variables: Any) -> dict[str, float]:
     """Test accuracy and loss over the whole test split (sums reduced over every device of every process)."""
-    bar = _progress(run.config, f"{run.stage} evaluating", 0, run.evaluator.num_batches, unit="batch", leave=False)
+    bar = _progress(run.config, f"{run.stage} evaluating", 0, run.evaluator.num_batches, unit="batch", transient=True)
     try:  # its own bar: a test pass can take a minute, while the step bar stands still
         means = run.evaluator(variables, on_batch=None if bar.disable else lambda: bar.update(1))
     finally:
@@ -387,9 +390,14 @@ def end_epoch(run: Run) -> dict[str, Any]:
             run.meta.update(best_test_accuracy=run.last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
     run.meta["epoch"] = epoch
     record["best_test_accuracy"] = run.meta["best_test_accuracy"]
+    # Training seconds of this epoch's steps only (no compilation, evaluation or checkpointing; after a
+    # resume mid-epoch, the steps this process ran).
+    record["epoch_train_seconds"] = run.train_time - run.train_time_at_epoch_start
     run.writer.write("epoch", step, **record)
     run.progress.set_postfix_str(_postfix(record))
     checkpoint(run, metrics_for_ckpt)
+    run.train_time_at_epoch_start = run.train_time
+    run.t_log = time.perf_counter()  # the evaluation and checkpoint above are not training time
     return record
 
 
@@ -429,8 +437,29 @@ def finish(run: Run) -> StageResult:
         "resumed_from_step": run.resumed_from,
         "devices": run.n_devices,
         "processes": jax.process_count(),
+        "train_step_memory": compiled_memory(run.step_fn),
+        "peak_rss_bytes": peak_rss_bytes(),
     }
     return StageResult(summary=summary, state=run.state, model=run.model)
+
+
+def compiled_memory(step_fn: Any) -> dict[str, int] | None:
+    """XLA's memory analysis of the compiled train step, in bytes (None when the step is not a compiled
+    executable or the backend does not report it): ``temp`` (activations, workspace), ``argument``
+    (state and batch), ``output``, and ``total`` = temp + argument (the peak a step needs beyond code)."""
+    try:
+        mem = step_fn.memory_analysis()
+    except Exception:  # noqa: BLE001 (a jitted, not yet compiled step, or a backend without the analysis)
+        return None
+    if mem is None:
+        return None
+    temp, argument = int(mem.temp_size_in_bytes), int(mem.argument_size_in_bytes)
+    return {"temp": temp, "argument": argument, "output": int(mem.output_size_in_bytes), "total": temp + argument}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far, in bytes (Linux reports ``ru_maxrss`` in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def train_and_evaluate(
@@ -499,18 +528,26 @@ def train_and_evaluate(
     return finish(run)
 
 
-def _progress(config, stage: str, start: int, total: int, *, unit: str = "step", leave: bool = True):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
+def _progress(
+    config: ml_collections.ConfigDict,
+    stage: str,
+    start: int,
+    total: int,
+    *,
+    unit: str = "step",
+    transient: bool = False,
+    epoch_units: int | None = None,
+) -> Any:
+    """Progress of ``stage`` on stderr (process 0, ``train.progress_bar``): a tqdm bar on a terminal,
+    plain lines in a log file (:mod:`snnjax.progress`)."""
+    return progress_lib.progress(
+        stage,
+        total,
         initial=start,
-        desc=stage,
         unit=unit,
-        leave=leave,
-        disable=not (config.train.progress_bar and distributed.is_primary()),
-        dynamic_ncols=True,
-        file=sys.stderr,
+        epoch_units=epoch_units,
+        transient=transient,
+        enabled=bool(config.train.progress_bar) and distributed.is_primary(),
     )
 
 

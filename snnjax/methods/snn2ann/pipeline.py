@@ -22,6 +22,8 @@ import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import losses, models
+from snnjax.analysis.spikes import spike_summary
+from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.snn2ann import step as snn2ann_step
 from snnjax.methods.snn2ann.models import split_name
 from snnjax.train import distributed, evaluate, loop, steps
@@ -57,6 +59,13 @@ def threshold_summary(thresholds: dict[str, Any]) -> dict[str, float]:
     return {"/".join(str(getattr(k, "key", k)) for k in path[:-1]): float(np.mean(v)) for path, v in flat}
 
 
+def test_spikes(model: Any, variables: dict[str, Any], splits: data_lib.DatasetSplits, batch_size: int) -> dict[str, Any]:
+    """Spikes, firing rate and synaptic operations per test image of the trained SNN (inference mode,
+    every test image; :func:`snnjax.analysis.spikes.spike_summary`, which counts the spikes itself)."""
+    images = np.asarray(data_pipeline.normalize(splits.test.images, splits.mean, splits.std))
+    return spike_summary(model, variables, images, batch_size=batch_size)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
     mesh = mesh if mesh is not None else mesh_lib.make_mesh()
@@ -73,7 +82,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         arm=config.arm,
         arch=split_name(config.model.name)[1],
         time_steps=int(config.model.time_steps),
+        spikes=test_spikes(model, jax.device_get(result.state.variables), splits, int(config.data.eval_batch_size)),
     )
+    distributed.say(f"[{config.arm}] spikes per test image {summary['spikes']['spikes_per_example']:,.1f}")
     if not bptt:
         summary.update(mapping_unit=config.model.mapping_unit, ata=bool(config.model.adapt_threshold))
         variables = jax.device_get(result.state.variables)

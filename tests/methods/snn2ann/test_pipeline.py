@@ -49,6 +49,15 @@ def test_digits_run_writes_summary_with_snn_branch_accuracy_and_checkpoints_thre
     # The final SNN accuracy of the pipeline's own two-branch evaluation equals the engine's.
     assert summary["final"]["snn_test_accuracy"] == pytest.approx(summary["final_test_accuracy"])
     assert 0.0 < summary["final"]["snn_firing_rate"] < 1.0
+    # The measurements of the 60k comparison come from the same run: spikes per test image (every test
+    # image), the compiled train step's memory, the process's peak RSS, training seconds per epoch.
+    assert summary["spikes"]["num_examples"] == 360 and summary["spikes"]["spikes_per_example"] > 0
+    memory = summary["train_step_memory"]
+    assert memory["total"] == memory["temp"] + memory["argument"] > 0
+    assert summary["peak_rss_bytes"] > 100 * 2**20
+    seconds = [r["epoch_train_seconds"] for r in epochs if r["kind"] == "epoch"]
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
+    assert sum(seconds) == pytest.approx(summary["train_time_s"], rel=1e-6)  # evaluation is not training time
     # Thresholds travel in the checkpoint and only rose from their U[0, 1) start (mean ~0.5).
     ckdir = wd / "checkpoints" / "snn2ann"
     step = max(int(s) for s in os.listdir(ckdir) if s.isdigit())
