@@ -74,8 +74,8 @@ def get_config(arg: str | None = None):
     if dataset.startswith("fashion_mnist"):
         cfg.data.eval_batch_size = 500
         cfg.pretrain.train.log_every_steps = cfg.train.log_every_steps
-        if dataset == "fashion_mnist":
-            cfg.model.time_steps = 4  # the CPU preset's T (paper: 6)
+        if dataset in ("fashion_mnist", "fashion_mnist_60k"):
+            cfg.model.time_steps = 4  # the CPU presets' T (paper: 6)
     if dataset == "imagenet":
         if choice["pipe"] == "pipe_d":
             config_lib.fail("dataset", dataset, "pipe_d needs an event version of the data; use pipe_s,imagenet")
@@ -98,7 +98,7 @@ def get_config(arg: str | None = None):
                 name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep", milestones=(20, 30, 40), gamma=0.1
             )
             cfg.train.epochs = 60
-            if dataset in ("digits", "fashion_mnist"):  # CPU sizes: the same shape, 6 epochs
+            if dataset in ("digits", "fashion_mnist", "fashion_mnist_60k"):  # CPU sizes: the same shape, 6 epochs
                 cfg.train.epochs = 6
                 cfg.optim.milestones = (2, 3, 4)
     return cfg

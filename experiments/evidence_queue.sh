@@ -4,15 +4,17 @@
 # fixed commit (recorded in every run's queue_run.json and in its summary.json's environment).
 #
 #   bash experiments/evidence_queue.sh [COMMIT] [ROOT]        # from the repository root
-#   nohup bash experiments/evidence_queue.sh 50df1b0 > /dev/null 2>&1 &
+#   setsid nohup bash experiments/evidence_queue.sh HEAD > /dev/null 2>&1 &
 #
 # COMMIT (default HEAD) is checked out, detached, into ROOT/worktree-<sha>, with its own virtual
-# environment (ROOT/venv-<sha>, the pinned versions of constraints.txt), so that editing this checkout
-# never changes a run in flight. ROOT (default /work/evidence) is outside the repository: runs,
-# checkpoints and logs are never committed; the report scripts read them and write docs/.
-# Re-running the same command resumes: a finished run is skipped (launch.py's "finished earlier"),
-# an interrupted one continues from its last checkpoint. A second queue on the same ROOT refuses.
-# Needs `apt-get install dataset-fashion-mnist`.
+# environment (ROOT/venv-<sha>, the pinned versions of constraints.txt); the queue then runs the
+# worktree's copy of this script, so that editing this checkout never changes a queue or a run in
+# flight. ROOT (default /work/evidence) is outside the repository: runs, checkpoints and logs are never
+# committed; the report scripts (experiments/*_60k_report.py ROOT) read them and write docs/.
+# Re-running resumes: a run with ROOT/NAME/queue_run.json is done; an interrupted one continues from its
+# last checkpoint (a queue restarted at another commit continues it there: queue_run.json lists every
+# commit that ran part of it). A second queue on the same ROOT refuses. Needs `apt-get install
+# dataset-fashion-mnist`.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 COMMIT=$(git -C "$REPO" rev-parse "${1:-HEAD}")
@@ -21,15 +23,18 @@ SHORT=${COMMIT:0:7}
 WT="$ROOT/worktree-$SHORT"
 VENV="$ROOT/venv-$SHORT"
 mkdir -p "$ROOT/logs"
+say() { echo "$(date -u +%FT%TZ) $*" | tee -a "$ROOT/queue.log"; }
+
+if [[ $REPO != "$WT" ]]; then
+  if [[ ! -d $WT ]]; then
+    git -C "$REPO" worktree add --detach "$WT" "$COMMIT" >/dev/null
+  fi
+  exec bash "$WT/experiments/evidence_queue.sh" "$COMMIT" "$ROOT"
+fi
 exec 9>"$ROOT/queue.lock"
 if ! flock -n 9; then
   echo "evidence queue: another queue is running on $ROOT (lock $ROOT/queue.lock); wait for it or stop it" >&2
   exit 2
-fi
-say() { echo "$(date -u +%FT%TZ) $*" | tee -a "$ROOT/queue.log"; }
-
-if [[ ! -d $WT ]]; then
-  git -C "$REPO" worktree add --detach "$WT" "$COMMIT" >/dev/null
 fi
 if [[ ! -x $VENV/bin/python ]]; then
   say "creating $VENV"
@@ -38,7 +43,7 @@ if [[ ! -x $VENV/bin/python ]]; then
   "$VENV/bin/python" -m pip install -q -c "$WT/constraints.txt" -e "$WT" >>"$ROOT/logs/venv.log" 2>&1
 fi
 PY="$VENV/bin/python"
-QUIET=(--config.train.progress_bar=False --config.train.tensorboard=False)
+say "queue at $SHORT"
 
 # run NAME LAUNCH-ARGS...: one launch.py run into ROOT/NAME, logged to ROOT/logs/NAME.log.
 run() {
@@ -48,26 +53,31 @@ run() {
   if [[ -f $workdir/queue_run.json ]]; then
     return 0
   fi
-  mkdir -p "$(dirname "$ROOT/logs/$name.log")"
+  mkdir -p "$(dirname "$ROOT/logs/$name.log")" "$workdir"
+  echo "$COMMIT" >>"$workdir/queue_commits.txt"
   say "start $name (load $(cut -d' ' -f1-3 /proc/loadavg))"
   local t0 rc=0
   t0=$(date +%s)
-  (cd "$WT" && nice -n 10 "$PY" launch.py "$@" "${QUIET[@]}" --workdir "$workdir") >>"$ROOT/logs/$name.log" 2>&1 || rc=$?
+  (cd "$WT" && nice -n 10 "$PY" launch.py "$@" --workdir "$workdir") >>"$ROOT/logs/$name.log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
     say "FAILED $name (exit $rc; log $ROOT/logs/$name.log); the queue goes on"
     return 0
   fi
-  "$PY" - "$workdir/queue_run.json" "$COMMIT" "$t0" "$name" "$@" <<'EOF'
+  "$PY" - "$workdir" "$COMMIT" "$t0" "$name" "$@" <<'EOF'
 import json, os, sys, time
-path, commit, t0, name, *args = sys.argv[1:]
+workdir, commit, t0, name, *args = sys.argv[1:]
+with open(os.path.join(workdir, "queue_commits.txt")) as f:
+    commits = list(dict.fromkeys(line.strip() for line in f if line.strip()))
 record = {
     "name": name,
     "commit": commit,
+    "commits": commits,  # every commit that ran part of this run (a queue restarted at a newer one resumes it)
     "command": "python launch.py " + " ".join(args),
-    "queue_seconds": time.time() - float(t0),
+    "queue_seconds_last_part": time.time() - float(t0),
     "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "load_average_at_end": os.getloadavg(),
 }
+path = os.path.join(workdir, "queue_run.json")
 with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=1)
 os.replace(path + ".tmp", path)
@@ -75,13 +85,42 @@ EOF
   say "done $name"
 }
 
-# Issue 37: hybrid conversion + STDB, VGG5 then ResNet20, seeds 0, 1, 2.
-for S in 0 1 2; do
-  run "hybrid/vgg_s$S" --config configs/hybrid_stdb.py:fashion_mnist_60k --config.seed=$S \
-    --config.ann.train.progress_bar=False --config.ann.train.tensorboard=False
-done
-for S in 0 1 2; do
-  run "hybrid/resnet20_s$S" --config configs/hybrid_stdb.py:fashion_mnist_60k,resnet20 --config.seed=$S \
-    --config.ann.train.progress_bar=False --config.ann.train.tensorboard=False
+Q=(--config.train.progress_bar=False --config.train.tensorboard=False)
+QA=("${Q[@]}" --config.ann.train.progress_bar=False --config.ann.train.tensorboard=False)
+QP=("${Q[@]}" --config.pretrain.train.progress_bar=False --config.pretrain.train.tensorboard=False)
+
+hybrid() {  # issue 37: arch seed
+  local preset=fashion_mnist_60k
+  [[ $1 == vgg ]] || preset="fashion_mnist_60k,$1"
+  run "hybrid/$1_s$2" --config "configs/hybrid_stdb.py:$preset" --config.seed="$2" "${QA[@]}"
+}
+snn2ann() {  # issue 38: seed -- BPTT at T_b = 8, SNN2ANN at 0.625 T_b = 5 and at T_b
+  run "snn2ann/bptt_t8_s$1" --config configs/snn2ann.py:fashion_mnist_60k,bptt --config.seed="$1" "${Q[@]}"
+  run "snn2ann/snn2ann_t5_s$1" --config configs/snn2ann.py:fashion_mnist_60k --config.model.time_steps=5 \
+    --config.seed="$1" "${Q[@]}"
+  run "snn2ann/snn2ann_t8_s$1" --config configs/snn2ann.py:fashion_mnist_60k --config.seed="$1" "${Q[@]}"
+}
+pretrain() {  # issue 39: seed -- the scratch SNN first (its best accuracy is every arm's target)
+  local P="$ROOT/pretrain"
+  run "pretrain/scratch_s$1" --config configs/pretrain.py:pipe_s,fashion_mnist_60k,scratch --config.seed="$1" "${QP[@]}"
+  run "pretrain/pipe_s_s$1" --config configs/pretrain.py:pipe_s,fashion_mnist_60k --config.seed="$1" "${QP[@]}"
+  run "pretrain/pipe_d_official_s$1" --config configs/pretrain.py:pipe_d,fashion_mnist_60k,official \
+    --config.pretrain.checkpoint="$P/pipe_s_s$1" --config.seed="$1" "${QP[@]}"
+  run "pretrain/pipe_d_full_s$1" --config configs/pretrain.py:pipe_d,fashion_mnist_60k,full \
+    --config.pretrain.checkpoint="$P/pipe_s_s$1" --config.seed="$1" "${QP[@]}"
+  run "pretrain/scratch_events_s$1" --config configs/pretrain.py:pipe_d,fashion_mnist_60k,full,scratch \
+    --config.seed="$1" "${QP[@]}"
+}
+
+# Seed 0 of every experiment first (each one's floor shows early), then seeds 1 and 2.
+hybrid vgg 0
+snn2ann 0
+pretrain 0
+hybrid resnet20 0
+for S in 1 2; do
+  hybrid vgg "$S"
+  snn2ann "$S"
+  pretrain "$S"
+  hybrid resnet20 "$S"
 done
 say "queue finished"
