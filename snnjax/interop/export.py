@@ -1,9 +1,16 @@
 """Write a trained run's ResNet as a PyTorch ``state_dict`` (SpikingJelly, torchvision, IDSNN or pycls layout).
 
-    python -m snnjax.interop.export --workdir DIR --out model.pth --format spikingjelly [--stage student]
+    python -m snnjax.interop.export --workdir DIR --out model.pth --format spikingjelly \
+        [--stage student] [--step last|best|N] [--force]
 
-The network is rebuilt from the run's latest checkpoint of ``--stage`` (default: the run's result,
-as ``python -m snnjax.analysis`` picks it). Beside ``model.pth`` goes ``model.pth.json``: what a
+The network is rebuilt from one checkpoint of ``--stage`` (default: the run's result, as
+``python -m snnjax.analysis`` picks it): ``--step last`` (the default: the newest that restores, as
+before this option existed), ``best`` (the step where the stage reached its best test accuracy, as
+``summary.json``'s ``best_test_accuracy`` counts it) or a step number; the step exported is printed
+and written to the sidecar. ``last`` is the default because ``best`` is chosen *on the test split*
+(there is no validation split), so its test accuracy is an optimistic estimate of the network's; and
+the last step is what the run's other results (analysis, spike counts) describe. An existing ``--out``
+(or its sidecar) is refused unless ``--force``. Beside ``model.pth`` goes ``model.pth.json``: what a
 PyTorch user needs to run it, i.e. the architecture, the input normalisation (mean/std per channel of
 NCHW images), and for an SNN the time steps and the SpikingJelly neuron that computes snnjax's::
 
@@ -23,8 +30,13 @@ import os
 import sys
 from typing import Any
 
+import ml_collections
+
 from snnjax import trees
 from snnjax.interop import layouts
+
+STEP_WORDS = ("last", "best")
+DEFAULT_STEP = "last"  # today's behaviour, and not selected on the test split (see the module doc)
 
 
 def neuron_spec(model_cfg) -> dict[str, Any] | None:
@@ -54,10 +66,126 @@ def neuron_spec(model_cfg) -> dict[str, Any] | None:
     return spec
 
 
-def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | None = None) -> dict[str, Any]:
-    """Export ``workdir``'s ``stage`` to ``out`` (``.pth``/``.pt``/``.safetensors``) in layout ``fmt``;
-    returns the sidecar dict also written to ``out + '.json'``."""
-    from snnjax.analysis.workdir import load_run
+def refuse_overwrite(out: str, force: bool) -> None:
+    """Raise a one-line ``FileExistsError`` when ``out`` or its sidecar exists and ``force`` is off.
+
+    Worded as ``python -m snnjax.data.write_records`` words its refusal; the sidecar counts too, since
+    a new ``.pth`` beside an old ``.pth.json`` would describe the wrong network.
+    """
+    if force:
+        return
+    for path in (out, out + ".json"):
+        if os.path.exists(path):
+            raise FileExistsError(
+                f"--out {path} already exists. Fix: delete it, choose another --out, or pass --force to overwrite it."
+            )
+
+
+def parse_step(value: str, steps: list[int], where: str) -> str | int:
+    """``'last'``, ``'best'`` or a step number from ``--step``; a one-line ``ValueError`` naming the
+    value and the kept ``steps`` of ``where`` otherwise."""
+    word = str(value).strip().lower()
+    if word in STEP_WORDS:
+        return word
+    if word.isdigit():
+        return int(word)
+    raise ValueError(
+        f"--step={value!r} is not valid; steps available in {where}: {steps}. Fix: pass one of them, last or best"
+    )
+
+
+def resolve_step(choice: str | int, steps: list[int], best_step: int, where: str) -> int:
+    """The checkpoint step that ``choice`` (:func:`parse_step`'s ``best`` or a number) names among the
+    kept ``steps`` (sorted) of ``where``; a one-line ``ValueError`` naming the steps available.
+
+    ``best_step``: the step of the stage's best test accuracy, as the training loop recorded it in the
+    checkpoint's meta (-1 when the stage was never evaluated; unused for a number).
+    """
+    available = f"steps available in {where}: {steps}"
+    if choice == "best":
+        if best_step < 0:
+            raise ValueError(f"--step=best: no test accuracy was recorded for {where}; {available}. Fix: pass one")
+        if best_step not in steps:
+            # orbax keeps the latest of equally good checkpoints; the loop records the first.
+            raise ValueError(
+                f"--step=best: the best test accuracy was reached at step {best_step}, which is no longer kept; "
+                f"{available}. Fix: pass one of them"
+            )
+        return best_step
+    if choice not in steps:
+        raise ValueError(f"--step={choice} is not a checkpoint; {available}. Fix: pass one of them, last or best")
+    return int(choice)
+
+
+def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tuple[Any, dict[str, Any]]:
+    """The run's ``stage`` restored at the checkpoint ``step`` names (``--step``: last, best or a number),
+    and how it was chosen (``choice``, ``steps`` kept, ``best_step``, ``best_test_accuracy``).
+
+    :func:`snnjax.analysis.workdir.load_run` restores only the newest checkpoint; this is the same
+    rebuild (the model from the config saved with the checkpoint, the data for its normalisation) at
+    a chosen step. A bad ``step`` fails before the data is loaded or anything restored.
+    """
+    from snnjax import data as data_lib
+    from snnjax import models
+    from snnjax.analysis.workdir import LoadedRun, choose_stage
+    from snnjax.train import checkpoint as ckpt_lib
+    from snnjax.train import loop, setup
+    from snnjax.train import mesh as mesh_lib
+
+    stage = choose_stage(workdir, stage)
+    ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
+    where = f"{workdir} ({stage})"
+    ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False)
+    try:
+        steps = sorted(ckpt.all_steps())
+        if not steps:
+            raise FileNotFoundError(f"no checkpoints in {ckpt_dir}")
+        choice = parse_step(step, steps, where)
+        if isinstance(choice, int):
+            resolve_step(choice, steps, -1, where)  # a missing step fails now, before the slow part
+        stored = ckpt.read_config(steps[-1])
+        if stored is None or "model" not in stored:
+            raise FileNotFoundError(
+                f"the checkpoint {ckpt_dir}/{steps[-1]} has no readable 'config' item. Fix: export a run "
+                "written by snnjax.train.loop (it saves the config with every checkpoint)."
+            )
+        config = ml_collections.ConfigDict({**stored, "model": models.upgrade_legacy(stored["model"])})
+        splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
+        model = models.build(config.model, splits.num_classes)
+        abstract = setup.plan(config, splits, model, mesh_lib.make_mesh()).abstract_state
+        # The newest that restores, read-only (as load_run does): it is "last", and its meta records
+        # the stage's best step. Another step is restored only when asked for.
+        newest = ckpt.restore_newest(abstract, move_aside=False)
+        if newest is None:
+            raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
+        restored_step, state, meta = newest
+        best_step = int(meta.get("best_step", -1))
+        if choice != "last":
+            target = resolve_step(choice, steps, best_step, where)
+            if target != restored_step:
+                state, _ = ckpt.restore(target, abstract)
+    finally:
+        ckpt.close()
+    chosen = {
+        "choice": choice,
+        "steps": steps,
+        "best_step": best_step,
+        "best_test_accuracy": float(meta.get("best_test_accuracy", -1.0)),
+    }
+    return LoadedRun(config, stage, int(state.step), model, state.variables, splits), chosen
+
+
+def export_run(
+    workdir: str,
+    out: str,
+    fmt: str = "spikingjelly",
+    stage: str | None = None,
+    step: str = DEFAULT_STEP,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Export ``workdir``'s ``stage`` at ``step`` (``last``, ``best`` or a number) to ``out``
+    (``.pth``/``.pt``/``.safetensors``) in layout ``fmt``; returns the sidecar dict also written to
+    ``out + '.json'``. An existing ``out`` or sidecar is refused unless ``force``."""
     from snnjax.interop import torch as tio
     from snnjax.train.summary import write_json
 
@@ -65,7 +193,8 @@ def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | N
         raise ValueError(f"--format={fmt!r} is not valid; choose one of {list(layouts.LAYOUTS)}")
     if not tio.is_torch_file(out):
         raise ValueError(f"--out={out!r}: name a .pth, .pt or .safetensors file")
-    run = load_run(workdir, stage)
+    refuse_overwrite(out, force)  # before the (slow) restore: nothing is read that would be thrown away
+    run, chosen = load_run_at(workdir, stage, step)
     m = run.config.model
     if not str(m.name).startswith("resnet"):
         raise ValueError(f"{workdir} ({run.stage}) holds a {m.name}; only standard ResNets export to PyTorch layouts")
@@ -77,6 +206,10 @@ def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | N
         "workdir": os.path.abspath(workdir),
         "stage": run.stage,
         "step": run.step,
+        "step_choice": str(chosen["choice"]),
+        "steps_available": chosen["steps"],
+        "best_step": chosen["best_step"],
+        "best_test_accuracy": chosen["best_test_accuracy"],
         "model": m.to_dict(),
         "arch": {
             "depth": arch.depth,
@@ -99,21 +232,45 @@ def export_run(workdir: str, out: str, fmt: str = "spikingjelly", stage: str | N
     return sidecar
 
 
+def step_line(sidecar: dict[str, Any]) -> str:
+    """Which checkpoint was exported, for the user: ``stage student, step 120 (--step last; steps
+    available: [60, 120]; best test accuracy 0.9 at step 60)``."""
+    best = (
+        f"; best test accuracy {sidecar['best_test_accuracy']:.4f} at step {sidecar['best_step']}"
+        if sidecar["best_step"] >= 0
+        else ""
+    )
+    return (
+        f"stage {sidecar['stage']}, step {sidecar['step']} (--step {sidecar['step_choice']}; "
+        f"steps available: {sidecar['steps_available']}{best})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snnjax.interop.export", description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a finished (or checkpointed) run directory")
     parser.add_argument("--out", required=True, help="output file: .pth, .pt or .safetensors")
     parser.add_argument("--format", default="spikingjelly", choices=layouts.LAYOUTS, help="PyTorch layout")
     parser.add_argument("--stage", default=None, help="checkpoint stage (default: the run's result)")
+    parser.add_argument(
+        "--step",
+        default=DEFAULT_STEP,
+        help="which checkpoint: last (default; the newest), best (best test accuracy: chosen on the test "
+        "split, so optimistic) or a step number",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out and its .json sidecar")
     args = parser.parse_args(argv)
+    from snnjax.train.checkpoint import CheckpointError  # its message is one line with the fix
+
     try:
-        sidecar = export_run(args.workdir, args.out, args.format, args.stage)
-    except (ValueError, FileNotFoundError, ImportError) as err:
+        sidecar = export_run(args.workdir, args.out, args.format, args.stage, args.step, args.force)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     neuron = sidecar["neuron"]
     what = "ANN" if neuron is None else f"SNN (T={neuron['time_steps']}, {neuron['node']})"
     print(f"wrote {args.out} ({sidecar['tensors']} tensors, {args.format} layout, {what}) and {args.out}.json")
+    print(f"exported {step_line(sidecar)}")
     if neuron and "warning" in neuron:
         print(f"warning: {neuron['warning']}", file=sys.stderr)
     return 0

@@ -47,6 +47,9 @@ def test_torch_resnet34_teacher_and_transplant_source_then_spikingjelly_export(t
     assert summary["init"] and summary["kd"] and 0.0 <= summary["best_test_accuracy"] <= 1.0
     teacher = summary["teacher"]
     assert (teacher["format"], teacher["model"], teacher["width"]) == ("torchvision", "resnet34", 8)
+    # The imported teacher was tested on this run's data, as a teacher trained here would be.
+    assert 0.0 <= teacher["test_accuracy"] <= 1.0 and teacher["chance_accuracy"] == 0.1
+    assert json.loads((wd / "teacher_summary.json").read_text()) == teacher
     assert teacher["mapped"] == 36 * 5 + 2 and teacher["left_out"] == 36  # 36 conv + 36 BN x 4 + fc; BN counters
     assert summary["transplant"]["transplanted"] > 0 and summary["transplant"]["source"]["model"] == "resnet34"
     report = (wd / "teacher_torch_report.txt").read_text()
@@ -110,6 +113,53 @@ def test_torch_resnet34_teacher_and_transplant_source_then_spikingjelly_export(t
 
 def _splits():
     return data_lib.load_dataset("digits")
+
+
+def _idsnn_config(preset="digits"):
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("idsnn_cfg", os.path.join(ROOT, "configs", "idsnn.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(preset)
+
+
+def test_imported_teacher_reports_its_test_accuracy_on_the_runs_data(tmp_path, capsys):
+    """A .pth teacher's accuracy on the run's test split is measured (the training loop's evaluator),
+    equals PyTorch's own on the same images, and goes to teacher_summary.json and the log."""
+    from snnjax import models
+    from snnjax.analysis.workdir import test_inputs
+    from snnjax.methods.idsnn import config as idsnn_config
+    from snnjax.methods.idsnn import pipeline
+
+    from .torch_reference import TorchvisionResNet
+
+    torch.manual_seed(1)
+    net = randomize_bn(TorchvisionResNet(18, num_classes=10, width=2, in_channels=1, stem="cifar"))
+    pth = tmp_path / "teacher18.pth"
+    torch.save(net.state_dict(), pth)
+    config = _idsnn_config("digits,kd_only")
+    config.teacher.checkpoint = str(pth)
+    splits = _splits()
+    tcfg = idsnn_config.teacher_config(config)
+    loaded = torch_source.load(config.teacher, "teacher", tcfg.model, splits, str(tmp_path), "teacher")
+    teacher = pipeline.imported_teacher(loaded, models.build(loaded.model, 10), splits, tcfg, str(tmp_path))
+
+    images = np.asarray(test_inputs(splits, splits.test.num_examples)).transpose(0, 3, 1, 2)  # all 360, NCHW
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(np.array(images))).numpy().argmax(-1)
+    torch_accuracy = float(np.mean(predicted == np.asarray(splits.test.labels)))
+    summary = teacher.summary
+    assert summary["test_accuracy"] == pytest.approx(torch_accuracy, abs=1e-6)
+    assert (summary["chance_accuracy"], summary["restored_from"], summary["model"]) == (0.1, str(pth), "resnet18")
+    assert summary["test_loss"] > 0.0 and teacher.variables is loaded.variables
+    assert json.loads((tmp_path / "teacher_summary.json").read_text()) == summary
+    line = [x for x in capsys.readouterr().err.splitlines() if "test accuracy" in x]
+    assert line == [
+        f"[teacher] {pth}: test accuracy {torch_accuracy:.4f} on digits (chance 0.1000); "
+        f"see {tmp_path}/teacher_summary.json"
+    ]
 
 
 def _load(path, fmt="auto", tmp_path=None):

@@ -2,7 +2,9 @@
 
 Stages, each checkpointed so that a re-run skips what is finished:
 
-1. teacher: train the ANN teacher (ResNet34) or restore it from ``config.teacher.checkpoint``;
+1. teacher: train the ANN teacher (ResNet34) or restore it from ``config.teacher.checkpoint``; a
+   PyTorch file there is evaluated on the run's test split first (:func:`imported_teacher`), so that
+   its accuracy is in ``teacher_summary.json``, the log and ``summary.json`` as a trained teacher's is;
 2. transplant: map the teacher's weights (or, with ``config.transplant.checkpoint``, another finished
    ANN run's, as the official code's separate pycls checkpoint) into the Spiking ResNet18 (block-index
    mapping and channel loop-interpolation, :mod:`snnjax.methods.idsnn.transplant`), report written to
@@ -27,8 +29,43 @@ from snnjax.interop import source as torch_source
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
 from snnjax.train import distributed, loop, setup, stages
+from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
-from snnjax.train.summary import finish_run, spike_summary, write_text
+from snnjax.train.summary import finish_run, spike_summary, write_json, write_text
+
+
+def imported_teacher(
+    loaded: torch_source.TorchANN,
+    model: Any,
+    splits: data_lib.DatasetSplits,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    mesh: Any = None,
+) -> stages.StageOutput:
+    """The teacher stage of a PyTorch file: its variables and summary, with its test accuracy.
+
+    A teacher trained here reports its test accuracy from the training loop; an imported one was never
+    tested on this data, and a file trained on other data (or another normalisation) loads without an
+    error yet teaches noise. So it is evaluated once on the run's test split, by the evaluator the
+    training loop's test pass uses, and the result goes where a trained teacher's goes:
+    ``workdir/teacher_summary.json``, a log line, and (through the pipeline) ``summary.json``.
+    """
+    metrics = evaluate_lib.evaluate(
+        model, loaded.variables, splits, batch_size=int(config.data.eval_batch_size), mesh=mesh
+    )
+    chance = 1.0 / splits.num_classes
+    summary = {
+        **loaded.summary,
+        "test_accuracy": float(metrics["correct"]),
+        "test_loss": float(metrics["loss_sum"]),
+        "chance_accuracy": chance,
+    }
+    write_json(stages.summary_path(workdir, "teacher"), summary)
+    distributed.say(
+        f"[teacher] {loaded.summary['restored_from']}: test accuracy {summary['test_accuracy']:.4f} on "
+        f"{splits.name} (chance {chance:.4f}); see {stages.summary_path(workdir, 'teacher')}"
+    )
+    return stages.StageOutput(loaded.variables, summary)
 
 
 def transplant_source(
@@ -73,9 +110,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         tcfg = idsnn_config.teacher_config(config)
         loaded = torch_source.load(config.teacher, "teacher", tcfg.model, splits, workdir, "teacher")
         if loaded is not None:  # a PyTorch file (snnjax.interop): the network is the checkpoint's
-            tcfg.model, teacher = loaded.model, stages.StageOutput(loaded.variables, loaded.summary)
+            tcfg.model = loaded.model
         teacher_model = models.build(tcfg.model, splits.num_classes)
-        if teacher is None:
+        if loaded is not None:
+            teacher = imported_teacher(loaded, teacher_model, splits, tcfg, workdir, mesh)
+        else:
             teacher = stages.run_stage(
                 tcfg,
                 workdir,
