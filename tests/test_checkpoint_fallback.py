@@ -1,8 +1,10 @@
-"""A damaged latest checkpoint falls back to the newest one that restores; every step is logged once;
-a finished run launched again prints its summary and leaves ``summary.json`` byte-identical."""
+"""A damaged latest checkpoint falls back to the newest one that restores, with one clean warning
+line; every step is logged once; a finished run launched again prints its summary and leaves
+``summary.json`` byte-identical."""
 
 import json
 import os
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -45,9 +47,61 @@ def test_corrupt_latest_is_moved_aside_and_the_previous_one_restored(tmp_path, c
     np.testing.assert_array_equal(state["w"], np.full((3, 2), 2.0))
     assert sorted(os.listdir(tmp_path / "ck")) == ["1", "2", "3.corrupt"]
     assert ckpt.latest_step() == 2
-    warning = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(warning) == 1 and "3.corrupt" in warning[0] and "resuming from step 2" in warning[0]
+    # One line: the step, the root cause's first line (the scrambled bytes decide which byte it names),
+    # where the folder went, the step resumed from.
+    assert re.fullmatch(
+        r"warning: checkpoint step 3 did not restore \(UnicodeDecodeError: 'utf-8' codec can't decode byte "
+        r"0x[0-9a-f]{2} in position \d+: invalid [a-z ]+ byte\); moved to "
+        + re.escape(str(tmp_path / "ck" / "3.corrupt"))
+        + r"; resuming from step 2\n",
+        capsys.readouterr().err,
+    )
     ckpt.close()
+
+
+def _weights(seed: int):
+    # 16 KiB of random floats: stored as a compressed chunk in a data file of its own (small arrays
+    # are inlined into the index), which is what a damaged disk hits in a real model.
+    return {"w": jnp.asarray(np.random.default_rng(seed).normal(size=(64, 64)), jnp.float32)}
+
+
+def test_an_unreadable_array_gives_one_clean_warning_line(tmp_path, capsys):
+    # TensorStore's failure reaches us wrapped by orbax as "Encountered error while reading array
+    # index: ... See full TensorStore details: <bound method ...>" plus a multi-line spec; the
+    # warning must carry the short root cause instead.
+    ckpt = ckpt_lib.Checkpointer(tmp_path / "ck", keep=5, async_save=False)
+    for step in (1, 2):
+        ckpt.save(step, _weights(step), meta={"epoch": step}, config={})
+    ckpt.wait()
+    data = tmp_path / "ck" / "2" / "state" / "ocdbt.process_0" / "d"
+    _scramble(max(data.iterdir(), key=lambda p: p.stat().st_size).parent)
+    assert ckpt.restore_newest(ckpt_lib.abstract_like(_weights(0)))[0] == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.fullmatch(
+        r"warning: checkpoint step 2 did not restore \(ValueError: [A-Z_]+: Error reading \"w/0\.0\" in OCDBT "
+        r'database at local file "state/": [^\n]+\); moved to '
+        + re.escape(str(tmp_path / "ck" / "2.corrupt"))
+        + r"; resuming from step 1\n",
+        err,
+    ), err
+    assert len(err) < 400 and "bound method" not in err and "tensorstore_spec" not in err
+    ckpt.close()
+
+
+def test_failure_reason_is_the_root_cause_first_line_without_noise_truncated():
+    try:
+        try:
+            raise ValueError("DATA_LOSS: bad chunk " + "word " * 60 + " [tensorstore_spec='{...}']\nmore")
+        except ValueError as inner:
+            raise Exception("Encountered error while reading array index: (slice(0, 4, 1),). See full") from inner
+    except Exception as err:
+        reason = ckpt_lib.failure_reason(err)
+    # The root cause, cut at a word boundary to at most 200 characters, without the spec.
+    assert reason == "ValueError: DATA_LOSS: bad chunk " + " ".join(["word"] * 32) + "..."
+    assert ckpt_lib.failure_reason(KeyError()) == "KeyError"
+    nested = OSError("cannot read /runs/ck/7/state/_METADATA:\n  errno 5")
+    assert ckpt_lib.failure_reason(nested, "/runs/ck/7") == "OSError: cannot read state/_METADATA"
 
 
 def test_read_only_fallback_moves_nothing_and_all_corrupt_raises_without_moving(tmp_path):
@@ -94,10 +148,28 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(interrupted_then_res
     ckdir = wd / "checkpoints" / "train"
     assert (ckdir / "10.corrupt").is_dir()  # moved aside, never deleted
     warnings = [line for line in resumed.stderr.splitlines() if line.startswith("warning: checkpoint")]
-    assert len(warnings) == 1 and "resuming from step 5" in warnings[0]
+    assert len(warnings) == 1
+    assert re.fullmatch(
+        r"warning: checkpoint step 10 did not restore \(\w+: [^<\n]{1,200}\); moved to "
+        + re.escape(str(ckdir / "10.corrupt"))
+        + "; resuming from step 5",
+        warnings[0],
+    ), warnings[0]
     assert f"resumed from {ckdir / '5'} (step 5" in resumed.stderr
     assert json.loads((wd / "summary.json").read_text())["steps"] == 22
-    assert "train evaluating" in resumed.stderr  # the test pass has its own progress bar
+
+
+def test_progress_to_a_log_file_is_plain_lines(interrupted_then_resumed):
+    # progress_bar=True with stderr captured (not a terminal): no tqdm redraws, no escape codes,
+    # and one line at the end of the epoch with its metrics (mid-epoch lines only every 30 s or more).
+    _, resumed, _ = interrupted_then_resumed
+    assert "\r" not in resumed.stderr and "\x1b" not in resumed.stderr
+    assert all(line.strip() for line in resumed.stderr.splitlines())
+    progress = [line for line in resumed.stderr.splitlines() if line.startswith("train: step")]
+    number = r"\d+\.\d{3}"
+    end = rf"train: step 22/22 \(100%\), epoch 1/1, loss {number}, train {number}, test {number}"
+    assert re.fullmatch(end, progress[-1]), progress
+    assert all(re.fullmatch(r"train: step \d+/22 \(\d+%\), epoch 0\.\d/1", line) for line in progress[:-1])
 
 
 def test_every_step_is_logged_once_after_resume(interrupted_then_resumed):

@@ -109,3 +109,22 @@ def test_finish_run_writes_curves_with_kd_label(tmp_path, monkeypatch):
     common.finish_run(str(tmp_path), dict(stage="student", kd=True, best_test_accuracy=0.75))
     assert seen["kd_stages"] == ["student"]
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 20])
+def test_epoch_ticks_are_integers(epochs):
+    # Accuracy and loss exist after whole epochs only; matplotlib's default locator put ticks at
+    # 2.5, 7.5, ... for 20 epochs (1.25, 1.5, ... for 3; 0.96, 0.98, ... for 1).
+    recs = [
+        dict(stage="train", kind="epoch", step=e, epoch=e, train_loss=1 / e, test_loss=1 / e, train_accuracy=0.5)
+        for e in range(1, epochs + 1)
+    ]
+    fig = metric_writer.curves_figure(recs)
+    try:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        plt.close(fig)

@@ -9,15 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from snnjax.analysis.spikes import NeuronStats, SpikeReport
+from snnjax.plotting import pyplot
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    # Through snnjax.plotting: an unwritable HOME then adds no matplotlib warnings.
+    return pyplot()
 
 
 def _short(path: str) -> str:

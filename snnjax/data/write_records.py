@@ -299,14 +299,15 @@ def convert(
       channels: 3 (RGB) or 1 (grayscale): what readers decode the images to.
       shard_size: examples per shard (tfds aims at shards of ~100-200 MB; 1024 ImageNet JPEGs ~ 110 MB).
       name: dataset name in file names and metadata (default: from ``src``'s folder name).
-      progress: show a tqdm bar over the images.
+      progress: report progress over the images on stderr (a tqdm bar on a terminal, plain lines in
+        a log file: :mod:`snnjax.progress`).
       read_bytes: path -> the bytes to store (default: the file's bytes, checked by PIL).
       workers: threads reading and checking image files.
 
     Returns:
       the path ``out``.
     """
-    from tqdm.auto import tqdm
+    from snnjax.progress import progress as progress_output
 
     out_path = pathlib.Path(out)
     if out_path.exists():
@@ -339,13 +340,8 @@ def convert(
     total = sum(len(ex) for _, ex in jobs)
     initial = sum(len(ex) for path, ex in jobs if path in done)
     with (
-        tqdm(
-            total=total,
-            initial=initial,
-            unit="img",
-            disable=not progress,
-            desc=f"write_records {dataset_name}",
-            file=sys.stderr,
+        progress_output(
+            f"write_records {dataset_name}", total, initial=initial, unit="img", enabled=progress, stream=sys.stderr
         ) as bar,
         ThreadPoolExecutor(max(1, workers)) as pool,  # file reads and PIL checks release the GIL
     ):
@@ -394,9 +390,8 @@ def export_dataset(
     Atomic like :func:`convert` (``OUT.incomplete`` renamed at the end); an interrupted export is
     redone whole (in-memory datasets take a minute at most).
     """
-    from tqdm.auto import tqdm
-
     from snnjax.data import load_dataset
+    from snnjax.progress import progress as progress_output
 
     out_path = pathlib.Path(out)
     if out_path.exists():
@@ -416,7 +411,7 @@ def export_dataset(
     work.mkdir(parents=True)
     lengths = {}
     total = splits.train.num_examples + splits.test.num_examples
-    with tqdm(total=total, unit="img", disable=not progress, desc=f"export {name}", file=sys.stderr) as bar:
+    with progress_output(f"export {name}", total, unit="img", enabled=progress, stream=sys.stderr) as bar:
         for split, data in (("train", splits.train), ("test", splits.test)):
             bounds = shard_bounds(data.num_examples, shard_size)
             lengths[split] = [stop - start for start, stop in bounds]

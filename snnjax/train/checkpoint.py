@@ -9,13 +9,15 @@ checkpoint as the latest one.
 
 At resume (:meth:`Checkpointer.restore_newest`), a latest checkpoint that does not restore while an
 earlier one does is moved aside to ``<step>.corrupt`` (never deleted) and the run continues from the
-earlier one. Temporary folders left by a crash mid-save are removed at start
+earlier one, with one warning line on stderr naming the step, where it was moved, a short reason and
+the step resumed from. Temporary folders left by a crash mid-save are removed at start
 (:func:`remove_stale_tmp`, called by the launcher while it holds the workdir's lock).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from typing import Any
@@ -27,6 +29,10 @@ from etils import epath
 BEST_METRIC = "test_accuracy"
 TMP_MARKER = ".orbax-checkpoint-tmp"  # orbax's suffix of a step directory still being written
 CORRUPT_SUFFIX = ".corrupt"
+REASON_MAX_CHARS = 200  # a warning line stays readable; the full error goes to the exception chain
+# Noise that orbax/TensorStore put into error messages: the JSON spec of the store and the repr of a
+# bound method (orbax formats ``t.spec`` without calling it), both many lines long.
+_NOISE = re.compile(r"\s*(\[tensorstore_spec|See full TensorStore details|<bound method)")
 
 
 class CheckpointError(RuntimeError):
@@ -102,7 +108,7 @@ class Checkpointer:
             )
         except Exception as err:  # orbax raises many types; the user needs the path and the cause
             raise CheckpointError(
-                f"cannot restore the checkpoint at {path} ({type(err).__name__}: {_first_line(err)}): it is "
+                f"cannot restore the checkpoint at {path} ({failure_reason(err, path)}): it is "
                 "corrupt, truncated, or was written by a different model/optimizer config. Fix: start a fresh run "
                 f"in another --workdir, or move {path} away to fall back to an earlier checkpoint."
             ) from err
@@ -130,12 +136,7 @@ class Checkpointer:
                 continue
             if failed and move_aside and jax.process_index() == 0:
                 moved = [move_aside_corrupt(self.directory / str(bad)) for bad, _ in failed]
-                print(
-                    f"warning: checkpoint(s) {', '.join(str(m) for m in moved)} did not restore "
-                    f"({_first_line(failed[0][1].__cause__ or failed[0][1])[:160]}); resuming from step {step}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                print(fallback_warning(failed, moved, step, self.directory), file=sys.stderr, flush=True)
             if failed:
                 self._manager.reload()
             return step, state, meta
@@ -161,9 +162,52 @@ class StructureMismatchError(CheckpointError):
     """A checkpoint that restores but does not fit the current model (another config)."""
 
 
-def _first_line(err: BaseException | str) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:300]
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost exception of ``err``'s chain: orbax wraps the specific error (a TensorStore
+    read failure, a JSON decode error) in generic ones whose messages say little."""
+    seen = {id(err)}
+    while True:
+        nxt = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+        if nxt is None or id(nxt) in seen:
+            return err
+        seen.add(id(nxt))
+        err = nxt
+
+
+def failure_reason(err: BaseException, step_dir: epath.Path | str | None = None) -> str:
+    """Why a checkpoint did not restore, as one short clean line: ``<ErrorType>: <first line>``.
+
+    Takes the root cause of ``err``, drops TensorStore's JSON specs and bound-method reprs, writes
+    paths inside ``step_dir`` relative to it (the caller names the folder), collapses whitespace
+    and truncates to :data:`REASON_MAX_CHARS` at a word boundary.
+    """
+    root = _root_cause(err)
+    text = _NOISE.split(str(root), maxsplit=1)[0]
+    if step_dir is not None:
+        text = text.replace(str(step_dir).rstrip("/") + "/", "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = " ".join(lines[0].split()) if lines else ""
+    reason = f"{type(root).__name__}: {message}".rstrip(" :.") if message else type(root).__name__
+    if len(reason) > REASON_MAX_CHARS:
+        cut = reason[: REASON_MAX_CHARS - 3]
+        reason = (cut[: cut.rfind(" ")] if " " in cut[REASON_MAX_CHARS // 2 :] else cut) + "..."
+    return reason
+
+
+def fallback_warning(
+    failed: list[tuple[int, BaseException]], moved: list[str], resumed_step: int, directory: epath.Path | str
+) -> str:
+    """The one warning line of a fallback: the step(s) that did not restore, the reason of the
+    newest, where they were moved and the step resumed from."""
+    steps = ", ".join(str(step) for step, _ in failed)
+    newest, err = failed[0]
+    label = f"step {steps}" if len(failed) == 1 else f"steps {steps}"
+    reason = failure_reason(err, epath.Path(directory) / str(newest))
+    prefix = "" if len(failed) == 1 else f"step {newest}: "
+    return (
+        f"warning: checkpoint {label} did not restore ({prefix}{reason}); moved to {', '.join(moved)}; "
+        f"resuming from step {resumed_step}"
+    )
 
 
 def move_aside_corrupt(step_dir: epath.Path | str) -> str:

@@ -200,6 +200,9 @@ def curve_band(per_seed: dict[int, dict[str, Any]]) -> tuple[list[int], np.ndarr
 
 def plot_curves(results: dict[str, dict[int, dict[str, Any]]], path: str) -> None:
     """Test accuracy vs epoch per arm: the mean over seeds as a line, the min-max over seeds as a band."""
+    from snnjax.plotting import use_writable_config_dir
+
+    use_writable_config_dir()  # before matplotlib's import: an unwritable HOME then adds no warnings
     import matplotlib
 
     matplotlib.use("Agg")
