@@ -8,6 +8,8 @@ official IDSNN hyperparameters (design section 6.4).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import ml_collections
 
 from snnjax import losses, models
@@ -105,8 +107,13 @@ def base_config() -> ml_collections.ConfigDict:
     return cfg
 
 
-def apply_epochs_all(cfg: ml_collections.ConfigDict) -> list[str]:
+def apply_epochs_all(cfg: ml_collections.ConfigDict, typed: Collection[str] = ()) -> list[str]:
     """Set every ``<section>.train.epochs`` of ``cfg`` (at any depth) to ``cfg.epochs_all`` when it is > 0.
+
+    ``typed``: the config keys the user gave on the command line (``{"train.epochs"}`` for
+    ``--config.train.epochs=3``; :func:`snnjax.launch.typed_config_keys`). A typed epoch key, or a
+    typed section above it (``--config.teacher.train=...``), keeps its value: what the user wrote
+    wins over ``epochs_all``, which only shortens the stages left unnamed.
 
     Returns the keys set (``["teacher.train.epochs", "train.epochs"]``). A quick trial of a
     multi-stage pipeline then shortens every stage at once, not only the last one.
@@ -123,13 +130,20 @@ def apply_epochs_all(cfg: ml_collections.ConfigDict) -> list[str]:
             child = node[key]
             if not isinstance(child, ml_collections.ConfigDict):
                 continue
-            if key == "train" and "epochs" in child:
+            path = f"{prefix}train.epochs"
+            if key == "train" and "epochs" in child and not _typed(path, typed):
                 child.epochs = n
-                changed.append(f"{prefix}train.epochs")
+                changed.append(path)
             visit(child, f"{prefix}{key}.")
 
     visit(cfg, "")
     return sorted(changed)
+
+
+def _typed(path: str, typed: Collection[str]) -> bool:
+    """Whether ``path`` (``"teacher.train.epochs"``) or a section above it is among the ``typed`` keys."""
+    parts = path.split(".")
+    return any(".".join(parts[:i]) in typed for i in range(1, len(parts) + 1))
 
 
 def parse_presets(arg: str | None, allowed: dict[str, tuple[str, ...]]) -> dict[str, str]:

@@ -14,11 +14,17 @@ run the same command in every process; see :mod:`snnjax.train.distributed` for t
 variables read. Only process 0 writes logs and summaries; every process takes part in checkpoints.
 
 One run per workdir: the launch holds ``WORKDIR/.snnjax.lock`` (:mod:`snnjax.train.workdir_lock`)
-while it runs, so a second launch on the same workdir stops at once. A run that finished earlier
+while it runs, so a second launch on the same workdir stops in one line (exit code 1) and writes
+nothing there: at once, before JAX is imported, when the holder is a live process on this host
+(:func:`exit_if_workdir_busy`); after the imports when it runs on another host. A run that finished earlier
 is not run again: the same command prints its summary (:mod:`snnjax.train.finished`). Errors a
 user can fix end in one or two lines and exit code 2 (usage) or 1 (the run failed); the full
 traceback is appended to ``WORKDIR/snnjax.log`` and printed with ``--verbose``
 (:mod:`snnjax.user_errors`).
+
+``--config.epochs_all=N`` sets every stage's ``train.epochs`` except those typed on the command line:
+``--config.epochs_all=2 --config.train.epochs=3`` trains the final stage 3 epochs and the others 2
+(:func:`typed_config_keys`, :func:`snnjax.config.apply_epochs_all`).
 """
 
 from __future__ import annotations
@@ -139,6 +145,39 @@ def _resolve_config_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def typed_config_keys(config_flag: flags.Flag | None = None) -> frozenset[str]:
+    """The config keys typed on the command line, from the parsed ``--config`` flag (default:
+    ``FLAGS["config"]``): ``{"train.epochs"}`` for ``--config.train.epochs=3``. What
+    :func:`snnjax.config.apply_epochs_all` leaves as typed."""
+    flag = flags.FLAGS["config"] if config_flag is None else config_flag
+    return frozenset(config_flags.get_override_values(flag))
+
+
+def exit_if_workdir_busy(argv: list[str]) -> None:
+    """Stop in one line, exit code 1, when a live process on this host holds ``argv``'s ``--workdir``
+    (:func:`snnjax.train.workdir_lock.exit_if_busy`), before the run imports JAX and the rest.
+
+    ``workdir_lock`` is loaded from its file: importing it as ``snnjax.train.workdir_lock`` would run
+    ``snnjax/train/__init__.py`` first, which imports orbax and the training loop (seconds).
+    """
+    path = pathlib.Path(__file__).resolve().parent / "train" / "workdir_lock.py"
+    load_standalone(str(path)).exit_if_busy(argv)
+
+
+def load_standalone(path: str) -> Any:
+    """The module of the Python file ``path``, loaded without its package (whose ``__init__`` may import JAX)."""
+    import importlib.util
+
+    name = "_snnjax_standalone_" + pathlib.Path(path).stem
+    if name in sys.modules:  # launch.py loaded it already, under this name
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def enable_compilation_cache(directory: str) -> None:
     """Persist every compiled XLA program under ``directory`` (shared safely by concurrent runs)."""
     import jax
@@ -165,7 +204,10 @@ def main(argv: list[str]) -> None:
         distributed.exit_if_peer_lost(err)
         release_lock(stage)
         log_path = os.path.join(workdir, user_errors.LOG_FILE)
-        if not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
+        if _refused_busy(err):
+            # The workdir and its log belong to the run that holds it: its log keeps its own story only.
+            log_path = None
+        elif not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
             # The run never started: leave no empty workdir behind; the traceback goes to the user cache.
             shutil.rmtree(workdir, ignore_errors=True)
             log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
@@ -194,7 +236,7 @@ def _launch(workdir: str, stage: dict) -> None:
     if not (_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv)):
         quiet_failed_save_reports()
     config = _FLAGS["config"].value
-    config_lib.apply_epochs_all(config)
+    config_lib.apply_epochs_all(config, typed_config_keys())
     config_lib.validate(config)
     # Preflight on every process (each host checks its own view of the workdir and devices).
     distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
@@ -299,6 +341,13 @@ def release_lock(stage: dict) -> None:
         stage["lock"] = None
 
 
+def _refused_busy(err: BaseException) -> bool:
+    """True for the refusal of a workdir that another run holds (:func:`take_lock`)."""
+    from snnjax.train import workdir_lock
+
+    return isinstance(err, workdir_lock.WorkdirLockedError)
+
+
 def _never_ran(err: BaseException, started: bool) -> bool:
     """True for errors that stop a run before it trains: usage errors and unreadable data."""
     from snnjax.data import errors as data_errors
@@ -353,9 +402,10 @@ def _override_args(argv: list[str], key: str) -> str:
 
 def run(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m snnjax.launch`` and the ``snnjax-launch`` script."""
+    argv = list(sys.argv if argv is None else argv)
+    exit_if_workdir_busy(argv)  # first: a busy workdir stops at once, in one line
     define_flags()
     flags.mark_flags_as_required(["config", "workdir"])
-    argv = list(sys.argv if argv is None else argv)
     try:
         argv = _resolve_config_argv(argv)
     except app.UsageError as err:

@@ -9,7 +9,9 @@ not fit; a non-finite loss; a workdir held by another run) prints
 
 on stderr and exits with :data:`EXIT_USAGE` (the command cannot run as given: fix the config or the
 paths) or :data:`EXIT_FAILURE` (the run started and failed). Anything else is a defect of snnjax: its
-full traceback is printed as well. The traceback of every error is appended to the log file.
+full traceback is printed as well. The traceback of every error is appended to the log file, but for
+a workdir held by another run: that refusal is the first line alone (exit code 1), and the holder's
+``WORKDIR/snnjax.log`` is left to the holder (``snnjax.launch``; :mod:`snnjax.train.workdir_lock`).
 """
 
 from __future__ import annotations

@@ -147,3 +147,23 @@ def test_model_sections_saved_by_0_1_still_resume_and_rebuild(load_config):
     assert models.upgrade_legacy(old) == s2a["model"]
     idsnn_model = load_unlocked(load_config, "idsnn", "digits").model.to_dict()
     assert models.upgrade_legacy(dict(idsnn_model)) == idsnn_model  # today's sections pass unchanged
+
+
+@pytest.mark.parametrize(
+    "typed,changed,train_epochs,teacher_epochs",
+    [
+        ((), ["teacher.train.epochs", "train.epochs"], 2, 2),  # none typed: every stage
+        (("epochs_all", "train.epochs"), ["teacher.train.epochs"], 3, 2),  # the command
+        (("teacher.train.epochs",), ["train.epochs"], 2, 3),
+        (("teacher.train",), ["train.epochs"], 2, 3),  # a typed section keeps the epochs inside it
+        (("train",), ["teacher.train.epochs"], 3, 2),  # ... and only its own: not teacher.train
+        (("teacher",), ["train.epochs"], 2, 3),
+    ],
+)
+def test_epochs_all_leaves_the_epoch_keys_typed_on_the_command_line(
+    load_config, typed, changed, train_epochs, teacher_epochs
+):
+    cfg = load_config("idsnn", "digits")  # locked, as the launcher's
+    cfg.epochs_all, cfg.train.epochs, cfg.teacher.train.epochs = 2, 3, 3  # 3: what the typed keys said
+    assert config_lib.apply_epochs_all(cfg, frozenset(typed)) == changed
+    assert (cfg.train.epochs, cfg.teacher.train.epochs) == (train_epochs, teacher_epochs)

@@ -7,11 +7,19 @@ sharded path (global batch 64 over 8 devices).
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
-from launch_helpers import TINY, analyze, final_params, launch
+from absl import flags
+from launch_helpers import ROOT, TINY, analyze, final_params, launch
+from ml_collections import config_flags
+
+from snnjax import launch as launch_lib
+from snnjax.train import workdir_lock as wl
 
 
 def test_teacher_run_writes_every_output(tmp_path):
@@ -183,3 +191,107 @@ def test_idsnn_transplants_from_a_separate_ann_checkpoint(tmp_path):
         check=False,
     )
     assert bad.returncode != 0 and "config.transplant.checkpoint" in bad.stderr
+
+
+def test_typed_config_keys_are_the_overrides_on_the_command_line():
+    argv = ["launch.py", "--config=configs/idsnn.py:digits", "--config.epochs_all=2", "--config.train.epochs=3"]
+    values = flags.FlagValues()  # a private flag set: the session's own FLAGS stay untouched
+    config_flags.DEFINE_config_file("config", None, "", flag_values=values, sys_argv=argv)
+    values(argv)
+    assert launch_lib.typed_config_keys(values["config"]) == {"epochs_all", "train.epochs"}
+
+
+# The launcher with its pipeline replaced by one that writes the config it was handed: what the launcher
+# decided (overrides, epochs_all, validation), without the minutes of training (the ablation's
+# epochs_all test in tests/methods/idsnn/test_ablation_cli.py trains).
+_RECORD_PIPELINE_CONFIG = """
+import os
+from snnjax import launch, methods
+
+def record(config, workdir, mesh=None):
+    with open(os.path.join(workdir, "pipeline_config.json"), "w") as f:
+        f.write(config.to_json())
+
+methods.get = lambda name: record
+launch.run()
+"""
+
+
+def test_the_launcher_leaves_the_epochs_typed_on_the_command_line_to_epochs_all(tmp_path):
+    wd = tmp_path / "idsnn"
+    cmd = [sys.executable, "-c", _RECORD_PIPELINE_CONFIG, "--config=configs/idsnn.py:digits", f"--workdir={wd}"]
+    cmd.append("--compilation_cache=")  # nothing compiles
+    proc = subprocess.run(
+        [*cmd, "--config.epochs_all=2", "--config.train.epochs=3"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((wd / "pipeline_config.json").read_text())
+    # The typed train.epochs=3 wins (before: epochs_all overwrote it with 2); the teacher's, untyped, is 2.
+    assert (config["epochs_all"], config["train"]["epochs"], config["teacher"]["train"]["epochs"]) == (2, 3, 2)
+
+
+# Runs launch.py as `python launch.py ...` does and writes the names of the modules it imported on exit.
+_RECORD_MODULES = """
+import atexit, json, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: json.dump(sorted(sys.modules), open(out, "w")))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_busy_workdir_is_refused_in_one_line_before_jax_is_imported(tmp_path):
+    wd = tmp_path / "run"
+    wd.mkdir()
+    log = wd / "snnjax.log"
+    log.write_text("the running run's log\n")
+    modules = tmp_path / "modules.json"
+    cmd = [sys.executable, "-c", _RECORD_MODULES, str(modules), os.path.join(ROOT, "launch.py")]
+    cmd += ["--config=configs/idsnn.py:digits", "--workdir", str(wd), *TINY]
+    lock = wl.acquire(str(wd), command="the running run")  # a live holder on this host: this test
+    try:
+        start = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        wall = time.time() - start
+    finally:
+        lock.release()
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == f"snnjax: error: {wl.busy_message(str(wd), lock.holder)}\n"
+    assert f"in use by another run (PID {os.getpid()} on {socket.gethostname()}, started " in proc.stderr
+    imported = set(json.loads(modules.read_text()))
+    assert not imported & {"jax", "flax", "orbax", "tensorflow_datasets", "snnjax"}, "refused after the imports"
+    assert wall < 3, f"{wall:.1f} s"  # the imports it skips take 3-9 s
+    assert log.read_text() == "the running run's log\n"  # nothing appended to the holder's log
+    assert sorted(os.listdir(wd)) == ["snnjax.log"]  # and nothing else written (the lock was released)
+
+
+def test_a_workdir_held_on_another_host_is_refused_in_one_line_after_the_imports(tmp_path):
+    """A holder on another host is judged by the lock's age once the run has started (it may be a dead
+    run that process 0 of a multi-host run takes over): the same one line, and still nothing logged."""
+    wd = tmp_path / "run"
+    wd.mkdir()
+    holder = wl.Holder("elsewhere.invalid", 1, time.time(), "the running run")
+    (wd / wl.LOCK_FILE).write_text(json.dumps(holder.__dict__))
+    (wd / "snnjax.log").write_text("the running run's log\n")
+    assert wl.refusal(["launch.py", f"--workdir={wd}"]) is None  # left to the launcher's take_lock
+    proc = launch("configs/baseline.py:digits", wd, *TINY, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"snnjax: error: {wl.busy_message(str(wd), holder)}\n"
+    assert (wd / "snnjax.log").read_text() == "the running run's log\n"
+    assert sorted(os.listdir(wd)) == [wl.LOCK_FILE, "snnjax.log"]
+
+
+def test_the_early_busy_check_reads_workdir_as_absl_does_and_judges_live_local_holders_only(tmp_path):
+    assert wl.workdir_arg(["l.py", "--workdir=a"]) == "a"
+    assert wl.workdir_arg(["l.py", "--workdir", "b", "--config=x"]) == "b"
+    assert wl.workdir_arg(["l.py", "-workdir=c", "--workdir=d"]) == "d"  # the last one wins
+    assert wl.workdir_arg(["l.py", "--workdirs=e", "--", "--workdir=f"]) is None
+    argv = ["launch.py", f"--workdir={tmp_path}"]
+    assert wl.refusal(argv) is None  # no lock
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid in (dead.pid, os.getpid()):
+        holder = wl.Holder(socket.gethostname(), pid, time.time(), "x", wl._pid_start_ticks(pid))
+        (tmp_path / wl.LOCK_FILE).write_text(json.dumps(holder.__dict__))
+        expected = None if pid == dead.pid else wl.busy_message(str(tmp_path), holder)  # a dead one: taken over
+        assert wl.refusal(argv) == expected

@@ -11,6 +11,10 @@ time, start time, command) created with ``O_EXCL``; the holder refreshes its mti
   :data:`STALE_AFTER_S`, ``$SNNJAX_LOCK_STALE_S``): a live holder refreshes it far more often.
 
 In a multi-process run only process 0 takes it (the launcher); the others wait for its outcome.
+
+This module imports the standard library only, so that a launcher can load it from its file before
+JAX, Flax and orbax (seconds of imports) and stop a launch on a workdir that a live run on this host
+holds at once, in one line, writing nothing (:func:`exit_if_busy`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import time
 from typing import Any
 
 LOCK_FILE = ".snnjax.lock"
+# How :func:`exit_if_busy` ends, as ``snnjax.user_errors.report`` ends a WorkdirLockedError (its
+# EXIT_FAILURE and line); repeated here because this module may import the standard library only.
+EXIT_BUSY = 1
+ERROR_PREFIX = "snnjax: error: "
 STALE_AFTER_S = 600.0  # another host's lock not refreshed for this long is taken over
 HEARTBEAT_S = 30.0  # how often the holder refreshes the lock's mtime
 
@@ -163,6 +171,69 @@ def _take_over(path: str, holder: Holder | None, mtime: float) -> bool:
         os.remove(guard)
 
 
+def busy_message(workdir: str, holder: Holder | None) -> str:
+    """The one-line refusal of a launch on ``workdir`` while ``holder`` (None: unreadable) holds it."""
+    who = holder.describe() if holder else "an unreadable lock file"
+    path = os.path.join(workdir, LOCK_FILE)
+    return (
+        f"--workdir={workdir} is in use by another run ({who}). Fix: wait for it to end, stop it, "
+        f"or use another --workdir (if that run is dead on another host, delete {path})."
+    )
+
+
+def workdir_arg(argv: list[str]) -> str | None:
+    """The value of ``--workdir`` in ``argv`` as absl reads it (``--workdir=W``, ``--workdir W``, one
+    dash too; the last one wins), or None when it is not there."""
+    found = None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--":  # absl reads no flag after it
+            break
+        name, eq, value = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or name != "workdir":
+            continue
+        if eq:
+            found = value
+        elif i + 1 < len(argv):
+            found = argv[i + 1]
+    return found
+
+
+def refusal(argv: list[str]) -> str | None:
+    """The one-line refusal (:func:`busy_message`) when a live process on this host holds the lock
+    of ``argv``'s ``--workdir``, else None; reads the lock only, never takes or changes it.
+
+    Only a holder on this host is judged here, from its PID: that needs no clock and no peer. In a
+    multi-process run another host's lock may be a dead run's that process 0 is about to take over,
+    so that case (and a stale or unreadable lock) is left to :func:`acquire` once the launcher has
+    started (the same line then, after the imports). The run's own process 0 cannot be the holder:
+    it takes the lock after a collective of all the run's processes (the launcher's
+    ``check_same_everywhere``), which each process reaches only after this check.
+    """
+    workdir = workdir_arg(argv)
+    if not workdir:
+        return None
+    workdir = os.path.abspath(workdir)
+    try:
+        holder, _ = _read(os.path.join(workdir, LOCK_FILE))
+    except OSError:  # no lock (or no workdir): nothing holds it
+        return None
+    if holder is None or holder.host != socket.gethostname():
+        return None
+    if not pid_alive(holder.pid, holder.pid_start_ticks):
+        return None  # a dead run's lock: acquire takes it over, with its warning
+    return busy_message(workdir, holder)
+
+
+def exit_if_busy(argv: list[str]) -> None:
+    """End the process with :func:`refusal`'s line on stderr and exit code :data:`EXIT_BUSY` when a
+    live run on this host holds ``argv``'s ``--workdir``; return otherwise. Writes nothing anywhere
+    else: the workdir, its ``snnjax.log`` included, belongs to the run that holds it."""
+    message = refusal(argv)
+    if message is not None:
+        print(ERROR_PREFIX + message, file=sys.stderr, flush=True)
+        sys.exit(EXIT_BUSY)
+
+
 def _stale_after_s() -> float:
     return float(os.environ.get("SNNJAX_LOCK_STALE_S", STALE_AFTER_S))
 
@@ -194,11 +265,7 @@ def acquire(
                 continue  # released between our open and our read
             reason = stale_reason(holder, mtime, host=host, stale_after_s=stale_after_s, now=time.time())
             if reason is None:
-                who = holder.describe() if holder else "an unreadable lock file"
-                raise WorkdirLockedError(
-                    f"--workdir={workdir} is in use by another run ({who}). Fix: wait for it to end, stop it, "
-                    f"or use another --workdir (if that run is dead on another host, delete {path})."
-                ) from None
+                raise WorkdirLockedError(busy_message(workdir, holder)) from None
             if _take_over(path, holder, mtime):
                 warn(
                     f"warning: took over the lock of --workdir={workdir} from "

@@ -264,11 +264,13 @@ def main(argv):
 def _ablate(root: str, stage: dict) -> None:
     from snnjax import config as config_lib
     from snnjax import data as data_lib
-    from snnjax.launch import take_lock
+    from snnjax.launch import take_lock, typed_config_keys
     from snnjax.train import mesh as mesh_lib
     from snnjax.train import workdir_lock
 
     config = _CONFIG.value
+    # As the launcher: --config.epochs_all sets every stage's epochs (teacher and arms) but those typed.
+    config_lib.apply_epochs_all(config, typed_config_keys(flags.FLAGS["config"]))
     config_lib.validate(config)
     if not all(s.strip().isdigit() for s in _SEEDS.value):
         _stop(

@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 from launch_helpers import ROOT, TINY, python_with_file_size_cap
 
+from snnjax.methods.idsnn import ablation as ablation_lib
 from snnjax.train import workdir_lock
+from snnjax.train.metric_writer import read_metrics
 
 
-def ablation(root, *extra, check=True, python=(sys.executable,)):
+def ablation(root, *extra, check=True, python=(sys.executable,), arms="baseline", epochs=("--config.train.epochs=1",)):
     cmd = [
         *python,
         "-m",
@@ -18,9 +21,9 @@ def ablation(root, *extra, check=True, python=(sys.executable,)):
         "--config=configs/idsnn.py:digits",
         f"--workdir={root}",
         "--seeds=0",
-        "--arms=baseline",
+        f"--arms={arms}",
         *TINY,
-        "--config.train.epochs=1",
+        *epochs,
         "--config.model.time_steps=2",
         *extra,
     ]
@@ -105,3 +108,22 @@ def test_bad_seeds_end_in_one_line_before_anything_is_made(tmp_path):
         == "error: --seeds: 0,a is not a list of seeds. Fix: non-negative integers, e.g. --seeds 0,1,2."
     )
     assert not root.exists()
+
+
+@pytest.mark.slow
+def test_epochs_all_sets_the_teacher_and_every_arm(tmp_path):
+    """``--config.epochs_all=1`` as the launcher reads it (before: ignored, so every stage trained the
+    digits preset's 20 epochs). Two arms: one without the teacher, one with its transplant and KD."""
+    root = tmp_path / "abl"
+    teacher_args = ["--config.teacher.model.width=4", "--config.teacher.train.progress_bar=False"]
+    teacher_args += ["--config.teacher.train.tensorboard=False"]
+    ablation(root, *teacher_args, "--config.epochs_all=1", arms="baseline,idsnn", epochs=())
+    teacher = root / "seed0" / "teacher"
+    assert json.loads((teacher / "teacher_summary.json").read_text())["epochs"] == 1
+    assert [r["epoch"] for r in read_metrics(str(teacher / "metrics.jsonl")) if r["kind"] == "epoch"] == [1]
+    for arm in ("baseline", "idsnn"):
+        wd = root / "seed0" / arm
+        assert json.loads((wd / "summary.json").read_text())["epochs"] == 1
+        assert [epoch for epoch, _ in ablation_lib.epoch_curve(str(wd))] == [1]
+    config = json.loads((root / "ablation.json").read_text())["config"]
+    assert (config["train"]["epochs"], config["teacher"]["train"]["epochs"]) == (1, 1)
