@@ -106,7 +106,11 @@ def test_torch_resnet34_teacher_and_transplant_source_then_spikingjelly_export(t
         torch_logits = sj(torch.from_numpy(np.array(nchw))).numpy()
     jax_acc = float(np.mean(jax_logits.argmax(-1) == labels))
     torch_acc = float(np.mean(torch_logits.argmax(-1) == labels))
-    assert torch_acc == jax_acc and jax_acc > 0.1  # learned something in one epoch; identical in PyTorch
+    assert torch_acc == jax_acc  # identical in PyTorch
+    # The comparison means something only if the SNN is not silent or constant. (Not "accuracy > chance":
+    # a width-4 SNN after one epoch of KD from a random teacher lands near chance, above it on one CPU
+    # model and below on another: XLA's kernels round differently and spikes amplify it.)
+    assert np.ptp(jax_logits) > 0 and len(np.unique(jax_logits.argmax(-1))) > 1
     np.testing.assert_array_equal(torch_logits.argmax(-1), jax_logits.argmax(-1))
     assert np.max(np.abs(torch_logits - jax_logits)) <= 1e-4
 
