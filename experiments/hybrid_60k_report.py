@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _records import epoch_records, mean_std, queue_facts, read_json  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DOCS = os.path.join(REPO, "docs")
@@ -38,33 +40,14 @@ LONG_T_FACTOR = 8  # (b): ... and is within TOLERANCE_POINTS of the converted SN
 TOLERANCE_POINTS = 1.0
 
 
-def _json(path: str) -> dict[str, Any] | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def epoch_records(workdir: str, stage: str) -> list[dict[str, Any]]:
-    """The evaluated epoch records of ``stage`` in ``workdir/metrics.jsonl`` (the last record of each epoch)."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip().startswith("{")]
-    rows = [r for r in rows if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
-    by_epoch = {int(round(float(r["epoch"]))): r for r in rows}  # a resumed run may log an epoch again
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 def run_entry(workdir: str) -> dict[str, Any] | None:
     """The finished run's record (None while it runs)."""
-    summary = _json(os.path.join(workdir, "summary.json"))
-    conversion = _json(os.path.join(workdir, "conversion.json"))
+    summary = read_json(os.path.join(workdir, "summary.json"))
+    conversion = read_json(os.path.join(workdir, "conversion.json"))
     if summary is None or conversion is None:
         return None
-    ann = _json(os.path.join(workdir, "ann_summary.json")) or {}
-    queued = _json(os.path.join(workdir, "queue_run.json")) or {}
+    ann = read_json(os.path.join(workdir, "ann_summary.json")) or {}
+    facts = queue_facts(workdir)
     stdb = epoch_records(workdir, "stdb")
     return {
         "ann_test_acc": round(float(summary["ann"]["final_test_accuracy"]), 4),
@@ -81,11 +64,9 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
             "balance": conversion.get("balance_seconds"),
             "sweep": conversion.get("sweep_seconds"),
             "stdb": summary.get("wall_time_s"),
-            "queue": queued.get("queue_seconds"),
         },
-        "command": queued.get("command"),
-        "commit": queued.get("commit") or (summary.get("environment", {}).get("git") or {}).get("commit"),
-        "load_average_at_end": queued.get("load_average_at_end"),
+        **facts,
+        "commit": facts["commit"] or (summary.get("environment", {}).get("git") or {}).get("commit"),
     }
 
 
@@ -145,9 +126,8 @@ def _pct(x: float) -> str:
 
 
 def _mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{100 * values[0]:.2f}"
-    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+    mean, std = mean_std(values)
+    return f"{100 * mean:.2f}" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def report(runs: dict[str, Any]) -> str:
@@ -244,7 +224,7 @@ def plot(runs: dict[str, Any], path: str) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise SystemExit("usage: python experiments/hybrid_60k_report.py ROOT (the evidence queue's root)")
-    old = (_json(JSON_PATH) or {}).get("runs", {})
+    old = (read_json(JSON_PATH) or {}).get("runs", {})
     runs = collect(argv[1], old)
     with open(JSON_PATH, "w") as f:
         json.dump({"runs": runs}, f, indent=1, sort_keys=True)

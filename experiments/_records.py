@@ -1,0 +1,66 @@
+"""What the experiment report scripts share: reading a finished run's files, and seed statistics.
+
+Imported by ``experiments/*_60k_report.py`` (run as scripts: ``experiments/`` is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from typing import Any
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or None when the file does not exist (yet)."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def epoch_records(workdir: str, stage: str) -> list[dict[str, Any]]:
+    """The evaluated epoch records of ``stage`` in ``workdir/metrics.jsonl``, one per epoch in order
+    (a resumed run may log an epoch again: its last record counts)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip().startswith("{")]
+    rows = [r for r in rows if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r]
+    by_epoch = {int(round(float(r["epoch"]))): r for r in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def queue_facts(workdir: str) -> dict[str, Any]:
+    """Command, commit(s) and load recorded by experiments/evidence_queue.sh (empty outside the queue)."""
+    queued = read_json(os.path.join(workdir, "queue_run.json")) or {}
+    return {
+        "command": queued.get("command"),
+        "commit": queued.get("commit"),
+        "commits": queued.get("commits"),
+        "load_average_at_end": queued.get("load_average_at_end"),
+    }
+
+
+def seed_key(key: str) -> tuple[str, int] | None:
+    """``"<arm>_s<seed>"`` -> ``(arm, seed)``; None for any other key."""
+    arm, _, seed = key.rpartition("_s")
+    return (arm, int(seed)) if arm and seed.isdigit() else None
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for fewer than two values)."""
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Student's t interval of the mean of ``values`` (None for fewer than two values)."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
+
+    mean, std = mean_std(values)
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * std / math.sqrt(len(values))
+    return mean - half, mean + half

@@ -1,0 +1,29 @@
+"""experiments/pretrain_60k_report.py: time to accuracy by hand, on made-up runs."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("pretrain_60k_report", ROOT / "experiments" / "pretrain_60k_report.py")
+report_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report_script)
+
+SCRATCH = {"test_acc": [0.80, 0.88, 0.905, 0.903], "cumulative_seconds": [600.0, 1200.0, 1800.0, 2400.0], "pretraining_seconds": 0.0}
+PIPE_S = {"test_acc": [0.90, 0.906, 0.91], "cumulative_seconds": [900.0, 1500.0, 2100.0], "pretraining_seconds": 300.0}
+
+
+def test_time_to_the_scratch_best_and_its_ratio():
+    t_arm, ratio, target = report_script.time_ratio(PIPE_S, SCRATCH)
+    assert target == 0.905 and t_arm == 1500.0  # 0.90 < 0.905 <= 0.906
+    assert ratio == pytest.approx(1500.0 / 1800.0)
+    never = {"test_acc": [0.5, 0.6], "cumulative_seconds": [1.0, 2.0]}
+    assert report_script.time_ratio(never, SCRATCH)[:2] == (None, None)
+
+
+def test_report_rows_and_floor():
+    text = report_script.report({"scratch_s0": SCRATCH, "pipe_s_s0": PIPE_S, "other_s0": SCRATCH})
+    assert "| pipe_s | 0 | 91.00 | 3 | 5.0 | 90.50 (scratch) | 25.0 | 0.833 | 0.125 |" in text
+    assert "| scratch | 0 | 90.50 | 4 | 0.0 | 90.50 (scratch) | 30.0 | 1.000 | - |" in text
+    assert "floor 90.0 % on every seed: met." in text and "other" not in text

@@ -1,0 +1,47 @@
+"""experiments/snn2ann_60k_report.py: ratios and paired differences by hand, on made-up runs."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("snn2ann_60k_report", ROOT / "experiments" / "snn2ann_60k_report.py")
+report_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report_script)
+
+
+def _run(acc, seconds, memory, rss, spikes, t):
+    return {
+        "test_acc": acc,
+        "epoch_seconds": seconds,
+        "compiled_memory_bytes": memory,
+        "peak_rss_bytes": rss,
+        "spikes_per_image": spikes,
+        "time_steps": t,
+    }
+
+
+RUNS = {
+    "bptt_t8_s0": _run([0.90, 0.912], [999.0, 100.0], 1000, 4000, 300.0, 8),
+    "bptt_t8_s1": _run([0.90, 0.914], [120.0, 120.0], 1000, 4000, 200.0, 8),
+    "snn2ann_t5_s0": _run([0.88, 0.905], [500.0, 40.0], 300, 2000, 90.0, 5),
+    "snn2ann_t5_s1": _run([0.88, 0.909], [60.0, 60.0], 200, 3000, 80.0, 5),
+    "teacher_s0": _run([0.5], [1.0], 1, 1, 1.0, 1),
+}
+
+
+def test_ratios_by_hand_leave_out_the_first_epoch():
+    r = report_script.ratios(RUNS["snn2ann_t5_s0"], RUNS["bptt_t8_s0"])
+    assert r == pytest.approx({"time": 0.4, "memory": 0.3, "rss": 0.5, "spikes": 0.3})
+
+
+def test_report_pairs_by_seed():
+    text = report_script.report(RUNS)
+    # paired differences: -0.7 and -0.5 points -> mean -0.60; t(0.975, 1) = 12.706, sd 0.1414 -> half 1.27
+    assert "| snn2ann_t5 | 5 | 2 | 90.70 ± 0.28 | 90.50, 90.90 | -0.60 (-1.87 to +0.67) |" in text
+    # time 0.4 and 0.5 -> 0.450x; memory 0.3, 0.2 -> 0.250x; spikes 0.3, 0.4 -> 0.350x
+    assert "| 0.450x ± 0.071 | 0.250x ± 0.071 |" in text and "0.350x ± 0.071 |" in text
+    assert "BPTT floor (91.0 % on every seed): met." in text
+    assert "- snn2ann_t5 vs bptt_t8 (2 seed(s)): accuracy -0.60 points (comparable)" in text
+    assert "teacher" not in text
