@@ -5,7 +5,8 @@
 
 Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU, 6,000 images: the IDSNN
 ablation's size), fashion_mnist_60k (all 60,000 images, 3 epochs, cosine: 88.0 / 87.3 % in 18 min on a 2-core
-CPU), fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full. Same as ``configs/idsnn.py:<dataset>,baseline`` but
+CPU), fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full, imagenet; their values:
+``snnjax/methods/idsnn/config.py`` (``STUDENT``). Same as ``configs/idsnn.py:<dataset>,baseline`` but
 without a teacher stage.
 """
 
@@ -18,5 +19,5 @@ def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
     cfg.model = idsnn_config.student_model()
-    presets.apply_dataset(cfg, choice["dataset"])
+    idsnn_config.apply_dataset(cfg, choice["dataset"])
     return cfg

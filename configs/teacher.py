@@ -5,7 +5,8 @@
 
 Presets: cifar10 (default), cifar100, digits, fashion_mnist (2-core CPU: 6,000 images, 10 epochs),
 fashion_mnist_60k (all 60,000 images, 5 epochs, cosine: 91.7 / 92.1 % in 14 min on a 2-core CPU),
-fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full. Feed the workdir to IDSNN with
+fashion_mnist_full (GPU), mnist, mnist_60k, mnist_full, imagenet; their values:
+``snnjax/methods/idsnn/config.py`` (``TEACHER``). Feed the workdir to IDSNN with
 ``--config.teacher.checkpoint=runs/teacher_c100``.
 """
 
@@ -18,5 +19,5 @@ def get_config(arg: str | None = None):
     choice = config_lib.parse_presets(arg, {"dataset": presets.DATASETS})
     cfg = config_lib.base_config()
     cfg.model = idsnn_config.teacher_model()
-    presets.apply_dataset(cfg, choice["dataset"], teacher=True)
+    idsnn_config.apply_dataset(cfg, choice["dataset"], teacher=True)
     return cfg

@@ -163,6 +163,17 @@ def test_every_config_accepts_the_same_preset_combinations():
     assert sorted(key(n, a) for n, a in combinations()) == sorted(_golden()["presets"])
 
 
+MAX_CONFIG_LINES = 80
+
+
+@pytest.mark.parametrize("name", config_names())
+def test_config_files_only_pick_presets_and_stay_short(name):
+    """A config file picks presets; the values live in its method's tables (docs/architecture.md)."""
+    with open(os.path.join(CONFIGS, f"{name}.py")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) <= MAX_CONFIG_LINES, f"configs/{name}.py has {len(lines)} lines (> {MAX_CONFIG_LINES})"
+
+
 @pytest.mark.parametrize("name", config_names())
 def test_every_preset_builds_the_recorded_config(name):
     golden = _golden()

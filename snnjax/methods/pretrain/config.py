@@ -1,17 +1,32 @@
-"""Pretraining-as-a-bridge config: the ``pretrain`` section's defaults, the stage-1 config, validation."""
+"""Pretraining-as-a-bridge config: the ``pretrain`` section's defaults, the preset tables of
+``configs/pretrain.py``, the stage-1 config, validation.
+
+Stage 1 trains the ANN twin of ``config.model`` (same topology and parameter names, ReLU, T = 1,
+BN gamma initialised to ``pretrain.bn_scale_init`` = V_th 0.5) on ``pretrain.data`` (empty name:
+``config.data``) with ``pretrain.optim`` / ``pretrain.train``; stage 2 copies its params and BN
+statistics into the LIF SNN (``pretrain.reinit`` lists the modules left as initialised) and
+fine-tunes with ``optim`` / ``train``.
+
+Fine-tuning (pipe-S, and pipe-D ``full``) as the official train_finetune.py: 50 epochs (digits and
+the CPU presets: 10 / 6), SGD momentum 0.9, lr x0.3 at epochs 2/4/6/8, momentum buffers loaded from
+the pretraining optimizer (``pretrain.load_optimizer_state``; lr and schedule start fresh). pipe-D
+``official`` (Exp2 example_cifar10_res_imgnet+WU.py): every loaded tensor frozen, a new stem conv +
+BN and a new FC trained with Adam 1e-3, wd 1e-4, 60 epochs, x0.1 at 20/30/40.
+"""
 
 from __future__ import annotations
 
 import ml_collections
 
 from snnjax import config as config_lib
-from snnjax import models
+from snnjax import models, presets
 from snnjax.train import stages
 
 ACTIVATIONS = ("sharpened", "relu")  # the first is the default (the official README's WSresnet18)
 PRETRAIN_STAGE, FINETUNE_STAGE = "pretrain", "finetune"
 
-# The dataset presets of configs/pretrain.py, and the event version pipe-D fine-tunes on.
+# The preset groups of configs/pretrain.py (the first of each group is its default).
+PIPES = ("pipe_s", "pipe_d")
 DATASETS = (
     "digits",
     "cifar10",
@@ -20,6 +35,9 @@ DATASETS = (
     "fashion_mnist_full",
     "imagenet",
 )  # imagenet: pipe-S only
+ARMS = ("pretrained", "scratch")
+MODES = ("official", "full")
+# The event version of each dataset, which pipe-D fine-tunes on.
 EVENT_DATA = {
     "digits": "digits_events",
     "cifar10": "cifar10_events",
@@ -27,38 +45,98 @@ EVENT_DATA = {
     "fashion_mnist_60k": "fashion_mnist_events",
     "fashion_mnist_full": "fashion_mnist_events",
 }
-# Epochs per dataset preset: stage 1 (pretraining) and stage 2 (fine-tuning, pipe-S).
-# fashion_mnist_60k (all 60,000 images on the 2-core CPU, docs/pretrain.md "60k"): the ANN 5 epochs; the
-# SNN 10 epochs (the official fine-tuning's lr cuts at 2/4/6/8 all fall inside), the cap of the scratch
-# SNN too.
-PRETRAIN_EPOCHS = {
-    "digits": 20,
-    "cifar10": 100,
-    "fashion_mnist": 6,
-    "fashion_mnist_60k": 5,
-    "fashion_mnist_full": 100,
-    "imagenet": 100,
-}
-FINETUNE_EPOCHS = {
-    "digits": 10,
-    "cifar10": 50,
-    "fashion_mnist": 6,
-    "fashion_mnist_60k": 10,
-    "fashion_mnist_full": 50,
-    "imagenet": 50,
-}
 # The official scripts (lyh983012/SNN-ANN-Pretrain): SGD momentum 0.9, no weight decay, lr 0.1 at
 # batch 256 (0.025 at our batch 64, linear scaling); pretraining at a constant lr for 100 epochs,
-# fine-tuning with lr x0.3 at epochs 2, 4, 6, 8. The short CPU schedules (digits, fashion_mnist) use 0.05.
+# fine-tuning with lr x0.3 at epochs 2, 4, 6, 8.
 FINETUNE_MILESTONES = (2, 4, 6, 8)
-LR = {
-    "digits": 0.05,
-    "cifar10": 0.025,
-    "fashion_mnist": 0.05,
-    "fashion_mnist_60k": 0.05,
-    "fashion_mnist_full": 0.025,
-    "imagenet": 0.1,
-}  # imagenet: batch 256
+
+# Per dataset preset, on top of snnjax.presets.DATA (dotted keys, applied in order): the SNN's width,
+# T, logging and evaluation batch; stage 1's (``pretrain.*``: the ANN twin) and stage 2's
+# (fine-tuning, pipe-S and pipe-D ``full``) lr and epochs. The short CPU schedules (digits,
+# fashion_mnist*) use lr 0.05.
+PRESETS = {
+    "digits": {
+        "model.width": 16,
+        "train.log_every_steps": 10,
+        "train.epochs": 10,
+        "optim.lr": 0.05,
+        "pretrain.optim.lr": 0.05,
+        "pretrain.train.epochs": 20,
+        "pretrain.train.log_every_steps": 10,
+    },
+    "cifar10": {
+        "train.epochs": 50,
+        "optim.lr": 0.025,
+        "pretrain.optim.lr": 0.025,
+        "pretrain.train.epochs": 100,
+        "pretrain.train.log_every_steps": 50,
+    },
+    # 2-core CPU (ResNet18 width 16, T = 4 (paper: 6), the 6,000-image subset; docs/pretrain.md): ~4-7 min
+    # per 6-epoch arm (IDSNN's measurement of the same Spiking ResNet18 width 16, T = 4).
+    "fashion_mnist": {
+        "model.width": 16,
+        "train.log_every_steps": 20,
+        "train.epochs": 6,
+        "optim.lr": 0.05,
+        "data.eval_batch_size": 500,
+        "pretrain.optim.lr": 0.05,
+        "pretrain.train.epochs": 6,
+        "pretrain.train.log_every_steps": 20,
+        "model.time_steps": 4,
+    },
+    # All 60,000 images on the 2-core CPU (docs/pretrain.md "60k"): the ANN 5 epochs; the SNN 10 epochs
+    # (the official fine-tuning's lr cuts at 2/4/6/8 all fall inside), the cap of the scratch SNN too.
+    "fashion_mnist_60k": {
+        "model.width": 16,
+        "train.log_every_steps": 50,
+        "train.epochs": 10,
+        "optim.lr": 0.05,
+        "data.eval_batch_size": 500,
+        "pretrain.optim.lr": 0.05,
+        "pretrain.train.epochs": 5,
+        "pretrain.train.log_every_steps": 50,
+        "model.time_steps": 4,
+    },
+    # GPU: width 64 on all 60,000 images, the official epochs.
+    "fashion_mnist_full": {
+        "model.width": 64,
+        "train.log_every_steps": 100,
+        "train.epochs": 50,
+        "optim.lr": 0.025,
+        "data.eval_batch_size": 500,
+        "pretrain.optim.lr": 0.025,
+        "pretrain.train.epochs": 100,
+        "pretrain.train.log_every_steps": 100,
+    },
+    # Streamed imagenet2012 records (snnjax.presets.DATA), 224 crops, bf16 (on a CPU pass
+    # --config.model.dtype=float32); the official ImageNet ResNets define a max-pool but never call it.
+    "imagenet": {
+        "model.stem": "imagenet_nopool",
+        "model.dtype": "bfloat16",
+        "train.log_every_steps": 100,
+        "train.epochs": 50,
+        "optim.lr": 0.1,  # batch 256
+        "pretrain.optim.lr": 0.1,
+        "pretrain.train.epochs": 100,
+        "pretrain.train.log_every_steps": 100,
+    },
+}
+# pipe_d,official (Exp2 example_cifar10_res_imgnet+WU.py): new conv1 (+ its norm) and new FC, all
+# else frozen, trained with a fresh Adam (:func:`pipe_d_official_optim`) for 60 epochs, x0.1 at
+# 20/30/40; the CPU presets the same shape in 6 epochs.
+PIPE_D_OFFICIAL = {
+    "pretrain.reinit": "stem_conv,stem_bn,head",
+    "pretrain.freeze_loaded": True,
+    "pretrain.load_optimizer_state": False,
+}
+_PIPE_D_CPU = {"train.epochs": 6, "optim.milestones": (2, 3, 4)}
+PIPE_D_OFFICIAL_SCHEDULE = {
+    "digits": _PIPE_D_CPU,
+    "cifar10": {"train.epochs": 60},
+    "fashion_mnist": _PIPE_D_CPU,
+    "fashion_mnist_60k": _PIPE_D_CPU,
+    "fashion_mnist_full": {"train.epochs": 60},
+}
 
 
 def snn_model(**overrides) -> ml_collections.ConfigDict:
@@ -76,17 +154,61 @@ def snn_model(**overrides) -> ml_collections.ConfigDict:
     )
 
 
-def finetune_optim(dataset: str) -> ml_collections.ConfigDict:
-    """Stage 2 (pipe-S, as the official train_finetune.py): SGD, lr x0.3 at epochs 2/4/6/8."""
+def finetune_optim(dataset: str | None = None) -> ml_collections.ConfigDict:
+    """Stage 2 (pipe-S, as the official train_finetune.py): SGD, lr x0.3 at epochs 2/4/6/8; the lr of
+    ``dataset``'s preset (default: 0.025, the official lr at batch 64)."""
+    cfg = config_lib.optim_config(
+        lr=0.025, weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
+    )
+    return presets.apply(cfg, _section_values(dataset, "optim"))
+
+
+def pipe_d_official_optim() -> ml_collections.ConfigDict:
+    """pipe-D ``official``: a fresh Adam 1e-3, wd 1e-4, x0.1 at epochs 20/30/40."""
     return config_lib.optim_config(
-        lr=LR[dataset], weight_decay=0.0, schedule="multistep", milestones=FINETUNE_MILESTONES, gamma=0.3
+        name="adam", lr=1e-3, weight_decay=1e-4, schedule="multistep", milestones=(20, 30, 40), gamma=0.1
     )
 
 
-def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
-    """``config.pretrain``: stage 1 (the ANN twin) and the transfer; the official scripts' settings."""
-    digits = dataset == "digits"
-    return ml_collections.ConfigDict(
+def _section_values(dataset: str | None, section: str) -> dict:
+    """The keys under ``section.`` of ``dataset``'s row of :data:`PRESETS`, relative to the section."""
+    prefix = section + "."
+    row = PRESETS[dataset] if dataset is not None else {}
+    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+
+
+def apply_preset(
+    cfg: ml_collections.ConfigDict, *, pipe: str, dataset: str, arm: str, activation: str, mode: str
+) -> ml_collections.ConfigDict:
+    """The presets of ``configs/pretrain.py`` in place (and return ``cfg``, which has the ``pretrain``
+    section): the arm and activation, the data section and :data:`PRESETS` of ``dataset``; pipe-D
+    moves the fine-tuning to the dataset's event version (and ``official`` mode to
+    :data:`PIPE_D_OFFICIAL`)."""
+    cfg.pretrain.enabled = arm == "pretrained"
+    cfg.pretrain.activation = activation
+    presets.apply_data(cfg, dataset)
+    presets.apply(cfg, PRESETS[dataset])
+    if pipe != "pipe_d":
+        return cfg
+    if dataset not in EVENT_DATA:
+        config_lib.fail("dataset", dataset, "pipe_d needs an event version of the data; use pipe_s,imagenet")
+    # The static source keeps the dataset's own section; the SNN fine-tunes on its event version.
+    cfg.pretrain.data = ml_collections.ConfigDict(cfg.data.to_dict())
+    cfg.data.name = EVENT_DATA[dataset]
+    cfg.data.options = ml_collections.ConfigDict()
+    cfg.data.options.time_steps = cfg.model.get_ref("time_steps")  # frames per sample = T
+    cfg.pretrain.reinit = "stem_conv"  # the input has 2 polarity channels
+    if mode == "official":
+        presets.apply(cfg, PIPE_D_OFFICIAL)
+        cfg.optim = pipe_d_official_optim()
+        presets.apply(cfg, PIPE_D_OFFICIAL_SCHEDULE[dataset])
+    return cfg
+
+
+def pretrain_section(dataset: str | None = None) -> ml_collections.ConfigDict:
+    """``config.pretrain``: stage 1 (the ANN twin) and the transfer; the official scripts' settings
+    (with ``dataset``: the ``pretrain.*`` values of its preset, :data:`PRESETS`)."""
+    cfg = ml_collections.ConfigDict(
         dict(
             enabled=True,
             checkpoint="",  # workdir of a finished pretrain.py run; "" trains stage 1 here
@@ -98,14 +220,11 @@ def pretrain_section(dataset: str) -> ml_collections.ConfigDict:
             reinit="",  # comma-separated modules NOT loaded into the SNN, e.g. "stem_conv"
             eval_transfer=True,  # test the SNN right after loading, before fine-tuning
             data=config_lib.data_config(name=""),  # "" = pretrain on config.data (pipe-S)
-            optim=config_lib.optim_config(
-                lr=LR.get(dataset, 0.025), weight_decay=0.0, schedule="constant", milestones=()
-            ),
-            train=config_lib.train_config(
-                epochs=PRETRAIN_EPOCHS.get(dataset, 100), log_every_steps=10 if digits else 50
-            ),
+            optim=config_lib.optim_config(lr=0.025, weight_decay=0.0, schedule="constant", milestones=()),
+            train=config_lib.train_config(epochs=100, log_every_steps=50),
         )
     )
+    return presets.apply(cfg, _section_values(dataset, "pretrain"))
 
 
 def parse_reinit(value: str) -> tuple[str, ...]:
