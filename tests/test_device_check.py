@@ -1,4 +1,4 @@
-"""``benchmarks/device_check.py --dry-run``: the GPU session's one command still runs, on this CPU.
+"""The device check (``devcheck/``): its ``--dry-run`` still runs on this CPU, and every path it names exists.
 
 The dry run exercises every part with tiny sizes (CPU, width 8, batch 4): the correctness tests
 (a subset), the sharded check (a one-device CPU mesh vs the plain CPU step), the speed table (snnjax; SpikingJelly
@@ -12,6 +12,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -19,13 +20,13 @@ import types
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "device_check.py"
+PACKAGE = ROOT / "devcheck"  # entry: devcheck/run.sh -> python -m devcheck
 
 
 def _load_module():
-    """The devcheck package beside the script, imported the way the script imports it."""
-    if str(SCRIPT.parent) not in sys.path:
-        sys.path.insert(0, str(SCRIPT.parent))
+    """The devcheck package at the repository root, imported the way ``python -m devcheck`` imports it."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     import devcheck.flops
     import devcheck.plan
     import devcheck.report
@@ -78,6 +79,42 @@ def test_every_file_and_preset_the_device_check_names_exists():
         assert module.get_config(preset or None) is not None, config
 
 
+# Repository paths as the device check's files and its README write them (``devcheck/run.sh``, ``tests/x.py``).
+_PATH = re.compile(r"(?<![\w./-])((?:devcheck|benchmarks|tests|configs|docs)/[\w./-]*\w\.(?:py|sh|md|json))")
+
+
+def test_every_path_the_device_check_files_name_exists():
+    """The entry (``devcheck/run.sh``), the fetch script, the GPU issue's ``benchmarks/device_check.sh`` shim
+    and every repository path named in the package, its scripts and its README: a move leaves none behind."""
+    files = [*sorted(PACKAGE.glob("*.py")), *sorted(PACKAGE.glob("*.sh")), PACKAGE / "README.md"]
+    files.append(ROOT / "benchmarks" / "device_check.sh")
+    for f in files:
+        assert f.is_file(), f
+    named = {m for f in files for m in _PATH.findall(f.read_text())}
+    assert {"devcheck/run.sh", "devcheck/fetch_wheels.sh"} <= named
+    assert sorted(n for n in named if not (ROOT / n).is_file()) == []
+    shim = (ROOT / "benchmarks" / "device_check.sh").read_text()
+    assert 'exec bash "$(dirname "$0")/../devcheck/run.sh" "$@"' in shim
+    assert 'exec python3 -m devcheck --out "$out" "$@"' in (PACKAGE / "run.sh").read_text()
+
+
+@pytest.mark.skipif((ROOT / ".whl").is_dir(), reason="run.sh would install the carried .whl/ wheels into /tmp/site")
+def test_the_gpu_issues_command_reaches_the_device_check(tmp_path):
+    """``bash benchmarks/device_check.sh --help``: shim -> devcheck/run.sh -> ``python3 -m devcheck``."""
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    env["OUT"] = str(tmp_path)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "One command for a GPU session" in proc.stdout and "--dry-run" in proc.stdout
+
+
 def test_every_test_selection_of_the_device_check_selects_tests():
     """Each (file, -k) pair keeps at least one test of its file, and the sharded test is among them."""
     plan = _load_module().plan
@@ -126,7 +163,8 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            "devcheck",
             "--dry-run",
             "--out",
             str(out),
@@ -194,12 +232,12 @@ def test_dry_run_writes_json_and_markdown(tmp_path):
 
 
 def test_the_spikingjelly_worker_imports_without_jax_or_flax():
-    """The SpikingJelly worker runs ``device_check.py`` under an interpreter with torch only: the
+    """The SpikingJelly worker runs ``python -m devcheck`` under an interpreter with torch only: the
     devcheck package must import there (a module-level snnjax import once made both SJ rows fail)."""
     code = (
         "import sys\n"
         "for m in ('jax', 'flax', 'optax', 'snnjax'): sys.modules[m] = None  # importing them raises\n"
-        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
         "import devcheck.cli, devcheck.workers\n"
         "print('imported')\n"
     )

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepare what benchmarks/device_check.py needs on the GPU machine and its image lacks, in two
+# Prepare what the device check (devcheck/run.sh) needs on the GPU machine and its image lacks, in two
 # git-ignored folders of the repo root that the device `run` call carries:
 #   .whl/      wheels (Python 3.12, manylinux x86-64): ml_collections, tensorboardX, loguru and
 #              spikingjelly 2.0.0 (pure-Python wheels; torch, triton, jax, flax, optax, orbax,
 #              absl-py, PyYAML, protobuf, scikit-learn, pytest, pytest-xdist are in the image);
 #   .devdata/  the four Fashion-MNIST IDX files (for configs/idsnn.py:fashion_mnist_full; no network there).
-# Usage (repo root):  bash benchmarks/fetch_device_wheels.sh
+# Usage (repo root):  bash devcheck/fetch_wheels.sh
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 grep -qx "/.whl/" .gitignore && grep -qx "/.devdata/" .gitignore || { echo "add /.whl/ and /.devdata/ to .gitignore" >&2; exit 1; }

@@ -20,7 +20,7 @@ from typing import Any
 
 from devcheck import plan
 from devcheck.flops import resnet_train_flops
-from devcheck.plan import DRY, FULL, H200_BF16_PEAK_FLOPS, HERE, ROOT
+from devcheck.plan import DRY, ENTRY, FULL, H200_BF16_PEAK_FLOPS, ROOT
 from devcheck.procs import Worker, _has_module, _nvidia_smi, _one_shot, _run_text
 from devcheck.report import markdown
 
@@ -130,7 +130,7 @@ class Run:
         return res
 
     def sharded(self) -> dict:
-        cmd = [sys.executable, str(HERE / "device_check.py"), "--worker", "sharded"]
+        cmd = [sys.executable, *ENTRY, "--worker", "sharded"]
         env = self.env(JAX_PLATFORMS=f"{self.platform},cpu" if self.platform != "cpu" else "cpu")
         if self.platform == "cpu":
             # Dry run: a one-device CPU mesh, T=1. (Two fake CPU devices work too, but their
@@ -177,7 +177,7 @@ class Run:
         """
         workers: list[tuple[str, str, Worker | None, str]] = []
         snnjax_env = self.env(XLA_PYTHON_CLIENT_MEM_FRACTION=".45", XLA_PYTHON_CLIENT_PREALLOCATE="true")
-        cmd = [sys.executable, str(HERE / "device_check.py"), "--worker", "snnjax"]
+        cmd = [sys.executable, *ENTRY, "--worker", "snnjax"]
         workers.append(("snnjax", "xla", self._start("snnjax", cmd, snnjax_env), ""))
         sj = self.sj_python()
         for impl in self.sizes["sj_impls"]:
@@ -189,7 +189,7 @@ class Run:
             if not probe:
                 workers.append(("spikingjelly", impl, None, f"skipped: {sj} cannot import spikingjelly + torch"))
                 continue
-            cmd = [sj, str(HERE / "device_check.py"), "--worker", "spikingjelly", "--neuron-impl", impl]
+            cmd = [sj, *ENTRY, "--worker", "spikingjelly", "--neuron-impl", impl]
             workers.append(("spikingjelly", impl, self._start(f"sj-{impl}", cmd, self.env()), ""))
         return workers
 
@@ -297,7 +297,7 @@ class Run:
         res: dict[str, Any] = dict(
             config=spec["config"], overrides=spec["overrides"], fallback_reason=why, timeout_s=timeout
         )
-        cmd = [sys.executable, str(HERE / "device_check.py"), "--worker", "e2e", "--worker-arg", json.dumps(spec)]
+        cmd = [sys.executable, *ENTRY, "--worker", "e2e", "--worker-arg", json.dumps(spec)]
         env = self.env(JAX_PLATFORMS=self.platform)
         if spec.get("data_dir"):
             env["SNNJAX_DATA_DIR"] = spec["data_dir"]

@@ -1,14 +1,15 @@
 """One command for a GPU session: correctness on the device, training-step speed vs SpikingJelly, a short run.
 
-    python benchmarks/device_check.py --out "$OUT"            # on the GPU machine (<= 8 min on one H200)
-    python benchmarks/device_check.py --dry-run --out /tmp/dc # tiny sizes on this CPU (well under a minute)
+    python -m devcheck --out "$OUT"            # repo root, on the GPU machine (<= 8 min on one H200)
+    python -m devcheck --dry-run --out /tmp/dc # repo root, tiny sizes on this CPU
+    bash devcheck/run.sh                       # the GPU session's one command (installs the carried wheels first)
 
 Three parts, each recorded in ``device_check.json`` and summarised in ``device_check.md`` (both in
 ``--out``, default ``$OUT``). A part that cannot run (no SpikingJelly, no GPU, no preset, out of
 time) is recorded as ``"skipped: <reason>"`` or ``"error: <reason>"`` and the others still run.
 
 a. **tests**: the device-independent correctness tests under ``JAX_PLATFORMS=cuda`` (``cpu`` in a
-   dry run), named once in ``devcheck/plan.py`` (a CI test checks that they exist): a quick pair
+   dry run), named once in ``plan.py`` (this package) (a CI test checks that they exist): a quick pair
    first, then LIF vs NumPy, fast paths equal, transplant, KD loss and the sharded-step test
    where the backend has its 8 devices; plus this script's own
    **sharded check**: one training step of a tiny Spiking ResNet on a mesh over all devices of
@@ -40,8 +41,11 @@ from __future__ import annotations
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the devcheck package beside this file
-sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))  # snnjax, for the FLOP model's stage table
+# The repository root holds this package, snnjax (the FLOP model's stage table) and benchmarks/ (the step
+# scripts); ``python -m devcheck`` run there has it on sys.path already, a run from elsewhere gets it here.
+_ROOT = str(pathlib.Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 from devcheck.cli import main  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The worker processes of the device check (``device_check.py --worker KIND``): one request per stdin line,
+"""The worker processes of the device check (``python -m devcheck --worker KIND``): one request per stdin line,
 one ``RESULT {json}`` line per answer on stdout."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from devcheck.plan import HERE, ROOT
+from devcheck.plan import BENCHMARKS, ROOT
 
 
 def _emit(obj: dict) -> None:
@@ -44,7 +44,7 @@ def worker_loop(kind: str, handle) -> None:
 
 
 def snnjax_worker() -> None:
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(BENCHMARKS))
     sys.path.insert(0, str(ROOT))
     from snnjax import runtime
 
@@ -64,7 +64,7 @@ def snnjax_worker() -> None:
 
 
 def spikingjelly_worker(neuron_impl: str) -> None:
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(BENCHMARKS))
     import spikingjelly_step
 
     def handle(req):

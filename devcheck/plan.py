@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HERE = ROOT / "benchmarks"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"  # the step scripts the speed workers import (STEP_SCRIPTS)
+# How the parent starts its workers (``--worker KIND``): this package as a module, cwd = ROOT.
+ENTRY = ("-m", "devcheck")
 H200_BF16_PEAK_FLOPS = 790e12  # dense bf16, measured ~788 TFLOP/s with an 8192^3 matmul (device README)
 
 # Correctness tests: (file, -k expression within that file or None for all of it).
