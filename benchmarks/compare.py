@@ -12,14 +12,16 @@ other processes on a shared machine hits both alike; the tables report medians o
         --sj-variants own,zoo,own+cl,zoo+cl                        # step-by-step interleaving
 
 Outputs: a Markdown table on stdout (``ratio`` = the fastest SpikingJelly variant's step time /
-this step time, so > 1 means faster than SpikingJelly at its best), raw records appended to
-``--out`` (JSON lines) and, with scaling, the PNG ``--plot`` (default ``./scaling.png``; its title
-carries the load average, and no such figure is kept in the repo).
+this step time, so > 1 means faster than SpikingJelly at its best) and, with scaling, the PNG
+``--plot`` (default ``./scaling.png``; its title carries the load average, and no such figure is
+kept in the repo).
 
-``--save NAME`` also writes ``benchmarks/results/NAME.json`` (command, commit, machine, date, load;
-:mod:`benchmarks._results`) with every configuration's per-impl medians, per-step times and the
-ratios against the fastest SpikingJelly variant: the file README.md's SpikingJelly sentence is
-checked against (``benchmarks/quoted.py``).
+``--save NAME`` writes ``benchmarks/results/NAME.json`` (command, commit, machine, date, load;
+:mod:`benchmarks._results`), rewritten after every configuration, with every configuration's per-impl
+medians, per-step times and the ratios against the fastest SpikingJelly variant (``values.results``)
+and every measurement process's raw record, failures included (``values.records``): the file
+README.md's SpikingJelly sentence is checked against (``benchmarks/quoted.py``). Without ``--save``
+nothing is written.
 
 ``--interleave step`` keeps one process per implementation alive and steps them in turn (A B C,
 C B A, ...): on a shared machine the frameworks then see the same load, step by step.
@@ -126,8 +128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--jax-python", default=sys.executable)
     p.add_argument("--sj-python", default=DEFAULT_SJ_PYTHON)
-    p.add_argument("--out", default=str(HERE / "results.jsonl"))
-    p.add_argument("--save", default="", help="also write benchmarks/results/SAVE.json (command, commit, machine)")
+    p.add_argument(
+        "--save", default="", help="write benchmarks/results/SAVE.json (command, commit, machine, raw records)"
+    )
     p.add_argument("--scaling", action="store_true", help="also run the T x batch scaling table + plot")
     p.add_argument("--scaling-only", action="store_true")
     p.add_argument("--scaling-width", type=int, default=16)
@@ -196,7 +199,9 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
             for v in sj_variants
         ]
     if args.interleave == "step":
-        return measure_stepwise(jobs, env, args, f"[{depth} w{width} T{t} B{batch} {dtype}]")
+        results = measure_stepwise(jobs, env, args, f"[{depth} w{width} T{t} B{batch} {dtype}]")
+        args.raw_records.extend(rec for recs in results.values() for rec in recs)
+        return results
     results: dict[str, list[dict]] = {label: [] for label, _ in jobs}
     for r in range(args.rounds):
         order = jobs if r % 2 == 0 else jobs[::-1]  # A B, then B A: neither always goes first
@@ -204,8 +209,7 @@ def measure_config(depth, width, t, batch, dtype, args, variants, with_sj) -> di
             rec = run_one(cmd, env)
             rec.update(label=label, round=r, load1=os.getloadavg()[0], date=time.strftime("%Y-%m-%d %H:%M"))
             results[label].append(rec)
-            with open(args.out, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            args.raw_records.append(rec)
             status = rec.get("error", "")[:200] or f"{rec['step_s']:.2f}s/step cpu {rec['cpu_s']:.2f}s"
             print(f"  [{depth} w{width} T{t} B{batch} {dtype}] {label} r{r}: {status}", file=sys.stderr, flush=True)
     return results
@@ -280,8 +284,6 @@ def measure_stepwise(jobs, env, args, tag) -> dict[str, list[dict]]:
             date=time.strftime("%Y-%m-%d %H:%M"),
         )
         results[label] = [rec]
-        with open(args.out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
     return results
 
 
@@ -345,7 +347,8 @@ def print_table(rows: list[tuple[tuple, dict[str, dict]]]) -> None:
 
 def record_values(rows: list[tuple[tuple, dict[str, dict]]], args: argparse.Namespace) -> dict:
     """``--save``'s values: per configuration the summaries, the fastest SpikingJelly variant and
-    ``speedup_vs_sj`` (its median step time / each snnjax variant's median step time; > 1 = snnjax faster)."""
+    ``speedup_vs_sj`` (its median step time / each snnjax variant's median step time; > 1 = snnjax faster);
+    ``records``: every measurement process's raw record so far (the scaling grid's too), failures included."""
     results = []
     for (depth, width, t, batch, dtype), summary in rows:
         sj = best_spikingjelly(summary)
@@ -367,7 +370,20 @@ def record_values(rows: list[tuple[tuple, dict[str, dict]]], args: argparse.Name
                 speedup_vs_sj=speedup,
             )
         )
-    return dict(interleave=args.interleave, steps=args.steps, warmup=args.warmup, rounds=args.rounds, results=results)
+    return dict(
+        interleave=args.interleave,
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        results=results,
+        records=args.raw_records,
+    )
+
+
+def save(args: argparse.Namespace) -> None:
+    """Rewrite ``--save``'s record with what is measured so far (a sweep stopped early keeps it)."""
+    if args.save:
+        _results.write(args.save, record_values(args.rows, args), args.load_before)
 
 
 def run_matrix(args: argparse.Namespace) -> None:
@@ -375,12 +391,11 @@ def run_matrix(args: argparse.Namespace) -> None:
     for key in ("depths", "time_steps", "batches", "dtypes"):
         if getattr(args, key):
             m[key] = getattr(args, key)
-    rows = []
+    rows = args.rows
     for depth, t, batch, dtype in itertools.product(m["depths"], m["time_steps"], m["batches"], m["dtypes"]):
         key = (depth, args.width, t, batch, dtype)
         rows.append((key, summarise(measure_config(*key, args, args.variants, not args.no_spikingjelly))))
-        if args.save:  # after every configuration, so that a sweep stopped early keeps what it measured
-            _results.write(args.save, record_values(rows, args), args.load_before)
+        save(args)  # after every configuration, so that a sweep stopped early keeps what it measured
     print_table(rows)
     if args.save:
         print(f"wrote {_results.RESULTS_DIR / (args.save + '.json')}")
@@ -395,8 +410,11 @@ def run_scaling(args: argparse.Namespace) -> None:
         summary = summarise(measure_config(*key, args, [variant], not args.no_spikingjelly))
         rows.append((key, summary))
         grid[(t, batch)] = summary
+        save(args)  # the scaling grid's raw records join values.records
     print(f"\nScaling (ResNet-18, width {args.scaling_width}, float32, snnjax variant {variant}):")
     print_table(rows)
+    if args.save:
+        print(f"wrote {_results.RESULTS_DIR / (args.save + '.json')}")
     plot_scaling(grid, args, variant)
 
 
@@ -438,6 +456,7 @@ def plot_scaling(grid: dict, args: argparse.Namespace, variant: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.load_before = _results.load()
+    args.rows, args.raw_records = [], []  # --save's summaries (matrix) and every process's raw record
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
     if not args.scaling_only:
         run_matrix(args)

@@ -1,6 +1,6 @@
 """Fault injection with real processes on a tiny digits run: does a run survive, bitwise?
 
-    python benchmarks/faults.py                       # the README's table (about 10-20 min on 2 loaded cores)
+    python benchmarks/faults.py --save faults         # the README's table (about 10-20 min on 2 loaded cores)
     python benchmarks/faults.py --kills 2 --chains 1 --corrupt_kinds 2 --out /tmp/f.json   # the CI form
 
 Every trial launches ``launch.py`` as a user would (a width-4 ResNet18 on ``digits``, 2 epochs of 22
@@ -18,7 +18,10 @@ folder appears, i.e. during a write), each followed by the same command again (s
 ``--kills`` in ``--chains`` runs); every kind of checkpoint file overwritten with random bytes in the
 latest checkpoint; a second launch on the same workdir while the first runs; a file-size limit
 (``RLIMIT_FSIZE``, as a full disk) hit mid-save; a read-only workdir (the launch runs as ``nobody``).
-Results are printed as a Markdown table and written as JSON (``--out``).
+Results are printed as a Markdown table and written, after every trial, as a results record
+(:mod:`benchmarks._results`: command, commit, machine, date, load; the trials in ``values``):
+``--save NAME`` writes ``benchmarks/results/NAME.json`` (the README's table: ``faults``), ``--out PATH``
+the same record anywhere else.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import glob
 import json
 import os
+import pathlib
 import random
 import re
 import resource
@@ -320,11 +324,26 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def save(path: str, results: dict, t0: float) -> None:
-    """Write what is measured so far (a long benchmark stopped early still leaves its trials)."""
-    if path:
-        with open(path, "w") as f:
-            json.dump({**results, "seconds": round(time.time() - t0, 1), "load_average": os.getloadavg()}, f, indent=2)
+def _results_module():
+    """``benchmarks/_results.py`` (imported only when a record is written: the CI test imports this file)."""
+    for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):  # snnjax (the record's commit), _results
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import _results
+
+    return _results
+
+
+def save(args: argparse.Namespace, results: dict, t0: float, load_before: list[float] | None) -> None:
+    """Write what is measured so far (a long benchmark stopped early still leaves its trials) as a results
+    record: ``--save NAME`` into ``benchmarks/results/NAME.json``, ``--out PATH`` at PATH."""
+    if not (args.save or args.out):
+        return
+    values = {**results, "seconds": round(time.time() - t0, 1)}
+    if args.save:
+        _results_module().write(args.save, values, load_before)
+    if args.out:
+        _results_module().write(args.save or "faults", values, load_before, path=pathlib.Path(args.out))
 
 
 def main() -> None:
@@ -333,10 +352,12 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4, help="runs the kills are spread over")
     parser.add_argument("--corrupt_kinds", type=int, default=len(CORRUPT_KINDS), help="how many file kinds to corrupt")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="", help="write the results as JSON here")
+    parser.add_argument("--save", default="", help="write the record to benchmarks/results/SAVE.json")
+    parser.add_argument("--out", default="", help="write the same record to this path")
     parser.add_argument("--skip", default="", help="comma-separated: concurrent,disk_full,read_only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     root = tempfile.mkdtemp(prefix="snnjax_faults_")
     t0 = time.time()
     try:
@@ -346,12 +367,12 @@ def main() -> None:
         for n in per_chain:
             results["kill"].append(kill_chain(ref, root, n, rng))
             print("kill chain:", results["kill"][-1], file=sys.stderr, flush=True)
-            save(args.out, results, t0)
+            save(args, results, t0, load_before)
         base = stopped_run(root, "stopped")
         for i, kind in enumerate(CORRUPT_KINDS[: args.corrupt_kinds]):
             results["corrupt"][kind] = corrupt_trial(ref, base, root, kind, seed=args.seed + i)
             print("corrupt", kind, results["corrupt"][kind], file=sys.stderr, flush=True)
-            save(args.out, results, t0)
+            save(args, results, t0, load_before)
         skip = set(filter(None, args.skip.split(",")))
         for name, trial in (
             ("concurrent", lambda: concurrent_trial(ref, root)),
@@ -360,14 +381,9 @@ def main() -> None:
         ):
             results[name] = trial() if name not in skip else {}
             print(name, results[name], file=sys.stderr, flush=True)
-            save(args.out, results, t0)
-        results["seconds"] = round(time.time() - t0, 1)
-        results["load_average"] = os.getloadavg()
+            save(args, results, t0, load_before)
         if not skip:
             print(table(results))
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(results, f, indent=2)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -9,7 +9,9 @@ dataset's image shape ``[batch, H, W, C]``; parameters are freshly initialised (
 depend on their values). Each ``--root`` (a checkout holding ``snnjax/`` and ``configs/``) is timed in
 its own process; with two or more, ``--rounds`` alternate them so that they share whatever load the
 machine has, and the ratio of median step times to the first root is printed. One JSON line per
-measurement, then a summary line.
+measurement, then a summary line. ``--save NAME`` also writes them to ``benchmarks/results/NAME.json``
+(:mod:`benchmarks._results`: command, commit, machine, date, load; ``values.records`` the measurement
+lines, ``values.summary`` the summary), rewritten after every measurement.
 
 Use it to tell a code regression from a slower machine: a preset that took longer today than in a
 recorded run is timed here against the checkout of that run.
@@ -41,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds over the roots")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--save", default="", help="write benchmarks/results/SAVE.json (command, commit, machine)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -119,12 +122,25 @@ def _commit(root: str) -> str:
         return "unknown"
 
 
+def _results_module():
+    """``benchmarks/_results.py``, beside this file (with this checkout's snnjax for the record's commit)."""
+    for path in (os.path.dirname(HERE), HERE):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import _results
+
+    return _results
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     roots = args.root or [os.path.dirname(HERE)]
     if args.worker:
         print(json.dumps(measure(roots[0], args.config, args.warmup, args.steps)), flush=True)
         return
+    _results = _results_module() if args.save else None
+    load_before = _results.load() if _results else None
+    records: list[dict] = []
     medians: dict[str, list[float]] = {r: [] for r in roots}
     for _ in range(args.rounds if len(roots) > 1 else 1):
         for root in roots:
@@ -134,12 +150,18 @@ def main(argv: list[str] | None = None) -> None:
             record = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(record), flush=True)
             medians[root].append(record["step_ms_median"])
+            records.append(record)
+            if _results:  # after every measurement: a comparison stopped early keeps what it measured
+                _results.write(args.save, {"records": records}, load_before)
     first = statistics.median(medians[roots[0]])
     summary = {
         r: {"step_ms": statistics.median(m), "vs_first": round(statistics.median(m) / first, 3)}
         for r, m in medians.items()
     }
     print(json.dumps({"summary": summary}), flush=True)
+    if _results:
+        path = _results.write(args.save, {"records": records, "summary": summary}, load_before)
+        print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
