@@ -6,7 +6,7 @@
 Writes ``WORKDIR/metrics.jsonl``, TensorBoard files, checkpoints and, at the end,
 ``WORKDIR/summary.json``. Started again with the same ``--workdir``, a run resumes from its latest
 checkpoint. On several hosts (TPU pod slices, multi-node GPU) run the same command on every host
-(README, "Multi-host runs"). Everything lives in :mod:`snnjax.launch`.
+(docs/running.md, "Multi-process runs"). Everything lives in :mod:`snnjax.launch`.
 """
 
 import os

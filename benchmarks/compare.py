@@ -20,7 +20,7 @@ kept in the repo).
 :mod:`benchmarks._results`), rewritten after every configuration, with every configuration's per-impl
 medians, per-step times and the ratios against the fastest SpikingJelly variant (``values.results``)
 and every measurement process's raw record, failures included (``values.records``): the file
-README.md's SpikingJelly sentence is checked against (``benchmarks/quoted.py``). Without ``--save``
+docs/running.md's SpikingJelly sentence is checked against (``benchmarks/quoted.py``). Without ``--save``
 nothing is written.
 
 ``--interleave step`` keeps one process per implementation alive and steps them in turn (A B C,

@@ -1,6 +1,6 @@
 """Fault injection with real processes on a tiny digits run: does a run survive, bitwise?
 
-    python benchmarks/faults.py --save faults         # the README's table (about 10-20 min on 2 loaded cores)
+    python benchmarks/faults.py --save faults         # docs/guarantees.md's table (about 10-20 min on 2 loaded cores)
     python benchmarks/faults.py --kills 2 --chains 1 --corrupt_kinds 2 --out /tmp/f.json   # the CI form
 
 Every trial launches ``launch.py`` as a user would (a width-4 ResNet18 on ``digits``, 2 epochs of 22
@@ -20,7 +20,7 @@ latest checkpoint; a second launch on the same workdir while the first runs; a f
 (``RLIMIT_FSIZE``, as a full disk) hit mid-save; a read-only workdir (the launch runs as ``nobody``).
 Results are printed as a Markdown table and written, after every trial, as a results record
 (:mod:`benchmarks._results`: command, commit, machine, date, load; the trials in ``values``):
-``--save NAME`` writes ``benchmarks/results/NAME.json`` (the README's table: ``faults``), ``--out PATH``
+``--save NAME`` writes ``benchmarks/results/NAME.json`` (docs/guarantees.md's table: ``faults``), ``--out PATH``
 the same record anywhere else.
 """
 

@@ -23,7 +23,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 # Markdown files that quote benchmark results (relative to the repository root).
-QUOTING_FILES = ("README.md", "docs/snn2ann.md", "benchmarks/RESULTS.md")
+QUOTING_FILES = ("README.md", "docs/snn2ann.md", "docs/running.md", "benchmarks/RESULTS.md")
 BLOCK = re.compile(r"(<!-- quoted: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end quoted -->)", re.S)
 MIB = 2**20
 HEADER = (
@@ -123,7 +123,7 @@ def render_spikingjelly(record: dict[str, Any]) -> str:
 
 
 def spikingjelly_phrase(record: dict[str, Any]) -> str:
-    """README's sentence: ``1.29x at T=4 (9.59 vs 12.34 s/step), ...`` for every configuration of
+    """docs/running.md's sentence (Performance): ``1.29x at T=4 (9.59 vs 12.34 s/step), ...`` for every configuration of
     the record, in its order (speedup = fastest SpikingJelly median step / snnjax's)."""
     parts = []
     for r in record["values"]["results"]:
@@ -204,10 +204,9 @@ PHRASES = (
     ("README.md", "snn2ann_vs_bptt_T4_unrolled", readme_phrase),
     ("docs/snn2ann.md", "snn2ann_vs_bptt_T4_unrolled", readme_phrase),
     ("docs/snn2ann.md", ("snn2ann_vs_bptt_T4", "snn2ann_vs_bptt_T4_run2"), readme_phrase),
-    ("README.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
-    ("docs/snn2ann.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
     ("docs/fmnist_results_other_pipelines.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
-    ("README.md", "snnjax_vs_spikingjelly_cpu", spikingjelly_phrase),
+    ("docs/snn2ann.md", "snn2ann_vs_bptt_small_nets", fashion_mnist_phrase),
+    ("docs/running.md", "snnjax_vs_spikingjelly_cpu", spikingjelly_phrase),
     ("benchmarks/RESULTS.md", "snnjax_vs_spikingjelly_cpu", spikingjelly_phrase),
     ("README.md", "quickstart_accuracy", quickstart_phrase),
     ("docs/performance.md", "quickstart_accuracy", quickstart_phrase),

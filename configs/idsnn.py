@@ -9,7 +9,7 @@ Presets (comma-separated, one per group):
   dataset: cifar10 (default) | cifar100 | digits | fashion_mnist (2-core CPU ablation: 6,000
            images, 6 epochs) | fashion_mnist_60k (CPU widths on all 60,000 images, 3 epochs, cosine)
            | fashion_mnist_full (GPU: width 64, 100 epochs) | mnist | mnist_60k | mnist_full | imagenet
-           (streamed imagenet2012 records, torchvision's recipe, bf16; README pod section)
+           (streamed imagenet2012 records, torchvision's recipe, bf16; docs/running.md, pod section)
   arm:     idsnn (default: init + KD) | baseline | init_only | kd_only
   decay:   decay60 (default, lr x0.1 at 60/120/160) | decay20 | decay10 (the paper's convergence
            study: lr x0.1 every 20 / 10 epochs)

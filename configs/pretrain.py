@@ -11,7 +11,7 @@ Presets (comma-separated, one per group; the first of each group is its default)
               frames; the first conv is re-initialised because the input has 2 polarity channels)
   dataset:    digits (offline) | cifar10 | fashion_mnist (2-core CPU) | fashion_mnist_60k (all 60,000
               images, CPU) | fashion_mnist_full (GPU) | imagenet (pipe-S only: streamed imagenet2012
-              records, 224 crops, bf16; README pod section)
+              records, 224 crops, bf16; docs/running.md, pod section)
   arm:        pretrained | scratch (same fine-tuning from a fresh initialisation, for comparison)
   activation: sharpened (the official README's WSresnet18 ANN: clamp((u-a)/(b-a), 0, 1)) | relu
   mode:       pipe-D only: official (every loaded tensor frozen; new stem conv + BN and new FC

@@ -17,7 +17,7 @@ table of everything else (width, T, epochs, schedule, ...): one table per method
   per class, the same for every seed and arm: the IDSNN paper's "limited training resources" regime,
   sized for a 2-core CPU); ``*_60k`` and ``*_full`` on all 60,000. The whole 10,000-image test set is
   evaluated after every epoch.
-- ``imagenet``: ImageNet-1k (tfds imagenet2012 in array_record format, streamed; the README's pod
+- ``imagenet``: ImageNet-1k (tfds imagenet2012 in array_record format, streamed; docs/running.md's pod
   section): batch 256, 224 random-resized crops + flips on the host, resize 256 / center 224 for
   test, ImageNet channel statistics; its labelled test split is ``validation``.
 """

@@ -1,4 +1,4 @@
-"""The guarantees of README "What snnjax promises" that the launch tests do not already prove.
+"""The guarantees of docs/guarantees.md that the launch tests do not already prove.
 
 Runs use a tiny ANN (width 4, T = 1) on digits so that each launch takes seconds.
 """

@@ -50,7 +50,6 @@ def test_by_arch_takes_only_arch_seed_keys():
     assert {a: sorted(s) for a, s in report_script.by_arch(runs).items()} == {"vgg": [0], "resnet20": [2]}
 
 
-@pytest.mark.skipif(not JSON_PATH.exists(), reason="no 60k hybrid run recorded yet")
 def test_the_committed_report_is_the_rendering_of_the_committed_runs():
     runs = json.loads(JSON_PATH.read_text())["runs"]
     assert (ROOT / "docs" / "hybrid_60k.md").read_text() == report_script.report(runs)

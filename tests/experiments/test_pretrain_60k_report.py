@@ -27,3 +27,10 @@ def test_report_rows_and_floor():
     assert "| pipe_s | 0 | 91.00 | 3 | 5.0 | 90.50 (scratch) | 25.0 | 0.833 | 0.125 |" in text
     assert "| scratch | 0 | 90.50 | 4 | 0.0 | 90.50 (scratch) | 30.0 | 1.000 | - |" in text
     assert "floor 90.0 % on every seed: met." in text and "other" not in text
+
+
+def test_the_committed_report_is_the_rendering_of_the_committed_runs():
+    import json
+
+    runs = json.loads((ROOT / "docs" / "pretrain_fmnist_60k.json").read_text())["runs"]
+    assert (ROOT / "docs" / "pretrain_60k.md").read_text() == report_script.report(runs)

@@ -45,3 +45,10 @@ def test_report_pairs_by_seed():
     assert "BPTT floor (91.0 % on every seed): met." in text
     assert "- snn2ann_t5 vs bptt_t8 (2 seed(s)): accuracy -0.60 points (comparable)" in text
     assert "teacher" not in text
+
+
+def test_the_committed_report_is_the_rendering_of_the_committed_runs():
+    import json
+
+    runs = json.loads((ROOT / "docs" / "snn2ann_fmnist_60k.json").read_text())["runs"]
+    assert (ROOT / "docs" / "snn2ann_60k.md").read_text() == report_script.report(runs)
