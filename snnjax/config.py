@@ -13,38 +13,10 @@ from collections.abc import Collection
 import ml_collections
 
 from snnjax import losses, models
+from snnjax.data.from_config import data_config  # the data section's defaults live with its reader
 from snnjax.train import optim
 
 NONFINITE = ("stop", "skip")
-
-
-def data_config(**overrides) -> ml_collections.ConfigDict:
-    cfg = ml_collections.ConfigDict(
-        dict(
-            name="cifar10",  # digits | synthetic | cifar10 | cifar100 | tfds:<name>
-            data_dir="",  # "" = default cache (~/.cache/snnjax/datasets or $SNNJAX_DATA_DIR)
-            download=True,
-            options=ml_collections.ConfigDict(),  # dataset-specific, e.g. digits: size
-            batch_size=64,  # global batch, split over all devices
-            eval_batch_size=512,
-            crop_padding=4,  # random crop with zero padding; 0 disables
-            flip=True,  # random horizontal flip
-            # Input normalisation (snnjax.data.from_config): per-channel constants on the [0, 1] scale when
-            # mean/std are set, else by name: dataset (its own statistics) | symmetric ([-1, 1]) | unit ([0, 1]).
-            normalization="dataset",
-            mean=(),
-            std=(),
-        )
-    )
-    # Streaming from record files (snnjax.train.streamed): None (default) streams record sets
-    # (name "records:<dir or tfds name>") only; True also streams an in-memory dataset's records.
-    cfg.streaming = ml_collections.config_dict.placeholder(bool)
-    cfg.records_dir = ""  # streaming=True on an in-memory dataset: its records ("" = cache folder)
-    cfg.image_size = 0  # >0: host random-resized crops (train) / center crops (test) of this side
-    cfg.workers = 2  # grain worker threads (or processes) decoding streamed images
-    cfg.worker_processes = False
-    cfg.update(overrides)
-    return cfg
 
 
 def optim_config(**overrides) -> ml_collections.ConfigDict:

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -22,7 +23,7 @@ from snnjax import models
 from snnjax.analysis import plots
 from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
-from snnjax.analysis.spikes import SpikeReport, collect_stats, energy_totals
+from snnjax.analysis.spikes import SpikeReport, collect_stats, energy_totals, spike_summary
 from snnjax.data import pipeline as data_pipeline
 
 # Stages whose model is a run's result, most wanted first: idsnn student, teacher.py/baseline.py train,
@@ -75,6 +76,7 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
 
 def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
+    from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax.train import checkpoint as ckpt_lib
     from snnjax.train import loop, stages
 
@@ -108,6 +110,16 @@ def test_inputs(splits, num_examples: int = 256) -> jnp.ndarray:
         raise ValueError(f"num_examples must be >= 1, got {num_examples}")
     images = np.asarray(splits.test.images[:num_examples])
     return data_pipeline.normalize(jnp.asarray(images), splits.mean, splits.std)
+
+
+def stage_spike_summary(result, splits, num_examples: int = 256) -> dict[str, Any]:
+    """Firing rates, synaptic operations and the energy estimate of a trained stage (one forward pass
+    over its first ``num_examples`` test images): the ``spikes`` entry of a pipeline's ``summary.json``.
+
+    ``result``: a trained stage, ``snnjax.train.loop.StageResult`` (its ``model`` and ``state``).
+    """
+    # Host copies: in a multi-process run this forward pass runs on each process's own devices.
+    return spike_summary(result.model, jax.device_get(result.state.variables), test_inputs(splits, num_examples))
 
 
 def write_figures(report: SpikeReport, out_dir: str, metrics_path: str | None = None) -> list[str]:

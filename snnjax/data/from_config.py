@@ -17,15 +17,47 @@ import dataclasses
 
 import ml_collections
 
+from snnjax.data.loaders import load_dataset
 from snnjax.data.stats import NORMALIZATIONS
 from snnjax.data.subset import take_train_subset
 from snnjax.data.types import DatasetSplits
 
 
+def data_config(**overrides) -> ml_collections.ConfigDict:
+    """The ``config.data`` section with its library defaults (``snnjax.config.base_config`` uses it;
+    the engine reads it to know what a key missing from an older checkpoint meant)."""
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="cifar10",  # digits | synthetic | cifar10 | cifar100 | tfds:<name>
+            data_dir="",  # "" = default cache (~/.cache/snnjax/datasets or $SNNJAX_DATA_DIR)
+            download=True,
+            options=ml_collections.ConfigDict(),  # dataset-specific, e.g. digits: size
+            batch_size=64,  # global batch, split over all devices
+            eval_batch_size=512,
+            crop_padding=4,  # random crop with zero padding; 0 disables
+            flip=True,  # random horizontal flip
+            # Input normalisation (snnjax.data.from_config): per-channel constants on the [0, 1] scale when
+            # mean/std are set, else by name: dataset (its own statistics) | symmetric ([-1, 1]) | unit ([0, 1]).
+            normalization="dataset",
+            mean=(),
+            std=(),
+        )
+    )
+    # Streaming from record files (snnjax.train.streamed): None (default) streams record sets
+    # (name "records:<dir or tfds name>") only; True also streams an in-memory dataset's records.
+    cfg.streaming = ml_collections.config_dict.placeholder(bool)
+    cfg.records_dir = ""  # streaming=True on an in-memory dataset: its records ("" = cache folder)
+    cfg.image_size = 0  # >0: host random-resized crops (train) / center crops (test) of this side
+    cfg.workers = 2  # grain worker threads (or processes) decoding streamed images
+    cfg.worker_processes = False
+    cfg.update(overrides)
+    return cfg
+
+
 def load_raw(data_cfg: ml_collections.ConfigDict) -> DatasetSplits:
     """The dataset named by ``data_cfg`` (:func:`snnjax.data.load_dataset`), cut to ``data.train_subset``
     training examples when that is > 0; its ``mean`` / ``std`` are the dataset's own statistics."""
-    from snnjax.data import from_records, load_dataset  # the registry lives in the package __init__
+    from snnjax.data import from_records
 
     if from_records.enabled(data_cfg):  # a record set, streamed: never loaded whole
         return from_records.load(data_cfg)

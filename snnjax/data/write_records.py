@@ -390,7 +390,7 @@ def export_dataset(
     Atomic like :func:`convert` (``OUT.incomplete`` renamed at the end); an interrupted export is
     redone whole (in-memory datasets take a minute at most).
     """
-    from snnjax.data import load_dataset
+    from snnjax.data.loaders import load_dataset
     from snnjax.progress import progress as progress_output
 
     out_path = pathlib.Path(out)

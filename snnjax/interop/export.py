@@ -126,6 +126,7 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
     a chosen step. A bad ``step`` fails before the data is loaded or anything restored.
     """
     from snnjax import data as data_lib
+    from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax import models
     from snnjax.analysis.workdir import LoadedRun, choose_stage
     from snnjax.train import checkpoint as ckpt_lib

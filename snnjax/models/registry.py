@@ -12,9 +12,11 @@ SNN2ANN nets       snn2ann_vgg, snn2ann_resnet17, bptt_vgg           :mod:`snnja
 =================  ==============================================  ===================================
 
 Every family module has ``NAMES``, ``build(cfg, num_classes)`` and ``validate(cfg, prefix)``
-(each family has its own config keys; there is no key "required by a shared schema"). The
-method-owned families are imported only when one of their names is asked for: this table is the
-one place in the shared core that names a method's module.
+(each family has its own config keys; there is no key "required by a shared schema"). The ResNet
+family is registered here; a method's family registers itself (:func:`register`) when its module is
+imported, and :mod:`snnjax.methods` imports every one of them, so code that builds a model from a
+config (config validation, ``launch``, analysis, interop) imports ``snnjax.methods`` first. The shared
+core neither imports a method's module nor names one in its code (tests/test_import_layers.py).
 
 Pipelines, the training loop, analysis (``python -m snnjax.analysis --workdir``) and export all
 build models here, so a checkpoint's saved ``model`` section rebuilds its network whatever the
@@ -23,23 +25,36 @@ pipeline that wrote it.
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import Any
 
 import flax.linen as nn
 import ml_collections
 
-# family -> module; a family module lists its names in NAMES.
-FAMILIES = {
-    "resnet": "snnjax.models.factory",
-    "vgg": "snnjax.methods.hybrid.vgg",
-    "hybrid_resnet": "snnjax.methods.hybrid.resnet",
-    "snn2ann": "snnjax.methods.snn2ann.models",
-}
+from snnjax.models import factory
+
+# family -> its module (NAMES, build, validate), in the order of registration.
+FAMILIES: dict[str, ModuleType] = {}
 
 
-def _modules() -> list[Any]:
-    return [importlib.import_module(m) for m in FAMILIES.values()]
+def register(family_name: str, module: ModuleType) -> None:
+    """Add the model family ``family_name``, built by ``module`` (``NAMES``, ``build``, ``validate``).
+
+    A method's family module calls it on import (``register("vgg", sys.modules[__name__])``); registering
+    a family again replaces it (a reloaded module). A name may belong to one family only.
+    """
+    for other, owner in FAMILIES.items():
+        clash = set(owner.NAMES) & set(module.NAMES)
+        if other != family_name and clash:
+            raise ValueError(f"model family {family_name!r}: {sorted(clash)} already belong to family {other!r}")
+    FAMILIES[family_name] = module
+
+
+register("resnet", factory)
+
+
+def _modules() -> list[ModuleType]:
+    return list(FAMILIES.values())
 
 
 def names() -> tuple[str, ...]:
@@ -52,7 +67,9 @@ def family(name: str) -> Any:
     for module in _modules():
         if name in module.NAMES:
             return module
-    raise ValueError(f"config.model.name={name!r} is not valid; choose one of {list(names())}")
+    # Only the built-in family: nothing imported snnjax.methods, whose families register on import.
+    hint = "" if len(FAMILIES) > 1 else " (the methods' model families register when snnjax.methods is imported)"
+    raise ValueError(f"config.model.name={name!r} is not valid; choose one of {list(names())}{hint}")
 
 
 def validate(cfg: ml_collections.ConfigDict, prefix: str = "model") -> None:

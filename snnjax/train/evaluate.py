@@ -10,7 +10,7 @@ functions return *sums* over the real examples plus their ``count``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -19,31 +19,8 @@ import jax.numpy as jnp
 
 from snnjax.data import from_records
 from snnjax.data import pipeline as data_pipeline
-from snnjax.train import steps
-
-Sums = Mapping[str, Any]  # per-batch sums, with the number of real examples under "count"
-
-
-def accumulate(
-    batch_sums: Callable[[int], Sums], num_batches: int, *, on_batch: Callable[[], Any] | None = None
-) -> dict[str, float]:
-    """``{name: sum over batches / total count}`` for every name ``batch_sums(i)`` returns but ``count``.
-
-    The batches are all dispatched first and fetched from the devices once. With ``on_batch`` (e.g. a
-    progress bar's ``update``), each batch is fetched as the next one runs and ``on_batch()`` is called
-    after it: the same sums in the same order, so the same result.
-    """
-    if on_batch is None:
-        sums = jax.device_get([batch_sums(i) for i in range(num_batches)])
-    else:
-        sums, in_flight = [], batch_sums(0) if num_batches else None
-        for i in range(num_batches):
-            following = batch_sums(i + 1) if i + 1 < num_batches else None  # dispatched before we wait
-            sums.append(jax.device_get(in_flight))
-            on_batch()
-            in_flight = following
-    count = sum(float(s["count"]) for s in sums)
-    return {k: sum(float(s[k]) for s in sums) / count for k in sums[0] if k != "count"}
+from snnjax.train import steps, streamed
+from snnjax.train.eval_sums import Sums, accumulate  # noqa: F401  (Sums: re-exported with accumulate)
 
 
 @dataclasses.dataclass
@@ -103,8 +80,6 @@ def evaluate(
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
-    from snnjax.train import streamed  # lazy: streamed imports this module
-
     if from_records.is_streamed(splits):  # the whole streamed test split, not the in-memory sample
         return streamed.evaluate(model, variables, splits, batch_size=batch_size, eval_step=eval_step, mesh=mesh)
     batch_size = min(int(batch_size), splits.test.num_examples)

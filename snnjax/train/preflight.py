@@ -57,13 +57,13 @@ def resume_mismatches(saved: dict[str, Any] | None, current: dict[str, Any]) -> 
     """
     if not saved:
         return []
-    from snnjax import config as config_lib  # local: keeps the preflight checks light
-    from snnjax import models
+    from snnjax import models  # local: keeps the preflight checks light
+    from snnjax.data.from_config import data_config
 
     saved = {**saved, "model": models.upgrade_legacy(saved.get("model", {}))}  # 0.1 checkpoints
     # A data key that a checkpoint lacks was added to the library after it was written (normalization /
     # mean / std, streaming, image_size, ...): the run trained with what that key's default means.
-    defaults = config_lib.data_config().to_dict()
+    defaults = data_config().to_dict()
     saved["data"] = {**defaults, **saved.get("data", {})}
     current = {**current, "data": {**defaults, **current.get("data", {})}}
     diffs = []

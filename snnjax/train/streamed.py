@@ -31,9 +31,9 @@ import numpy as np
 
 from snnjax.data import pipeline as data_pipeline
 from snnjax.data.stream_source import RecordSet, StreamSource
-from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
 from snnjax.train import steps
+from snnjax.train.eval_sums import accumulate
 from snnjax.train.state import TrainState, step_key
 
 PREFETCH = 2  # global batches transferred to the devices ahead of the step that uses them
@@ -105,7 +105,7 @@ class StreamEvaluator:
             arrays = (batch["image"], batch["label"], mask)
             return self.eval_fn(variables, *(global_array(a, self.mesh) for a in arrays), jnp.int32(i))
 
-        return evaluate_lib.accumulate(batch_sums, self.num_batches, on_batch=on_batch)
+        return accumulate(batch_sums, self.num_batches, on_batch=on_batch)
 
 
 def make_evaluator(eval_step, source: StreamSource, *, mean, std, mesh, out_shardings=None) -> StreamEvaluator:

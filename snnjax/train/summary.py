@@ -10,8 +10,6 @@ import os
 import sys
 from typing import Any
 
-import jax
-
 from snnjax.train import distributed, metric_writer, provenance
 
 SUMMARY_FILE = "summary.json"
@@ -25,15 +23,6 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
     os.replace(tmp, path)
-
-
-def spike_summary(result, splits, num_examples: int = 256) -> dict[str, Any]:
-    """Firing rates, synaptic operations and the energy estimate of a trained stage (one forward pass)."""
-    from snnjax.analysis import spike_summary as summarize
-    from snnjax.analysis.workdir import test_inputs
-
-    # Host copies: in a multi-process run this forward pass runs on each process's own devices.
-    return summarize(result.model, jax.device_get(result.state.variables), test_inputs(splits, num_examples))
 
 
 def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:

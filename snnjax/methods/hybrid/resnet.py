@@ -31,6 +31,7 @@ over ``time_steps``) or already encoded ``[B, T, H, W, C]``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ import ml_collections
 from snnjax import layers
 from snnjax.methods.hybrid import vgg as vgg_lib
 from snnjax.models import conv as conv_lib
+from snnjax.models.registry import register
 
 Dtype = Any
 
@@ -287,3 +289,6 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "mo
         dense_init=cfg.dense_init,
         dtype=jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32,
     )
+
+
+register("hybrid_resnet", sys.modules[__name__])  # this family in snnjax.models.build (snnjax.methods imports it)

@@ -29,6 +29,7 @@ encoded ``[B, T, H, W, C]``.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ import ml_collections
 from snnjax import layers, surrogates
 from snnjax.methods.hybrid import neuron as neuron_lib
 from snnjax.models import conv as conv_lib
+from snnjax.models.registry import register
 
 Dtype = Any
 Encoding = Literal["direct", "poisson"]
@@ -381,3 +383,6 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int, *, prefix: str = "mo
         dense_init=cfg.dense_init,
         dtype=jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32,
     )
+
+
+register("vgg", sys.modules[__name__])  # this family in snnjax.models.build (snnjax.methods imports it)

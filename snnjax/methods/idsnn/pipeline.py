@@ -25,13 +25,14 @@ import ml_collections
 
 from snnjax import data as data_lib
 from snnjax import models
+from snnjax.analysis.workdir import stage_spike_summary
 from snnjax.interop import source as torch_source
 from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
 from snnjax.train import distributed, loop, setup, stages
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import mesh as mesh_lib
-from snnjax.train.summary import finish_run, spike_summary, write_json, write_text
+from snnjax.train.summary import finish_run, write_json, write_text
 
 
 def imported_teacher(
@@ -165,6 +166,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) ->
         kd=bool(config.kd.enabled),
         teacher=teacher.summary if teacher else {},
         transplant=report_counts,
-        spikes=spike_summary(result, splits),
+        spikes=stage_spike_summary(result, splits),
     )
     return finish_run(workdir, summary)

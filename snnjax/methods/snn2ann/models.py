@@ -17,6 +17,7 @@ Input: static images ``[B, H, W, C]`` fed at every one of ``T`` steps (direct en
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,6 +35,7 @@ from snnjax.methods.snn2ann import mapping as mapping_lib
 from snnjax.methods.snn2ann.layers import MappedIFNeuron, SharedConvBN, pool2x2, pool_over_time
 from snnjax.models import initializers
 from snnjax.models.conv import conv_auto_grad
+from snnjax.models.registry import register
 
 LayerSpec = tuple[int, str | None]  # (output channels, pooling after the conv: None | "max" | "avg")
 POOL_TOKENS = {"M": "max", "A": "avg"}
@@ -492,3 +494,6 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     if arch == "vgg":
         return SNN2ANNVGG(parse_layers(cfg.layers, width), **common, **branch)
     return SNN2ANNResNet(width=width, residual=residual, **common, **branch)
+
+
+register("snn2ann", sys.modules[__name__])  # this family in snnjax.models.build (snnjax.methods imports it)
