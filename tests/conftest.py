@@ -43,3 +43,22 @@ def tiny_baseline(load_config):
     config.data.batch_size, config.train.epochs = 128, 1  # 1,437 training digits -> 11 steps
     config.train.progress_bar = config.train.tensorboard = False
     return config
+
+
+# Tests marked slow from one list (tests/slow_tests.txt: a node id per line, its parametrisations
+# included), measured with `--durations=0`, so that `-m "not slow"` is the quick subset (README,
+# Development). A test that carries @pytest.mark.slow in its file is slow as well.
+SLOW_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")
+
+
+def slow_node_ids(path: str = SLOW_LIST) -> frozenset[str]:
+    """The node ids (``tests/<file>.py::<test>``) listed in ``path``; comments (#) and blanks skipped."""
+    with open(path) as f:
+        return frozenset(line.split("#", 1)[0].strip() for line in f if line.split("#", 1)[0].strip())
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = slow_node_ids()
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in slow:
+            item.add_marker(pytest.mark.slow)
