@@ -46,8 +46,8 @@ def tiny_baseline(load_config):
 
 
 # Tests marked slow from one list (tests/slow_tests.txt: a node id per line, its parametrisations
-# included), measured with `--durations=0`, so that `-m "not slow"` is the quick subset (README,
-# Development). A test that carries @pytest.mark.slow in its file is slow as well.
+# included; today the tests that start processes), so that `-m "not slow"` is the quick subset
+# (README, Development). A test that carries @pytest.mark.slow in its file is slow as well.
 SLOW_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")
 
 
