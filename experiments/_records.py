@@ -64,3 +64,15 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float] 
     mean, std = mean_std(values)
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * std / math.sqrt(len(values))
     return mean - half, mean + half
+
+
+def collect_runs(root: str, experiment: str, runs: dict[str, Any], run_entry) -> dict[str, Any]:
+    """``runs`` with every finished ``ROOT/<experiment>/<name>`` run (re-)recorded by ``run_entry(workdir)``
+    (None while a run is unfinished; the runs recorded earlier are kept)."""
+    out = dict(runs)
+    folder = os.path.join(root, experiment)
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        entry = run_entry(os.path.join(folder, name))
+        if entry is not None:
+            out[name] = entry
+    return out

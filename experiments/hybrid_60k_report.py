@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import epoch_records, mean_std, queue_facts, read_json  # noqa: E402
+from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DOCS = os.path.join(REPO, "docs")
@@ -71,14 +71,8 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
 
 
 def collect(root: str, runs: dict[str, Any]) -> dict[str, Any]:
-    """``runs`` with every finished ``ROOT/hybrid/<arch>_s<seed>`` run (re-)recorded."""
-    out = dict(runs)
-    folder = os.path.join(root, "hybrid")
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        entry = run_entry(os.path.join(folder, name))
-        if entry is not None:
-            out[name] = entry
-    return out
+    """``runs`` with every finished ``ROOT/hybrid/<run>`` recorded."""
+    return collect_runs(root, "hybrid", runs, run_entry)
 
 
 def by_arch(runs: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import epoch_records, mean_std, queue_facts, read_json, seed_key, t_interval  # noqa: E402
+from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key, t_interval  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 JSON_PATH = os.path.join(REPO, "docs", "snn2ann_fmnist_60k.json")
@@ -51,14 +51,8 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
 
 
 def collect(root: str, runs: dict[str, Any]) -> dict[str, Any]:
-    """``runs`` with every finished ``ROOT/snn2ann/<arm>_s<seed>`` run (re-)recorded."""
-    out = dict(runs)
-    folder = os.path.join(root, "snn2ann")
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        entry = run_entry(os.path.join(folder, name))
-        if entry is not None:
-            out[name] = entry
-    return out
+    """``runs`` with every finished ``ROOT/snn2ann/<run>`` recorded."""
+    return collect_runs(root, "snn2ann", runs, run_entry)
 
 
 def by_arm(runs: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
