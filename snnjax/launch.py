@@ -29,6 +29,7 @@ traceback is appended to ``WORKDIR/snnjax.log`` and printed with ``--verbose``
 
 from __future__ import annotations
 
+import dataclasses
 import logging as std_logging
 import os
 import pathlib
@@ -189,82 +190,148 @@ def enable_compilation_cache(directory: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+@dataclasses.dataclass
+class LaunchState:
+    """The launcher's hold on the run under way, for its error handling.
+
+    Attributes:
+      lock: the workdir's lock (:func:`take_lock`), None until taken and on processes other than 0.
+      started: True once the run passed its checks and holds its workdir: an error after that is the
+        run's, not the command line's (:func:`snnjax.user_errors.classify`).
+    """
+
+    lock: Any = None
+    started: bool = False
+
+    def release(self) -> None:
+        """Release the lock once."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
 def main(argv: list[str]) -> None:
     """Run the pipeline of ``--config`` in ``--workdir``; user errors end in one or two lines (module doc)."""
     if len(argv) > 1:
         _exit_with(app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value"), argv)
     workdir = os.path.abspath(_FLAGS["workdir"].value)
     existed = os.path.exists(workdir)
-    stage = {"started": False, "lock": None}
+    state = LaunchState()
     try:
-        _launch(workdir, stage)
+        mesh = start_process(
+            compilation_cache=_FLAGS["compilation_cache"].value,
+            verbose=_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv),
+        )
+        config = resolve_config_values(_FLAGS["config"].value, typed_config_keys())
+        run_in_workdir(config, workdir, mesh=mesh, state=state)
     except Exception as err:  # every error reaches the user through user_errors.report
-        from snnjax.train import distributed
-
-        distributed.exit_if_peer_lost(err)
-        release_lock(stage)
-        log_path = os.path.join(workdir, user_errors.LOG_FILE)
-        if _refused_busy(err):
-            # The workdir and its log belong to the run that holds it: its log keeps its own story only.
-            log_path = None
-        elif not existed and _holds_nothing(workdir) and _never_ran(err, stage["started"]):
-            # The run never started: leave no empty workdir behind; the traceback goes to the user cache.
-            shutil.rmtree(workdir, ignore_errors=True)
-            log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
-        elif not os.path.isdir(workdir):
-            log_path = None
-        _exit_with(err, sys.argv, started=stage["started"], log_path=log_path)
+        exit_on_error(err, workdir, existed=existed, state=state)
     finally:
-        release_lock(stage)
+        state.release()
 
 
-def _launch(workdir: str, stage: dict) -> None:
+def start_process(*, compilation_cache: str, verbose: bool):
+    """Once per process, before any run: join the other processes of a multi-process run (first, before
+    any computation), quieten absl/orbax, enable the compilation cache and build the run's one mesh.
+
+    Returns the mesh that every run of this process is handed (:func:`run_in_workdir`).
+    """
     from snnjax.train import distributed
+    from snnjax.train import mesh as mesh_lib
 
-    # First, before any computation: join the other processes of a multi-process run.
     try:
         distributed.initialize_from_env()
     except distributed.DistributedConfigError as err:
         raise app.UsageError(str(err)) from None
-    from snnjax import config as config_lib
-    from snnjax import methods
-    from snnjax.train import checkpoint, finished, preflight
-    from snnjax.train import mesh as mesh_lib
-
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax/absl INFO lines drown the progress bar
-    if not (_FLAGS["verbose"].value or user_errors.verbose_requested(sys.argv)):
+    if not verbose:
         quiet_failed_save_reports()
-    config = _FLAGS["config"].value
-    config_lib.apply_epochs_all(config, typed_config_keys())
-    config_lib.validate(config)
-    # Preflight on every process (each host checks its own view of the workdir and devices).
-    distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
-    mesh = mesh_lib.make_mesh()  # the run's one mesh, handed down to every stage
-    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
-    preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
-    stage["lock"] = take_lock(workdir)
-    stage["started"] = True
-    done = distributed.broadcast_from_primary(int(finished.finished_summary(workdir, config) is not None))
-    if done:
-        summary = finished.finished_summary(workdir, config) or {}
-        distributed.say(
-            f"finished earlier: best test accuracy {float(summary.get('best_test_accuracy', float('nan'))):.4f}; "
-            f"summary in {workdir}/summary.json (nothing to do; another --workdir or more epochs trains again)"
-        )
-        return
-    if distributed.is_primary():
-        checkpoint.remove_stale_tmp(workdir)
-    if _FLAGS["compilation_cache"].value:
+    if compilation_cache:
         try:
-            enable_compilation_cache(_FLAGS["compilation_cache"].value)
+            enable_compilation_cache(compilation_cache)
         except OSError as err:  # a speed-up only: never a reason to stop
             distributed.say(f"warning: no compilation cache ({err}); pass --compilation_cache=DIR to choose one")
     if distributed.process_count() > 1:
         distributed.say(f"multi-process run: {distributed.describe()}")
-    methods.get(config.pipeline)(config, workdir, mesh=mesh)
-    if distributed.is_primary():
-        finished.mark_finished(workdir, config)
+    return mesh_lib.make_mesh()
+
+
+def resolve_config_values(config, typed_keys: frozenset[str] = frozenset()):
+    """``config`` as it will run: ``--config.epochs_all`` applied (keys in ``typed_keys`` win) and
+    validated (one-line usage errors). A driver of several runs resolves its base config once."""
+    from snnjax import config as config_lib
+
+    config_lib.apply_epochs_all(config, typed_keys)
+    config_lib.validate(config)
+    return config
+
+
+def run_in_workdir(
+    config,
+    workdir: str,
+    *,
+    mesh,
+    state: LaunchState,
+    run_fn: Callable[..., dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One run of a resolved ``config`` in ``workdir``: the launcher's sequence, the same for
+    ``launch.py`` and for every driver of several runs (the IDSNN ablation).
+
+    Checks (same config on every process, batch size over the mesh, free disk), takes the workdir's
+    lock (``state.lock``), returns the summary of a run that finished earlier without running it again,
+    otherwise runs ``run_fn(config, workdir, mesh=mesh)`` (default: the pipeline ``config.pipeline``),
+    marks it finished and releases the lock. Returns the run's summary.
+    """
+    from snnjax import methods
+    from snnjax.train import checkpoint, distributed, finished, preflight
+    from snnjax.train import mesh as mesh_lib
+
+    # Preflight on every process (each host checks its own view of the workdir and devices).
+    distributed.check_same_everywhere("config and --workdir", config.to_json() + workdir)
+    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
+    preflight.check_workdir(workdir, min_free_mb=float(config.train.min_free_disk_mb))
+    state.lock = take_lock(workdir)
+    state.started = True
+    try:
+        done = distributed.broadcast_from_primary(int(finished.finished_summary(workdir, config) is not None))
+        if done:
+            summary = finished.finished_summary(workdir, config) or {}
+            distributed.say(
+                f"finished earlier: best test accuracy {float(summary.get('best_test_accuracy', float('nan'))):.4f}; "
+                f"summary in {workdir}/summary.json (nothing to do; another --workdir or more epochs trains again)"
+            )
+            return summary
+        if distributed.is_primary():
+            checkpoint.remove_stale_tmp(workdir)
+        summary = (run_fn or methods.get(config.pipeline))(config, workdir, mesh=mesh)
+        if distributed.is_primary():
+            finished.mark_finished(workdir, config)
+        return summary
+    finally:
+        state.release()
+
+
+def exit_on_error(err: BaseException, workdir: str, *, existed: bool, state: LaunchState, argv=None) -> None:
+    """Report ``err`` of the run in ``workdir`` in one or two lines and exit (never returns).
+
+    The traceback goes to ``workdir``'s log; to the user cache's when the run never started in a
+    workdir it made (which is then removed: a failed launch leaves no empty workdir behind); nowhere
+    when another run holds the workdir (its log keeps its own story).
+    """
+    from snnjax.train import distributed
+
+    distributed.exit_if_peer_lost(err)
+    state.release()
+    log_path = os.path.join(workdir, user_errors.LOG_FILE)
+    if _refused_busy(err):
+        log_path = None
+    elif not existed and _holds_nothing(workdir) and _never_ran(err, state.started):
+        shutil.rmtree(workdir, ignore_errors=True)
+        log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
+    elif not os.path.isdir(workdir):
+        log_path = None
+    _exit_with(err, sys.argv if argv is None else argv, started=state.started, log_path=log_path)
 
 
 def quiet_failed_save_reports() -> None:
@@ -332,13 +399,6 @@ def take_lock(workdir: str):
             f"--workdir={workdir} is in use by another run (see process 0's message). Fix: use another --workdir."
         )
     return lock
-
-
-def release_lock(stage: dict) -> None:
-    """Release ``stage["lock"]`` once (None on the other processes of a multi-process run)."""
-    if stage.get("lock") is not None:
-        stage["lock"].release()
-        stage["lock"] = None
 
 
 def _refused_busy(err: BaseException) -> bool:

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from snnjax.methods.idsnn.config import ARMS, apply_arm
@@ -238,69 +238,75 @@ def main(argv):
     from snnjax import runtime
 
     runtime.use_eigen_convolutions()  # before JAX starts, as launch.py (snnjax/runtime.py)
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    from snnjax import user_errors
-    from snnjax.launch import quiet_failed_save_reports, release_lock, user_cache_dir
+    from snnjax import launch, user_errors
 
     verbose = _VERBOSE.value or user_errors.verbose_requested(sys.argv)
-    if not verbose:
-        quiet_failed_save_reports()
     root = os.path.abspath(_WORKDIR.value)
-    stage = {"started": False, "lock": None}
+    existed = os.path.exists(root)
+    state = launch.LaunchState()  # the root's lock: one ablation per root
     try:
-        _ablate(root, stage)
+        seeds, arms = _seeds_and_arms()
+        mesh = launch.start_process(compilation_cache=launch.default_compilation_cache(), verbose=verbose)
+        # As the launcher: --config.epochs_all sets every stage's epochs (teacher and arms) but those typed.
+        config = launch.resolve_config_values(_CONFIG.value, launch.typed_config_keys(flags.FLAGS["config"]))
+        _lock_root(root, state)
+        _run_seeds(config, root, seeds, arms, mesh)
     except Exception as err:  # as the launcher: the error and its fix in two lines, the traceback in the log
-        release_lock(stage)
         argv = sys.argv + (["--verbose"] if verbose and "--verbose" not in sys.argv else [])
-        # A root never made (the run never started): the traceback goes to the user cache, as the launcher's.
-        log_dir = root if os.path.isdir(root) else os.path.join(user_cache_dir(), "logs")
-        log_path = os.path.join(log_dir, user_errors.LOG_FILE)
-        sys.exit(user_errors.report(err, started=stage["started"], log_path=log_path, argv=argv))
+        launch.exit_on_error(err, root, existed=existed, state=state, argv=argv)
     finally:
-        release_lock(stage)
+        state.release()
 
 
-def _ablate(root: str, stage: dict) -> None:
-    from snnjax import config as config_lib
-    from snnjax import data as data_lib
-    from snnjax.launch import take_lock, typed_config_keys
-    from snnjax.train import mesh as mesh_lib
-    from snnjax.train import workdir_lock
-
-    config = _CONFIG.value
-    # As the launcher: --config.epochs_all sets every stage's epochs (teacher and arms) but those typed.
-    config_lib.apply_epochs_all(config, typed_config_keys(flags.FLAGS["config"]))
-    config_lib.validate(config)
+def _seeds_and_arms() -> tuple[list[int], list[str]]:
+    """``--seeds`` and ``--arms`` checked, the baseline first (the convergence metric needs it)."""
     if not all(s.strip().isdigit() for s in _SEEDS.value):
         _stop(
             f"--seeds: {','.join(_SEEDS.value)} is not a list of seeds. Fix: non-negative integers, e.g. --seeds 0,1,2."
         )
-    seeds = [int(s) for s in _SEEDS.value]
-    arms = [a for a in _ARMS.value]
+    arms = list(_ARMS.value)
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         _stop(f"--arms: unknown arms {unknown}. Fix: choose from {list(ARMS)}.")
-    if "baseline" in arms:  # the convergence metric needs the baseline first
+    if "baseline" in arms:
         arms = ["baseline"] + [a for a in arms if a != "baseline"]
-    mesh = mesh_lib.make_mesh()  # one mesh for every seed and arm
-    mesh_lib.check_batch_size(int(config.data.batch_size), mesh)
-    splits = data_lib.load_from_config(config.data)  # a missing dataset leaves no empty root behind
+    return [int(s) for s in _SEEDS.value], arms
+
+
+def _lock_root(root: str, state) -> None:
+    """Hold ``root`` for this ablation: a second one on it stops at once, naming the holder."""
+    from snnjax.launch import take_lock
+    from snnjax.train import workdir_lock
+
     os.makedirs(root, exist_ok=True)
-    try:  # one ablation per root: a second one on it stops at once, naming the holder
-        stage["lock"] = take_lock(root)
+    try:
+        state.lock = take_lock(root)
     except workdir_lock.WorkdirLockedError as err:
         _stop(str(err))
-    stage["started"] = True
-    _run_seeds(config, root, seeds, arms, mesh, splits)
+    state.started = True
 
 
-def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh, splits) -> None:
-    """Every arm of every seed (the teacher first where an arm needs it); tables after each seed."""
+def _train_teacher(config, workdir: str, *, mesh) -> dict[str, Any]:
+    """The teacher stage of ``config`` (a teacher config) in ``workdir``, as the IDSNN pipeline trains it
+    (``checkpoints/teacher``); its summary also becomes the folder's ``summary.json``."""
+    from snnjax import data as data_lib
     from snnjax import models
+    from snnjax.train import stages, summary
+
+    splits = data_lib.load_from_config(config.data)
+    result = stages.run_stage(
+        config, workdir, "teacher", model=models.build(config.model, splits.num_classes), splits=splits, mesh=mesh
+    )
+    return summary.finish_run(workdir, result.summary)
+
+
+def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh) -> None:
+    """Every arm of every seed (the teacher first where an arm needs it), each through the launcher's
+    sequence (:func:`snnjax.launch.run_in_workdir`: lock, finished check, run, mark finished); tables
+    after each seed."""
+    from snnjax import launch
     from snnjax.methods.idsnn import config as idsnn_config
-    from snnjax.methods.idsnn import pipeline
-    from snnjax.train import distributed, finished, stages, summary
+    from snnjax.train import distributed, summary
 
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
     for seed in seeds:
@@ -309,28 +315,14 @@ def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh, split
             teacher_dir = os.path.join(root, f"seed{seed}", "teacher")
             tcfg = idsnn_config.teacher_config(arm_config(config, "idsnn", seed, None))
             os.makedirs(teacher_dir, exist_ok=True)
-            stages.run_stage(
-                tcfg,
-                teacher_dir,
-                "teacher",
-                model=models.build(tcfg.model, splits.num_classes),
-                splits=splits,
-                mesh=mesh,
-            )
+            launch.run_in_workdir(tcfg, teacher_dir, mesh=mesh, state=launch.LaunchState(), run_fn=_train_teacher)
         for arm in arms:
             wd = os.path.join(root, f"seed{seed}", arm)
             os.makedirs(wd, exist_ok=True)
-            cfg = arm_config(config, arm, seed, teacher_dir)
-            # As launch.py: a finished arm is read back, not restored and evaluated again (which would
-            # overwrite its summary.json, timings included, with those of the re-run).
-            result = finished.finished_summary(wd, cfg)
-            if result is None:
-                distributed.say(f"== seed {seed} arm {arm} -> {wd}")
-                result = pipeline.run(cfg, wd, mesh=mesh)
-                if distributed.is_primary():
-                    finished.mark_finished(wd, cfg)
-            else:
-                distributed.say(f"== seed {seed} arm {arm}: finished earlier ({wd}/summary.json)")
+            distributed.say(f"== seed {seed} arm {arm} -> {wd}")
+            result = launch.run_in_workdir(
+                arm_config(config, arm, seed, teacher_dir), wd, mesh=mesh, state=launch.LaunchState()
+            )
             results[arm][seed] = {
                 "best": result["best_test_accuracy"],
                 "final": result["final_test_accuracy"],

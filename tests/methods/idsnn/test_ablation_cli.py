@@ -45,7 +45,8 @@ def test_a_rerun_reads_finished_arms_back_and_keeps_their_summary(tmp_path):
     assert table["best_test_accuracy_per_seed"] == {"0": best}
 
     again = ablation(root)
-    assert "seed 0 arm baseline: finished earlier" in again.stdout + again.stderr
+    # The launcher's own sequence (snnjax.launch.run_in_workdir) recognises the finished arm.
+    assert f"== seed 0 arm baseline -> {arm}\nfinished earlier: best test accuracy {best:.4f}" in again.stderr
     # Before the fix the arm was restored and evaluated again, and its summary.json rewritten with the
     # re-run's timings (train_time_s 0, train_images_per_s None).
     assert (arm / "summary.json").read_bytes() == summary
