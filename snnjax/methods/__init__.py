@@ -44,7 +44,7 @@ def _module(name: str, part: str) -> Any:
 
 
 def get(name: str) -> Callable[..., dict[str, Any]]:
-    """The ``run(config, workdir, *, mesh=None) -> summary`` function of pipeline ``name``."""
+    """The ``run(config, workdir, *, mesh) -> summary`` function of pipeline ``name``."""
     return _module(name, "pipeline").run
 
 

@@ -17,6 +17,7 @@ from launch_helpers import ROOT, TINY, launch  # noqa: E402
 from snnjax import data as data_lib  # noqa: E402
 from snnjax.interop import source as torch_source  # noqa: E402
 from snnjax.interop import torch as tio  # noqa: E402
+from snnjax.train import mesh as mesh_lib  # noqa: E402
 
 from .torch_reference import IDSNNResNet, SpikingJellyResNet, TorchvisionResNet, randomize_bn  # noqa: E402
 
@@ -241,7 +242,7 @@ def test_separate_transplant_source_from_a_pycls_safetensors_file(tmp_path):
     spec.loader.exec_module(module)
     config = module.get_config("digits,init_only")
     config.transplant.checkpoint = str(path)
-    variables, info = pipeline.transplant_source(config, str(tmp_path), _splits())
+    variables, info = pipeline.transplant_source(config, str(tmp_path), _splits(), mesh_lib.make_mesh())
     assert (info["format"], info["model"], info["width"], info["checkpoint"]) == ("pycls", "resnet18", 8, str(path))
     expected = model.state_dict()["s2.b1.f.a.weight"].numpy().transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(variables["params"]["stage1_block0"]["conv1"]["kernel"], expected)

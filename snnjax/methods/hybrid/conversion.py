@@ -59,11 +59,11 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from flax import core as flax_core
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import core as flax_core
+from flax import traverse_util
 from jax.sharding import Mesh
 
 from snnjax import layers
@@ -282,10 +282,9 @@ def spikes_per_example(stats: Any, neuron_state: Any, steps: int) -> jax.Array:
 
 
 def _place(x: np.ndarray | jax.Array, mesh: Mesh | None) -> jax.Array:
-    """Shard the batch over ``mesh`` (default: every device) when it splits evenly, else leave it to the
-    default device."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
-    if x.shape[0] % mesh.devices.size == 0:
+    """Shard the batch over ``mesh`` (the run's) when it splits evenly, else (and without a mesh) leave it
+    to the default device."""
+    if mesh is not None and x.shape[0] % mesh.devices.size == 0:
         return jax.device_put(x, mesh_lib.batch_sharded(mesh))
     return jnp.asarray(x)
 
@@ -339,7 +338,7 @@ def layer_input_statistic(
     """Max (or ``percentile``) of ``layer``'s input current over ``time_steps`` steps of the SNN on ``x``.
 
     ``variables`` must hold the thresholds of every spiking layer before ``layer``; ``x`` is sharded
-    over ``mesh`` (default: every device) when its batch splits evenly.
+    over ``mesh`` (the run's; None: the default device) when its batch splits evenly.
     """
     probe = model.clone(probe=layer)
     x = _place(x, mesh)
@@ -368,7 +367,7 @@ def balance_thresholds(
       key: PRNG key of the input encoding (Poisson).
       settings: simulation length, percentile, chunking, which layers (``mode``).
       log: optional ``callable(str)`` told each layer's threshold as it is found.
-      mesh: the run's mesh, over which each balancing batch is sharded (default: every device).
+      mesh: the run's mesh, over which each balancing batch is sharded (None: the default device).
 
     Returns:
       ``{layer: theta}`` for every spiking layer, in forward order (``settings.mode`` "stem": the
@@ -467,7 +466,7 @@ def sweep_over_time(
       batch_size: examples per forward pass (a divisor of ``N`` counts spikes exactly; otherwise the
         padded last batch's copies of its last example enter its mean).
       time_chunk: at most this many steps per compiled call (0: cut only at the reported ``T``).
-      mesh: the run's mesh, over which each batch is sharded (default: every device).
+      mesh: the run's mesh, over which each batch is sharded (None: the default device).
 
     Returns:
       ``{T: {"accuracy": in [0, 1], "spikes_per_image": spikes of every spiking layer, summed over T steps}}``.

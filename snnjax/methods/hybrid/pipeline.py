@@ -32,7 +32,6 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
 from snnjax.train import distributed, loop, stages
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.summary import finish_run, write_json
 
@@ -227,9 +226,8 @@ def evaluate_converted(
     return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     acfg = hybrid_config.ann_config(config)  # its data.normalization is the ANN's
     raw = data_lib.load_raw(config.data)
     splits = data_lib.normalize_splits(raw, config.data)

@@ -31,7 +31,6 @@ from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
 from snnjax.train import distributed, loop, setup, stages
 from snnjax.train import evaluate as evaluate_lib
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run, write_json, write_text
 
 
@@ -41,7 +40,7 @@ def imported_teacher(
     splits: data_lib.DatasetSplits,
     config: ml_collections.ConfigDict,
     workdir: str,
-    mesh: Any = None,
+    mesh: Any,
 ) -> stages.StageOutput:
     """The teacher stage of a PyTorch file: its variables and summary, with its test accuracy.
 
@@ -70,7 +69,7 @@ def imported_teacher(
 
 
 def transplant_source(
-    config: ml_collections.ConfigDict, workdir: str, splits, mesh: Any = None
+    config: ml_collections.ConfigDict, workdir: str, splits, mesh: Any
 ) -> tuple[Any, dict[str, Any]]:
     """Variables of ``config.transplant.checkpoint``'s ANN, rebuilt from the config stored with it
     (any depth or width: e.g. a same-depth ResNet18 while KD uses the ResNet34), and what it was."""
@@ -100,9 +99,8 @@ def transplant_source(
     }
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     splits = data_lib.load_from_config(config.data)
     student = models.build(config.model, splits.num_classes)
     teacher_model = teacher = loaded = None

@@ -31,15 +31,13 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.pretrain import config as pretrain_config
 from snnjax.methods.pretrain import transfer
 from snnjax.train import distributed, evaluate, loop, setup, stages, steps
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run, write_text
 
 REPORT_FILE = "transfer_report.txt"
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     splits = data_lib.load_from_config(config.data)
     pretrain_config.check_event_steps(config, splits.image_shape, f"config.data.name={config.data.name!r}")
     snn = models.build(config.model, splits.num_classes)

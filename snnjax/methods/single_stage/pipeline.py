@@ -10,13 +10,11 @@ import ml_collections
 from snnjax import data as data_lib
 from snnjax.analysis.workdir import stage_spike_summary
 from snnjax.train import loop
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     splits = data_lib.load_from_config(config.data)
     result = loop.train_and_evaluate(config, workdir, stage="train", splits=splits, mesh=mesh)
     return finish_run(workdir, {**result.summary, "spikes": stage_spike_summary(result, splits)})

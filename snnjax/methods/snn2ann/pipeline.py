@@ -27,7 +27,6 @@ from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.snn2ann import step as snn2ann_step
 from snnjax.methods.snn2ann.models import split_name
 from snnjax.train import distributed, evaluate, loop, steps
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.summary import finish_run
 
 
@@ -66,9 +65,8 @@ def test_spikes(model: Any, variables: dict[str, Any], splits: data_lib.DatasetS
     return spike_summary(model, variables, images, batch_size=batch_size)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any = None) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
     """Run the pipeline of ``config`` in ``workdir``; ``mesh``: the run's mesh (built once by ``launch.py``)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     splits = data_lib.load_from_config(config.data)  # data.mean/std: the official CIFAR constants
     model = models.build(config.model, splits.num_classes)
     bptt = config.arm == "bptt"

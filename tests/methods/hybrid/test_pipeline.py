@@ -12,6 +12,7 @@ from launch_helpers import analyze
 from snnjax import config as config_lib
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import pipeline as hybrid_pipeline
+from snnjax.train import mesh as mesh_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TINY = [
@@ -131,7 +132,7 @@ def test_bad_settings_name_the_key(load_config):
     cfg = ml_collections.ConfigDict(load_config("hybrid_stdb", "digits").to_dict())
     cfg.ann.checkpoint = "/nonexistent/run"
     with pytest.raises(FileNotFoundError, match=r"config.ann.checkpoint='/nonexistent/run' holds no ANN checkpoint"):
-        hybrid_pipeline.run(cfg, "/nonexistent/workdir")
+        hybrid_pipeline.run(cfg, "/nonexistent/workdir", mesh=mesh_lib.make_mesh())
 
 
 def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
