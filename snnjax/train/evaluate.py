@@ -81,16 +81,14 @@ def evaluate(
     splits,
     *,
     batch_size: int,
+    mesh: Mesh,
     eval_step: Callable | None = None,
-    mesh: Mesh | None = None,
 ) -> dict[str, float]:
     """Test metrics of ``variables`` as they are (no training), as :func:`snnjax.train.inputs.create_eval_inputs`
-    places them: in memory on this process's default device; a streamed test split over ``mesh`` (the run's;
-    default: every device).
+    places them: in memory on this process's default device; a streamed test split over ``mesh`` (the run's).
 
     ``eval_step`` defaults to :func:`snnjax.train.steps.make_eval_step` (``correct``, ``loss_sum``).
     """
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     inputs = inputs_lib.create_eval_inputs(splits, batch_size=batch_size, mesh=mesh)
     evaluator = make_evaluator(eval_step or steps.make_eval_step(model), inputs)
     if inputs.mesh is not None:  # batches sharded over it: the variables replicated on it

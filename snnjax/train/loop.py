@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from snnjax import data as data_lib
 from snnjax import models
@@ -86,7 +87,7 @@ class Run:
     config: ml_collections.ConfigDict
     workdir: str
     stage: str
-    mesh: Any
+    mesh: Mesh
     model: nn.Module
     splits: data_lib.DatasetSplits
     plan: setup.Plan  # steps per epoch, total steps, schedule, optimizer, abstract state
@@ -151,11 +152,10 @@ def set_up(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
-    mesh: Any = None,
+    mesh: Mesh,
 ) -> Run:
     """Data, model, the stage's :class:`~snnjax.train.setup.Plan`, the step-0 state (replicated) and its
-    checkpointer. ``mesh``: the run's mesh (built once by the caller; None: all devices)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    checkpointer. ``mesh``: the run's mesh, built once by the caller (``launch.py``)."""
     repl = mesh_lib.replicated(mesh)
     splits = splits or data_lib.load_from_config(config.data)
     model = model or models.build(config.model, splits.num_classes)
@@ -248,7 +248,7 @@ def start(run: Run) -> None:
 
 
 def compile_train_step(
-    train_step: Any, inputs: inputs_lib.TrainInputs, state: TrainState, teacher_variables: Any, mesh: Any
+    train_step: Any, inputs: inputs_lib.TrainInputs, state: TrainState, teacher_variables: Any, mesh: Mesh
 ) -> Any:
     """The train step with its on-device batch (:func:`snnjax.train.steps.with_inputs`), compiled for
     ``state`` and ``inputs.arg_shapes``: ``step(state, images, labels, teacher_variables) -> (state,
@@ -462,7 +462,7 @@ def train_and_evaluate(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
-    mesh: Any = None,
+    mesh: Mesh,
     epoch_metrics: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
@@ -483,7 +483,8 @@ def train_and_evaluate(
       trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
       initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
         e.g. to load momentum buffers from an earlier stage.
-      mesh: the run's device mesh, built once by the caller (``launch.py``); None: all devices.
+      mesh: the run's device mesh, built once by the caller (``launch.py``); every array of the stage
+        is placed on it.
       epoch_metrics: ``variables -> {name: float}``, called after every test evaluation; its values
         join the epoch record in ``metrics.jsonl`` (e.g. the hybrid pipeline's spikes per image).
 

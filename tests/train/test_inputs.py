@@ -46,7 +46,8 @@ def digits(tmp_path_factory):
 
 def _state(step: int) -> TrainState:
     """A state at global ``step`` (only ``step`` and ``rng`` reach a batch function)."""
-    return TrainState(step=jnp.int32(step), params={}, model_state={}, opt_state=(), rng=jax.random.key_data(jax.random.key(3)))
+    rng = jax.random.key_data(jax.random.key(3))
+    return TrainState(step=jnp.int32(step), params={}, model_state={}, opt_state=(), rng=rng)
 
 
 def _by_hand(splits, step: int) -> tuple[np.ndarray, np.ndarray]:
