@@ -58,6 +58,7 @@ def main(argv: list[str]) -> None:
     from snnjax.methods.hybrid import config as hybrid_config
     from snnjax.methods.hybrid import conversion, pipeline
     from snnjax.train import stages
+    from snnjax.train.mesh import make_mesh
 
     runtime.use_eigen_convolutions()
     import configs.hybrid_stdb as preset
@@ -70,7 +71,8 @@ def main(argv: list[str]) -> None:
     ann_model = models.build(acfg.model, splits.num_classes)
     scratch = os.path.join("/tmp", "hybrid_resnet_rates")
     os.makedirs(scratch, exist_ok=True)
-    ann = stages.run_stage(acfg, scratch, "ann", model=ann_model, splits=splits, restore=hybrid_config.ann_restore(cfg))
+    restore = hybrid_config.ann_restore(cfg)
+    ann = stages.run_stage(acfg, scratch, "ann", model=ann_model, splits=splits, restore=restore, mesh=make_mesh())
     params = jax.device_get(ann.variables)
     x = pipeline.normalized(splits.test.images[: args.examples], splits)
     y = splits.test.labels[: args.examples]

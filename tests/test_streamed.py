@@ -1,4 +1,4 @@
-"""The training side of streaming (`snnjax.train.streamed`) against the in-memory path it must equal.
+"""The streamed backend of `snnjax.train.inputs` against the resident (in-memory) one it must equal.
 
 `digits` (offline, 8x8 grayscale) is exported to records; a tiny conv net trains and evaluates on the
 same batches from records and from device-resident arrays, over the 8 fake CPU devices of conftest.
@@ -19,8 +19,9 @@ from snnjax.data import from_records, load_dataset
 from snnjax.data.errors import InvalidDatasetOptionError
 from snnjax.data.pipeline import batch_indices
 from snnjax.train import evaluate as evaluate_lib
+from snnjax.train import inputs as inputs_lib
 from snnjax.train import mesh as mesh_lib
-from snnjax.train import steps, streamed
+from snnjax.train import steps
 from snnjax.train.state import create_train_state
 
 
@@ -61,25 +62,26 @@ def test_streamed_steps_equal_in_memory_steps_on_the_mesh(digits_records):
     mesh = mesh_lib.make_mesh()
     model, tx = TinyNet(), optax.sgd(0.1, momentum=0.9)
     train_step = steps.make_train_step(model, tx)
-    data = steps.DeviceData(64, records.mean, records.std, padding=1, flip=True, seed=4)
+    data = inputs_lib.DeviceData(64, records.mean, records.std, padding=1, flip=True, seed=4)
     repl = mesh_lib.replicated(mesh)
-    resident = jax.jit(steps.make_device_train_step(train_step, data, mesh), out_shardings=(repl, repl))
-    streaming = jax.jit(streamed.make_train_step(train_step, data, mesh), out_shardings=(repl, repl))
-    images, labels = jnp.asarray(splits.train.images), jnp.asarray(splits.train.labels)
+    in_memory = inputs_lib.resident_train_inputs(splits.train, data, mesh)
     source = records.stream(batch_size=64, eval_batch_size=64, seed=4, process_index=0, process_count=1)
-    batches = streamed.device_batches(source, 20, mesh)  # mid epoch 0 (22 steps per epoch) into epoch 1
+    stream = inputs_lib.streamed_train_inputs(source, data, mesh, 20)  # mid epoch 0 (22 steps per epoch) on
+    resident = jax.jit(steps.with_inputs(train_step, in_memory.batch_fn), out_shardings=(repl, repl))
+    streaming = jax.jit(steps.with_inputs(train_step, stream.batch_fn), out_shardings=(repl, repl))
     state_a = state_b = jax.device_put(_state(model, (8, 8, 1), tx), repl)
     state_a = state_a.replace(step=jnp.int32(20))
     state_b = state_b.replace(step=jnp.int32(20))
     for step in range(20, 25):
-        x, y = next(batches)
+        x, y = next(stream.batches)
         idx = np.asarray(batch_indices(jax.random.key(4), step, 1437, 64))
         np.testing.assert_array_equal(np.asarray(x), splits.train.images[idx])  # the in-memory batch
-        state_a, metrics_a = resident(state_a, images, labels)
+        state_a, metrics_a = resident(state_a, *next(in_memory.batches))
         state_b, metrics_b = streaming(state_b, x, y)
         assert float(metrics_a["loss"]) == pytest.approx(float(metrics_b["loss"]), rel=1e-6)
     for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    stream.close()
 
 
 def test_streamed_evaluation_equals_in_memory_evaluation(digits_records):
@@ -89,19 +91,14 @@ def test_streamed_evaluation_equals_in_memory_evaluation(digits_records):
     variables = model.init(jax.random.key(3), jnp.zeros((1, 8, 8, 1)))
     eval_step = steps.make_eval_step(model)
     source = records.stream(batch_size=64, eval_batch_size=48, seed=0, process_index=0, process_count=1)
-    evaluator = streamed.make_evaluator(eval_step, source, mean=records.mean, std=records.std, mesh=mesh)
+    stream = inputs_lib.streamed_eval_inputs(source, mean=records.mean, std=records.std, mesh=mesh)
+    evaluator = evaluate_lib.make_evaluator(eval_step, stream)
     evaluator.compile(variables)
     streamed_means = evaluator(variables)  # 360 = 7 x 48 + 24 (+ 24 masked)
-    resident = evaluate_lib.make_evaluator(
-        eval_step,
-        jnp.asarray(splits.test.images),
-        jnp.asarray(splits.test.labels),
-        batch_size=48,
-        mean=splits.mean,
-        std=splits.std,
-        mesh=mesh,
+    resident_inputs = inputs_lib.resident_eval_inputs(
+        splits.test, batch_size=48, mean=splits.mean, std=splits.std, mesh=mesh
     )
-    in_memory = resident(variables)
+    in_memory = evaluate_lib.make_evaluator(eval_step, resident_inputs)(variables)
     assert streamed_means["correct"] == pytest.approx(in_memory["correct"], abs=1e-7)
     assert streamed_means["loss_sum"] == pytest.approx(in_memory["loss_sum"], rel=1e-5)
     # By hand: accuracy over the 360 test images.

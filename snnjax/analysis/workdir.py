@@ -79,6 +79,7 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax.train import checkpoint as ckpt_lib
     from snnjax.train import loop, stages
+    from snnjax.train import mesh as mesh_lib
 
     stage = choose_stage(workdir, stage)
     ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
@@ -97,7 +98,8 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     config = ml_collections.ConfigDict(config_dict)
     splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
     model = models.build(config.model, splits.num_classes)
-    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits)
+    # Only the structure of the state is read (the plan's abstract state): this process's devices.
+    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh_lib.make_mesh())
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
     state, _ = restored

@@ -1,7 +1,8 @@
 """The training loop every pipeline stage runs: train, evaluate, checkpoint, log, resume.
 
-:func:`train_and_evaluate` trains one model (ANN or SNN) on an in-memory dataset that is placed on
-the devices once; the batch of every step is built inside the jitted step. A run restarted with the
+:func:`train_and_evaluate` trains one model (ANN or SNN) on a dataset held in memory (placed on the
+devices once) or streamed from records, through one data path (:mod:`snnjax.train.inputs`); the batch
+of every step is built inside the jitted step. A run restarted with the
 same ``workdir`` resumes from its latest checkpoint and continues exactly as if uninterrupted
 (same example order, same random augmentation, same optimizer and BN state).
 
@@ -26,15 +27,15 @@ import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from snnjax import data as data_lib
 from snnjax import models
 from snnjax import progress as progress_lib
-from snnjax.data import from_records
-from snnjax.data.placement import put_dataset
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import distributed, preflight, setup, steps, streamed
+from snnjax.train import distributed, preflight, setup, steps
 from snnjax.train import evaluate as evaluate_lib
+from snnjax.train import inputs as inputs_lib
 from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.state import TrainState
@@ -86,7 +87,7 @@ class Run:
     config: ml_collections.ConfigDict
     workdir: str
     stage: str
-    mesh: Any
+    mesh: Mesh
     model: nn.Module
     splits: data_lib.DatasetSplits
     plan: setup.Plan  # steps per epoch, total steps, schedule, optimizer, abstract state
@@ -102,9 +103,8 @@ class Run:
     # set by start():
     writer: Any = None
     progress: Any = None
-    data: tuple[jax.Array, ...] = ()  # train images, train labels, test images, test labels
-    batches: Any = None  # streamed data: iterator of (images, labels) from the current step on
-    step_fn: Any = None
+    inputs: inputs_lib.TrainInputs | None = None  # the step's data arguments from the current step on
+    step_fn: Any = None  # the compiled step(state, images, labels, teacher_variables)
     evaluator: Any = None  # snnjax.train.evaluate.Evaluator over the test split
     epoch_metrics: Any = None  # optional variables -> {name: float}, logged with every evaluation
     compile_s: float = 0.0
@@ -152,11 +152,10 @@ def set_up(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
-    mesh: Any = None,
+    mesh: Mesh,
 ) -> Run:
     """Data, model, the stage's :class:`~snnjax.train.setup.Plan`, the step-0 state (replicated) and its
-    checkpointer. ``mesh``: the run's mesh (built once by the caller; None: all devices)."""
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+    checkpointer. ``mesh``: the run's mesh, built once by the caller (``launch.py``)."""
     repl = mesh_lib.replicated(mesh)
     splits = splits or data_lib.load_from_config(config.data)
     model = model or models.build(config.model, splits.num_classes)
@@ -223,9 +222,7 @@ def start(run: Run) -> None:
         )
     else:
         run.writer = NullWriter()
-    n_dev = run.n_devices
-    eval_bs = max(n_dev, int(config.data.eval_batch_size) // n_dev * n_dev)
-    device_data = steps.DeviceData(
+    device_data = inputs_lib.DeviceData(
         run.batch_size,
         tuple(run.splits.mean),
         tuple(run.splits.std),
@@ -233,39 +230,32 @@ def start(run: Run) -> None:
         bool(config.data.flip),
         int(config.seed),
     )
-    if from_records.is_streamed(run.splits):  # records read off disk batch by batch
-        t_compile = time.perf_counter()
-        streamed.start(run, device_data, eval_bs)
-        run.compile_s = time.perf_counter() - t_compile
-        run.progress = _progress(config, run.stage, run.start_step, run.total_steps, epoch_units=run.steps_per_epoch)
-        run.t_start = run.t_log = time.perf_counter()
-        return
-    # Every process holds the whole (small) dataset and places it replicated; inside the step each
-    # device gathers its own slice of the global batch, so the batch of step s does not depend on
-    # how many processes or devices there are.
-    run.data = (*put_dataset(run.splits.train, repl), *put_dataset(run.splits.test, repl))
-    step_fn = jax.jit(
-        steps.make_device_train_step(run.train_step, device_data, run.mesh),
-        out_shardings=(repl, repl),
-        donate_argnums=0,
-    )
-    train_images, train_labels, test_images, test_labels = run.data
-    run.evaluator = evaluate_lib.make_evaluator(
-        steps.make_eval_step(run.model),
-        test_images,
-        test_labels,
-        batch_size=eval_bs,
-        mean=run.splits.mean,
-        std=run.splits.std,
+    # Resident or streamed, as run.splits is: from here on the loop sees one data path.
+    run.inputs, eval_inputs = inputs_lib.create_inputs(
+        run.splits,
+        device_data,
+        eval_batch_size=int(config.data.eval_batch_size),
         mesh=run.mesh,
-        out_shardings=repl,
+        start_step=run.start_step,
     )
+    run.evaluator = evaluate_lib.make_evaluator(steps.make_eval_step(run.model), eval_inputs, out_shardings=repl)
     t_compile = time.perf_counter()
-    run.step_fn = step_fn.lower(run.state, train_images, train_labels, run.teacher_variables).compile()
+    run.step_fn = compile_train_step(run.train_step, run.inputs, run.state, run.teacher_variables, run.mesh)
     run.evaluator.compile(run.state.variables)
     run.compile_s = time.perf_counter() - t_compile
     run.progress = _progress(config, run.stage, run.start_step, run.total_steps, epoch_units=run.steps_per_epoch)
     run.t_start = run.t_log = time.perf_counter()
+
+
+def compile_train_step(
+    train_step: Any, inputs: inputs_lib.TrainInputs, state: TrainState, teacher_variables: Any, mesh: Mesh
+) -> Any:
+    """The train step with its on-device batch (:func:`snnjax.train.steps.with_inputs`), compiled for
+    ``state`` and ``inputs.arg_shapes``: ``step(state, images, labels, teacher_variables) -> (state,
+    metrics)``, both outputs replicated on ``mesh``, the input state donated (updated in place)."""
+    repl = mesh_lib.replicated(mesh)
+    jitted = jax.jit(steps.with_inputs(train_step, inputs.batch_fn), out_shardings=(repl, repl), donate_argnums=0)
+    return jitted.lower(state, *inputs.arg_shapes, teacher_variables).compile()
 
 
 def evaluate(run: Run, variables: Any) -> dict[str, float]:
@@ -344,15 +334,13 @@ def train_epoch(run: Run) -> None:
     log_every = int(config.train.log_every_steps)
     ckpt_every = int(config.train.checkpoint_every_steps)
     stop_after = int(config.train.stop_after_steps)
-    resident = run.data[:2]  # (train images, labels) on the devices; () when streamed
     while run.step < run.total_steps:
         if stop_after and run.step - run.start_step >= stop_after:
             flush_train_log(run)
             run.ckpt.wait()
             distributed.say(f"[{run.stage}] stopping after {stop_after} steps as configured (train.stop_after_steps)")
             sys.exit(3)
-        inputs = next(run.batches) if run.batches is not None else resident
-        run.state, metrics = run.step_fn(run.state, *inputs, run.teacher_variables)
+        run.state, metrics = run.step_fn(run.state, *next(run.inputs.batches), run.teacher_variables)
         run.pending.append((run.step, metrics))
         run.step += 1
         run.progress.update(1)
@@ -405,8 +393,8 @@ def close(run: Run) -> None:
     """Wait for pending checkpoint writes; close the progress bar and the logs (also after an error)."""
     if run.progress is not None:
         run.progress.close()
-    if run.batches is not None:
-        run.batches.close()  # stops the streamed reader's worker threads/processes
+    if run.inputs is not None:
+        run.inputs.close()  # stops the streamed reader's worker threads/processes
     run.ckpt.wait()
     if run.writer is not None:
         run.writer.close()
@@ -474,7 +462,7 @@ def train_and_evaluate(
     make_step: Any = steps.make_train_step,
     trainable: Any = None,
     initial_opt_state: Any = None,
-    mesh: Any = None,
+    mesh: Mesh,
     epoch_metrics: Any = None,
 ) -> StageResult:
     """Train ``config.model`` on ``config.data`` and evaluate it every epoch.
@@ -495,7 +483,8 @@ def train_and_evaluate(
       trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
       initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
         e.g. to load momentum buffers from an earlier stage.
-      mesh: the run's device mesh, built once by the caller (``launch.py``); None: all devices.
+      mesh: the run's device mesh, built once by the caller (``launch.py``); every array of the stage
+        is placed on it.
       epoch_metrics: ``variables -> {name: float}``, called after every test evaluation; its values
         join the epoch record in ``metrics.jsonl`` (e.g. the hybrid pipeline's spikes per image).
 

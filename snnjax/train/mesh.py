@@ -31,11 +31,17 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
+def batch_for_devices(batch_size: int, n_devices: int) -> int:
+    """``batch_size`` rounded down to a multiple of ``n_devices``, at least ``n_devices``: the one
+    rounding of a global batch (examples) that the devices split evenly, e.g. the test batch."""
+    return max(n_devices, int(batch_size) // n_devices * n_devices)
+
+
 def check_batch_size(batch_size: int, mesh: Mesh, key: str = "config.data.batch_size") -> None:
     """Fail early, with the fix, when the global batch cannot be split evenly over the devices."""
     n = mesh.devices.size
     if batch_size < 1 or batch_size % n:
         raise ValueError(
             f"{key}={batch_size} must be a positive multiple of the device count {n}; "
-            f"use e.g. {max(n, (batch_size // n) * n or n)}"
+            f"use e.g. {batch_for_devices(batch_size, n)}"
         )

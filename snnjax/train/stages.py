@@ -26,11 +26,11 @@ from typing import Any
 
 import flax.linen as nn
 import ml_collections
+from jax.sharding import Mesh
 
 from snnjax import data as data_lib
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import loop, setup, steps
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.state import TrainState
 from snnjax.train.summary import write_json
 
@@ -96,7 +96,7 @@ def restore_stage(
     *,
     model: nn.Module,
     splits: data_lib.DatasetSplits,
-    mesh: Any = None,
+    mesh: Mesh,
     the_plan: setup.Plan | None = None,
 ) -> tuple[TrainState, dict[str, Any]] | None:
     """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
@@ -107,7 +107,7 @@ def restore_stage(
     if not os.path.isdir(checkpoint_dir):
         return None
     if the_plan is None:
-        the_plan = setup.plan(config, splits, model, mesh if mesh is not None else mesh_lib.make_mesh())
+        the_plan = setup.plan(config, splits, model, mesh)
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
         # Read-only (it may be another run's directory): the newest that restores, nothing moved aside.
@@ -176,14 +176,13 @@ def run_stage(
     restore: Restore | None = None,
     make_step: Callable = steps.make_train_step,
     extra_summary: dict[str, Any] | None = None,
-    mesh: Any = None,
+    mesh: Mesh,
 ) -> StageOutput:
     """Restore, resume or train stage ``stage`` of ``config`` (a single-stage config); see the module doc.
 
     ``extra_summary`` is added to the summary of a stage trained here (and saved with it). ``mesh``: the
-    run's mesh, built once by the caller (None: all devices).
+    run's mesh, built once by the caller (``launch.py``).
     """
-    mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     if restore is not None and restore.checkpoint:
         source = find_checkpoint_dir(
             restore.checkpoint, restore.stages, key=restore.key, what=restore.what, fix=restore.fix
@@ -200,7 +199,7 @@ def run_stage(
     path, ckpt_dir = summary_path(workdir, stage), loop.stage_checkpoint_dir(workdir, stage)
     if os.path.exists(path) and os.path.isdir(ckpt_dir):  # finished earlier, if all its steps are done
         the_plan = setup.plan(config, splits, model, mesh)
-        restored = restore_stage(config, ckpt_dir, model=model, splits=splits, the_plan=the_plan)
+        restored = restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh, the_plan=the_plan)
         if restored is not None and int(restored[0].step) >= the_plan.total_steps:
             _log(f"[{stage}] finished earlier; restored from {ckpt_dir}")
             with open(path) as f:

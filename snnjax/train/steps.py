@@ -2,8 +2,8 @@
 
 ``train_step(state, batch, teacher_variables) -> (state, metrics)`` is a pure function of its
 inputs: its randomness comes from ``fold_in(state.rng, state.step)`` so a resumed run draws the same
-numbers. The on-device variant builds the batch itself (gather, random crop, flip, normalise)
-from a dataset that already lives on the devices, so the host never stalls the accelerator.
+numbers. :func:`with_inputs` makes it build its batch on the device (gather, random crop, flip,
+normalise: :mod:`snnjax.train.inputs`), so the host never stalls the accelerator.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
 
 from snnjax import losses
-from snnjax.data import pipeline as data_pipeline
-from snnjax.train import mesh as mesh_lib
 from snnjax.train.state import TrainState, step_key
 
 Batch = tuple[jax.Array, jax.Array]  # (inputs [B, ...], int32 labels [B])
@@ -38,18 +35,6 @@ class Distillation:
     teacher: nn.Module
     temperature: float  # config.kd.temperature
     alpha: float  # config.kd.alpha
-
-
-@dataclasses.dataclass(frozen=True)
-class DeviceData:
-    """How the fused step draws a training batch from a dataset resident on the devices."""
-
-    batch_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    padding: int = 4
-    flip: bool = True
-    seed: int = 0  # drives the example order only (augmentation uses the state's key)
 
 
 def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
@@ -145,32 +130,16 @@ def make_train_step(
     return train_step
 
 
-def make_device_train_step(train_step: Callable, data: DeviceData, mesh: Mesh | None = None) -> Callable:
+def with_inputs(train_step: Callable, batch_fn: Callable[[TrainState, jax.Array, jax.Array], Batch]) -> Callable:
     """Fuse batch construction into the step: ``step(state, images, labels, teacher_variables)``.
 
-    ``images`` uint8 ``[N, H, W, C]`` and ``labels`` int32 ``[N]`` are the whole train split, on
-    the devices. The batch of global step ``s`` is a pure function of ``(data.seed, s)`` and the
-    state's key, which is what makes resumed runs exact.
+    ``batch_fn(state, images, labels) -> (x, y)`` builds the step's batch on the device from its two
+    array arguments (:class:`snnjax.train.inputs.TrainInputs`: the whole resident split, or a streamed
+    uint8 batch); its randomness comes from the state, which is what makes resumed runs exact.
     """
-    data_key = jax.random.key(data.seed)
 
     def step(state: TrainState, images: jax.Array, labels: jax.Array, teacher_variables: Any = None):
-        x, y = data_pipeline.make_train_batch(
-            step_key(state, AUGMENT_STREAM),
-            images,
-            labels,
-            state.step,
-            batch_size=data.batch_size,
-            mean=data.mean,
-            std=data.std,
-            padding=data.padding,
-            flip=data.flip,
-            data_key=data_key,
-        )
-        if mesh is not None:
-            x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
-            y = jax.lax.with_sharding_constraint(y, mesh_lib.batch_sharded(mesh))
-        return train_step(state, (x, y), teacher_variables)
+        return train_step(state, batch_fn(state, images, labels), teacher_variables)
 
     return step
 
@@ -194,18 +163,3 @@ def make_eval_step(model: nn.Module) -> Callable[[Any, jax.Array, jax.Array, jax
         }
 
     return eval_step
-
-
-def make_device_eval_step(eval_step: Callable, *, batch_size: int, mean, std, mesh: Mesh | None = None) -> Callable:
-    """``step(variables, images, labels, batch_index)`` evaluating batch ``batch_index`` of a resident split."""
-
-    def step(variables: Any, images: jax.Array, labels: jax.Array, batch_index: jax.Array) -> Metrics:
-        x, y, mask = data_pipeline.make_eval_batch(
-            images, labels, batch_index, batch_size=batch_size, mean=mean, std=std
-        )
-        if mesh is not None:
-            x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
-        # A fixed key per batch: stochastic encodings give the same test accuracy every time.
-        return eval_step(variables, x, y, mask, jax.random.fold_in(jax.random.key(0), batch_index))
-
-    return step

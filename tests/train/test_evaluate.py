@@ -8,6 +8,7 @@ import pytest
 
 from snnjax.data.types import ArrayDataset, DatasetSplits
 from snnjax.train import evaluate
+from snnjax.train import mesh as mesh_lib
 
 
 class Linear(nn.Module):
@@ -31,7 +32,7 @@ def test_accuracy_and_loss_match_numpy_whatever_the_batching(batch_size):
     splits = _splits()
     model = Linear()
     variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 1)))
-    got = evaluate.evaluate(model, variables, splits, batch_size=batch_size)
+    got = evaluate.evaluate(model, variables, splits, batch_size=batch_size, mesh=mesh_lib.make_mesh())
 
     x = (splits.test.images.astype(np.float64) / 255 - 0.5) / 0.25
     w = np.asarray(variables["params"]["head"]["kernel"], np.float64)

@@ -6,16 +6,17 @@ import os
 import pytest
 
 from snnjax.train import distributed, loop
+from snnjax.train import mesh as mesh_lib
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 
 
 def test_each_step_of_a_stage_and_a_resume(tiny_baseline, tmp_path, monkeypatch):
     config, workdir = tiny_baseline, str(tmp_path)
-    run = loop.set_up(config, workdir)
+    run = loop.set_up(config, workdir, mesh=mesh_lib.make_mesh())
     assert (run.step, run.steps_per_epoch, run.total_steps, int(run.state.step)) == (0, 11, 11, 0)
     assert loop.resume(run) is None and run.start_step == 0  # nothing to resume
     loop.start(run)
-    assert isinstance(run.writer, MetricWriter) and len(run.data) == 4 and run.evaluator.num_batches >= 1
+    assert isinstance(run.writer, MetricWriter) and run.inputs is not None and run.evaluator.num_batches >= 1
     loop.train_epoch(run)  # to the end of epoch 1
     assert run.step == 11 and int(run.state.step) == 11 and not run.pending and len(run.epoch_records) == 11
     record = loop.end_epoch(run)
@@ -30,7 +31,7 @@ def test_each_step_of_a_stage_and_a_resume(tiny_baseline, tmp_path, monkeypatch)
     # the checkpoint, trains nothing, writes no log line, and reports the same accuracy.
     logged = open(os.path.join(workdir, "metrics.jsonl")).read()
     monkeypatch.setattr(distributed, "is_primary", lambda: False)
-    again = loop.set_up(config, workdir)
+    again = loop.set_up(config, workdir, mesh=mesh_lib.make_mesh())
     assert loop.resume(again) == 11 and again.step == again.start_step == 11
     loop.start(again)
     assert isinstance(again.writer, NullWriter)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from snnjax import data, models
+from snnjax.train import mesh as mesh_lib
 from snnjax.train import stages
 
 
@@ -30,29 +31,30 @@ def _leaves_equal(a, b):
 
 
 def test_a_finished_stage_is_restored_not_retrained_and_restores_from_another_workdir(tiny_baseline, tmp_path):
-    config = tiny_baseline
+    config, mesh = tiny_baseline, mesh_lib.make_mesh()
     splits = data.load_from_config(config.data)
     model = models.build(config.model, splits.num_classes)
     workdir = str(tmp_path / "run")
     os.makedirs(workdir)
-    first = stages.run_stage(config, workdir, "teacher", model=model, splits=splits)
+    first = stages.run_stage(config, workdir, "teacher", model=model, splits=splits, mesh=mesh)
     assert first.summary["steps"] == 11 and os.path.exists(stages.summary_path(workdir, "teacher"))
     logged = open(os.path.join(workdir, "metrics.jsonl")).read()
 
-    again = stages.run_stage(config, workdir, "teacher", model=model, splits=splits)
+    again = stages.run_stage(config, workdir, "teacher", model=model, splits=splits, mesh=mesh)
     assert open(os.path.join(workdir, "metrics.jsonl")).read() == logged  # nothing trained or logged
     assert again.summary == first.summary and _leaves_equal(again.variables, first.variables)
 
     restore = stages.Restore(workdir, "config.teacher.checkpoint", ("teacher",), "teacher", "train one")
     other = str(tmp_path / "other")
     os.makedirs(other)
-    restored = stages.run_stage(config, other, "teacher", model=model, splits=splits, restore=restore)
+    restored = stages.run_stage(config, other, "teacher", model=model, splits=splits, restore=restore, mesh=mesh)
     assert restored.summary["restored_from"] == workdir and restored.summary["epoch"] == 1
     assert _leaves_equal(restored.variables, first.variables)
     assert _leaves_equal(restored.opt_state, first.opt_state)  # the optimizer state too (momentum)
 
     state, meta = stages.restore_stage(
-        config, os.path.join(workdir, "checkpoints", "teacher"), model=model, splits=splits
+        config, os.path.join(workdir, "checkpoints", "teacher"), model=model, splits=splits, mesh=mesh
     )
     assert int(state.step) == 11 and meta["best_step"] == 11
-    assert stages.restore_stage(config, str(tmp_path / "nowhere"), model=model, splits=splits) is None
+    nowhere = str(tmp_path / "nowhere")
+    assert stages.restore_stage(config, nowhere, model=model, splits=splits, mesh=mesh) is None
