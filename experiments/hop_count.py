@@ -2,6 +2,7 @@
 
     python experiments/hop_count.py            # in the checkout to measure (prints JSON)
     python experiments/hop_count.py --trace    # also every hop, one line each
+    python experiments/hop_count.py --any-call # every call between snnjax files, config or not
 
 Runs ``methods/idsnn/pipeline.py: run`` on ``configs/idsnn.py:digits`` (the teacher is its first stage)
 under ``sys.setprofile`` and stops at the first ``jax.jit`` of a train step (a callable whose name
@@ -33,7 +34,9 @@ class _Stop(Exception):
     """Raised from the profiler at the first jit of a train step: nothing is compiled or trained."""
 
 
-def measure(trace: bool = False) -> dict:
+def measure(trace: bool = False, *, any_call: bool = False) -> dict:
+    """The counts of the module doc; ``any_call``: count every call between ``snnjax`` files, not only
+    those that receive a ``ConfigDict`` (everything a reader of the path steps through)."""
     sys.path.insert(0, REPO)
     import jax
     import ml_collections
@@ -72,7 +75,7 @@ def measure(trace: bool = False) -> dict:
             if caller == callee or not caller.startswith(PACKAGE):
                 return
             values = [frame.f_locals.get(name) for name in frame.f_code.co_varnames[: frame.f_code.co_argcount]]
-            if any(isinstance(v, ml_collections.ConfigDict) for v in values):
+            if any_call or any(isinstance(v, ml_collections.ConfigDict) for v in values):
                 if not visits:
                     enter(_rel(caller))
                 hops.append((_rel(caller), _rel(callee), frame.f_code.co_name))
@@ -127,4 +130,4 @@ def _make_mesh():
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(trace="--trace" in sys.argv), indent=1))
+    print(json.dumps(measure(trace="--trace" in sys.argv, any_call="--any-call" in sys.argv), indent=1))
