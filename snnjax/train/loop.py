@@ -16,7 +16,6 @@ process 0 writes logs (:mod:`snnjax.train.distributed`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 import sys
 import time
@@ -28,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax import progress as progress_lib
 from snnjax.data import from_records
 from snnjax.data.placement import put_dataset
@@ -178,7 +177,9 @@ def set_up(
         splits=splits,
         plan=the_plan,
         state=state,
-        ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage), keep=int(config.train.keep_checkpoints)),
+        ckpt=ckpt_lib.Checkpointer(
+            workdir_layout.stage_checkpoints(workdir, stage), keep=int(config.train.keep_checkpoints)
+        ),
         train_step=make_step(model, the_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
         teacher_variables=teacher_vars,
     )
@@ -556,7 +557,3 @@ def _postfix(record: dict[str, float]) -> str:
     if "test_accuracy" in record:
         parts.append(f"test {record['test_accuracy']:.3f}")
     return ", ".join(parts)
-
-
-def stage_checkpoint_dir(workdir: str, stage: str) -> str:
-    return os.path.join(workdir, "checkpoints", stage)
