@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from snnjax import workdir_layout
 from snnjax.methods.idsnn.config import ARMS, apply_arm
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
@@ -47,7 +48,7 @@ def epoch_curve(workdir: str, stage: str = "student") -> list[tuple[int, float]]
 
     return [
         (r["epoch"], r["test_accuracy"])
-        for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
+        for r in read_metrics(workdir_layout.metrics(workdir))
         if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r
     ]
 
@@ -255,7 +256,7 @@ def main(argv):
         argv = sys.argv + (["--verbose"] if verbose and "--verbose" not in sys.argv else [])
         # A root never made (the run never started): the traceback goes to the user cache, as the launcher's.
         log_dir = root if os.path.isdir(root) else os.path.join(user_cache_dir(), "logs")
-        log_path = os.path.join(log_dir, user_errors.LOG_FILE)
+        log_path = workdir_layout.log(log_dir)
         sys.exit(user_errors.report(err, started=stage["started"], log_path=log_path, argv=argv))
     finally:
         release_lock(stage)
@@ -330,7 +331,7 @@ def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh, split
                 if distributed.is_primary():
                     finished.mark_finished(wd, cfg)
             else:
-                distributed.say(f"== seed {seed} arm {arm}: finished earlier ({wd}/summary.json)")
+                distributed.say(f"== seed {seed} arm {arm}: finished earlier ({workdir_layout.summary(wd)})")
             results[arm][seed] = {
                 "best": result["best_test_accuracy"],
                 "final": result["final_test_accuracy"],
