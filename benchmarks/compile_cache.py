@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, ROOT)  # snnjax, for the record's commit
 import _results  # noqa: E402  (benchmarks/_results.py, next to this script)
 
+from snnjax import workdir_layout  # noqa: E402
+
 
 def launch(workdir: str, cache: str, epochs: int) -> dict[str, float]:
     cmd = [
@@ -44,7 +46,7 @@ def launch(workdir: str, cache: str, epochs: int) -> dict[str, float]:
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": ROOT})
     wall = time.perf_counter() - t0
-    summary = json.load(open(os.path.join(workdir, "summary.json")))
+    summary = json.load(open(workdir_layout.summary(workdir)))
     teacher = summary["teacher"]["compile_time_s"]
     student = summary["compile_time_s"]
     return {"teacher_compile_s": teacher, "student_compile_s": student, "compile_s": teacher + student, "wall_s": wall}

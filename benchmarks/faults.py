@@ -44,6 +44,10 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # the snnjax of this checkout, as the launches below run it (PYTHONPATH)
+    sys.path.insert(0, ROOT)
+from snnjax import workdir_layout  # noqa: E402
+
 STEPS = 44  # 2 epochs of digits (1437 // 64 = 22 steps each)
 ARGS = [
     "--config=configs/teacher.py:digits",
@@ -79,7 +83,7 @@ def start(workdir: str, *extra: str, **popen) -> subprocess.Popen:
 
 
 def ckpt_dir(workdir: str) -> str:
-    return os.path.join(workdir, "checkpoints", "train")
+    return workdir_layout.stage_checkpoints(workdir, "train")
 
 
 def complete_steps(workdir: str) -> list[int]:
@@ -98,7 +102,7 @@ def final_state(workdir: str) -> dict[str, bytes]:
 
 
 def train_steps(workdir: str) -> list[int]:
-    path = os.path.join(workdir, "metrics.jsonl")
+    path = workdir_layout.metrics(workdir)
     if not os.path.exists(path):
         return []
     out = []
@@ -126,7 +130,7 @@ class Reference:
         if proc.returncode != 0:
             raise RuntimeError(f"the reference run failed:\n{proc.stderr[-3000:]}")
         self.state = final_state(self.workdir)
-        self.accuracy = json.load(open(os.path.join(self.workdir, "summary.json")))["best_test_accuracy"]
+        self.accuracy = json.load(open(workdir_layout.summary(self.workdir)))["best_test_accuracy"]
 
     def judge(self, workdir: str) -> dict[str, int]:
         """``bitwise`` (0/1) and ``twice`` (steps logged more than once) of a finished trial."""
@@ -134,7 +138,7 @@ class Reference:
         twice = len(steps) - len(set(steps))
         ok = sorted(set(steps)) == list(range(1, STEPS + 1))
         try:
-            summary = json.load(open(os.path.join(workdir, "summary.json")))
+            summary = json.load(open(workdir_layout.summary(workdir)))
             ok = ok and summary["best_test_accuracy"] == self.accuracy and final_state(workdir) == self.state
         except (OSError, ValueError, KeyError):
             ok = False
@@ -235,7 +239,7 @@ def corrupt_trial(ref: Reference, base: str, root: str, kind: str, seed: int) ->
 def concurrent_trial(ref: Reference, root: str) -> dict[str, int]:
     workdir = os.path.join(root, "concurrent")
     first = start(workdir)
-    wait_for(lambda: os.path.exists(os.path.join(workdir, ".snnjax.lock")), first)
+    wait_for(lambda: os.path.exists(workdir_layout.lock(workdir)), first)
     second = launch(workdir)
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     refused = second.returncode == 1 and len(lines) <= 2 and "in use by another run" in second.stderr

@@ -34,6 +34,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from snnjax import workdir_layout  # noqa: E402
 
 CLASSES = [f"class_{i:03d}" for i in range(10)]
 
@@ -221,7 +222,7 @@ def step_time(args) -> None:
                 *overrides,
             ]
             subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-            with open(os.path.join(workdir, "summary.json")) as f:
+            with open(workdir_layout.summary(workdir)) as f:
                 summary = json.load(f)
             row = {
                 "round": round_index,

@@ -24,6 +24,8 @@ import tempfile
 
 import _results
 
+from snnjax import workdir_layout
+
 QUICK_START = ["launch.py", "--config", "configs/idsnn.py:digits"]
 NAME = "quickstart_accuracy"
 
@@ -36,7 +38,7 @@ def run_quick_start(workdir: str) -> None:
 
 def measured_run(workdir: str) -> dict:
     """This machine's entry: its CPU, the summary's accuracies and versions."""
-    with open(os.path.join(workdir, "summary.json")) as f:
+    with open(workdir_layout.summary(workdir)) as f:
         summary = json.load(f)
     return {
         "cpu": _results.machine()["cpu"],

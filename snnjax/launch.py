@@ -47,7 +47,7 @@ runtime.use_eigen_convolutions()
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from snnjax import user_errors  # noqa: E402
+from snnjax import user_errors, workdir_layout  # noqa: E402
 
 _FLAGS: dict[str, flags.FlagHolder] = {}
 
@@ -299,7 +299,8 @@ def run_in_workdir(
             summary = finished.finished_summary(workdir, config) or {}
             distributed.say(
                 f"finished earlier: best test accuracy {float(summary.get('best_test_accuracy', float('nan'))):.4f}; "
-                f"summary in {workdir}/summary.json (nothing to do; another --workdir or more epochs trains again)"
+                f"summary in {workdir_layout.summary(workdir)} (nothing to do; another --workdir or more epochs "
+                "trains again)"
             )
             return summary
         if distributed.is_primary():
@@ -323,12 +324,12 @@ def exit_on_error(err: BaseException, workdir: str, *, existed: bool, state: Lau
 
     distributed.exit_if_peer_lost(err)
     state.release()
-    log_path = os.path.join(workdir, user_errors.LOG_FILE)
+    log_path = workdir_layout.log(workdir)
     if _refused_busy(err):
         log_path = None
     elif not existed and _holds_nothing(workdir) and _never_ran(err, state.started):
         shutil.rmtree(workdir, ignore_errors=True)
-        log_path = os.path.join(user_cache_dir(), "logs", user_errors.LOG_FILE)
+        log_path = workdir_layout.log(os.path.join(user_cache_dir(), "logs"))
     elif not os.path.isdir(workdir):
         log_path = None
     _exit_with(err, sys.argv if argv is None else argv, started=state.started, log_path=log_path)
@@ -418,9 +419,7 @@ def _never_ran(err: BaseException, started: bool) -> bool:
 
 def _holds_nothing(workdir: str) -> bool:
     """True when ``workdir`` holds no file but the launcher's own (lock, log): the run wrote nothing."""
-    from snnjax.train import workdir_lock
-
-    own = {workdir_lock.LOCK_FILE, user_errors.LOG_FILE}
+    own = {workdir_layout.LOCK_FILE, workdir_layout.LOG_FILE}
     for _, _, files in os.walk(workdir):
         if any(name not in own for name in files):
             return False

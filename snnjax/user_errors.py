@@ -26,7 +26,6 @@ import traceback
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-LOG_FILE = "snnjax.log"  # in the workdir
 VERBOSE_ENV = "SNNJAX_VERBOSE"
 MAX_MESSAGE_CHARS = 1200  # a message longer than this is cut (a cause's dump, e.g. a TensorStore spec)
 

@@ -8,6 +8,7 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
+from snnjax import workdir_layout
 from snnjax.train import metric_writer
 from snnjax.train import summary as common
 
@@ -96,7 +97,7 @@ def test_kd_stages_from_summary(summary, expected):
 
 
 def test_finish_run_writes_curves_with_kd_label(tmp_path, monkeypatch):
-    path = tmp_path / metric_writer.METRICS_FILE
+    path = tmp_path / workdir_layout.METRICS_FILE
     path.write_text("".join(json.dumps(r) + "\n" for r in _records()))
     seen = {}
     real = metric_writer.curves_figure

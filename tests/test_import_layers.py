@@ -44,6 +44,8 @@ LAYER_NAMES = {BASE: "base", ENGINE: "engine", UPPER: "upper"}
 # base: the engine draws its progress bar, the data tools theirs, analysis its figures through them).
 # `user_errors` is upper: it classifies the engine's errors (train.preflight, train.checkpoint, ...)
 # for `launch` and the ablation command, the only modules that report errors to the user.
+# `workdir_layout` (where each file of a run lives) imports the standard library only: every layer
+# builds its paths with it.
 LAYERS: dict[str, int] = {
     PACKAGE: BASE,  # snnjax/__init__.py
     **{
@@ -59,6 +61,7 @@ LAYERS: dict[str, int] = {
             "runtime",
             "progress",
             "plotting",
+            "workdir_layout",
         )
     },
     f"{PACKAGE}.train": ENGINE,

@@ -19,6 +19,7 @@ from launch_helpers import ROOT, TINY, analyze, final_params, launch
 from ml_collections import config_flags
 
 from snnjax import launch as launch_lib
+from snnjax import workdir_layout
 from snnjax.train import workdir_lock as wl
 
 
@@ -271,14 +272,14 @@ def test_a_workdir_held_on_another_host_is_refused_in_one_line_after_the_imports
     wd = tmp_path / "run"
     wd.mkdir()
     holder = wl.Holder("elsewhere.invalid", 1, time.time(), "the running run")
-    (wd / wl.LOCK_FILE).write_text(json.dumps(holder.__dict__))
+    (wd / workdir_layout.LOCK_FILE).write_text(json.dumps(holder.__dict__))
     (wd / "snnjax.log").write_text("the running run's log\n")
     assert wl.refusal(["launch.py", f"--workdir={wd}"]) is None  # left to the launcher's take_lock
     proc = launch("configs/baseline.py:digits", wd, *TINY, check=False)
     assert proc.returncode == 1
     assert proc.stderr == f"snnjax: error: {wl.busy_message(str(wd), holder)}\n"
     assert (wd / "snnjax.log").read_text() == "the running run's log\n"
-    assert sorted(os.listdir(wd)) == [wl.LOCK_FILE, "snnjax.log"]
+    assert sorted(os.listdir(wd)) == [workdir_layout.LOCK_FILE, "snnjax.log"]
 
 
 def test_the_early_busy_check_reads_workdir_as_absl_does_and_judges_live_local_holders_only(tmp_path):
@@ -292,6 +293,6 @@ def test_the_early_busy_check_reads_workdir_as_absl_does_and_judges_live_local_h
     dead.wait()
     for pid in (dead.pid, os.getpid()):
         holder = wl.Holder(socket.gethostname(), pid, time.time(), "x", wl._pid_start_ticks(pid))
-        (tmp_path / wl.LOCK_FILE).write_text(json.dumps(holder.__dict__))
+        (tmp_path / workdir_layout.LOCK_FILE).write_text(json.dumps(holder.__dict__))
         expected = None if pid == dead.pid else wl.busy_message(str(tmp_path), holder)  # a dead one: taken over
         assert wl.refusal(argv) == expected

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from launch_helpers import TINY, launch
 
-from snnjax import user_errors
+from snnjax import user_errors, workdir_layout
 
 TEACHER = "configs/teacher.py:digits"
 
@@ -100,7 +100,7 @@ def test_nonfinite_loss_is_a_run_failure_with_its_traceback_in_the_workdir_log(t
     wd = tmp_path / "run"
     proc = launch(TEACHER, wd, *TINY, "--config.model.name=resnet18", "--config.optim.lr=1e30", check=False)
     _assert_short(proc, user_errors.EXIT_FAILURE, "non-finite loss or gradient at step", "config.train.nonfinite=skip")
-    log = wd / user_errors.LOG_FILE
+    log = wd / workdir_layout.LOG_FILE
     assert f"(full traceback: {log};" in _lines(proc)[1]
     assert "Traceback (most recent call last)" in log.read_text() and "NonFiniteLossError" in log.read_text()
 

@@ -10,6 +10,7 @@ import time
 import pytest
 from launch_helpers import ROOT, TINY, launch
 
+from snnjax import workdir_layout
 from snnjax.train import workdir_lock as wl
 
 
@@ -22,12 +23,12 @@ def _dead_pid() -> int:
 def _write_lock(workdir, **fields):
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "command": "x"}
     holder.update(fields)
-    (workdir / wl.LOCK_FILE).write_text(json.dumps(holder))
+    (workdir / workdir_layout.LOCK_FILE).write_text(json.dumps(holder))
 
 
 def test_lock_records_the_holder_refuses_a_second_taker_and_is_released(tmp_path):
     lock = wl.acquire(str(tmp_path), command="launch.py --workdir=x")
-    recorded = json.loads((tmp_path / wl.LOCK_FILE).read_text())
+    recorded = json.loads((tmp_path / workdir_layout.LOCK_FILE).read_text())
     assert (recorded["host"], recorded["pid"], recorded["command"]) == (
         socket.gethostname(),
         os.getpid(),
@@ -37,7 +38,7 @@ def test_lock_records_the_holder_refuses_a_second_taker_and_is_released(tmp_path
     with pytest.raises(wl.WorkdirLockedError, match=rf"in use by another run \(PID {os.getpid()} on "):
         wl.acquire(str(tmp_path))
     lock.release()
-    assert not (tmp_path / wl.LOCK_FILE).exists()
+    assert not (tmp_path / workdir_layout.LOCK_FILE).exists()
     wl.acquire(str(tmp_path)).release()
 
 
@@ -56,7 +57,7 @@ def test_stale_locks_are_taken_over_with_one_warning(tmp_path):
     with pytest.raises(wl.WorkdirLockedError, match="elsewhere.invalid"):
         wl.acquire(str(tmp_path), stale_after_s=600, warn=warnings.append)
     old = time.time() - 601
-    os.utime(tmp_path / wl.LOCK_FILE, (old, old))
+    os.utime(tmp_path / workdir_layout.LOCK_FILE, (old, old))
     wl.acquire(str(tmp_path), stale_after_s=600, warn=warnings.append).release()
     assert len(warnings) == 3 and "not refreshed for 60" in warnings[2]
 
@@ -90,7 +91,7 @@ def test_second_launch_on_a_busy_workdir_stops_at_once_and_a_killed_run_is_taken
     first = launch("configs/teacher.py:digits", wd, *args, background=True)
     try:
         deadline = time.time() + 300
-        while not (wd / wl.LOCK_FILE).exists():
+        while not (wd / workdir_layout.LOCK_FILE).exists():
             assert first.poll() is None and time.time() < deadline, "the first launch never took the lock"
             time.sleep(0.5)
         second = launch("configs/teacher.py:digits", wd, *args, check=False)
@@ -101,7 +102,7 @@ def test_second_launch_on_a_busy_workdir_stops_at_once_and_a_killed_run_is_taken
     finally:
         first.kill()  # SIGKILL: its lock stays behind
         first.wait()
-    assert (wd / wl.LOCK_FILE).exists()
+    assert (wd / workdir_layout.LOCK_FILE).exists()
     third = launch("configs/teacher.py:digits", wd, *TINY, "--config.model.name=resnet18", "--config.train.epochs=1")
     assert f"took over the lock of --workdir={wd} from PID {first.pid}" in third.stderr and "is gone" in third.stderr
-    assert not (wd / wl.LOCK_FILE).exists()
+    assert not (wd / workdir_layout.LOCK_FILE).exists()

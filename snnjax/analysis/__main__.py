@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from snnjax import workdir_layout
 from snnjax.analysis.energy import E_AC_PJ, E_MAC_PJ, EnergyModel
 
 
@@ -12,7 +13,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m snnjax.analysis",
         description="Firing rates, synaptic operations and the energy estimate of a trained run "
-        "(restored from DIR/checkpoints; PNGs and analysis.json written to DIR).",
+        f"(restored from {workdir_layout.checkpoints('DIR')}; PNGs and analysis.json written to DIR).",
     )
     parser.add_argument("--workdir", required=True, help="the --workdir of a launch.py run")
     parser.add_argument(

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax.analysis import plots
 from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
@@ -29,7 +29,6 @@ from snnjax.data import pipeline as data_pipeline
 # Stages whose model is a run's result, most wanted first: idsnn student, teacher.py/baseline.py train,
 # pretrain finetune, hybrid stdb, snn2ann snn2ann/bptt (then the earlier stages: teacher, ann, pretrain).
 STAGE_PREFERENCE = ("student", "train", "finetune", "stdb", "snn2ann", "bptt")
-ANALYSIS_FILE = "analysis.json"
 
 
 @dataclasses.dataclass
@@ -46,7 +45,7 @@ class LoadedRun:
 
 def checkpoint_stages(workdir: str) -> list[str]:
     """Stage names under ``workdir/checkpoints`` that hold at least one checkpoint step."""
-    root = os.path.join(workdir, "checkpoints")
+    root = workdir_layout.checkpoints(workdir)
     if not os.path.isdir(root):
         return []
     return sorted(
@@ -61,7 +60,7 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
     stages = checkpoint_stages(workdir)
     if not stages:
         raise FileNotFoundError(
-            f"no checkpoints under {workdir}/checkpoints. Fix: pass the --workdir of a "
+            f"no checkpoints under {workdir_layout.checkpoints(workdir)}. Fix: pass the --workdir of a "
             "run started with `python launch.py --config ... --workdir DIR`."
         )
     if stage is not None:
@@ -78,11 +77,11 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
     from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import loop, stages
     from snnjax.train import mesh as mesh_lib
+    from snnjax.train import stages
 
     stage = choose_stage(workdir, stage)
-    ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
+    ckpt_dir = workdir_layout.stage_checkpoints(workdir, stage)
     ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False)
     try:
         step = ckpt.latest_step()
@@ -134,8 +133,8 @@ def write_figures(report: SpikeReport, out_dir: str, metrics_path: str | None = 
         written.append(plots.plot_firing_rates(report, os.path.join(out_dir, "firing_rates.png")))
         written.append(plots.plot_raster(report, os.path.join(out_dir, "spike_raster.png")))
     if metrics_path and os.path.exists(metrics_path):
-        out = os.path.join(out_dir, "curves.png")
-        summary_path = os.path.join(os.path.dirname(metrics_path), "summary.json")
+        out = workdir_layout.curves(out_dir)
+        summary_path = workdir_layout.summary(os.path.dirname(metrics_path))
         summary = None
         if os.path.exists(summary_path):
             with open(summary_path) as f:
@@ -197,13 +196,13 @@ def analyze_workdir(
         "step": run.step,
         **report_dict(report, energy_model),
     }
-    figures = write_figures(report, out_dir, os.path.join(workdir, "metrics.jsonl"))
+    figures = write_figures(report, out_dir, workdir_layout.metrics(workdir))
     result["figures"] = figures
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, ANALYSIS_FILE), "w") as f:
+    with open(workdir_layout.analysis(out_dir), "w") as f:
         json.dump(result, f, indent=2)
     print(
-        f"\nwrote {os.path.join(out_dir, ANALYSIS_FILE)} and {', '.join(os.path.basename(p) for p in figures)}",
+        f"\nwrote {workdir_layout.analysis(out_dir)} and {', '.join(os.path.basename(p) for p in figures)}",
         file=stream,
     )
     return result

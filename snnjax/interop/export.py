@@ -126,15 +126,18 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
     a chosen step. A bad ``step`` fails before the data is loaded or anything restored.
     """
     from snnjax import data as data_lib
-    from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
-    from snnjax import models
+    from snnjax import (
+        methods,  # noqa: F401  (registers the methods' model families: models.build below)
+        models,
+        workdir_layout,
+    )
     from snnjax.analysis.workdir import LoadedRun, choose_stage
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import loop, setup
     from snnjax.train import mesh as mesh_lib
+    from snnjax.train import setup
 
     stage = choose_stage(workdir, stage)
-    ckpt_dir = loop.stage_checkpoint_dir(workdir, stage)
+    ckpt_dir = workdir_layout.stage_checkpoints(workdir, stage)
     where = f"{workdir} ({stage})"
     ckpt = ckpt_lib.Checkpointer(ckpt_dir, async_save=False)
     try:

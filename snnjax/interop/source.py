@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from snnjax import trees
+from snnjax import trees, workdir_layout
 from snnjax.interop import convert, layouts
 from snnjax.interop import torch as tio
 
@@ -114,7 +114,7 @@ def load(
     model = models.build(model_cfg, splits.num_classes)
     check_shapes(converted, model, tuple(splits.image_shape), splits.num_classes, where)
     arch = converted.report.arch
-    report_path = os.path.join(workdir, f"{stage}_torch_report.txt")
+    report_path = workdir_layout.torch_report(workdir, stage)
     os.makedirs(workdir, exist_ok=True)
     write_text(report_path, converted.report.to_text() + "\n")
     distributed.say(

@@ -26,6 +26,8 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from snnjax import workdir_layout
+
 BEST_METRIC = "test_accuracy"
 TMP_MARKER = ".orbax-checkpoint-tmp"  # orbax's suffix of a step directory still being written
 CORRUPT_SUFFIX = ".corrupt"
@@ -227,7 +229,7 @@ def remove_stale_tmp(workdir: str) -> list[str]:
     They are left by a process killed mid-save; orbax ignores them but they waste disk. Only safe
     while no process writes to ``workdir``, i.e. under its lock. Returns the removed paths.
     """
-    root = os.path.join(workdir, "checkpoints")
+    root = workdir_layout.checkpoints(workdir)
     removed = []
     for stage in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         stage_dir = os.path.join(root, stage)

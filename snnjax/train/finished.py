@@ -11,14 +11,13 @@ change (e.g. more epochs) resumes the run as before.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import ml_collections
 
-from snnjax.train.summary import SUMMARY_FILE, write_json
+from snnjax import workdir_layout
+from snnjax.train.summary import write_json
 
-FINISHED_CONFIG = "run_config.json"
 # (section, key) pairs that do not change what a run trains.
 IGNORED = {
     ("train", "progress_bar"),
@@ -40,12 +39,12 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 def mark_finished(workdir: str, config: ml_collections.ConfigDict) -> None:
     """Record that ``config`` ran to its end in ``workdir`` (process 0 only)."""
-    write_json(os.path.join(workdir, FINISHED_CONFIG), config.to_dict())
+    write_json(workdir_layout.finished_config(workdir), config.to_dict())
 
 
 def finished_summary(workdir: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
     """The ``summary.json`` of a run of ``config`` that finished in ``workdir``, else None."""
-    marker, summary = os.path.join(workdir, FINISHED_CONFIG), os.path.join(workdir, SUMMARY_FILE)
+    marker, summary = workdir_layout.finished_config(workdir), workdir_layout.summary(workdir)
     try:
         with open(marker) as f:
             done = json.load(f)

@@ -17,7 +17,6 @@ process 0 writes logs (:mod:`snnjax.train.distributed`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 import sys
 import time
@@ -30,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax import progress as progress_lib
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import distributed, preflight, setup, steps
@@ -177,7 +176,9 @@ def set_up(
         splits=splits,
         plan=the_plan,
         state=state,
-        ckpt=ckpt_lib.Checkpointer(stage_checkpoint_dir(workdir, stage), keep=int(config.train.keep_checkpoints)),
+        ckpt=ckpt_lib.Checkpointer(
+            workdir_layout.stage_checkpoints(workdir, stage), keep=int(config.train.keep_checkpoints)
+        ),
         train_step=make_step(model, the_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
         teacher_variables=teacher_vars,
     )
@@ -545,7 +546,3 @@ def _postfix(record: dict[str, float]) -> str:
     if "test_accuracy" in record:
         parts.append(f"test {record['test_accuracy']:.3f}")
     return ", ".join(parts)
-
-
-def stage_checkpoint_dir(workdir: str, stage: str) -> str:
-    return os.path.join(workdir, "checkpoints", stage)

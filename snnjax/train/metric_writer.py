@@ -13,9 +13,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from snnjax import workdir_layout
 from snnjax.plotting import pyplot
-
-METRICS_FILE = "metrics.jsonl"
 
 
 def _clean(value: Any) -> Any:
@@ -38,7 +37,7 @@ class MetricWriter:
     """
 
     def __init__(self, workdir: str, stage: str, *, resume_step: int | None = None, tensorboard: bool = True):
-        self.path = os.path.join(workdir, METRICS_FILE)
+        self.path = workdir_layout.metrics(workdir)
         self.stage = stage
         os.makedirs(workdir, exist_ok=True)
         self._drop_records_after(resume_step if resume_step is not None else -1)
@@ -46,7 +45,7 @@ class MetricWriter:
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: optional at import time
 
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard", stage))
+            self._tb = SummaryWriter(workdir_layout.tensorboard(workdir, stage))
 
     def _drop_records_after(self, step: int) -> None:
         if not os.path.exists(self.path):

@@ -29,6 +29,7 @@ import ml_collections
 from jax.sharding import Mesh
 
 from snnjax import data as data_lib
+from snnjax import workdir_layout
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import loop, setup, steps
 from snnjax.train.state import TrainState
@@ -70,10 +71,6 @@ def _log(message: str) -> None:
     distributed.say(message)
 
 
-def summary_path(workdir: str, stage: str) -> str:
-    return os.path.join(workdir, f"{stage}_summary.json")
-
-
 def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: str, fix: str) -> str:
     """The checkpoint directory behind a user-given ``path``.
 
@@ -81,7 +78,7 @@ def find_checkpoint_dir(path: str, stages: tuple[str, ...], *, key: str, what: s
     that holds a step directory) or a checkpoint directory itself. ``key`` (the config key),
     ``what`` and ``fix`` word the error raised when none holds a checkpoint.
     """
-    candidates = [loop.stage_checkpoint_dir(path, stage) for stage in stages] + [path]
+    candidates = [workdir_layout.stage_checkpoints(path, stage) for stage in stages] + [path]
     for candidate in candidates:
         if os.path.isdir(candidate) and any(name.isdigit() for name in os.listdir(candidate)):
             return candidate
@@ -196,7 +193,7 @@ def run_stage(
         state, meta = restored
         _log(f"[{stage}] restored from {restore.checkpoint} (step {int(state.step)})")
         return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)
-    path, ckpt_dir = summary_path(workdir, stage), loop.stage_checkpoint_dir(workdir, stage)
+    path, ckpt_dir = workdir_layout.stage_summary(workdir, stage), workdir_layout.stage_checkpoints(workdir, stage)
     if os.path.exists(path) and os.path.isdir(ckpt_dir):  # finished earlier, if all its steps are done
         the_plan = setup.plan(config, splits, model, mesh)
         restored = restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh, the_plan=the_plan)

@@ -10,9 +10,8 @@ import os
 import sys
 from typing import Any
 
+from snnjax import workdir_layout
 from snnjax.train import distributed, metric_writer, provenance
-
-SUMMARY_FILE = "summary.json"
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
@@ -30,16 +29,17 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
     if not distributed.is_primary():
         return summary
     summary = {**summary, "environment": provenance.environment()}  # what the numbers came from
-    write_json(os.path.join(workdir, SUMMARY_FILE), summary)
-    metrics_path = os.path.join(workdir, metric_writer.METRICS_FILE)
+    write_json(workdir_layout.summary(workdir), summary)
+    metrics_path = workdir_layout.metrics(workdir)
     if os.path.exists(metrics_path):
         metric_writer.plot_curves(
             metric_writer.read_metrics(metrics_path),
-            os.path.join(workdir, "curves.png"),
+            workdir_layout.curves(workdir),
             kd_stages=metric_writer.kd_stages(summary),
         )
     print(
-        f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir}/{SUMMARY_FILE}", file=sys.stderr
+        f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir_layout.summary(workdir)}",
+        file=sys.stderr,
     )
     return summary
 

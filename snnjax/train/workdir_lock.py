@@ -14,7 +14,10 @@ In a multi-process run only process 0 takes it (the launcher); the others wait f
 
 This module imports the standard library only, so that a launcher can load it from its file before
 JAX, Flax and orbax (seconds of imports) and stop a launch on a workdir that a live run on this host
-holds at once, in one line, writing nothing (:func:`exit_if_busy`).
+holds at once, in one line, writing nothing (:func:`exit_if_busy`). The lock's path comes from
+:mod:`snnjax.workdir_layout` (standard library only as well): imported from the package when this
+module is, loaded from its file next to the package's ``__init__`` when this module was loaded from
+its file (importing ``snnjax.workdir_layout`` would run ``snnjax/__init__.py``, which imports JAX).
 """
 
 from __future__ import annotations
@@ -28,7 +31,27 @@ import threading
 import time
 from typing import Any
 
-LOCK_FILE = ".snnjax.lock"
+
+def _layout_from_file() -> Any:
+    """``snnjax/workdir_layout.py`` loaded from its file, without its package (as
+    ``snnjax.launch.load_standalone`` loads this module, under the same kind of name)."""
+    import importlib.util
+
+    name = "_snnjax_standalone_workdir_layout"
+    if name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workdir_layout.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+if __package__:  # imported as snnjax.train.workdir_lock
+    from snnjax import workdir_layout
+else:  # loaded from its file by a launcher, before JAX
+    workdir_layout = _layout_from_file()
+
 # How :func:`exit_if_busy` ends, as ``snnjax.user_errors.report`` ends a WorkdirLockedError (its
 # EXIT_FAILURE and line); repeated here because this module may import the standard library only.
 EXIT_BUSY = 1
@@ -174,7 +197,7 @@ def _take_over(path: str, holder: Holder | None, mtime: float) -> bool:
 def busy_message(workdir: str, holder: Holder | None) -> str:
     """The one-line refusal of a launch on ``workdir`` while ``holder`` (None: unreadable) holds it."""
     who = holder.describe() if holder else "an unreadable lock file"
-    path = os.path.join(workdir, LOCK_FILE)
+    path = workdir_layout.lock(workdir)
     return (
         f"--workdir={workdir} is in use by another run ({who}). Fix: wait for it to end, stop it, "
         f"or use another --workdir (if that run is dead on another host, delete {path})."
@@ -214,7 +237,7 @@ def refusal(argv: list[str]) -> str | None:
         return None
     workdir = os.path.abspath(workdir)
     try:
-        holder, _ = _read(os.path.join(workdir, LOCK_FILE))
+        holder, _ = _read(workdir_layout.lock(workdir))
     except OSError:  # no lock (or no workdir): nothing holds it
         return None
     if holder is None or holder.host != socket.gethostname():
@@ -250,7 +273,7 @@ def acquire(
     Raises :class:`WorkdirLockedError` (one line: holder and fix) when a live run holds it; takes a
     stale one over, calling ``warn(message)`` (default: print to stderr) once.
     """
-    path = os.path.join(workdir, LOCK_FILE)
+    path = workdir_layout.lock(workdir)
     host = socket.gethostname()
     stale_after_s = _stale_after_s() if stale_after_s is None else stale_after_s
     warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax.interop import export
 from snnjax.interop import torch as tio
 
@@ -107,7 +107,7 @@ def three_checkpoints(tmp_path_factory, load_config):
     rng = np.random.default_rng(0)
     base = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(a.dtype), abstract)
     wd = tmp_path_factory.mktemp("export_steps")
-    ckpt = ckpt_lib.Checkpointer(loop.stage_checkpoint_dir(str(wd), "train"), keep=3, async_save=False)
+    ckpt = ckpt_lib.Checkpointer(workdir_layout.stage_checkpoints(str(wd), "train"), keep=3, async_save=False)
     meta = dict(loop.FRESH_META)
     for epoch, (step, accuracy) in enumerate(ACCURACIES.items(), start=1):
         if accuracy > meta["best_test_accuracy"]:  # as loop.end_epoch records it

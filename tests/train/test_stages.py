@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from snnjax import data, models
+from snnjax import data, models, workdir_layout
 from snnjax.train import mesh as mesh_lib
 from snnjax.train import stages
 
@@ -37,7 +37,7 @@ def test_a_finished_stage_is_restored_not_retrained_and_restores_from_another_wo
     workdir = str(tmp_path / "run")
     os.makedirs(workdir)
     first = stages.run_stage(config, workdir, "teacher", model=model, splits=splits, mesh=mesh)
-    assert first.summary["steps"] == 11 and os.path.exists(stages.summary_path(workdir, "teacher"))
+    assert first.summary["steps"] == 11 and os.path.exists(workdir_layout.stage_summary(workdir, "teacher"))
     logged = open(os.path.join(workdir, "metrics.jsonl")).read()
 
     again = stages.run_stage(config, workdir, "teacher", model=model, splits=splits, mesh=mesh)

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
@@ -35,7 +35,6 @@ from snnjax.train import distributed, loop, stages
 from snnjax.train.metric_writer import MetricWriter, NullWriter
 from snnjax.train.summary import finish_run, write_json
 
-CONVERSION_FILE = "conversion.json"
 LEGACY_BALANCE = {"balance": "all", "default_threshold": 1.0, "statistic": "spikes"}
 
 
@@ -80,7 +79,7 @@ def _check_same(saved: dict[str, Any], wanted: dict[str, Any], path: str) -> Non
     if diff:
         raise ValueError(
             f"{path} was made with other settings (saved, now): {diff}. Fix: delete {path} and "
-            f"{os.path.dirname(path)}/checkpoints/stdb to convert again, or use a new --workdir"
+            f"{workdir_layout.stage_checkpoints(os.path.dirname(path), 'stdb')} to convert again, or use a new --workdir"
         )
 
 
@@ -93,7 +92,7 @@ def convert(
     mesh: Any,
 ) -> dict[str, Any]:
     """Stage 2: balanced thresholds and the converted SNN's accuracy per T (cached in conversion.json)."""
-    path = os.path.join(workdir, CONVERSION_FILE)
+    path = workdir_layout.conversion(workdir)
     balance = {
         **_settings(config, hybrid_config.BALANCE_KEYS),
         "arch": config.model.name,

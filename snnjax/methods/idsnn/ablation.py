@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from snnjax import workdir_layout
 from snnjax.methods.idsnn.config import ARMS, apply_arm
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "An IDSNN config, e.g. configs/idsnn.py:digits")
@@ -47,7 +48,7 @@ def epoch_curve(workdir: str, stage: str = "student") -> list[tuple[int, float]]
 
     return [
         (r["epoch"], r["test_accuracy"])
-        for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))
+        for r in read_metrics(workdir_layout.metrics(workdir))
         if r.get("stage") == stage and r.get("kind") == "epoch" and "test_accuracy" in r
     ]
 

@@ -17,14 +17,13 @@ Stages, each checkpointed so that a re-run skips what is finished:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import ml_collections
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax.analysis.workdir import stage_spike_summary
 from snnjax.interop import source as torch_source
 from snnjax.methods.idsnn import config as idsnn_config
@@ -60,17 +59,15 @@ def imported_teacher(
         "test_loss": float(metrics["loss_sum"]),
         "chance_accuracy": chance,
     }
-    write_json(stages.summary_path(workdir, "teacher"), summary)
+    write_json(workdir_layout.stage_summary(workdir, "teacher"), summary)
     distributed.say(
         f"[teacher] {loaded.summary['restored_from']}: test accuracy {summary['test_accuracy']:.4f} on "
-        f"{splits.name} (chance {chance:.4f}); see {stages.summary_path(workdir, 'teacher')}"
+        f"{splits.name} (chance {chance:.4f}); see {workdir_layout.stage_summary(workdir, 'teacher')}"
     )
     return stages.StageOutput(loaded.variables, summary)
 
 
-def transplant_source(
-    config: ml_collections.ConfigDict, workdir: str, splits, mesh: Any
-) -> tuple[Any, dict[str, Any]]:
+def transplant_source(config: ml_collections.ConfigDict, workdir: str, splits, mesh: Any) -> tuple[Any, dict[str, Any]]:
     """Variables of ``config.transplant.checkpoint``'s ANN, rebuilt from the config stored with it
     (any depth or width: e.g. a same-depth ResNet18 while KD uses the ResNet34), and what it was."""
     loaded = torch_source.load(config.transplant, "transplant", None, splits, workdir, "transplant_source")
@@ -139,11 +136,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
             include_shortcut=bool(config.transplant.include_shortcut),
             include_head=bool(config.transplant.include_head),
         )
-        write_text(os.path.join(workdir, "transplant_report.txt"), report.to_text() + "\n")
+        write_text(workdir_layout.transplant_report(workdir), report.to_text() + "\n")
         report_counts = {"transplanted": report.transplanted, "kept": report.kept, "source": source_info}
         distributed.say(
             f"[transplant] {report.transplanted} tensors from the teacher, {report.kept} kept; "
-            f"see {workdir}/transplant_report.txt"
+            f"see {workdir_layout.transplant_report(workdir)}"
         )
 
     kd_teacher = loop.Teacher(teacher_model, teacher.variables) if config.kd.enabled else None

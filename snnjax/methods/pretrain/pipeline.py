@@ -19,21 +19,18 @@ scratch" arm the paper compares against.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
 import ml_collections
 
 from snnjax import data as data_lib
-from snnjax import models
+from snnjax import models, workdir_layout
 from snnjax.data import pipeline as data_pipeline
 from snnjax.methods.pretrain import config as pretrain_config
 from snnjax.methods.pretrain import transfer
 from snnjax.train import distributed, evaluate, loop, setup, stages, steps
 from snnjax.train.summary import finish_run, write_text
-
-REPORT_FILE = "transfer_report.txt"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
@@ -73,7 +70,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
         reinit = pretrain_config.parse_reinit(config.pretrain.reinit)
         fresh = setup.init_variables(snn, splits.image_shape, int(config.seed), mesh)
         initial, report = transfer.load_pretrained(jax.device_get(ann.variables), jax.device_get(fresh), reinit=reinit)
-        write_text(os.path.join(workdir, REPORT_FILE), report.to_text(title="transfer", source="ANN") + "\n")
+        write_text(workdir_layout.transfer_report(workdir), report.to_text(title="transfer", source="ANN") + "\n")
         counts = transfer.transfer_counts(report)
         if config.pretrain.eval_transfer:
             # What the ANN weights give the SNN before any fine-tuning (the paper's starting point).
@@ -82,7 +79,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
             )["correct"]
         distributed.say(
             f"[transfer] {report.transplanted} tensors loaded from the ANN, {report.kept} kept as initialised "
-            f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir}/{REPORT_FILE}"
+            f"(re-initialised: {', '.join(reinit) or 'none'}); see {workdir_layout.transfer_report(workdir)}"
         )
         copied = transfer.copied_params(report)
         if config.pretrain.get("freeze_loaded", False):

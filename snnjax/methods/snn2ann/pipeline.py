@@ -58,7 +58,9 @@ def threshold_summary(thresholds: dict[str, Any]) -> dict[str, float]:
     return {"/".join(str(getattr(k, "key", k)) for k in path[:-1]): float(np.mean(v)) for path, v in flat}
 
 
-def test_spikes(model: Any, variables: dict[str, Any], splits: data_lib.DatasetSplits, batch_size: int) -> dict[str, Any]:
+def test_spikes(
+    model: Any, variables: dict[str, Any], splits: data_lib.DatasetSplits, batch_size: int
+) -> dict[str, Any]:
     """Spikes, firing rate and synaptic operations per test image of the trained SNN (inference mode,
     every test image; :func:`snnjax.analysis.spikes.spike_summary`, which counts the spikes itself)."""
     images = np.asarray(data_pipeline.normalize(splits.test.images, splits.mean, splits.std))

@@ -8,6 +8,7 @@ import sys
 import pytest
 from launch_helpers import ROOT, TINY, python_with_file_size_cap
 
+from snnjax import workdir_layout
 from snnjax.methods.idsnn import ablation as ablation_lib
 from snnjax.train import workdir_lock
 from snnjax.train.metric_writer import read_metrics
@@ -52,7 +53,7 @@ def test_a_rerun_reads_finished_arms_back_and_keeps_their_summary(tmp_path):
     assert (arm / "summary.json").read_bytes() == summary
     assert json.loads((root / "ablation.json").read_text())["arms"]["baseline"] == table
     assert f"| baseline | {best:.4f} (one seed) |" in again.stdout
-    assert not (root / workdir_lock.LOCK_FILE).exists()  # released at the end
+    assert not (root / workdir_layout.LOCK_FILE).exists()  # released at the end
 
 
 def test_a_second_ablation_on_one_root_stops_at_once_naming_the_holder(tmp_path):
@@ -84,7 +85,7 @@ def test_a_failure_mid_run_ends_in_two_lines_with_the_traceback_in_the_roots_log
     assert "seed0/baseline/checkpoints/" in lines[0] and "run the same command again" in lines[0]
     assert lines[1] == f"(full traceback: {root}/snnjax.log; or run with --verbose)"
     assert "Traceback (most recent call last)" in (root / "snnjax.log").read_text()
-    assert not (root / workdir_lock.LOCK_FILE).exists()  # released on the way out
+    assert not (root / workdir_layout.LOCK_FILE).exists()  # released on the way out
 
 
 def test_bad_seeds_end_in_one_line_before_anything_is_made(tmp_path):
