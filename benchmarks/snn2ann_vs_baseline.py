@@ -43,7 +43,7 @@ import _results  # noqa: E402  (benchmarks/_results.py, next to this script)
 
 from snnjax import data as data_lib
 from snnjax import models, runtime
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.methods import snn2ann
 from snnjax.train import steps
 from snnjax.train.state import create_train_state
@@ -53,7 +53,7 @@ def _batch(case: str, batch_size: int, num_classes: int) -> tuple[jax.Array, jax
     """Real normalised digits / Fashion-MNIST images, or a random CIFAR-shaped batch ``[B, 32, 32, 3]``."""
     if case in ("digits", "fashion_mnist"):
         splits = data_lib.load_dataset(case)
-        x = data_pipeline.normalize(jnp.asarray(splits.train.images[:batch_size]), splits.mean, splits.std)
+        x = data_batches.normalize(jnp.asarray(splits.train.images[:batch_size]), splits.mean, splits.std)
         return x, jnp.asarray(splits.train.labels[:batch_size])
     key_x, key_y = jax.random.split(jax.random.key(0))
     return (

@@ -5,8 +5,8 @@
     WORKDIR/
       checkpoints/<stage>/<step>/    orbax checkpoints of each training stage    (train.checkpoint)
       <stage>_summary.json           a finished stage of a multi-stage pipeline  (train.stages)
-      summary.json                   the run's result, written at its end        (train.summary)
-      curves.png                     loss / accuracy curves of every stage       (train.summary)
+      summary.json                   the run's result, written at its end        (train.run_outputs)
+      curves.png                     loss / accuracy curves of every stage       (train.run_outputs)
       metrics.jsonl                  one JSON record a line, every stage         (train.metric_writer)
       tensorboard/<stage>/           TensorBoard scalars (train.tensorboard)     (train.metric_writer)
       run_config.json                the config of a run that finished           (train.finished)
@@ -66,7 +66,7 @@ def stage_summary(workdir: str, stage: str) -> str:
 
 def summary(workdir: str) -> str:
     """``WORKDIR/summary.json``: the run's result (best test accuracy, timings, environment), written
-    by process 0 when the pipeline ends (:func:`snnjax.train.summary.finish_run`)."""
+    by process 0 when the pipeline ends (:func:`snnjax.train.run_outputs.finish_run`)."""
     return os.path.join(workdir, SUMMARY_FILE)
 
 

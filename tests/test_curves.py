@@ -10,7 +10,7 @@ import pytest
 
 from snnjax import workdir_layout
 from snnjax.train import metric_writer
-from snnjax.train import summary as common
+from snnjax.train import run_outputs as common
 
 
 def _records():

@@ -19,7 +19,7 @@ from snnjax.data import (
     normalize,
 )
 from snnjax.data import events as ev
-from snnjax.data.pipeline import AugmentParams, crop_flip, random_crop_flip
+from snnjax.data.batches import AugmentParams, crop_flip, random_crop_flip
 from snnjax.data.types import ArrayDataset
 
 

@@ -16,8 +16,8 @@ import pytest
 
 from snnjax import config as config_lib
 from snnjax.data import from_records, load_dataset
+from snnjax.data.batches import batch_indices
 from snnjax.data.errors import InvalidDatasetOptionError
-from snnjax.data.pipeline import batch_indices
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import inputs as inputs_lib
 from snnjax.train import mesh as mesh_lib

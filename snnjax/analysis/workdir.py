@@ -24,7 +24,7 @@ from snnjax.analysis import plots
 from snnjax.analysis import report as report_lib
 from snnjax.analysis.energy import EnergyModel
 from snnjax.analysis.spikes import SpikeReport, collect_stats, energy_totals, spike_summary
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 
 # Stages whose model is a run's result, most wanted first: idsnn student, teacher.py/baseline.py train,
 # pretrain finetune, hybrid stdb, snn2ann snn2ann/bptt (then the earlier stages: teacher, ann, pretrain).
@@ -32,7 +32,7 @@ STAGE_PREFERENCE = ("student", "train", "finetune", "stdb", "snn2ann", "bptt")
 
 
 @dataclasses.dataclass
-class LoadedRun:
+class RestoredStage:
     """A restored stage of a run."""
 
     config: ml_collections.ConfigDict
@@ -73,7 +73,7 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
     return stages[-1]
 
 
-def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
+def load_run(workdir: str, stage: str | None = None) -> RestoredStage:
     """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
     from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax.train import checkpoint as ckpt_lib
@@ -102,7 +102,7 @@ def load_run(workdir: str, stage: str | None = None) -> LoadedRun:
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
     state, _ = restored
-    return LoadedRun(config, stage, int(state.step), model, state.variables, splits)
+    return RestoredStage(config, stage, int(state.step), model, state.variables, splits)
 
 
 def test_inputs(splits, num_examples: int = 256) -> jnp.ndarray:
@@ -110,7 +110,7 @@ def test_inputs(splits, num_examples: int = 256) -> jnp.ndarray:
     if num_examples < 1:
         raise ValueError(f"num_examples must be >= 1, got {num_examples}")
     images = np.asarray(splits.test.images[:num_examples])
-    return data_pipeline.normalize(jnp.asarray(images), splits.mean, splits.std)
+    return data_batches.normalize(jnp.asarray(images), splits.mean, splits.std)
 
 
 def stage_spike_summary(result, splits, num_examples: int = 256) -> dict[str, Any]:

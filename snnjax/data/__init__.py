@@ -7,23 +7,14 @@
 
 Every loader returns `DatasetSplits` with uint8 [N, H, W, C] images (event
 datasets: uint8 [N, T, H, W, 2] polarity frames, `snnjax.data.events`); see
-`snnjax.data.pipeline` for batching/augmentation inside the jitted step, and
+`snnjax.data.batches` for batching/augmentation inside the jitted step, and
 `snnjax.data.write_records` / `snnjax.data.stream_source` / `snnjax.data.from_records` for datasets
 streamed from ArrayRecord files (too large for memory).
 """
 
 from __future__ import annotations
 
-from snnjax.data.errors import (
-    DatasetCorruptError,
-    DatasetError,
-    DatasetNotFoundError,
-    InvalidDatasetOptionError,
-    UnknownDatasetError,
-)
-from snnjax.data.from_config import load_from_config, load_raw, normalize_splits
-from snnjax.data.loaders import TFDS_PREFIX, dataset_names, load_dataset  # noqa: F401  (TFDS_PREFIX: as before)
-from snnjax.data.pipeline import (
+from snnjax.data.batches import (
     EvalBatch,
     batch_indices,
     epoch_permutation,
@@ -36,6 +27,15 @@ from snnjax.data.pipeline import (
     random_crop_flip,
     steps_per_epoch,
 )
+from snnjax.data.errors import (
+    DatasetCorruptError,
+    DatasetError,
+    DatasetNotFoundError,
+    InvalidDatasetOptionError,
+    UnknownDatasetError,
+)
+from snnjax.data.from_config import load_from_config, load_raw, normalize_splits
+from snnjax.data.loaders import TFDS_PREFIX, dataset_names, load_dataset  # noqa: F401  (TFDS_PREFIX: as before)
 from snnjax.data.placement import dataset_bytes, put_dataset
 from snnjax.data.subset import stratified_subset, take_train_subset
 from snnjax.data.types import ArrayDataset, DatasetSplits

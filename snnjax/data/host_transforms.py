@@ -3,7 +3,7 @@
 Records hold encoded images (JPEG/PNG bytes, as written by :mod:`snnjax.data.write_records` or
 tfds' ``imagenet2012`` read with ``SkipDecoding``) or already decoded uint8 arrays. Each transform
 turns one into a fixed-size uint8 image ``[S, S, C]`` (pixels 0..255, not normalised:
-normalisation stays on the device, :func:`snnjax.data.pipeline.normalize`):
+normalisation stays on the device, :func:`snnjax.data.batches.normalize`):
 
 - ``decode``: decode only; every image must already have the dataset's size (Fashion-MNIST,
   CIFAR as records). Padding crop and flip then happen on the device as for in-memory data.

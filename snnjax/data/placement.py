@@ -1,7 +1,7 @@
 """Putting an in-memory split on the accelerator(s).
 
 A small dataset is placed once (typically replicated on every device), then
-`snnjax.data.pipeline` gathers batches from it inside the jitted step.
+`snnjax.data.batches` gathers batches from it inside the jitted step.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ the batches in flight, whatever the dataset's size.
 
 Order and sharding (B = global batch, P = ``process_count``, b = B / P per process):
 
-- epoch e's order is the in-memory loop's, :func:`snnjax.data.pipeline.epoch_permutation` of
+- epoch e's order is the in-memory loop's, :func:`snnjax.data.batches.epoch_permutation` of
   ``jax.random.key(seed)`` (computed on the host CPU); step s is batch ``s % S`` of epoch ``s // S``
   with ``S = N // B`` (the last ``N % B`` examples of each epoch's order are skipped), exactly as
-  :func:`snnjax.data.pipeline.batch_indices`. So a dataset decoded as stored trains on the same
+  :func:`snnjax.data.batches.batch_indices`. So a dataset decoded as stored trains on the same
   batches streamed as in memory (the device then applies the same crop, flip and normalisation);
 - the global batch of a step is ``order[pos * B:(pos + 1) * B]`` and process p reads its
   contiguous slice ``[p * b, (p + 1) * b)``: the shards are disjoint, their union is the global
@@ -253,7 +253,7 @@ class StreamSource:
         process_index, process_count: this process's share (default: jax.process_index()/process_count()).
         train_indices: train only on these records (int [n], e.g. a stratified subset); None: all.
         """
-        from snnjax.data.pipeline import steps_per_epoch
+        from snnjax.data.batches import steps_per_epoch
 
         self.train, self.test = train, test
         self.class_names = tuple(class_names)
@@ -297,7 +297,7 @@ class StreamSource:
         """int64 [N]: the record indices of epoch ``epoch`` in training order (all processes)."""
         import jax
 
-        from snnjax.data.pipeline import epoch_permutation
+        from snnjax.data.batches import epoch_permutation
 
         try:  # on the host CPU, off the accelerator; threefry and the sort give the same bits anywhere
             device = jax.local_devices(backend="cpu")[0]

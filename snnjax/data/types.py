@@ -2,7 +2,7 @@
 
 Images are kept as raw uint8 pixels ([N, H, W, C], 0..255): that is 4x smaller
 than float32 on the device, and normalisation happens inside the jitted step
-(`snnjax.data.pipeline.normalize`) after zero-padding, as torchvision does it.
+(`snnjax.data.batches.normalize`) after zero-padding, as torchvision does it.
 Event (dynamic) datasets use the same containers with uint8 [N, T, H, W, C]
 event frames (C = 2 polarity channels, see `snnjax.data.events`).
 """

@@ -131,7 +131,7 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
         models,
         workdir_layout,
     )
-    from snnjax.analysis.workdir import LoadedRun, choose_stage
+    from snnjax.analysis.workdir import RestoredStage, choose_stage
     from snnjax.train import checkpoint as ckpt_lib
     from snnjax.train import mesh as mesh_lib
     from snnjax.train import setup
@@ -176,7 +176,7 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
         "best_step": best_step,
         "best_test_accuracy": float(meta.get("best_test_accuracy", -1.0)),
     }
-    return LoadedRun(config, stage, int(state.step), model, state.variables, splits), chosen
+    return RestoredStage(config, stage, int(state.step), model, state.variables, splits), chosen
 
 
 def export_run(
@@ -191,7 +191,7 @@ def export_run(
     (``.pth``/``.pt``/``.safetensors``) in layout ``fmt``; returns the sidecar dict also written to
     ``out + '.json'``. An existing ``out`` or sidecar is refused unless ``force``."""
     from snnjax.interop import torch as tio
-    from snnjax.train.summary import write_json
+    from snnjax.train.run_outputs import write_json
 
     if fmt not in layouts.LAYOUTS:
         raise ValueError(f"--format={fmt!r} is not valid; choose one of {list(layouts.LAYOUTS)}")

@@ -95,7 +95,7 @@ def load(
     """
     from snnjax import models
     from snnjax.train import distributed
-    from snnjax.train.summary import write_text
+    from snnjax.train.run_outputs import write_text
 
     path = section.get("checkpoint", "")
     if not is_torch_file(path):

@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 
 from snnjax import workdir_layout
-from snnjax.train.summary import write_json
+from snnjax.train.run_outputs import write_json
 
 # (section, key) pairs that do not change what a run trains.
 IGNORED = {

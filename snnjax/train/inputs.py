@@ -14,7 +14,7 @@ Two backends fill them, chosen by :func:`snnjax.data.from_records.is_streamed`:
 
 - **resident** (in-memory ``DatasetSplits``): both splits are placed on the devices once, replicated;
   the step's arguments are the whole split every step, and the batch of global step s is gathered,
-  cropped, flipped and normalised on the device (:func:`snnjax.data.pipeline.make_train_batch`), a
+  cropped, flipped and normalised on the device (:func:`snnjax.data.batches.make_train_batch`), a
   pure function of ``(config.seed, s)`` and the state's key;
 - **streamed** (a :class:`~snnjax.data.stream_source.RecordSet`): the host reads each step's global
   batch (uint8, batch-sharded, :func:`snnjax.train.streamed.device_batches`), the device applies the
@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from snnjax.data import batches as data_batches
 from snnjax.data import from_records
-from snnjax.data import pipeline as data_pipeline
 from snnjax.data.placement import put_dataset
 from snnjax.data.stream_source import RecordSet, StreamSource
 from snnjax.data.types import ArrayDataset
@@ -121,7 +121,7 @@ def resident_train_inputs(train: ArrayDataset, data: DeviceData, mesh: Mesh) -> 
     sharding = mesh_lib.batch_sharded(mesh)
 
     def batch_fn(state: TrainState, images: jax.Array, labels: jax.Array) -> Batch:
-        x, y = data_pipeline.make_train_batch(
+        x, y = data_batches.make_train_batch(
             step_key(state, AUGMENT_STREAM),
             images,
             labels,
@@ -156,14 +156,14 @@ def resident_eval_inputs(
     mean, std = tuple(mean), tuple(std)
 
     def batch_fn(images: jax.Array, labels: jax.Array, batch_index: jax.Array) -> EvalBatch:
-        x, y, mask = data_pipeline.make_eval_batch(
+        x, y, mask = data_batches.make_eval_batch(
             images, labels, batch_index, batch_size=batch_size, mean=mean, std=std
         )
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, mesh_lib.batch_sharded(mesh))
         return x, y, mask
 
-    num_batches = data_pipeline.num_eval_batches(int(labels.shape[0]), batch_size)
+    num_batches = data_batches.num_eval_batches(int(labels.shape[0]), batch_size)
     return EvalInputs(batch_fn, (images, labels), lambda: itertools.repeat((images, labels)), num_batches, mesh)
 
 
@@ -179,8 +179,8 @@ def streamed_train_inputs(source: StreamSource, data: DeviceData, mesh: Mesh, st
 
     def batch_fn(state: TrainState, images: jax.Array, labels: jax.Array) -> Batch:
         key = step_key(state, AUGMENT_STREAM)
-        x = data_pipeline.random_crop_flip(key, images, padding=data.padding, flip=data.flip)
-        x = data_pipeline.normalize(x, data.mean, data.std)
+        x = data_batches.random_crop_flip(key, images, padding=data.padding, flip=data.flip)
+        x = data_batches.normalize(x, data.mean, data.std)
         return jax.lax.with_sharding_constraint(x, sharding), labels  # labels arrive batch-sharded
 
     shapes = (
@@ -200,7 +200,7 @@ def streamed_eval_inputs(
 
     def batch_fn(images: jax.Array, labels: jax.Array, mask: jax.Array, batch_index: jax.Array) -> EvalBatch:
         del batch_index  # the batch arrives as an argument; the evaluator keys the model with it
-        return jax.lax.with_sharding_constraint(data_pipeline.normalize(images, mean, std), sharding), labels, mask
+        return jax.lax.with_sharding_constraint(data_batches.normalize(images, mean, std), sharding), labels, mask
 
     batch = source.eval_batch_size
     shapes = (

@@ -10,7 +10,7 @@ It reads as its named steps, each usable (and tested) on its own: :func:`set_up`
 the stage's :func:`snnjax.train.setup.plan`, step-0 state, checkpointer), :func:`resume` (latest checkpoint, if any),
 :func:`start` (logs, data placement, compilation), :func:`train_epoch`, :func:`end_epoch`
 (:func:`evaluate`, epoch record, :func:`checkpoint`), :func:`close` and :func:`finish` (summary).
-They share one :class:`Run`. In a multi-process run every process executes all of them; only
+They share one :class:`StageRun`. In a multi-process run every process executes all of them; only
 process 0 writes logs (:mod:`snnjax.train.distributed`).
 """
 
@@ -76,7 +76,7 @@ TOTALS = ("train_time_s", "images_seen", "wall_time_s")
 
 
 @dataclasses.dataclass
-class Run:
+class StageRun:
     """One stage in training: what :func:`set_up` fixes for the stage and what the later steps change.
 
     The named steps of :func:`train_and_evaluate` (``set_up``, ``resume``, ``start``,
@@ -152,40 +152,40 @@ def set_up(
     trainable: Any = None,
     initial_opt_state: Any = None,
     mesh: Mesh,
-) -> Run:
+) -> StageRun:
     """Data, model, the stage's :class:`~snnjax.train.setup.Plan`, the step-0 state (replicated) and its
     checkpointer. ``mesh``: the run's mesh, built once by the caller (``launch.py``)."""
     repl = mesh_lib.replicated(mesh)
     splits = splits or data_lib.load_from_config(config.data)
     model = model or models.build(config.model, splits.num_classes)
-    the_plan = setup.plan(config, splits, model, mesh, trainable=trainable)
+    stage_plan = setup.plan(config, splits, model, mesh, trainable=trainable)
     variables = initial_variables or setup.init_variables(model, splits.image_shape, int(config.seed), mesh)
     # A fresh state only: resume() replaces it (and any initial_opt_state) by the checkpoint's.
-    state = setup.initial_state(the_plan, variables, int(config.seed), mesh, initial_opt_state=initial_opt_state)
+    state = setup.initial_state(stage_plan, variables, int(config.seed), mesh, initial_opt_state=initial_opt_state)
 
     distill = teacher_vars = None
     if teacher is not None:
         distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
         teacher_vars = jax.device_put(teacher.variables, repl)
-    run = Run(
+    run = StageRun(
         config=config,
         workdir=workdir,
         stage=stage,
         mesh=mesh,
         model=model,
         splits=splits,
-        plan=the_plan,
+        plan=stage_plan,
         state=state,
         ckpt=ckpt_lib.Checkpointer(
             workdir_layout.stage_checkpoints(workdir, stage), keep=int(config.train.keep_checkpoints)
         ),
-        train_step=make_step(model, the_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
+        train_step=make_step(model, stage_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
         teacher_variables=teacher_vars,
     )
     return run
 
 
-def resume(run: Run) -> int | None:
+def resume(run: StageRun) -> int | None:
     """Continue from the stage's latest checkpoint, if any: its step (or None for a fresh start).
 
     Refuses (:class:`~snnjax.train.checkpoint.CheckpointError`) a checkpoint of another model/data
@@ -211,7 +211,7 @@ def resume(run: Run) -> int | None:
     return latest
 
 
-def start(run: Run) -> None:
+def start(run: StageRun) -> None:
     """Open the logs (process 0), place the data on the mesh and compile the train and eval steps."""
     config, repl = run.config, mesh_lib.replicated(run.mesh)
     if distributed.is_primary():
@@ -259,7 +259,7 @@ def compile_train_step(
     return jitted.lower(state, *inputs.arg_shapes, teacher_variables).compile()
 
 
-def evaluate(run: Run, variables: Any) -> dict[str, float]:
+def evaluate(run: StageRun, variables: Any) -> dict[str, float]:
     """Test accuracy and loss over the whole test split (sums reduced over every device of every process)."""
     bar = _progress(run.config, f"{run.stage} evaluating", 0, run.evaluator.num_batches, unit="batch", transient=True)
     try:  # its own bar: a test pass can take a minute, while the step bar stands still
@@ -269,7 +269,7 @@ def evaluate(run: Run, variables: Any) -> dict[str, float]:
     return {"test_accuracy": means["correct"], "test_loss": means["loss_sum"]}
 
 
-def flush_train_log(run: Run) -> None:
+def flush_train_log(run: StageRun) -> None:
     """Fetch the metrics of the steps since the last flush, stop on a non-finite loss, log their means."""
     if not run.pending:
         return
@@ -304,7 +304,7 @@ def flush_train_log(run: Run) -> None:
     run.t_log = time.perf_counter()
 
 
-def totals(run: Run) -> dict[str, float]:
+def totals(run: StageRun) -> dict[str, float]:
     """:data:`TOTALS` so far: the earlier processes' (from the checkpoint resumed) plus this one's.
 
     ``wall_time_s`` of this process counts from the start of compilation; an earlier process counts up
@@ -318,14 +318,14 @@ def totals(run: Run) -> dict[str, float]:
     return {k: run.before[k] + now[k] for k in TOTALS}
 
 
-def checkpoint(run: Run, metrics: dict[str, float] | None = None) -> None:
+def checkpoint(run: StageRun, metrics: dict[str, float] | None = None) -> None:
     """Save the state at the current step (every process takes part; orbax writes it once)."""
     meta = {**run.meta, **totals(run)}
     run.ckpt.save(run.step, run.state, meta=meta, config=run.config.to_dict(), metrics=metrics)
     run.last_saved = run.step
 
 
-def train_epoch(run: Run) -> None:
+def train_epoch(run: StageRun) -> None:
     """Train from the current step to the end of its epoch (or of the stage).
 
     Logs every ``train.log_every_steps``, checkpoints every ``train.checkpoint_every_steps`` within
@@ -356,7 +356,7 @@ def train_epoch(run: Run) -> None:
     flush_train_log(run)
 
 
-def end_epoch(run: Run) -> dict[str, Any]:
+def end_epoch(run: StageRun) -> dict[str, Any]:
     """At an epoch boundary: evaluate (every ``train.eval_every_epochs`` and at the end), log the
     epoch record, track the best accuracy and checkpoint. Returns the record."""
     config, step = run.config, run.step
@@ -390,7 +390,7 @@ def end_epoch(run: Run) -> dict[str, Any]:
     return record
 
 
-def close(run: Run) -> None:
+def close(run: StageRun) -> None:
     """Wait for pending checkpoint writes; close the progress bar and the logs (also after an error)."""
     if run.progress is not None:
         run.progress.close()
@@ -401,7 +401,7 @@ def close(run: Run) -> None:
         run.writer.close()
 
 
-def finish(run: Run) -> StageResult:
+def finish(run: StageRun) -> StageResult:
     """The stage summary (evaluating the restored state when the stage was already complete)."""
     if not run.last_eval:
         run.last_eval = evaluate(run, run.state.variables)

@@ -23,7 +23,7 @@ import ml_collections
 import optax
 
 from snnjax import data as data_lib
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.train import mesh as mesh_lib
 from snnjax.train import optim, steps
 from snnjax.train.state import TrainState, create_train_state
@@ -75,7 +75,7 @@ def plan(
     """
     batch_size = int(config.data.batch_size)
     mesh_lib.check_batch_size(batch_size, mesh)
-    spe = data_pipeline.steps_per_epoch(splits.train.num_examples, batch_size)
+    spe = data_batches.steps_per_epoch(splits.train.num_examples, batch_size)
     epochs = int(config.train.epochs)
     schedule = optim.learning_rate_schedule(config.optim, spe, epochs)
     tx = optim.make_optimizer(config.optim, schedule)
@@ -95,7 +95,7 @@ def init_variables(model: nn.Module, image_shape: tuple[int, ...], seed: int, me
 
 
 def initial_state(
-    the_plan: Plan,
+    stage_plan: Plan,
     variables: dict[str, Any],
     seed: int,
     mesh: Any,
@@ -109,7 +109,7 @@ def initial_state(
     repl = mesh_lib.replicated(mesh)
     variables = jax.device_put({k: v for k, v in variables.items() if k not in steps.TRANSIENT_COLLECTIONS}, repl)
     state_key = jax.random.fold_in(jax.random.key(seed), 2)
-    state = jax.jit(lambda v: create_train_state(v, the_plan.tx, state_key), out_shardings=repl)(variables)
+    state = jax.jit(lambda v: create_train_state(v, stage_plan.tx, state_key), out_shardings=repl)(variables)
     if initial_opt_state is not None:
         state = state.replace(opt_state=jax.device_put(initial_opt_state(jax.device_get(state.opt_state)), repl))
     return state

@@ -32,8 +32,8 @@ from snnjax import data as data_lib
 from snnjax import workdir_layout
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import loop, setup, steps
+from snnjax.train.run_outputs import write_json
 from snnjax.train.state import TrainState
-from snnjax.train.summary import write_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,21 +94,21 @@ def restore_stage(
     model: nn.Module,
     splits: data_lib.DatasetSplits,
     mesh: Mesh,
-    the_plan: setup.Plan | None = None,
+    stage_plan: setup.Plan | None = None,
 ) -> tuple[TrainState, dict[str, Any]] | None:
     """The latest ``(state, meta)`` in ``checkpoint_dir`` for ``config``'s model/optimizer, or None.
 
     Nothing is compiled: the target structure is the stage plan's abstract state
-    (:func:`snnjax.train.setup.plan`; pass ``the_plan`` when the caller has it).
+    (:func:`snnjax.train.setup.plan`; pass ``stage_plan`` when the caller has it).
     """
     if not os.path.isdir(checkpoint_dir):
         return None
-    if the_plan is None:
-        the_plan = setup.plan(config, splits, model, mesh)
+    if stage_plan is None:
+        stage_plan = setup.plan(config, splits, model, mesh)
     ckpt = ckpt_lib.Checkpointer(checkpoint_dir, keep=int(config.train.keep_checkpoints), async_save=False)
     try:
         # Read-only (it may be another run's directory): the newest that restores, nothing moved aside.
-        newest = ckpt.restore_newest(the_plan.abstract_state, move_aside=False)
+        newest = ckpt.restore_newest(stage_plan.abstract_state, move_aside=False)
         return None if newest is None else newest[1:]
     finally:
         ckpt.close()
@@ -195,9 +195,9 @@ def run_stage(
         return StageOutput(state.variables, {"restored_from": restore.checkpoint, **meta}, state.opt_state)
     path, ckpt_dir = workdir_layout.stage_summary(workdir, stage), workdir_layout.stage_checkpoints(workdir, stage)
     if os.path.exists(path) and os.path.isdir(ckpt_dir):  # finished earlier, if all its steps are done
-        the_plan = setup.plan(config, splits, model, mesh)
-        restored = restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh, the_plan=the_plan)
-        if restored is not None and int(restored[0].step) >= the_plan.total_steps:
+        stage_plan = setup.plan(config, splits, model, mesh)
+        restored = restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh, stage_plan=stage_plan)
+        if restored is not None and int(restored[0].step) >= stage_plan.total_steps:
             _log(f"[{stage}] finished earlier; restored from {ckpt_dir}")
             with open(path) as f:
                 return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)

@@ -79,7 +79,7 @@ def test_order_and_subset_are_those_of_the_in_memory_pipeline(records):
     """Step s reads the records `pipeline.batch_indices` picks for in-memory data (after the same stratified subset)."""
     import jax
 
-    from snnjax.data.pipeline import batch_indices
+    from snnjax.data.batches import batch_indices
     from snnjax.data.subset import stratified_subset
 
     source = stream(records, seed=7, train_subset=60)

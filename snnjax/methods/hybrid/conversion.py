@@ -67,7 +67,7 @@ from flax import traverse_util
 from jax.sharding import Mesh
 
 from snnjax import layers
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.methods.hybrid import neuron as neuron_lib
 from snnjax.methods.hybrid import resnet as resnet_lib
 from snnjax.methods.hybrid import vgg as vgg_lib
@@ -507,5 +507,5 @@ def sweep_over_time(
             sums[f"spikes@{mark}"] = spikes * count
         return sums
 
-    means = evaluate.accumulate(batch_sums, data_pipeline.num_eval_batches(n, batch_size))
+    means = evaluate.accumulate(batch_sums, data_batches.num_eval_batches(n, batch_size))
     return {t: {"accuracy": means[f"accuracy@{t}"], "spikes_per_image": means[f"spikes@{t}"]} for t in marks}

@@ -28,12 +28,12 @@ import numpy as np
 
 from snnjax import data as data_lib
 from snnjax import models, workdir_layout
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.methods.hybrid import config as hybrid_config
 from snnjax.methods.hybrid import conversion
 from snnjax.train import distributed, loop, stages
 from snnjax.train.metric_writer import MetricWriter, NullWriter
-from snnjax.train.summary import finish_run, write_json
+from snnjax.train.run_outputs import finish_run, write_json
 
 LEGACY_BALANCE = {"balance": "all", "default_threshold": 1.0, "statistic": "spikes"}
 
@@ -44,7 +44,7 @@ def _log(message: str) -> None:
 
 def normalized(images: np.ndarray, splits: data_lib.DatasetSplits) -> np.ndarray:
     """uint8 ``[N, H, W, C]`` -> float32, ``(x / 255 - mean) / std`` as the train steps do it."""
-    return np.asarray(data_pipeline.normalize(images, splits.mean, splits.std))
+    return np.asarray(data_batches.normalize(images, splits.mean, splits.std))
 
 
 def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.DatasetSplits) -> list[np.ndarray]:
@@ -61,7 +61,7 @@ def balancing_batches(config: ml_collections.ConfigDict, splits: data_lib.Datase
     if config.conversion.get("augment", False):
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 5)
         raw = np.asarray(
-            data_pipeline.random_crop_flip(
+            data_batches.random_crop_flip(
                 key, jax.numpy.asarray(raw), padding=int(config.data.crop_padding), flip=bool(config.data.flip)
             )
         )

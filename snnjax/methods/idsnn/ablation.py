@@ -292,13 +292,13 @@ def _train_teacher(config, workdir: str, *, mesh) -> dict[str, Any]:
     (``checkpoints/teacher``); its summary also becomes the folder's ``summary.json``."""
     from snnjax import data as data_lib
     from snnjax import models
-    from snnjax.train import stages, summary
+    from snnjax.train import run_outputs, stages
 
     splits = data_lib.load_from_config(config.data)
     result = stages.run_stage(
         config, workdir, "teacher", model=models.build(config.model, splits.num_classes), splits=splits, mesh=mesh
     )
-    return summary.finish_run(workdir, result.summary)
+    return run_outputs.finish_run(workdir, result.summary)
 
 
 def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh) -> None:
@@ -307,7 +307,7 @@ def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh) -> No
     after each seed."""
     from snnjax import launch
     from snnjax.methods.idsnn import config as idsnn_config
-    from snnjax.train import distributed, summary
+    from snnjax.train import distributed, run_outputs
 
     results: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
     for seed in seeds:
@@ -330,11 +330,11 @@ def _run_seeds(config, root: str, seeds: list[int], arms: list[str], mesh) -> No
                 "curve": epoch_curve(wd),
             }
         table = summarize(results)
-        summary.write_json(
+        run_outputs.write_json(
             os.path.join(root, "ablation.json"),
             {"config": config.to_dict(), "arms": table, "effects_final": paired_effects(results)},
         )
-        summary.write_text(os.path.join(root, "ablation.md"), report_markdown(results, int(config.train.epochs)))
+        run_outputs.write_text(os.path.join(root, "ablation.md"), report_markdown(results, int(config.train.epochs)))
         if distributed.is_primary():  # files and console from process 0 only, as the pipelines
             plot_curves(results, os.path.join(root, "ablation.png"))
     if distributed.is_primary():

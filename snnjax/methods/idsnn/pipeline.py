@@ -30,7 +30,7 @@ from snnjax.methods.idsnn import config as idsnn_config
 from snnjax.methods.idsnn import transplant
 from snnjax.train import distributed, loop, setup, stages
 from snnjax.train import evaluate as evaluate_lib
-from snnjax.train.summary import finish_run, write_json, write_text
+from snnjax.train.run_outputs import finish_run, write_json, write_text
 
 
 def imported_teacher(

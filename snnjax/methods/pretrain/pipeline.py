@@ -26,11 +26,11 @@ import ml_collections
 
 from snnjax import data as data_lib
 from snnjax import models, workdir_layout
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.methods.pretrain import config as pretrain_config
 from snnjax.methods.pretrain import transfer
 from snnjax.train import distributed, evaluate, loop, setup, stages, steps
-from snnjax.train.summary import finish_run, write_text
+from snnjax.train.run_outputs import finish_run, write_text
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
                 "(T = 1) needs static images [H, W, C]. Fix: set config.pretrain.data.name to a static "
                 "dataset (e.g. digits, cifar10)."
             )
-        spe = data_pipeline.steps_per_epoch(psplits.train.num_examples, int(pcfg.data.batch_size))
+        spe = data_batches.steps_per_epoch(psplits.train.num_examples, int(pcfg.data.batch_size))
         sharpened = config.pretrain.activation == "sharpened"
         ann = stages.run_stage(
             pcfg,

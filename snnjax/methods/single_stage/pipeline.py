@@ -10,7 +10,7 @@ import ml_collections
 from snnjax import data as data_lib
 from snnjax.analysis.workdir import stage_spike_summary
 from snnjax.train import loop
-from snnjax.train.summary import finish_run
+from snnjax.train.run_outputs import finish_run
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[str, Any]:

@@ -23,11 +23,11 @@ import numpy as np
 from snnjax import data as data_lib
 from snnjax import losses, models
 from snnjax.analysis.spikes import spike_summary
-from snnjax.data import pipeline as data_pipeline
+from snnjax.data import batches as data_batches
 from snnjax.methods.snn2ann import step as snn2ann_step
 from snnjax.methods.snn2ann.models import split_name
 from snnjax.train import distributed, evaluate, loop, steps
-from snnjax.train.summary import finish_run
+from snnjax.train.run_outputs import finish_run
 
 
 def branch_eval_step(model):
@@ -63,7 +63,7 @@ def test_spikes(
 ) -> dict[str, Any]:
     """Spikes, firing rate and synaptic operations per test image of the trained SNN (inference mode,
     every test image; :func:`snnjax.analysis.spikes.spike_summary`, which counts the spikes itself)."""
-    images = np.asarray(data_pipeline.normalize(splits.test.images, splits.mean, splits.std))
+    images = np.asarray(data_batches.normalize(splits.test.images, splits.mean, splits.std))
     return spike_summary(model, variables, images, batch_size=batch_size)
 
 

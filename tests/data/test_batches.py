@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax.data.pipeline import (
+from snnjax.data.batches import (
     AugmentParams,
     batch_indices,
     crop_flip,

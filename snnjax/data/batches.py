@@ -1,4 +1,4 @@
-"""On-device input pipeline: batch order, augmentation and normalisation as pure JAX functions.
+"""The batches of a run on the device: batch order, augmentation and normalisation as pure JAX functions.
 
 Small datasets (CIFAR is 150 MB as uint8) live on the device; every train step
 gathers its batch, augments it and normalises it inside the jitted step, so

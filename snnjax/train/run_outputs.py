@@ -1,6 +1,8 @@
-"""Pieces every pipeline ends with: the run summary and the curves plot.
+"""The files a run writes besides its checkpoints and metrics, from process 0 only: JSON and text
+written whole (:func:`write_json` atomically, :func:`write_text`), and what every pipeline ends with,
+``summary.json`` and ``curves.png`` (:func:`finish_run`).
 
-In a multi-process run only process 0 writes these files (:mod:`snnjax.train.distributed`).
+In a multi-process run the other processes write nothing here (:mod:`snnjax.train.distributed`).
 """
 
 from __future__ import annotations
