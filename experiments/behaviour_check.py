@@ -33,8 +33,8 @@ RUNS = {
     "pipe_s": ["configs/pretrain.py:pipe_s,digits"],
     "pipe_d": ["configs/pretrain.py:pipe_d,digits"],
 }
-# Measurements of the machine, not of the computation.
-UNSTABLE = ("time", "seconds", "_s", "per_s", "memory", "rss", "bytes", "compile", "restored_from")
+# Measurements of the machine (and the commit that ran), not of the computation.
+UNSTABLE = ("time", "seconds", "_s", "per_s", "memory", "rss", "bytes", "compile", "restored_from", "environment")
 
 
 def _stable(value):
