@@ -17,6 +17,7 @@ from snnjax.analysis import energy as energy_lib
 from snnjax.analysis import plots
 from snnjax.analysis.__main__ import main as analysis_main
 from snnjax.train import checkpoint as ckpt_lib
+from snnjax.train import mesh as mesh_lib
 from snnjax.train.state import create_train_state
 
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1), "encoding": jax.random.key(2)}
@@ -393,7 +394,7 @@ def test_load_run_normalises_with_the_runs_configured_constants(tmp_path):
     cfg = _fake_config()
     cfg.data.mean, cfg.data.std = (0.25,), (0.125,)
     _fake_run(str(tmp_path), cfg)
-    run = workdir_lib.load_run(str(tmp_path))
+    run = workdir_lib.load_run(str(tmp_path), mesh=mesh_lib.make_mesh())
     assert (run.splits.mean, run.splits.std) == ((0.25,), (0.125,))
     images = np.asarray(run.splits.test.images[:3], np.float32)
     np.testing.assert_allclose(workdir_lib.test_inputs(run.splits, 3), (images / 255 - 0.25) / 0.125, rtol=1e-5)
@@ -405,4 +406,4 @@ def test_load_run_normalises_by_the_configured_name(tmp_path):
     cfg = _fake_config()
     cfg.data.normalization = "symmetric"
     _fake_run(str(tmp_path), cfg)
-    assert (workdir_lib.load_run(str(tmp_path)).splits.std) == (0.5,)
+    assert (workdir_lib.load_run(str(tmp_path), mesh=mesh_lib.make_mesh()).splits.std) == (0.5,)

@@ -73,11 +73,11 @@ def choose_stage(workdir: str, stage: str | None = None) -> str:
     return stages[-1]
 
 
-def load_run(workdir: str, stage: str | None = None) -> RestoredStage:
-    """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables."""
+def load_run(workdir: str, stage: str | None = None, *, mesh: Any) -> RestoredStage:
+    """Rebuild the model of ``stage`` from its latest checkpoint's config and restore its variables,
+    replicated over ``mesh`` (the analysing program's, built once at its entry: :func:`analyze_workdir`)."""
     from snnjax import methods  # noqa: F401  (registers the methods' model families: models.build below)
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import mesh as mesh_lib
     from snnjax.train import stages
 
     stage = choose_stage(workdir, stage)
@@ -97,8 +97,7 @@ def load_run(workdir: str, stage: str | None = None) -> RestoredStage:
     config = ml_collections.ConfigDict(config_dict)
     splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
     model = models.build(config.model, splits.num_classes)
-    # Only the structure of the state is read (the plan's abstract state): this process's devices.
-    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh_lib.make_mesh())
+    restored = stages.restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh)
     if restored is None:
         raise FileNotFoundError(f"no checkpoint could be restored from {ckpt_dir}")
     state, _ = restored
@@ -178,8 +177,11 @@ def analyze_workdir(
 
     ``stream`` defaults to the ``sys.stdout`` of the call (not of the import: redirections work).
     """
+    from snnjax.train import mesh as mesh_lib
+
     stream = stream if stream is not None else sys.stdout
-    run = load_run(workdir, stage)
+    # The entry point of an analysis: placement decided here, once (this process's devices).
+    run = load_run(workdir, stage, mesh=mesh_lib.make_mesh())
     inputs = test_inputs(run.splits, num_examples)
     report = collect_stats(run.model, run.variables, inputs, batch_size=batch_size)
     out_dir = out_dir or workdir

@@ -117,9 +117,12 @@ def resolve_step(choice: str | int, steps: list[int], best_step: int, where: str
     return int(choice)
 
 
-def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tuple[Any, dict[str, Any]]:
+def load_run_at(
+    workdir: str, stage: str | None, step: str = DEFAULT_STEP, *, mesh: Any
+) -> tuple[Any, dict[str, Any]]:
     """The run's ``stage`` restored at the checkpoint ``step`` names (``--step``: last, best or a number),
-    and how it was chosen (``choice``, ``steps`` kept, ``best_step``, ``best_test_accuracy``).
+    and how it was chosen (``choice``, ``steps`` kept, ``best_step``, ``best_test_accuracy``); its
+    variables replicated over ``mesh`` (the exporting program's, built once by :func:`export_run`).
 
     :func:`snnjax.analysis.workdir.load_run` restores only the newest checkpoint; this is the same
     rebuild (the model from the config saved with the checkpoint, the data for its normalisation) at
@@ -133,7 +136,6 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
     )
     from snnjax.analysis.workdir import RestoredStage, choose_stage
     from snnjax.train import checkpoint as ckpt_lib
-    from snnjax.train import mesh as mesh_lib
     from snnjax.train import setup
 
     stage = choose_stage(workdir, stage)
@@ -156,7 +158,7 @@ def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP) -> tu
         config = ml_collections.ConfigDict({**stored, "model": models.upgrade_legacy(stored["model"])})
         splits = data_lib.load_from_config(config.data)  # the normalisation the run trained with
         model = models.build(config.model, splits.num_classes)
-        abstract = setup.plan(config, splits, model, mesh_lib.make_mesh()).abstract_state
+        abstract = setup.plan(config, splits, model, mesh).abstract_state
         # The newest that restores, read-only (as load_run does): it is "last", and its meta records
         # the stage's best step. Another step is restored only when asked for.
         newest = ckpt.restore_newest(abstract, move_aside=False)
@@ -191,6 +193,7 @@ def export_run(
     (``.pth``/``.pt``/``.safetensors``) in layout ``fmt``; returns the sidecar dict also written to
     ``out + '.json'``. An existing ``out`` or sidecar is refused unless ``force``."""
     from snnjax.interop import torch as tio
+    from snnjax.train import mesh as mesh_lib
     from snnjax.train.run_outputs import write_json
 
     if fmt not in layouts.LAYOUTS:
@@ -198,7 +201,8 @@ def export_run(
     if not tio.is_torch_file(out):
         raise ValueError(f"--out={out!r}: name a .pth, .pt or .safetensors file")
     refuse_overwrite(out, force)  # before the (slow) restore: nothing is read that would be thrown away
-    run, chosen = load_run_at(workdir, stage, step)
+    # The entry point of an export: placement decided here, once (this process's devices).
+    run, chosen = load_run_at(workdir, stage, step, mesh=mesh_lib.make_mesh())
     m = run.config.model
     if not str(m.name).startswith("resnet"):
         raise ValueError(f"{workdir} ({run.stage}) holds a {m.name}; only standard ResNets export to PyTorch layouts")

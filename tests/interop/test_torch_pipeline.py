@@ -95,7 +95,7 @@ def test_torch_resnet34_teacher_and_transplant_source_then_spikingjelly_export(t
 
     from snnjax.analysis.workdir import load_run, test_inputs
 
-    run = load_run(str(wd))
+    run = load_run(str(wd), mesh=mesh_lib.make_mesh())
     images = test_inputs(run.splits, run.splits.test.num_examples)  # normalised [360, 8, 8, 1]
     labels = np.asarray(run.splits.test.labels)
     jax_logits = np.asarray(run.model.apply(run.variables, images, train=False))

@@ -161,6 +161,6 @@ def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
     analysis = analyze(wd, tmp_path / "analysis")
     assert analysis["stage"] == "stdb" and analysis["time_steps"] == 2
     assert set(analysis["neurons"]) == {f"{n}_act" for n in conv["thresholds"]}
-    run = load_run(str(wd))
+    run = load_run(str(wd), mesh=mesh_lib.make_mesh())
     with pytest.raises(TypeError, match="reset by subtraction"):
         write_nir(str(tmp_path / "m.nir"), run.model, run.variables, input_shape=(8, 8, 1))
