@@ -124,7 +124,7 @@ def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
     assert "[teacher] finished earlier" not in first.stderr
 
     # One more student epoch: the finished teacher is restored, not retrained (the same command again would
-    # stop at once with the finished run's summary: tests/test_checkpoint_fallback.py).
+    # stop at once with the finished run's summary: tests/train/test_checkpoint_fallback.py).
     again = launch("configs/idsnn.py:digits", wd, *args, "--config.train.epochs=2")
     assert "[teacher] finished earlier" in again.stderr
     # python -m snnjax.analysis --workdir: the student (Spiking ResNet18), rebuilt from its checkpoint alone.

@@ -1,5 +1,5 @@
 """The export's neuron description, its refusals, and the choice of checkpoint (``--step``); the full export
-to SpikingJelly runs in test_torch_pipeline.py."""
+to SpikingJelly runs in test_source.py."""
 
 import json
 

@@ -8,7 +8,7 @@ from absl import app
 from snnjax import launch
 from snnjax.train import distributed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL = {"JAX_COORDINATOR_ADDRESS": "10.0.0.2:12355", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}
 
 

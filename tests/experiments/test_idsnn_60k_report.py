@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("idsnn_60k_report", ROOT / "experiments" / "idsnn_60k_report.py")
 report_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report_script)

@@ -113,7 +113,7 @@ import json, sys
 import numpy as np
 from snnjax.data.stream_source import open_stream
 sys.path.insert(0, {tests!r})
-from test_data_stream_source import ids_of
+from test_stream_source import ids_of
 index, count = int(sys.argv[1]), int(sys.argv[2])
 source = open_stream({records!r}, batch_size=16, eval_batch_size=20, seed=5, process_index=index,
                      process_count=count, workers=1)
