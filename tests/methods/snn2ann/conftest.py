@@ -14,7 +14,7 @@ TINY = dict(layers="1,M,2", width=2, time_steps=T, dropout=(0.0,))
 @pytest.fixture(scope="module")
 def tiny():
     # No membrane dropout here: these tests compare the SNN branch in training with evaluation
-    # (the official membrane dropout is tested in tests/methods/hybrid/test_official_recursions.py).
+    # (the official membrane dropout is tested in tests/methods/snn2ann/test_official_recursions.py).
     model = models.build(snn2ann.model_config(mapping_unit="stsu", membrane_dropout=0.0, **TINY), 3)
     x = jax.random.normal(jax.random.key(1), (5, 4, 4, 1))
     variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(0))
