@@ -146,7 +146,9 @@ def report(runs: dict[str, Any]) -> str:
         ]
         for seed, run in sorted(seeds.items()):
             lines.append(
-                f"| {seed} | {_pct(run['ann_test_acc'])} | " + " | ".join(_pct(run["converted"][t]) for t in sweep) + " |"
+                f"| {seed} | {_pct(run['ann_test_acc'])} | "
+                + " | ".join(_pct(run["converted"][t]) for t in sweep)
+                + " |"
             )
         for seed, run in sorted(seeds.items()):
             if run["converted_spikes"]:
@@ -156,7 +158,8 @@ def report(runs: dict[str, Any]) -> str:
             "",
             f"STDB fine-tuning at T = {ts}: test accuracy (%) after each epoch (spikes per image at the last):",
             "",
-            "| seed | converted at T_s | " + " | ".join(f"epoch {i + 1}" for i in range(len(first["finetuned"])))
+            "| seed | converted at T_s | "
+            + " | ".join(f"epoch {i + 1}" for i in range(len(first["finetuned"])))
             + " | spikes (last) |",
             "|---|---|" + "---|" * (len(first["finetuned"]) + 1),
         ]
@@ -178,7 +181,9 @@ def report(runs: dict[str, Any]) -> str:
         ]
         for seed, run in sorted(seeds.items()):
             v = verdict({**run, "arch": arch})
-            long_text = "-" if v["vs_long_points"] is None else f"{v['vs_long_points']:+.2f} ({'yes' if v['b'] else 'no'})"
+            long_text = (
+                "-" if v["vs_long_points"] is None else f"{v['vs_long_points']:+.2f} ({'yes' if v['b'] else 'no'})"
+            )
             ratio = f"{v['spike_ratio']:.2f}x" if "spike_ratio" in v else "-"
             lines.append(
                 f"| {seed} | {'yes' if v['ann_floor'] else 'NO'} ({_pct(run['ann_test_acc'])} vs {_pct(ANN_FLOOR[arch])}) "
@@ -202,9 +207,21 @@ def plot(runs: dict[str, Any], path: str) -> None:
     for ax, (arch, seeds) in zip(axes[0], sorted(groups.items(), key=lambda kv: ARCHS.index(kv[0]))):
         for seed, run in sorted(seeds.items()):
             ts = sorted(run["converted"], key=int)
-            line = ax.plot([int(t) for t in ts], [100 * run["converted"][t] for t in ts], marker="o", label=f"converted, seed {seed}")
-            ax.scatter([run["t_finetune"]], [100 * run["finetuned"][-1]], marker="*", s=160, color=line[0].get_color(),
-                       label=f"STDB-fine-tuned, seed {seed}", zorder=3)
+            line = ax.plot(
+                [int(t) for t in ts],
+                [100 * run["converted"][t] for t in ts],
+                marker="o",
+                label=f"converted, seed {seed}",
+            )
+            ax.scatter(
+                [run["t_finetune"]],
+                [100 * run["finetuned"][-1]],
+                marker="*",
+                s=160,
+                color=line[0].get_color(),
+                label=f"STDB-fine-tuned, seed {seed}",
+                zorder=3,
+            )
             ax.axhline(100 * run["ann_test_acc"], color=line[0].get_color(), linestyle=":", linewidth=1)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("time steps T")

@@ -30,9 +30,7 @@ def test_same_seed_same_metrics_and_other_seed_differs(tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         launch("configs/teacher.py:digits", tmp_path / name, *FAST, f"--config.seed={seed}")
-        runs[name] = [
-            {k: v for k, v in r.items() if k not in TIMINGS} for r in _epoch_records(tmp_path / name)
-        ]
+        runs[name] = [{k: v for k, v in r.items() if k not in TIMINGS} for r in _epoch_records(tmp_path / name)]
     assert runs["a"] == runs["b"]
     assert runs["a"][0]["train_loss"] != runs["c"][0]["train_loss"]
 

@@ -19,7 +19,9 @@ def test_every_listed_slow_test_exists():
     missing = []
     for node in sorted(slow_node_ids()):
         path, _, name = node.partition("::")
-        if not os.path.exists(os.path.join(ROOT, path)) or name.split("::")[-1] not in _test_names(os.path.join(ROOT, path)):
+        if not os.path.exists(os.path.join(ROOT, path)) or name.split("::")[-1] not in _test_names(
+            os.path.join(ROOT, path)
+        ):
             missing.append(node)
     assert not missing, f"{SLOW_LIST} names tests that do not exist (renamed or removed?): {missing}"
 
@@ -27,7 +29,18 @@ def test_every_listed_slow_test_exists():
 def test_listed_tests_are_deselected_by_not_slow():
     node = sorted(slow_node_ids())[0]
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow", "-p", "no:cacheprovider", node.split("::")[0]],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-m",
+            "not slow",
+            "-p",
+            "no:cacheprovider",
+            node.split("::")[0],
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -117,9 +117,7 @@ def resolve_step(choice: str | int, steps: list[int], best_step: int, where: str
     return int(choice)
 
 
-def load_run_at(
-    workdir: str, stage: str | None, step: str = DEFAULT_STEP, *, mesh: Any
-) -> tuple[Any, dict[str, Any]]:
+def load_run_at(workdir: str, stage: str | None, step: str = DEFAULT_STEP, *, mesh: Any) -> tuple[Any, dict[str, Any]]:
     """The run's ``stage`` restored at the checkpoint ``step`` names (``--step``: last, best or a number),
     and how it was chosen (``choice``, ``steps`` kept, ``best_step``, ``best_test_accuracy``); its
     variables replicated over ``mesh`` (the exporting program's, built once by :func:`export_run`).

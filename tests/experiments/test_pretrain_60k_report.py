@@ -10,7 +10,11 @@ _spec = importlib.util.spec_from_file_location("pretrain_60k_report", ROOT / "ex
 report_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report_script)
 
-SCRATCH = {"test_acc": [0.80, 0.88, 0.905, 0.903], "cumulative_seconds": [600.0, 1200.0, 1800.0, 2400.0], "pretraining_seconds": 0.0}
+SCRATCH = {
+    "test_acc": [0.80, 0.88, 0.905, 0.903],
+    "cumulative_seconds": [600.0, 1200.0, 1800.0, 2400.0],
+    "pretraining_seconds": 0.0,
+}
 PIPE_S = {"test_acc": [0.90, 0.906, 0.91], "cumulative_seconds": [900.0, 1500.0, 2100.0], "pretraining_seconds": 300.0}
 
 

@@ -12,7 +12,9 @@ from snnjax.methods.hybrid import config as hybrid_config
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-@pytest.mark.parametrize("arg, arch, t_s", [("fashion_mnist_60k", "vgg5", 8), ("fashion_mnist_60k,resnet20", "hybrid_resnet20", 16)])
+@pytest.mark.parametrize(
+    "arg, arch, t_s", [("fashion_mnist_60k", "vgg5", 8), ("fashion_mnist_60k,resnet20", "hybrid_resnet20", 16)]
+)
 def test_60k_presets_use_all_the_data_and_a_sweep_that_holds_8x_the_finetuning_t(arg, arch, t_s, load_config):
     cfg = load_config("hybrid_stdb", arg)
     config_lib.validate(cfg)
