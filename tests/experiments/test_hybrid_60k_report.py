@@ -37,6 +37,14 @@ def test_verdict_by_hand():
     assert v["ann_floor"] is True
 
 
+def test_a_better_stdb_start_is_not_counted_as_stdb_gain():
+    start = {"scaling_factor": 0.5, "accuracy": 0.82, "spikes": 300.0}
+    v = report_script.verdict({**_run(finetune_start=start), "arch": "vgg"})
+    assert v["gain_points"] == pytest.approx(9.0)  # 91.0 - 82.0 (the start), not 91.0 - 60.0 (converted at 8)
+    worse = {**start, "accuracy": 0.30}
+    assert report_script.verdict({**_run(finetune_start=worse), "arch": "vgg"})["gain_points"] == pytest.approx(31.0)
+
+
 def test_verdict_fails_each_part():
     v = report_script.verdict({**_run(finetuned=[0.61]), "arch": "resnet20"})
     assert v["a"] is False and v["b"] is False and v["gain_points"] == pytest.approx(1.0)

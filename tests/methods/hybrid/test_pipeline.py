@@ -164,3 +164,24 @@ def test_resnet_run_end_to_end_then_analysis_and_export(tmp_path):
     run = load_run(str(wd), mesh=mesh_lib.make_mesh())
     with pytest.raises(TypeError, match="reset by subtraction"):
         write_nir(str(tmp_path / "m.nir"), run.model, run.variables, input_shape=(8, 8, 1))
+
+
+def test_the_finetuning_start_has_its_own_threshold_factor_and_defaults_to_the_converted_snn(load_config):
+    cfg = ml_collections.ConfigDict(load_config("hybrid_stdb", "digits").to_dict())
+    record = {"thresholds": {"conv0": 4.0, "fc0": 0.2}, "scaled_thresholds": {"conv0": 2.8, "fc0": 0.14}}
+    # 0 (the official recipe): STDB starts from the converted SNN's thresholds, the same object.
+    cfg.conversion.finetune_scaling_factor = 0.0
+    assert hybrid_pipeline.finetune_thresholds(cfg, record) is record["scaled_thresholds"]
+    cfg.conversion.finetune_scaling_factor = 0.5
+    got = hybrid_pipeline.finetune_thresholds(cfg, record)
+    assert got == pytest.approx({"conv0": 2.0, "fc0": 0.1})  # the balanced thresholds x0.5, by hand
+    cfg.conversion.finetune_scaling_factor = -0.1
+    with pytest.raises(ValueError, match="conversion.finetune_scaling_factor"):
+        config_lib.validate(cfg)
+
+
+def test_the_60k_preset_fine_tunes_from_x05_without_weight_decay_and_converts_at_x07(load_config):
+    cfg = load_config("hybrid_stdb", "fashion_mnist_60k")
+    assert cfg.conversion.scaling_factor == 0.7
+    assert cfg.conversion.finetune_scaling_factor == 0.5
+    assert cfg.optim.weight_decay == 0.0
