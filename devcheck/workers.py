@@ -158,6 +158,7 @@ def e2e_worker(spec_json: str) -> None:
     import importlib.util
 
     from snnjax import methods
+    from snnjax.train import mesh as mesh_lib
 
     path, _, preset = spec["config"].partition(":")
     mod_spec = importlib.util.spec_from_file_location("e2e_config", str(ROOT / path))
@@ -171,7 +172,8 @@ def e2e_worker(spec_json: str) -> None:
             node = node[name]
         node[leaf] = value
     _emit(dict(started=True, config=spec["config"], overrides=spec["overrides"]))
-    summary = methods.get(cfg.pipeline)(cfg, spec["workdir"])
+    mesh = mesh_lib.make_mesh()  # this worker is a program of its own: placement decided here, once
+    summary = methods.get(cfg.pipeline)(cfg, spec["workdir"], mesh=mesh)
     _emit(dict(summary=_json_safe(summary)))
 
 

@@ -149,7 +149,9 @@ def test_imported_teacher_reports_its_test_accuracy_on_the_runs_data(tmp_path, c
     splits = _splits()
     tcfg = idsnn_config.teacher_config(config)
     loaded = torch_source.load(config.teacher, "teacher", tcfg.model, splits, str(tmp_path), "teacher")
-    teacher = pipeline.imported_teacher(loaded, models.build(loaded.model, 10), splits, tcfg, str(tmp_path))
+    teacher = pipeline.imported_teacher(
+        loaded, models.build(loaded.model, 10), splits, tcfg, str(tmp_path), mesh_lib.make_mesh()
+    )
 
     images = np.asarray(test_inputs(splits, splits.test.num_examples)).transpose(0, 3, 1, 2)  # all 360, NCHW
     with torch.no_grad():
