@@ -46,7 +46,7 @@ def tiny_baseline(load_config):
 
 
 # Tests marked slow from one list (tests/slow_tests.txt: a node id per line, its parametrisations
-# included; today the tests that start processes), so that `-m "not slow"` is the quick subset
+# included: the tests that start processes and those over 5 s), so that `-m "not slow"` is the quick subset
 # (README, Development). A test that carries @pytest.mark.slow in its file is slow as well.
 SLOW_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")
 
