@@ -50,12 +50,12 @@ REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
 
 from snnjax import data as data_lib  # noqa: E402
-from snnjax import losses, models  # noqa: E402
-from snnjax.data import placement  # noqa: E402
+from snnjax import losses, models, workdir_layout  # noqa: E402
 from snnjax.methods.hybrid import config as hybrid_config  # noqa: E402
 from snnjax.methods.hybrid import conversion, pipeline  # noqa: E402
 from snnjax.methods.hybrid import neuron as neuron_lib  # noqa: E402
 from snnjax.train import checkpoint as ckpt_lib  # noqa: E402
+from snnjax.train import inputs as inputs_lib  # noqa: E402
 from snnjax.train import mesh as mesh_lib  # noqa: E402
 from snnjax.train import setup, stages, steps  # noqa: E402
 
@@ -114,7 +114,7 @@ class Setup:
         self.splits = data_lib.normalize_splits(raw, self.config.data)
         ann_splits = data_lib.normalize_splits(raw, acfg.data)
         ann_model = models.build(acfg.model, self.splits.num_classes)
-        src = os.path.join(run_dir, "checkpoints", "ann")
+        src = workdir_layout.stage_checkpoints(run_dir, "ann")
         step = max(int(n) for n in os.listdir(src) if n.isdigit())
         dst = os.path.join(tmp, "ann")
         shutil.copytree(os.path.join(src, str(step)), os.path.join(dst, str(step)))  # read-only use of RUN_DIR
@@ -122,7 +122,7 @@ class Setup:
         self.ann_step = int(state.step)
         self.ann_variables = jax.device_get(state.variables)
         self.ann_model = ann_model
-        with open(os.path.join(run_dir, pipeline.CONVERSION_FILE)) as f:
+        with open(workdir_layout.conversion(run_dir)) as f:
             self.record = json.load(f)
         mode = self.config.conversion.balance
         rescaled = conversion.scale_thresholds(
@@ -168,7 +168,9 @@ class Setup:
 # ------------------------------------------------------------------------------------------------
 
 
-def h1_dead_neurons(s: Setup, n: int = 1000, t_max: int = 32, marks=(8, 16, 32), variables=None, thresholds=None) -> dict[str, Any]:
+def h1_dead_neurons(
+    s: Setup, n: int = 1000, t_max: int = 32, marks=(8, 16, 32), variables=None, thresholds=None
+) -> dict[str, Any]:
     variables = s.initial if variables is None else variables
     thresholds = s.record["scaled_thresholds"] if thresholds is None else thresholds
     model = s.model(variant(s.config, time_steps=t_max))
@@ -177,7 +179,12 @@ def h1_dead_neurons(s: Setup, n: int = 1000, t_max: int = 32, marks=(8, 16, 32),
     @jax.jit
     def spikes_of(variables, x, key):
         _, upd = model.apply(
-            variables, x, train=False, rngs={"encoding": key}, capture_intermediates=is_neuron, mutable=["intermediates"]
+            variables,
+            x,
+            train=False,
+            rngs={"encoding": key},
+            capture_intermediates=is_neuron,
+            mutable=["intermediates"],
         )
         inter = upd["intermediates"]
         out = {}
@@ -205,9 +212,7 @@ def h1_dead_neurons(s: Setup, n: int = 1000, t_max: int = 32, marks=(8, 16, 32),
             {"params": params}, x, train=False, capture_intermediates=True, mutable=["intermediates"]
         )
         inter = upd["intermediates"]
-        return {
-            name: jnp.mean((inter[name + "_act"]["__call__"][0] > 0).astype(jnp.float32)) for name in SPIKING
-        }
+        return {name: jnp.mean((inter[name + "_act"]["__call__"][0] > 0).astype(jnp.float32)) for name in SPIKING}
 
     bs = 100
     acc: dict[str, dict[int, np.ndarray]] = {name: {t: np.zeros(4) for t in marks} for name in SPIKING}
@@ -353,12 +358,12 @@ def h4_start(s: Setup, tmp: str) -> dict[str, Any]:
         "initial_weight_norms": kernel_norms(s.initial["params"]),
         "stdb_checkpoints": {},
     }
-    src = os.path.join(s.run_dir, "checkpoints", "stdb")
+    src = workdir_layout.stage_checkpoints(s.run_dir, "stdb")
     if os.path.isdir(src):
         dst = os.path.join(tmp, "stdb")
         stdb_cfg = hybrid_config.stdb_config(s.config)
-        the_plan = setup.plan(stdb_cfg, s.splits, model, s.mesh)
-        state0 = setup.initial_state(the_plan, s.initial, int(s.config.seed), s.mesh)
+        stage_plan = setup.plan(stdb_cfg, s.splits, model, s.mesh)
+        state0 = setup.initial_state(stage_plan, s.initial, int(s.config.seed), s.mesh)
         abstract = ckpt_lib.abstract_like(state0)
         for name in sorted((n for n in os.listdir(src) if n.isdigit()), key=int):
             shutil.copytree(os.path.join(src, name), os.path.join(dst, name))
@@ -417,20 +422,14 @@ def trial(s: Setup, name: str, n_steps: int, baselines: dict[int, Any]) -> dict[
     scale = float(cfg.conversion.scaling_factor) if scale is None else scale
     model = s.model(cfg)
     stdb_cfg = hybrid_config.stdb_config(cfg)
-    the_plan = setup.plan(stdb_cfg, s.splits, model, s.mesh)
-    state = setup.initial_state(the_plan, initial, int(cfg.seed), s.mesh)
-    device_data = steps.DeviceData(
-        the_plan.batch_size,
-        tuple(s.splits.mean),
-        tuple(s.splits.std),
-        int(cfg.data.crop_padding),
-        bool(cfg.data.flip),
-        int(cfg.seed),
+    stage_plan = setup.plan(stdb_cfg, s.splits, model, s.mesh)
+    state = setup.initial_state(stage_plan, initial, int(cfg.seed), s.mesh)
+    train_inputs = inputs_lib.resident_train_inputs(
+        s.splits.train, inputs_lib.DeviceData.from_config(cfg, s.splits, stage_plan.batch_size), s.mesh
     )
-    repl = mesh_lib.replicated(s.mesh)
-    images, labels = placement.put_dataset(s.splits.train, repl)
+    images, labels = next(train_inputs.batches)  # the resident split, the same every step
     step_fn = jax.jit(
-        steps.make_device_train_step(steps.make_train_step(model, the_plan.tx), device_data, s.mesh), donate_argnums=0
+        steps.with_inputs(steps.make_train_step(model, stage_plan.tx), train_inputs.batch_fn), donate_argnums=0
     )
     if (t, scale) not in baselines:
         baselines[(t, scale)] = s.sweep(model, initial, t)
@@ -461,7 +460,7 @@ def trial(s: Setup, name: str, n_steps: int, baselines: dict[int, Any]) -> dict[
         "surrogate": cfg.model.surrogate,
         "lr": float(cfg.optim.lr),
         "steps": n_steps,
-        "batch_size": the_plan.batch_size,
+        "batch_size": stage_plan.batch_size,
         "threshold_scale": scale,
         "converted_at_T": baselines[(t, scale)],
         "after": s.sweep(model, {"params": final, "thresholds": initial["thresholds"]}, t),
@@ -502,7 +501,9 @@ def markdown(res: dict[str, Any]) -> str:
             out.append("|---|---|" + "---|" * len(LAYERS))
             for step, c in h["stdb_checkpoints"].items():
                 out.append(
-                    f"| {step} | {c['epoch']} | " + " | ".join(f"{c['norm_ratio_to_initial'][k]:.3f}" for k in LAYERS) + " |"
+                    f"| {step} | {c['epoch']} | "
+                    + " | ".join(f"{c['norm_ratio_to_initial'][k]:.3f}" for k in LAYERS)
+                    + " |"
                 )
         out.append("")
     if "h1" in res:
@@ -513,7 +514,10 @@ def markdown(res: dict[str, Any]) -> str:
             "per step; live = fraction of neuron-steps where STDB's surrogate is non-zero (fired before); "
             "ANN = fraction of ANN units with ReLU > 0."
         )
-        out += ["", "| layer | threshold | ANN active | fired T8 | fired T16 | fired T32 | rate T8 | rate T16 | rate T32 | live T8 | live T16 | live T32 |"]
+        out += [
+            "",
+            "| layer | threshold | ANN active | fired T8 | fired T16 | fired T32 | rate T8 | rate T16 | rate T32 | live T8 | live T16 | live T32 |",
+        ]
         out.append("|---|" + "---|" * 11)
         for name, r in h["layers"].items():
             out.append(
@@ -532,7 +536,11 @@ def markdown(res: dict[str, Any]) -> str:
             "4 training batches of 64; `mean g` = norm of the batch-mean gradient, `wd*w` = norm of 5e-4 * w; "
             "`dom` = fraction of weights where |wd*w| > |mean g|."
         )
-        out += ["", "| T | surrogate | loss | layer | weight | mean g | rms g | wd*w | wd*w / mean g | dom |", "|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "| T | surrogate | loss | layer | weight | mean g | rms g | wd*w | wd*w / mean g | dom |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for h in res["h2"]:
             for name, r in h["layers"].items():
                 out.append(
@@ -557,10 +565,13 @@ def markdown(res: dict[str, Any]) -> str:
         for f, r in res["scale"].items():
             a = r["T8_activity"]
             out.append(
-                f"| {f} | " + " | ".join(f"{pct(r['accuracy'][t])} %" for t in ("8", "16", "32"))
+                f"| {f} | "
+                + " | ".join(f"{pct(r['accuracy'][t])} %" for t in ("8", "16", "32"))
                 + f" | {r['spikes_per_image']['8']:.0f} | "
                 + "/".join(pct(a[k]["fired_at_least_once"]) for k in SPIKING)
-                + " | " + "/".join(pct(a[k]["stdb_live_neuron_steps"]) for k in ("conv2", "fc0", "fc1")) + " |"
+                + " | "
+                + "/".join(pct(a[k]["stdb_live_neuron_steps"]) for k in ("conv2", "fc0", "fc1"))
+                + " |"
             )
         out.append("")
     if res.get("trials"):
@@ -588,7 +599,9 @@ def main() -> None:
     parser.add_argument("--trials", default="t8,t8_nowd,t8_linear,t16,t16_nowd")
     parser.add_argument("--trial-steps", type=int, default=300)
     parser.add_argument("--merge", default="", help="another output JSON whose scale / trials entries are merged in")
-    parser.add_argument("--findings", default="", help="a text file, one finding per line, put at the top of the report")
+    parser.add_argument(
+        "--findings", default="", help="a text file, one finding per line, put at the top of the report"
+    )
     args = parser.parse_args()
     res: dict[str, Any] = {}
     if os.path.exists(args.out_json):
@@ -625,7 +638,9 @@ def main() -> None:
             elif part == "h1":
                 res["h1"] = h1_dead_neurons(s)
             elif part == "h2":
-                res["h2"] = [h2_gradients(s, t, sur) for t, sur in ((8, None), (16, None), (8, "linear"), (16, "linear"))]
+                res["h2"] = [
+                    h2_gradients(s, t, sur) for t, sur in ((8, None), (16, None), (8, "linear"), (16, "linear"))
+                ]
             elif part == "h3":
                 res["h3"] = [h3_dropout(s, t) for t in (8, 16)]
             elif part == "scale":

@@ -64,6 +64,18 @@ class DeviceData:
     flip: bool = True  # random horizontal flip
     seed: int = 0  # drives the example order only (augmentation uses the state's key)
 
+    @classmethod
+    def from_config(cls, config: Any, splits: Any, batch_size: int) -> DeviceData:
+        """A stage's draw: ``config.data``'s crop padding and flip, ``config.seed``, ``splits``' mean/std."""
+        return cls(
+            int(batch_size),
+            tuple(splits.mean),
+            tuple(splits.std),
+            int(config.data.crop_padding),
+            bool(config.data.flip),
+            int(config.seed),
+        )
+
 
 @dataclasses.dataclass
 class TrainInputs:

@@ -223,14 +223,7 @@ def start(run: StageRun) -> None:
         )
     else:
         run.writer = NullWriter()
-    device_data = inputs_lib.DeviceData(
-        run.batch_size,
-        tuple(run.splits.mean),
-        tuple(run.splits.std),
-        int(config.data.crop_padding),
-        bool(config.data.flip),
-        int(config.seed),
-    )
+    device_data = inputs_lib.DeviceData.from_config(config, run.splits, run.batch_size)
     # Resident or streamed, as run.splits is: from here on the loop sees one data path.
     run.inputs, eval_inputs = inputs_lib.create_inputs(
         run.splits,
