@@ -1,4 +1,4 @@
-"""Classification losses and metrics: cross-entropy, Hinton knowledge distillation, accuracy.
+"""Classification losses and metrics: cross-entropy, Hinton knowledge distillation, TET, accuracy.
 
 Shapes: ``logits`` ``[B, K]`` (any float dtype; cast to float32 first), ``labels`` int ``[B]`` in
 ``[0, K)``, optional ``mask`` ``[B]`` (bool or float weights) marking the valid entries of a padded
@@ -9,6 +9,8 @@ IDSNN (design section 6) trains the student with
 ``CE(y, z_s) + alpha * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))``, ``tau = 4``,
 ``alpha = 0.3``, the KL summed over classes and averaged over the batch (PyTorch ``KLDivLoss`` with
 ``reduction='batchmean'``).
+
+TET (:func:`tet`, Deng et al. ICLR 2022) takes a spiking model's per-time-step logits ``[B, T, K]``.
 """
 
 from __future__ import annotations
@@ -140,6 +142,60 @@ def hinton_kd(
     ce = cross_entropy(student_logits, labels, mask=mask)
     kl = kd_kl(student_logits, teacher_logits, temperature=temperature, mask=mask)
     return ce + alpha * temperature**2 * kl
+
+
+# TET's defaults, those of the official code (gus-lab/temporal_efficient_training: ``--lamb 1e-3``,
+# ``--means 1.0``): the one home of the TET defaults; ``config.train.tet_*`` start here.
+TET_LAMBDA = 1e-3
+TET_TARGET = 1.0
+# The training objectives a train step offers (config.train.loss; snnjax.train.steps.Objective).
+TRAIN_LOSSES = ("ce", "tet")
+
+
+def tet(
+    per_step_logits: jax.Array,
+    labels: jax.Array,
+    *,
+    lam: float = TET_LAMBDA,
+    target: float = TET_TARGET,
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Temporal Efficient Training loss (Deng et al., ICLR 2022).
+
+    ``(1 - lam) * L_TET + lam * L_MSE`` with, for per-step logits ``O(t)``, ``t = 1..T``::
+
+        L_TET = 1/T sum_t CE(O(t), y)                      (mean over the batch)
+        L_MSE = 1/T sum_t 1/K sum_k (O(t)_k - target)^2     (mean over the batch)
+
+    i.e. the official ``TET_loss(outputs, labels, criterion, means, lamb)``: the cross-entropy of every
+    time step's logits against the label, averaged over time, plus ``lam`` times the mean squared
+    distance of every logit from ``target`` (``phi``). With ``T = 1`` it is
+    ``(1 - lam) * CE + lam * MSE`` of the one output.
+
+    Args:
+      per_step_logits: ``[B, T, K]`` (any float dtype; cast to float32 first).
+      labels: int ``[B]`` in ``[0, K)``, the same label at every step.
+      lam: ``lambda`` in ``[0, 1]``, the weight of the MSE regulariser (0 = pure per-step CE).
+      target: ``phi``, the value the regulariser pulls every logit towards.
+      mask: optional ``[B]`` validity mask / weights, applied to both terms.
+
+    Returns:
+      float32 scalar.
+    """
+    per_step_logits, labels = jnp.asarray(per_step_logits), jnp.asarray(labels)
+    if per_step_logits.ndim != 3:
+        raise ValueError(f"tet: per_step_logits must be [B, T, K], got shape {per_step_logits.shape}")
+    batch = per_step_logits.shape[0]
+    _check_logits_labels(per_step_logits[:, 0], labels, "tet")
+    if isinstance(lam, (int, float)) and not 0.0 <= lam <= 1.0:
+        raise ValueError(f"tet: lam must be in [0, 1], got {lam}")
+    z = per_step_logits.astype(jnp.float32)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    nll = -jnp.take_along_axis(log_p, labels[:, None, None], axis=-1)[..., 0]  # [B, T]
+    ce_per_example = jnp.mean(nll, axis=1)
+    mse_per_example = jnp.mean(jnp.square(z - target), axis=(1, 2))
+    weights = _weights(mask, batch, "tet")
+    return (1.0 - lam) * _weighted_mean(ce_per_example, weights) + lam * _weighted_mean(mse_per_example, weights)
 
 
 def _correct(logits: jax.Array, labels: jax.Array, fn: str) -> jax.Array:

@@ -1,0 +1,115 @@
+"""TET (Deng et al., ICLR 2022): the loss against NumPy.
+
+The reference is the official code's formula, written out in NumPy as it reads there: the batch-mean
+cross-entropy of each time step's logits, summed over the steps and divided by T, and the MSE of every
+logit from phi over all B*T*K entries; ``(1 - lambda) * L_TET + lambda * L_MSE``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnjax import losses
+
+
+def np_log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def np_tet(outputs, labels, lam, phi):
+    """``outputs`` [B, T, K] float64: the official ``TET_loss`` step by step."""
+    b, t, k = outputs.shape
+    loss_es = 0.0
+    for step in range(t):
+        log_p = np_log_softmax(outputs[:, step])
+        loss_es += -log_p[np.arange(b), labels].mean()  # CrossEntropyLoss, batch mean
+    loss_es /= t
+    loss_mse = np.mean((outputs - phi) ** 2)  # MSELoss over every entry
+    return (1 - lam) * loss_es + lam * loss_mse
+
+
+def np_tet_grad(outputs, labels, lam, phi):
+    """Analytic d(np_tet)/d(outputs)."""
+    b, t, k = outputs.shape
+    soft = np.exp(np_log_softmax(outputs))
+    onehot = np.eye(k)[labels][:, None, :]
+    return (1 - lam) * (soft - onehot) / (b * t) + lam * 2 * (outputs - phi) / (b * t * k)
+
+
+def np_kl(student, teacher, tau):
+    log_t, log_s = np_log_softmax(teacher / tau), np_log_softmax(student / tau)
+    return float((np.exp(log_t) * (log_t - log_s)).sum() / student.shape[0])
+
+
+@pytest.fixture
+def outputs():
+    rng = np.random.default_rng(0)
+    return rng.normal(0, 3, (5, 4, 7)), rng.integers(0, 7, 5)
+
+
+@pytest.mark.parametrize("lam,phi", [(0.0, 1.0), (1e-3, 1.0), (0.05, 1.0), (0.5, -0.5), (1.0, 2.0)])
+def test_tet_matches_the_official_formula(outputs, lam, phi):
+    z, y = outputs
+    got = losses.tet(jnp.asarray(z, jnp.float32), jnp.asarray(y), lam=lam, target=phi)
+    assert got.dtype == jnp.float32
+    assert float(got) == pytest.approx(np_tet(z, y, lam, phi), rel=1e-5)
+
+
+def test_tet_defaults_are_the_official_codes_and_it_differs_from_ce_of_the_mean(outputs):
+    z, y = outputs
+    assert (losses.TET_LAMBDA, losses.TET_TARGET) == (1e-3, 1.0)
+    got = float(jax.jit(losses.tet)(jnp.asarray(z, jnp.float32), jnp.asarray(y)))
+    assert got == pytest.approx(np_tet(z, y, 1e-3, 1.0), rel=1e-5)
+    # Per-step CE is not the CE of the time-averaged logits (what loss="ce" trains).
+    ce_of_mean = float(losses.cross_entropy(jnp.asarray(z.mean(1), jnp.float32), jnp.asarray(y)))
+    assert abs(got - ce_of_mean) > 0.1
+
+
+def test_tet_of_one_step_is_ce_and_mse():
+    z = np.array([[[np.log(3.0), 0.0]], [[np.log(3.0), 0.0]]])  # [B=2, T=1, K=2]
+    y = np.array([0, 1])
+    ce = (-np.log(0.75) + np.log(4)) / 2
+    mse = np.mean((z - 1.0) ** 2)
+    got = losses.tet(jnp.asarray(z, jnp.float32), jnp.asarray(y), lam=0.25, target=1.0)
+    assert float(got) == pytest.approx(0.75 * ce + 0.25 * mse, rel=1e-6)
+
+
+@pytest.mark.parametrize("lam,phi", [(1e-3, 1.0), (0.3, -1.0)])
+def test_tet_gradient_matches_numpy(outputs, lam, phi):
+    z, y = outputs
+    expected = np_tet_grad(z, y, lam, phi)
+    # The analytic NumPy gradient is itself checked by central differences of the NumPy loss (float64).
+    eps, numeric = 1e-6, np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        dz = np.zeros_like(z)
+        dz[idx] = eps
+        numeric[idx] = (np_tet(z + dz, y, lam, phi) - np_tet(z - dz, y, lam, phi)) / (2 * eps)
+    np.testing.assert_allclose(expected, numeric, rtol=1e-5, atol=1e-8)
+    grad = jax.grad(losses.tet)(jnp.asarray(z, jnp.float32), jnp.asarray(y), lam=lam, target=phi)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_tet_mask_is_the_loss_of_the_valid_examples(outputs):
+    z, y = outputs
+    mask = np.array([True, False, True, True, False])
+    got = losses.tet(jnp.asarray(z, jnp.float32), jnp.asarray(y), lam=0.1, target=1.0, mask=jnp.asarray(mask))
+    assert float(got) == pytest.approx(np_tet(z[mask], y[mask], 0.1, 1.0), rel=1e-5)
+    assert float(losses.tet(jnp.asarray(z, jnp.float32), jnp.asarray(y), mask=jnp.zeros(5, bool))) == 0.0
+
+
+@pytest.mark.parametrize(
+    "shape,labels,kwargs,message",
+    [
+        ((5, 7), np.zeros(5, int), {}, "[B, T, K]"),
+        ((5, 4, 7), np.zeros(4, int), {}, "labels must be"),
+        ((5, 4, 7), np.zeros(5, np.float32), {}, "integer class indices"),
+        ((5, 4, 7), np.zeros(5, int), {"lam": 1.5}, "lam must be in [0, 1]"),
+        ((5, 4, 7), np.zeros(5, int), {"mask": jnp.ones(4)}, "mask must have shape"),
+    ],
+)
+def test_tet_refuses_bad_inputs(shape, labels, kwargs, message):
+    with pytest.raises(ValueError, match="tet: ") as err:
+        losses.tet(jnp.zeros(shape), jnp.asarray(labels), **kwargs)
+    assert message in str(err.value)
