@@ -1,4 +1,4 @@
-"""TET (Deng et al., ICLR 2022): the loss against NumPy.
+"""TET (Deng et al., ICLR 2022): the loss and the per-step logits, against NumPy.
 
 The reference is the official code's formula, written out in NumPy as it reads there: the batch-mean
 cross-entropy of each time step's logits, summed over the steps and divided by T, and the MSE of every
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax import losses
+from snnjax import losses, models
 
 
 def np_log_softmax(z):
@@ -113,3 +113,39 @@ def test_tet_refuses_bad_inputs(shape, labels, kwargs, message):
     with pytest.raises(ValueError, match="tet: ") as err:
         losses.tet(jnp.zeros(shape), jnp.asarray(labels), **kwargs)
     assert message in str(err.value)
+
+
+# --- the Spiking ResNet's per-step logits ---------------------------------------------------------
+
+
+def _tiny(time_steps=3, batch=8, neuron="lif"):
+    """A two-block Spiking ResNet (the library's ResNet and neuron, fewer blocks: compiles in seconds)."""
+    cfg = models.model_config(neuron=neuron, time_steps=time_steps)
+    model = models.ResNet(
+        stage_sizes=(1, 1),
+        block_cls=models.BasicBlock,
+        num_classes=5,
+        activation=models.make_activation(cfg),
+        time_steps=time_steps,
+        width=4,
+        bn_scale_init=0.5 if neuron != "relu" else 1.0,
+    )
+    x = jax.random.normal(jax.random.key(1), (batch, 8, 8, 3))
+    variables = jax.jit(lambda k: model.init(k, x[:1], train=False))(jax.random.key(0))
+    return model, {k: v for k, v in variables.items() if k in ("params", "batch_stats")}, x
+
+
+def test_per_step_logits_average_to_the_default_output():
+    model, variables, x = _tiny(time_steps=3)
+    # Training mode (batch statistics): at initialisation the running statistics leave a width-4 network
+    # silent in eval mode (every logit = the zero bias), which would make the comparison trivial.
+    apply = jax.jit(
+        lambda v, x, per_step: model.apply(v, x, train=True, per_step=per_step, mutable=["batch_stats"])[0],
+        static_argnums=2,
+    )
+    mean_logits = apply(variables, x, False)
+    per_step = apply(variables, x, True)
+    assert mean_logits.shape == (8, 5) and per_step.shape == (8, 3, 5) and per_step.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(per_step).mean(axis=1), mean_logits, rtol=1e-5, atol=1e-6)
+    # The steps differ (the neurons integrate over time), so TET sees T different outputs.
+    assert np.abs(np.diff(np.asarray(per_step), axis=1)).max() > 1e-4

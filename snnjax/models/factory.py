@@ -43,6 +43,9 @@ NEURONS = ("relu", "lif", "if", "plif")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MODEL_NAMES = tuple(f"{prefix}resnet{d}" for prefix in ("", "sew_") for d in sorted(resnet_lib.STAGE_SIZES))
 NAMES = MODEL_NAMES  # this family's names in the model registry (snnjax.models.registry)
+# This family's models give per-time-step logits with ``apply(..., per_step=True)`` (what the TET loss
+# trains on; snnjax.config refuses ``train.loss="tet"`` for a family without this flag).
+PER_STEP_LOGITS = True
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:

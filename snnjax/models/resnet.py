@@ -191,8 +191,13 @@ class ResNet(nn.Module):
     weight_init: str = "kaiming_fan_out"
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        """Logits ``[B, num_classes]`` (float32) for ``x`` ``[B, H, W, C]`` or ``[B, T, H, W, C]``."""
+    def __call__(self, x: jax.Array, *, train: bool, per_step: bool = False) -> jax.Array:
+        """Logits ``[B, num_classes]`` (float32) for ``x`` ``[B, H, W, C]`` or ``[B, T, H, W, C]``.
+
+        ``per_step=True`` gives the logits of every time step, ``[B, T, num_classes]`` (the head applied
+        to each step's pooled features, for per-step losses such as TET). The head is linear, so their
+        mean over ``T`` is the default output (equal to float rounding); the default path is unchanged.
+        """
         norm = functools.partial(
             nn.BatchNorm,
             use_running_average=not train,
@@ -233,7 +238,9 @@ class ResNet(nn.Module):
                     name=f"stage{s}_block{b}",
                 )(x, steps)
         x = jnp.mean(x, axis=(1, 2))  # global average pool: [B*T, C]
-        x = layers.split_time(x, steps).mean(axis=1)  # mean over time: [B, C]
+        x = layers.split_time(x, steps)  # [B, T, C]
+        if not per_step:
+            x = x.mean(axis=1)  # mean over time: [B, C]
         logits = nn.Dense(
             self.num_classes,
             dtype=self.dtype,
