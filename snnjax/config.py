@@ -8,6 +8,7 @@ official IDSNN hyperparameters (design section 6.4).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 import ml_collections
@@ -51,6 +52,9 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
             tensorboard=True,
             stop_after_steps=0,  # >0: exit after this many steps of this process (preemption drills)
             min_free_disk_mb=200,  # refuse to start with less free space in the workdir
+            loss="ce",  # ce | tet (TET, Deng et al. 2022: per-time-step CE + MSE regulariser; spiking models)
+            tet_lambda=losses.TET_LAMBDA,  # TET's lambda: weight of the MSE term (official code: 1e-3)
+            tet_target=losses.TET_TARGET,  # TET's phi: the value the MSE term pulls the logits to (official: 1.0)
         )
     )
     cfg.update(overrides)
@@ -154,6 +158,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     models.validate(cfg.model, "model")
     validate_optim(cfg.optim, "optim")
     validate_train(cfg.train, "train")
+    validate_loss(cfg)
     if cfg.kd.enabled:
         if float(cfg.kd.temperature) <= 0:
             fail("kd.temperature", cfg.kd.temperature, "must be > 0")
@@ -217,3 +222,55 @@ def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
         fail(f"{prefix}.nonfinite", t.nonfinite, f"choose one of {list(NONFINITE)}")
     if int(t.keep_checkpoints) < 1:
         fail(f"{prefix}.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
+    if t.get("loss", "ce") not in losses.TRAIN_LOSSES:
+        fail(f"{prefix}.loss", t.loss, f"choose one of {list(losses.TRAIN_LOSSES)}")
+    if not 0.0 <= float(t.get("tet_lambda", 0.0)) <= 1.0:
+        fail(f"{prefix}.tet_lambda", t.tet_lambda, "must be in [0, 1] (TET's lambda; official code 1e-3)")
+    if not math.isfinite(float(t.get("tet_target", 0.0))):
+        fail(f"{prefix}.tet_target", t.tet_target, "must be a finite number (TET's phi; official code 1.0)")
+
+
+def validate_loss(cfg: ml_collections.ConfigDict) -> None:
+    """``train.loss="tet"`` where it is defined: the run's main stage (``config.train`` with ``config.model``),
+    on a spiking model whose family gives per-time-step logits (``PER_STEP_LOGITS``: the ResNet family).
+
+    The other stages of a pipeline (``teacher.train``, ``ann.train``, ``pretrain.train``) train ANNs
+    (T = 1, no time steps to train), and an ANN's TET would be a re-weighted CE; they keep ``"ce"``.
+    """
+    for path in _nested_train_sections(cfg, ""):
+        section = cfg
+        for key in path.split(".")[:-1]:
+            section = section[key]
+        loss = section.get("loss", "ce")
+        if loss != "ce":
+            fail(
+                path, loss, "only config.train.loss (the run's spiking model) may be 'tet'; this stage trains with 'ce'"
+            )
+    if cfg.train.get("loss", "ce") != "tet":
+        return
+    if not getattr(models.registry.family(cfg.model.name), "PER_STEP_LOGITS", False):
+        fail(
+            "train.loss",
+            "tet",
+            f"TET needs per-time-step logits, which config.model.name={cfg.model.name!r} does not give "
+            "(use a resnet*/sew_resnet* model, or 'ce')",
+        )
+    if cfg.model.get("neuron") == "relu":
+        fail(
+            "train.loss",
+            "tet",
+            "TET trains a spiking model over its time steps; config.model.neuron='relu' is an ANN (use 'ce')",
+        )
+
+
+def _nested_train_sections(node: ml_collections.ConfigDict, prefix: str) -> list[str]:
+    """``"<section>.train.loss"`` of every ``train`` section below the top level (the stages before the main one)."""
+    found = []
+    for key in node.keys():
+        child = node[key]
+        if not isinstance(child, ml_collections.ConfigDict):
+            continue
+        if key == "train" and prefix and "loss" in child:
+            found.append(f"{prefix}train.loss")
+        found += _nested_train_sections(child, f"{prefix}{key}.")
+    return found

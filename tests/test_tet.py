@@ -1,4 +1,4 @@
-"""TET (Deng et al., ICLR 2022): the loss and the per-step logits, against NumPy.
+"""TET (Deng et al., ICLR 2022): the loss, the per-step logits, the train step and the config, against NumPy.
 
 The reference is the official code's formula, written out in NumPy as it reads there: the batch-mean
 cross-entropy of each time step's logits, summed over the steps and divided by T, and the MSE of every
@@ -8,9 +8,13 @@ logit from phi over all B*T*K entries; ``(1 - lambda) * L_TET + lambda * L_MSE``
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from snnjax import config as config_lib
 from snnjax import losses, models
+from snnjax.train import steps
+from snnjax.train.state import create_train_state, step_key
 
 
 def np_log_softmax(z):
@@ -115,7 +119,7 @@ def test_tet_refuses_bad_inputs(shape, labels, kwargs, message):
     assert message in str(err.value)
 
 
-# --- the Spiking ResNet's per-step logits ---------------------------------------------------------
+# --- the Spiking ResNet's per-step logits and the train step ----------------------------------------
 
 
 def _tiny(time_steps=3, batch=8, neuron="lif"):
@@ -149,3 +153,91 @@ def test_per_step_logits_average_to_the_default_output():
     np.testing.assert_allclose(np.asarray(per_step).mean(axis=1), mean_logits, rtol=1e-5, atol=1e-6)
     # The steps differ (the neurons integrate over time), so TET sees T different outputs.
     assert np.abs(np.diff(np.asarray(per_step), axis=1)).max() > 1e-4
+
+
+def test_tet_train_step_loss_is_numpy_tet_of_the_per_step_logits_with_and_without_kd():
+    model, variables, x = _tiny(time_steps=2)
+    y = jnp.arange(8, dtype=jnp.int32) % 5
+    tx = optax.sgd(0.1)
+    state = create_train_state(variables, tx, jax.random.key(3))
+    objective = steps.Objective("tet", tet_lambda=0.05, tet_target=1.0)
+    teacher, tvars, _ = _tiny(time_steps=1, neuron="relu")
+    kd = steps.Distillation(teacher, temperature=4.0, alpha=0.3)
+
+    # The step's forward pass (same key: step_key of the state), per-step logits, in training mode.
+    key = step_key(state, steps.MODEL_STREAM)
+    per_step, _ = jax.jit(lambda p: steps.apply_train(model, p, state.model_state, x, key, per_step=True))(state.params)
+    per_step = np.asarray(per_step, np.float64)
+    assert per_step.shape == (8, 2, 5) and np.abs(np.diff(per_step, axis=1)).max() > 1e-4
+    ref_tet = np_tet(per_step, np.asarray(y), 0.05, 1.0)
+    t_logits = np.asarray(jax.jit(lambda v: teacher.apply(v, x, train=False))(tvars), np.float64)
+    ref_kd = ref_tet + 0.3 * 4.0**2 * np_kl(per_step.mean(axis=1), t_logits, 4.0)
+
+    _, m_tet = jax.jit(steps.make_train_step(model, tx, objective=objective))(state, (x, y), None)
+    _, m_kd = jax.jit(steps.make_train_step(model, tx, distillation=kd, objective=objective))(state, (x, y), tvars)
+    assert float(m_tet["loss"]) == pytest.approx(ref_tet, rel=1e-5)
+    assert float(m_kd["loss"]) == pytest.approx(ref_kd, rel=1e-5)
+    # accuracy: of the time-averaged logits, the network's output
+    expected_acc = float(np.mean(per_step.mean(axis=1).argmax(-1) == np.asarray(y)))
+    assert float(m_tet["accuracy"]) == pytest.approx(expected_acc) and float(m_tet["finite"]) == 1.0
+
+
+# --- config -----------------------------------------------------------------------------------------
+
+
+def test_objective_from_config_defaults_and_old_sections():
+    assert steps.objective_from_config(config_lib.train_config()) == steps.Objective("ce", 1e-3, 1.0)
+    assert steps.objective_from_config(config_lib.train_config(loss="tet", tet_lambda=0.05)) == steps.Objective(
+        "tet", 0.05, 1.0
+    )
+    old = config_lib.train_config().to_dict()
+    for key in ("loss", "tet_lambda", "tet_target"):
+        del old[key]
+    import ml_collections
+
+    assert steps.objective_from_config(ml_collections.ConfigDict(old)) == steps.Objective()
+    with pytest.raises(ValueError, match="Objective.loss='mse'"):
+        steps.Objective("mse")
+
+
+def test_config_accepts_tet_on_the_spiking_student(load_config):
+    for name, preset in (("idsnn", "digits"), ("idsnn", "fashion_mnist_60k"), ("baseline", "digits")):
+        cfg = load_config(name, preset)
+        assert (cfg.train.loss, cfg.train.tet_lambda, cfg.train.tet_target) == ("ce", 1e-3, 1.0)
+        cfg.train.loss = "tet"
+        config_lib.validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "name,preset,change,message",
+    [
+        (
+            "baseline",
+            "digits",
+            {"train.loss": "mse"},
+            "config.train.loss='mse' is not valid: choose one of ['ce', 'tet']",
+        ),
+        (
+            "baseline",
+            "digits",
+            {"train.tet_lambda": 1.5},
+            "config.train.tet_lambda=1.5 is not valid: must be in [0, 1]",
+        ),
+        ("teacher", "digits", {"train.loss": "tet"}, "config.model.neuron='relu' is an ANN"),
+        ("idsnn", "digits", {"teacher.train.loss": "tet"}, "config.teacher.train.loss='tet' is not valid"),
+        ("pretrain", None, {"pretrain.train.loss": "tet"}, "config.pretrain.train.loss='tet' is not valid"),
+        ("snn2ann", None, {"train.loss": "tet"}, "TET needs per-time-step logits"),
+        ("hybrid_stdb", None, {"train.loss": "tet"}, "TET needs per-time-step logits"),
+    ],
+)
+def test_config_refuses_tet_where_it_is_not_defined_in_one_line(load_config, name, preset, change, message):
+    cfg = load_config(name, preset)
+    for dotted, value in change.items():
+        *path, key = dotted.split(".")
+        section = cfg
+        for part in path:
+            section = section[part]
+        section[key] = value
+    with pytest.raises(ValueError) as err:
+        config_lib.validate(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -167,6 +167,10 @@ def set_up(
     if teacher is not None:
         distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
         teacher_vars = jax.device_put(teacher.variables, repl)
+    # Passed only when not plain CE, so a make_step factory without an ``objective`` keyword keeps working
+    # (config validation refuses train.loss="tet" where such a factory is used).
+    chosen = steps.objective_from_config(config.train)
+    objective = {"objective": chosen} if chosen.loss != "ce" else {}
     run = StageRun(
         config=config,
         workdir=workdir,
@@ -179,7 +183,7 @@ def set_up(
         ckpt=ckpt_lib.Checkpointer(
             workdir_layout.stage_checkpoints(workdir, stage), keep=int(config.train.keep_checkpoints)
         ),
-        train_step=make_step(model, stage_plan.tx, distillation=distill, nonfinite=config.train.nonfinite),
+        train_step=make_step(model, stage_plan.tx, distillation=distill, nonfinite=config.train.nonfinite, **objective),
         teacher_variables=teacher_vars,
     )
     return run
@@ -474,6 +478,8 @@ def train_and_evaluate(
       teacher: distil from this teacher (``config.kd`` gives temperature and alpha).
       make_step: ``(model, tx, *, distillation, nonfinite) -> train_step`` (default
         :func:`snnjax.train.steps.make_train_step`); pipelines with their own objective pass theirs.
+        With ``config.train.loss`` other than ``"ce"`` it is also given ``objective=``
+        (:func:`snnjax.train.steps.objective_from_config`).
       trainable: a params-shaped tree of bools; False leaves are frozen (:func:`optim.freeze`).
       initial_opt_state: ``fresh_opt_state -> opt_state`` applied to a fresh (not resumed) state,
         e.g. to load momentum buffers from an earlier stage.

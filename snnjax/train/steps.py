@@ -37,17 +37,51 @@ class Distillation:
     alpha: float  # config.kd.alpha
 
 
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """The supervised loss a train step minimises (without the KD term, which :class:`Distillation` adds).
+
+    ``loss="ce"``: cross-entropy of the model's output (its logits averaged over time). ``loss="tet"``:
+    :func:`snnjax.losses.tet` of the per-time-step logits (the model must accept ``per_step=True``,
+    as :class:`snnjax.models.ResNet` does), weight ``tet_lambda`` on the MSE term towards ``tet_target``.
+    """
+
+    loss: str = "ce"  # config.train.loss
+    tet_lambda: float = losses.TET_LAMBDA  # config.train.tet_lambda
+    tet_target: float = losses.TET_TARGET  # config.train.tet_target
+
+    def __post_init__(self):
+        if self.loss not in losses.TRAIN_LOSSES:
+            raise ValueError(f"Objective.loss={self.loss!r} is not valid: choose one of {list(losses.TRAIN_LOSSES)}")
+
+
+def objective_from_config(train: Any) -> Objective:
+    """The :class:`Objective` of a ``config.train`` section (a section written before these keys: CE)."""
+    return Objective(
+        loss=train.get("loss", "ce"),
+        tet_lambda=float(train.get("tet_lambda", losses.TET_LAMBDA)),
+        tet_target=float(train.get("tet_target", losses.TET_TARGET)),
+    )
+
+
 def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
     """RNG streams a model may use: ``dropout`` and ``encoding`` (e.g. Poisson input spikes)."""
     return {"dropout": jax.random.fold_in(key, 0), "encoding": jax.random.fold_in(key, 1)}
 
 
 def apply_train(
-    model: nn.Module, params: Any, model_state: dict[str, Any], inputs: jax.Array, key: jax.Array
+    model: nn.Module,
+    params: Any,
+    model_state: dict[str, Any],
+    inputs: jax.Array,
+    key: jax.Array,
+    *,
+    per_step: bool = False,
 ) -> tuple[jax.Array, dict[str, Any]]:
-    """Training-mode forward pass: ``(logits, new model_state)``."""
+    """Training-mode forward pass: ``(logits, new model_state)``; ``per_step``: logits ``[B, T, K]``."""
+    extra = {"per_step": True} if per_step else {}  # models without the keyword are called as before
     logits, updates = model.apply(
-        {"params": params, **model_state}, inputs, train=True, mutable=list(model_state), rngs=model_rngs(key)
+        {"params": params, **model_state}, inputs, train=True, mutable=list(model_state), rngs=model_rngs(key), **extra
     )
     return logits, {k: updates.get(k, v) for k, v in model_state.items()}
 
@@ -87,18 +121,24 @@ def make_train_step(
     *,
     distillation: Distillation | None = None,
     nonfinite: NonFinite = "stop",
+    objective: Objective | None = None,
 ) -> Callable[[TrainState, Batch, Any], tuple[TrainState, Metrics]]:
     """Build ``train_step(state, (inputs, labels), teacher_variables) -> (state, metrics)``.
 
     The loss is cross-entropy, or ``CE + alpha * tau^2 * KL`` when ``distillation`` is given (the
     teacher's logits are computed inside the step under ``stop_gradient``; pass its variables as
-    ``teacher_variables``, else ``None``). ``metrics``: ``loss``, ``accuracy``, ``grad_norm`` and
+    ``teacher_variables``, else ``None``). ``objective`` (default: CE) may replace the CE term by TET
+    on the per-step logits: ``TET + alpha * tau^2 * KL``, the KL term on the student's logits averaged
+    over time (the output the network gives at inference, which the teacher's one output is compared
+    with). ``accuracy`` is that of the time-averaged logits. ``metrics``: ``loss``, ``accuracy``, ``grad_norm`` and
     ``finite`` (1.0 when loss and gradients are finite). With ``nonfinite="skip"`` a non-finite
     step leaves parameters, BN statistics and optimizer state unchanged (the step still counts).
 
     A pipeline with a different objective (e.g. SNN2ANN) passes its own factory with this
     signature to :func:`snnjax.train.loop.train_and_evaluate` as ``make_step``.
     """
+
+    tet = objective is not None and objective.loss == "tet"
 
     def train_step(state: TrainState, batch: Batch, teacher_variables: Any = None) -> tuple[TrainState, Metrics]:
         inputs, labels = batch
@@ -108,6 +148,14 @@ def make_train_step(
             teacher_logits = jax.lax.stop_gradient(distillation.teacher.apply(teacher_variables, inputs, train=False))
 
         def loss_fn(params):
+            if tet:
+                per_step, new_stats = apply_train(model, params, state.model_state, inputs, key, per_step=True)
+                logits = jnp.mean(per_step, axis=1)  # the model's output: [B, K]
+                loss = losses.tet(per_step, labels, lam=objective.tet_lambda, target=objective.tet_target)
+                if teacher_logits is not None:
+                    kl = losses.kd_kl(logits, teacher_logits, temperature=distillation.temperature)
+                    loss = loss + distillation.alpha * distillation.temperature**2 * kl
+                return loss, (logits, new_stats)
             logits, new_stats = apply_train(model, params, state.model_state, inputs, key)
             if teacher_logits is None:
                 loss = losses.cross_entropy(logits, labels)
