@@ -50,7 +50,7 @@ import optax
 
 from snnjax import layers, losses
 from snnjax.models.resnet import ResNet
-from snnjax.train import steps
+from snnjax.train import distributed, steps
 from snnjax.train.state import TrainState, step_key
 
 K_STREAM = 2  # fold_in of the model key that draws SLTT-K's steps
@@ -83,7 +83,12 @@ def choose_make_step(train: ml_collections.ConfigDict, model: nn.Module, make_st
             f"config.train.through_time='sltt' is not valid for this stage's model ({type(model).__name__}, "
             f"activation {getattr(activation, 'func', activation)!r}): SLTT needs a spiking ResNet (LIF/IF/PLIF)"
         )
-    return functools.partial(make_train_step, sltt_k=int(train.get("sltt_k", 0)))
+    k = int(train.get("sltt_k", 0))
+    distributed.say(
+        f"[sltt] gradients through the spatial path only, one time step at a time "
+        f"({f'K = {k} random steps' if 0 < k < model.time_steps else 'all steps'} of T = {model.time_steps})"
+    )
+    return functools.partial(make_train_step, sltt_k=k)
 
 
 def step_model(model: nn.Module) -> nn.Module:
