@@ -18,6 +18,9 @@ from snnjax.data.from_config import data_config  # the data section's defaults l
 from snnjax.train import optim
 
 NONFINITE = ("stop", "skip")
+THROUGH_TIME = ("bptt", "sltt")  # train.through_time: how gradients flow through time (snnjax.train.sltt)
+SLTT_PIPELINES = ("train", "idsnn")  # pipelines whose SNN stage trains with the default step
+SLTT_NEURONS = ("lif", "if", "plif")
 
 
 def optim_config(**overrides) -> ml_collections.ConfigDict:
@@ -55,6 +58,8 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
             loss="ce",  # ce | tet (TET, Deng et al. 2022: per-time-step CE + MSE regulariser; spiking models)
             tet_lambda=losses.TET_LAMBDA,  # TET's lambda: weight of the MSE term (official code: 1e-3)
             tet_target=losses.TET_TARGET,  # TET's phi: the value the MSE term pulls the logits to (official: 1.0)
+            through_time="bptt",  # bptt | sltt (spatial gradients only, memory flat in T: snnjax.train.sltt)
+            sltt_k=0,  # sltt: backpropagate at K random steps of T per iteration (0 = all T)
         )
     )
     cfg.update(overrides)
@@ -159,6 +164,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     validate_optim(cfg.optim, "optim")
     validate_train(cfg.train, "train")
     validate_loss(cfg)
+    validate_through_time(cfg)
     if cfg.kd.enabled:
         if float(cfg.kd.temperature) <= 0:
             fail("kd.temperature", cfg.kd.temperature, "must be > 0")
@@ -228,6 +234,10 @@ def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
         fail(f"{prefix}.tet_lambda", t.tet_lambda, "must be in [0, 1] (TET's lambda; official code 1e-3)")
     if not math.isfinite(float(t.get("tet_target", 0.0))):
         fail(f"{prefix}.tet_target", t.tet_target, "must be a finite number (TET's phi; official code 1.0)")
+    if t.get("through_time", "bptt") not in THROUGH_TIME:
+        fail(f"{prefix}.through_time", t.through_time, f"choose one of {list(THROUGH_TIME)}")
+    if int(t.get("sltt_k", 0)) < 0:
+        fail(f"{prefix}.sltt_k", t.sltt_k, "must be >= 0 (0 = every time step)")
 
 
 def validate_loss(cfg: ml_collections.ConfigDict) -> None:
@@ -274,3 +284,32 @@ def _nested_train_sections(node: ml_collections.ConfigDict, prefix: str) -> list
             found.append(f"{prefix}train.loss")
         found += _nested_train_sections(child, f"{prefix}{key}.")
     return found
+
+
+def validate_through_time(cfg: ml_collections.ConfigDict) -> None:
+    """``train.through_time="sltt"`` needs a spiking ResNet (LIF/IF/PLIF) in a pipeline that trains it
+    with the default step (``train``, ``idsnn``), and ``train.sltt_k <= model.time_steps``."""
+    if cfg.train.get("through_time", "bptt") != "sltt":
+        return
+    if cfg.pipeline not in SLTT_PIPELINES:
+        fail(
+            "train.through_time",
+            "sltt",
+            f"pipeline={cfg.pipeline!r} trains with its own step; SLTT runs in {list(SLTT_PIPELINES)}",
+        )
+    if cfg.model.get("neuron") not in SLTT_NEURONS or cfg.model.get("name") not in models.MODEL_NAMES:
+        fail(
+            "train.through_time",
+            "sltt",
+            f"needs a spiking ResNet (model.name resnet*/sew_resnet*, model.neuron in {list(SLTT_NEURONS)}), "
+            f"got model.name={cfg.model.get('name')!r}, model.neuron={cfg.model.get('neuron')!r}",
+        )
+    if cfg.train.get("loss", "ce") != "ce":
+        fail(
+            "train.through_time",
+            "sltt",
+            f"SLTT trains on each time step's own CE already; combine it with train.loss='ce', not "
+            f"{cfg.train.loss!r}",
+        )
+    if int(cfg.train.sltt_k) > int(cfg.model.time_steps):
+        fail("train.sltt_k", cfg.train.sltt_k, f"must be <= model.time_steps={cfg.model.time_steps} (0 = every step)")

@@ -9,6 +9,11 @@ parameter tree (PLIF adds one learnable decay per layer).
 
 Spiking layers ``sow`` their mean firing rate into the ``"spike_stats"`` collection; call
 ``model.apply(..., mutable=["spike_stats"])`` to get per-layer rates alongside the logits.
+
+One time step at a time (SLTT, :mod:`snnjax.train.sltt`): a model applied with ``time_steps=1`` and
+the ``"neuron_state"`` collection mutable runs each :class:`SpikingNeuron` for ONE step from the
+membrane ``u`` and last spike ``s`` stored there (zeros when absent), under ``stop_gradient``, and
+writes the new ones back; without that collection mutable the layer is the usual time scan.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import numpy as np
 
 from snnjax import neurons
 from snnjax import surrogates as surrogates_lib
+
+NEURON_STATE = "neuron_state"  # the per-step mode's collection: {"u", "s"} of every SpikingNeuron
 
 
 def merge_time(x: jax.Array) -> jax.Array:
@@ -59,6 +66,10 @@ class SpikingNeuron(nn.Module):
       unroll: ``lax.scan`` unroll factor over time (``True`` = fully unrolled).
       impl: ``"scan"`` or ``"fused"`` (one custom VJP over time, less memory; see
         :func:`snnjax.neurons.lif`).
+
+    Called with ``"neuron_state"`` mutable (not at ``init``), the layer is one step of the same
+    dynamics (:func:`snnjax.neurons.charge` and :func:`snnjax.neurons.fire`) from the stored state,
+    whose gradient is stopped: the spatial path only (SLTT). ``time_steps`` must then be 1.
     """
 
     emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
@@ -79,6 +90,8 @@ class SpikingNeuron(nn.Module):
                 raise ValueError(f"PLIF needs an initial decay in (0, 1), got {self.decay}")
             logit = self.param("decay_logit", nn.initializers.constant(math.log(self.decay / (1 - self.decay))), ())
             decay = neurons.plif_decay(logit)
+        if self.is_mutable_collection(NEURON_STATE) and not self.is_initializing():
+            return self._one_step(x, time_steps, decay)
         spikes = neurons.lif(
             split_time(x, time_steps),
             decay=decay,
@@ -91,6 +104,25 @@ class SpikingNeuron(nn.Module):
         )
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
         return merge_time(spikes)
+
+    def _one_step(self, x: jax.Array, time_steps: int, decay) -> jax.Array:
+        """``s[t]`` from ``I[t] = x`` and the stored ``(u[t-1], s[t-1])`` (zeros at first), which it
+        replaces by ``(u[t], s[t])``; no gradient reaches the stored state (no temporal gradient)."""
+        if time_steps != 1:
+            raise ValueError(
+                f"a SpikingNeuron with mutable {NEURON_STATE!r} runs one step: time_steps must be 1, got {time_steps}"
+            )
+        u_var = self.variable(NEURON_STATE, "u", jnp.zeros, x.shape, jnp.float32)
+        s_var = self.variable(NEURON_STATE, "s", jnp.zeros, x.shape, jnp.float32)
+        u_prev, s_prev = jax.lax.stop_gradient(u_var.value), jax.lax.stop_gradient(s_var.value)
+        v_threshold = jnp.asarray(self.v_threshold, jnp.float32)
+        decay = jnp.asarray(decay, jnp.float32)
+        u = neurons.charge(u_prev, s_prev, x, decay=decay, v_threshold=v_threshold, reset=self.reset)
+        s = neurons.fire(u, v_threshold, self.surrogate)
+        u_var.value, s_var.value = jax.lax.stop_gradient(u), jax.lax.stop_gradient(s)
+        spikes = s.astype(x.dtype)
+        self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
+        return spikes
 
 
 # A module factory ``(name=...) -> module`` whose module maps ``(x [B*T, ...], T) -> same``.

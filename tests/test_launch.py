@@ -296,3 +296,27 @@ def test_the_early_busy_check_reads_workdir_as_absl_does_and_judges_live_local_h
         (tmp_path / workdir_layout.LOCK_FILE).write_text(json.dumps(holder.__dict__))
         expected = None if pid == dead.pid else wl.busy_message(str(tmp_path), holder)  # a dead one: taken over
         assert wl.refusal(argv) == expected
+
+
+def test_idsnn_trains_its_student_with_sltt(tmp_path):
+    """``--config.train.through_time=sltt``: the Spiking ResNet18 student trains with the SLTT step
+    (per-step KD from the ANN teacher); the ANN teacher keeps the default step."""
+    wd = tmp_path / "sltt"
+    args = [
+        *TINY,
+        "--config.teacher.model.width=4",
+        "--config.teacher.train.progress_bar=False",
+        "--config.teacher.train.tensorboard=False",
+        "--config.train.epochs=1",
+        "--config.teacher.train.epochs=1",
+        "--config.model.time_steps=2",
+        "--config.train.through_time=sltt",
+    ]
+    out = launch("configs/idsnn.py:digits", wd, *args)
+    assert "[sltt] gradients through the spatial path only, one time step at a time (all steps of T = 2)" in out.stderr
+    assert out.stderr.count("[sltt]") == 1  # the student only
+    summary = json.loads((wd / "summary.json").read_text())
+    assert summary["pipeline"] == "idsnn" and 0.0 <= summary["best_test_accuracy"] <= 1.0
+    records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r.get("stage") == "student" and "loss" in r]
+    assert losses and all(np.isfinite(losses))

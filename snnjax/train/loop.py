@@ -32,7 +32,7 @@ from snnjax import data as data_lib
 from snnjax import models, workdir_layout
 from snnjax import progress as progress_lib
 from snnjax.train import checkpoint as ckpt_lib
-from snnjax.train import distributed, preflight, setup, steps
+from snnjax.train import distributed, preflight, setup, sltt, steps
 from snnjax.train import evaluate as evaluate_lib
 from snnjax.train import inputs as inputs_lib
 from snnjax.train import mesh as mesh_lib
@@ -163,6 +163,7 @@ def set_up(
     # A fresh state only: resume() replaces it (and any initial_opt_state) by the checkpoint's.
     state = setup.initial_state(stage_plan, variables, int(config.seed), mesh, initial_opt_state=initial_opt_state)
 
+    make_step = sltt.choose_make_step(config.train, model, make_step)  # train.through_time
     distill = teacher_vars = None
     if teacher is not None:
         distill = steps.Distillation(teacher.model, float(config.kd.temperature), float(config.kd.alpha))
