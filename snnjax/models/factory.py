@@ -7,7 +7,8 @@ Keys (all validated, with the allowed values in the error message)::
     neuron          relu (ANN) | lif | if | plif | psn (parallel spiking neuron, Fang et al. 2023)
     time_steps      T (1 for ANNs)
     decay           LIF decay per step (0.25)
-    v_threshold     firing threshold (0.5)
+    v_threshold     firing threshold (0.5), also the BN gamma init of an SNN (tdBN); not read by PSN,
+                    whose thresholds are its learned bias (init 1, so its BN gamma init is 1)
     reset           hard | soft
     detach_reset    no gradient through the reset
     surrogate       rectangular | sigmoid | atan | triangle
@@ -145,12 +146,22 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
         stem=cfg.get("stem", "cifar"),
         stem_padding=int(cfg.stem_padding),
         connect=connect,
-        bn_scale_init=float(cfg.v_threshold) if spiking else 1.0,
+        bn_scale_init=_bn_scale_init(cfg),
         dtype=DTYPES[cfg.dtype],
         remat=_flag(cfg, "remat"),
         conv_grad=conv_grad,
         weight_init=cfg.get("init", "kaiming_fan_out"),
     )
+
+
+def _bn_scale_init(cfg: ml_collections.ConfigDict) -> float:
+    """BN gamma at init: 1 for an ANN, the threshold for an SNN (tdBN): ``v_threshold``, or PSN's initial
+    threshold ``-bias = 1`` (its ``v_threshold`` is unused; 0.5 would leave it all but silent)."""
+    if cfg.neuron == "relu":
+        return 1.0
+    if cfg.neuron == "psn":
+        return -neurons.PSN_BIAS_INIT
+    return float(cfg.v_threshold)
 
 
 def _flag(cfg: ml_collections.ConfigDict, key: str) -> bool:
