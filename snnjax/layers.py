@@ -5,7 +5,8 @@ Models run convolutions and batch norm on the merged ``[B*T, ...]`` view of a ba
 of time steps ``T`` and returns the same shape: :class:`ReLU` ignores ``T``, :class:`SpikingNeuron`
 unmerges to ``[B, T, ...]``, runs the neuron scan over ``T`` and merges back. Swapping the
 activation is all it takes to turn the ANN teacher into its spiking twin: both have the same
-parameter tree (PLIF adds one learnable decay per layer).
+parameter tree (PLIF adds one learnable decay per layer; :class:`ParallelSpikingNeuron`, PSN, adds a
+time weight and bias per layer, which a transplant or an ANN-to-SNN copy keeps at initialisation).
 
 Spiking layers ``sow`` their mean firing rate into the ``"spike_stats"`` collection; call
 ``model.apply(..., mutable=["spike_stats"])`` to get per-layer rates alongside the logits.
@@ -123,6 +124,61 @@ class SpikingNeuron(nn.Module):
         spikes = s.astype(x.dtype)
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
         return spikes
+
+
+class ParallelSpikingNeuron(nn.Module):
+    """Parallel spiking neurons (PSN, Fang et al. 2023) on a merged ``[B*T, ...]`` current; returns spikes.
+
+    ``H = W X + b`` over time in one matmul (:func:`snnjax.neurons.psn`), spikes ``H > 0``. Parameters
+    (SpikingJelly's names and initialisation):
+
+    * ``"full"``: ``weight [T, T]`` ~ ``U(-1/sqrt(T), 1/sqrt(T))``, ``bias [T]`` = -1;
+    * ``"masked"``: the same two, ``W`` masked to the lower band of width ``order`` with progress ``lam``
+      (:func:`snnjax.neurons.masked_psn_weight`);
+    * ``"sliding"``: ``weight [order]`` = ``(..., 1/4, 1/2, 1)``, ``bias []`` = -1; runs at any ``T``.
+
+    The full and masked weights are ``T x T``: variables made for one ``T`` refuse another.
+
+    Attributes:
+      variant: ``"full"``, ``"masked"`` or ``"sliding"``.
+      order: ``k`` of the masked and sliding variants.
+      lam: the masked variant's ``lambda`` in ``[0, 1]`` (1: fully masked; fixed, not annealed).
+      surrogate: surrogate gradient of the spike.
+    """
+
+    emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
+    variant: str = "full"
+    order: int = 2
+    lam: float = 1.0
+    surrogate: surrogates_lib.Surrogate = neurons.DEFAULT_SURROGATE
+
+    @nn.compact
+    def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
+        if self.variant not in neurons.PSN_VARIANTS:
+            raise ValueError(f"unknown PSN variant {self.variant!r}; choose one of {list(neurons.PSN_VARIANTS)}")
+        currents = split_time(x, time_steps)
+        bias_init = nn.initializers.constant(neurons.PSN_BIAS_INIT)
+        if self.variant == "sliding":
+            taps = self.param("weight", lambda _key: neurons.sliding_psn_exp_init(int(self.order)))
+            bias = self.param("bias", bias_init, ())
+            spikes = neurons.sliding_psn(currents, taps, bias, self.surrogate)
+        else:
+            if self.has_variable("params", "weight"):
+                trained = self.get_variable("params", "weight").shape[0]
+                if trained != time_steps:
+                    raise ValueError(
+                        f"{self.variant} PSN weights are {trained} x {trained} (T={trained}) but the input has "
+                        f"T={time_steps}: a {self.variant} PSN runs at its training T only; "
+                        "use psn_variant='sliding' to change T at inference"
+                    )
+            weight = self.param("weight", neurons.psn_weight_init, (time_steps, time_steps))
+            bias = self.param("bias", bias_init, (time_steps,))
+            if self.variant == "masked":
+                spikes = neurons.masked_psn(currents, weight, bias, int(self.order), self.lam, self.surrogate)
+            else:
+                spikes = neurons.psn(currents, weight, bias, self.surrogate)
+        self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))
+        return merge_time(spikes)
 
 
 # A module factory ``(name=...) -> module`` whose module maps ``(x [B*T, ...], T) -> same``.

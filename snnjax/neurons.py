@@ -1,5 +1,8 @@
 """Spiking neuron dynamics as pure functions scanned over time with ``jax.lax.scan``.
 
+(The parallel spiking neurons at the end, :func:`psn`, :func:`masked_psn` and :func:`sliding_psn`,
+have no recursion: one matmul over the time axis.)
+
 All neurons take a batch-major input current ``[B, T, ...]`` (``T`` time steps, any trailing
 feature shape) and return spikes of the same shape. Membrane potentials are carried in float32
 whatever the input dtype (bfloat16 compute keeps exact 0/1 spikes but would round the potential).
@@ -32,6 +35,7 @@ Two implementations of the same dynamics (``impl``):
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal, NamedTuple
 
 import jax
@@ -273,3 +277,140 @@ def integrate_and_fire(
 def plif_decay(logit: jax.Array) -> jax.Array:
     """PLIF's learnable decay ``sigmoid(w)`` in (0, 1) (Fang et al. 2021 use ``1 - 1/tau``)."""
     return jax.nn.sigmoid(logit)
+
+
+# --------------------------------------------------------------------------- parallel spiking neurons
+#
+# PSN (Fang et al., NeurIPS 2023, "Parallel Spiking Neurons with High Efficiency and Ability to Learn
+# Long-term Dependencies"; SpikingJelly's ``neuron.PSN``, ``MaskedPSN``, ``SlidingPSN``): no membrane
+# recursion and no reset, so the whole time axis is one matmul and no scan::
+#
+#     H = W X + b,    S = Heaviside(H)        W [T, T] over time, b [T] (the negated thresholds)
+#
+# ``masked``: W is multiplied by ``lambda * M_k + (1 - lambda) * J`` (``M_k`` the lower band of width k:
+# step t sees steps t-k+1 .. t; ``J`` all ones). ``sliding``: W is the banded Toeplitz matrix of k taps
+# ``w[0..k-1]`` (``H[t] = sum_i w[i] X[t-k+1+i] + b``), built for whatever T the input has.
+
+PSN_VARIANTS = ("full", "masked", "sliding")
+PSN_BIAS_INIT = -1.0  # SpikingJelly: nn.init.constant_(bias, -1), i.e. a threshold of 1
+
+
+def psn_weight_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    """SpikingJelly's ``kaiming_uniform_(weight, a=sqrt(5))`` of a PSN weight ``[T, T]`` (or ``[1, k]``).
+
+    PyTorch's fan-in is ``shape[-1]`` and the gain ``sqrt(2 / (1 + a^2)) = sqrt(1/3)``, so the bound
+    ``gain * sqrt(3 / fan_in)`` is ``1 / sqrt(fan_in)``: ``U(-1/sqrt(T), 1/sqrt(T))``.
+    """
+    bound = 1.0 / math.sqrt(shape[-1])
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def sliding_psn_exp_init(order: int) -> jax.Array:
+    """SpikingJelly's ``exp_init`` of the ``k`` sliding taps: ``(..., 1/4, 1/2, 1)``, float32 ``[k]``."""
+    return jnp.asarray([2.0 ** -(order - 1 - i) for i in range(order)], jnp.float32)
+
+
+def psn_mask(time_steps: int, order: int) -> jax.Array:
+    """MaskedPSN's ``M_k`` float32 ``[T, T]``: ``M[i, j] = 1`` where ``j <= i <= j + k - 1``, else 0
+    (SpikingJelly's ``mask0 = tril(J) * triu(J, -(k - 1))``)."""
+    if order < 1:
+        raise ValueError(f"the masked PSN needs an order k >= 1, got {order}")
+    i = jnp.arange(time_steps)[:, None]
+    j = jnp.arange(time_steps)[None, :]
+    return ((j <= i) & (i <= j + order - 1)).astype(jnp.float32)
+
+
+def masked_psn_weight(weight: jax.Array, order: int, lam: float | jax.Array = 1.0) -> jax.Array:
+    """``(lambda * M_k + (1 - lambda) * J) * W`` for ``weight`` ``[T, T]`` (SpikingJelly's ``masked_weight``;
+    ``lambda = 1`` is ``M_k * W`` exactly, ``lambda = 0`` the full PSN)."""
+    mask = psn_mask(weight.shape[0], order)
+    lam = jnp.asarray(lam, jnp.float32)
+    return (lam * mask + (1.0 - lam)) * weight.astype(jnp.float32)
+
+
+def sliding_psn_matrix(taps: jax.Array, time_steps: int) -> jax.Array:
+    """The ``[T, T]`` matrix of SlidingPSN's ``k`` taps for any ``T`` (SpikingJelly's ``gen_gemm_weight``):
+    ``M[t, j] = taps[k - 1 - (t - j)]`` where ``0 <= t - j < k``, else 0."""
+    order = taps.shape[0]
+    lag = jnp.arange(time_steps)[:, None] - jnp.arange(time_steps)[None, :]
+    inside = (lag >= 0) & (lag < order)
+    return jnp.where(inside, taps.astype(jnp.float32)[jnp.clip(order - 1 - lag, 0, order - 1)], 0.0)
+
+
+def psn(
+    currents: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array,
+    surrogate: surrogates_lib.Surrogate = DEFAULT_SURROGATE,
+    *,
+    return_membrane: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Parallel spiking neurons over the time axis 1 of ``currents``: one matmul over time, no scan.
+
+    ``H[b, t, ...] = sum_s weight[t, s] * currents[b, s, ...] + bias[t]``, spikes ``H > 0`` (fired
+    with :func:`fire` at threshold 0, gradient ``surrogate``). SpikingJelly fires at ``H >= 0``; the
+    two differ only where ``H`` is exactly 0.
+
+    Args:
+      currents: input ``X``, shape ``[B, T, ...]`` (any trailing feature shape).
+      weight: ``W`` ``[T, T]`` (row ``t``: how step ``t`` weighs every step).
+      bias: ``b`` ``[T]`` (per step) or ``[]`` (shared), the negated thresholds.
+      surrogate: the spike's surrogate gradient (static); the timing-dependent STDB is refused.
+      return_membrane: also return ``H`` (float32 ``[B, T, ...]``).
+
+    Returns:
+      spikes ``[B, T, ...]`` in ``currents.dtype`` (0/1), or ``(spikes, H)``.
+    """
+    if currents.ndim < 2:
+        raise ValueError(f"currents must be [B, T, ...], got shape {currents.shape}")
+    steps = currents.shape[1]
+    if weight.shape != (steps, steps):
+        raise ValueError(
+            f"the PSN weight has shape {weight.shape}; input with T={steps} steps needs ({steps}, {steps})"
+        )
+    if bias.ndim > 1 or (bias.ndim == 1 and bias.shape[0] != steps):
+        raise ValueError(f"the PSN bias has shape {bias.shape}; expected ({steps},) or ()")
+    if surrogate.timing_dependent:
+        raise ValueError(f"the {surrogate.name!r} surrogate needs spike timing; PSN neurons have none: choose another")
+    h = jnp.einsum("ts,bs...->bt...", weight.astype(jnp.float32), currents.astype(jnp.float32))
+    b = jnp.asarray(bias, jnp.float32)
+    h = h + (b.reshape((1, steps) + (1,) * (currents.ndim - 2)) if b.ndim == 1 else b)
+    spikes = fire(h, 0.0, surrogate).astype(currents.dtype)
+    return (spikes, h) if return_membrane else spikes
+
+
+def masked_psn(
+    currents: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array,
+    order: int,
+    lam: float | jax.Array = 1.0,
+    surrogate: surrogates_lib.Surrogate = DEFAULT_SURROGATE,
+    *,
+    return_membrane: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Masked PSN: :func:`psn` with ``W`` replaced by :func:`masked_psn_weight` ``(W, k, lambda)``.
+
+    Shapes as :func:`psn` (``weight [T, T]``, ``bias [T]``); ``order`` is ``k`` (step ``t`` sees
+    ``t-k+1 .. t`` once ``lambda = 1``), ``lam`` the masking progress in ``[0, 1]``.
+    """
+    return psn(currents, masked_psn_weight(weight, order, lam), bias, surrogate, return_membrane=return_membrane)
+
+
+def sliding_psn(
+    currents: jax.Array,
+    taps: jax.Array,
+    bias: jax.Array,
+    surrogate: surrogates_lib.Surrogate = DEFAULT_SURROGATE,
+    *,
+    return_membrane: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Sliding PSN: ``H[t] = sum_{i<k} taps[i] * X[t - k + 1 + i] + bias`` (``X[<0] = 0``), for any ``T``.
+
+    ``currents [B, T, ...]``, ``taps [k]``, ``bias []`` (SpikingJelly's scalar bias); computed as
+    :func:`psn` with :func:`sliding_psn_matrix` ``(taps, T)`` (SpikingJelly's ``gemm`` backend).
+    """
+    if currents.ndim < 2:
+        raise ValueError(f"currents must be [B, T, ...], got shape {currents.shape}")
+    matrix = sliding_psn_matrix(taps, currents.shape[1])
+    return psn(currents, matrix, bias, surrogate, return_membrane=return_membrane)

@@ -29,7 +29,8 @@ multiplying the next step's ``u[t-1]`` by ``1 - s[t-1]``). ``decay = 1`` (IF) ha
 records ``dt`` (default 1, i.e. one time step per unit). Limits: the mapping holds for the Euler
 discretisation a NIR consumer must use with this ``dt``; an exact-exponential integrator would
 need ``tau = -dt / ln(decay)`` instead. Soft reset (subtract ``v_th``) has no NIR form and is
-refused. PLIF exports its learned ``decay = sigmoid(w)`` per layer. Parameters are per neuron,
+refused. PLIF exports its learned ``decay = sigmoid(w)`` per layer. PSN (parallel spiking neurons) is
+refused: its ``H = W X`` mixes all time steps at once, and no NIR 1.0 node does. Parameters are per neuron,
 shape ``(C, H, W)``.
 
 **Time.** Every node is evaluated once per time step ``t = 0..T-1`` in topological order, edges
@@ -106,6 +107,11 @@ def neuron_node(spec: NeuronSpec, shape: tuple[int, ...], dt: float = 1.0):
 
 def _neuron_template(model: ResNet) -> layers.SpikingNeuron:
     neuron = model.activation()
+    if isinstance(neuron, layers.ParallelSpikingNeuron):
+        raise NotImplementedError(
+            "PSN neurons (config.model.neuron='psn') cannot be exported: NIR 1.0 has no node that mixes "
+            "time steps (H = W X over all T steps); export a lif | if | plif model"
+        )
     if not isinstance(neuron, layers.SpikingNeuron):
         raise ValueError(
             f"NIR export needs a spiking model, but the activation is {type(neuron).__name__}; "

@@ -8,6 +8,10 @@ Per module kind (torch ``prefix.name`` <-> snnjax ``collection/path/name``)::
            num_batches_tracked     ->  left out (snnjax's BN has no step counter)
     fc     weight [out, in], bias <->  params/head/kernel [in, out], bias        (transposed)
     plif   w (SpikingJelly)       <->  params/.../decay_logit = -w               (decay = 1 - sigmoid(w) = sigmoid(-w))
+    psn    weight [T, T] | [k]    <->  params/.../weight [T, T] | [k]             (PSN, MaskedPSN | SlidingPSN; copied)
+           bias [T, 1] | []       <->  params/.../bias [T] | []                   (reshaped)
+           _lambda_, mask0, mask1  ->  left out (MaskedPSN's buffers: k and lambda are config.model keys;
+                                        an export writes them from config.model.psn_order / psn_lambda)
 
 Values are moved, never recomputed (transposes and a sign flip), so a round trip is bit-exact.
 PyTorch's ``running_var`` averages the *unbiased* batch variance and Flax's the biased one; both use
@@ -108,6 +112,17 @@ def notes_for(layout: str, arch: layouts.Arch) -> tuple[str, ...]:
         notes.append("3x3 stem: assumes the CIFAR variant (conv1 3x3 stride 1 padding 1, maxpool = Identity)")
     if layout == "idsnn_snn":
         notes.append("S_ResNet stem conv pads 3 (36x36 maps on CIFAR): snnjax stem_padding=3")
+    if arch.psn:
+        what = {"full": "PSN", "masked": "MaskedPSN", "sliding": "SlidingPSN"}[arch.psn]
+        keys = f"psn_variant={arch.psn!r}"
+        if arch.psn != "full":
+            keys += f", psn_order={arch.psn_order}"
+        if arch.psn == "masked":
+            keys += f", psn_lambda={arch.psn_lambda:g}"
+        steps = f", time_steps={arch.psn_time_steps}" if arch.psn_time_steps else ""
+        notes.append(
+            f"{what} neurons: snnjax neuron='psn', {keys}{steps}; snnjax fires at H > 0, SpikingJelly at H >= 0"
+        )
     if layout == "pycls" and arch.bottleneck:
         notes.append(
             "pycls bottleneck: snnjax strides the 3x3 conv (RESNET.STRIDE_1X1=False); a STRIDE_1X1=True "
@@ -120,6 +135,8 @@ def notes_for(layout: str, arch: layouts.Arch) -> tuple[str, ...]:
 def from_torch(state: Mapping[str, np.ndarray], layout: str) -> Converted:
     """snnjax ResNet variables of a torch ``state`` (``{key: array}``) in ``layout``."""
     arch = layouts.arch_from_torch(layout, {k: tuple(np.shape(v)) for k, v in state.items()})
+    if arch.psn == "masked":
+        arch = _masked_psn_arch(state, arch)
     variables: Variables = {"params": {}, "batch_stats": {}}
     mapped: list[tuple[str, str, str]] = []
     used: set[str] = set()
@@ -144,6 +161,15 @@ def from_torch(state: Mapping[str, np.ndarray], layout: str) -> Converted:
             _set(variables["params"], path + ("bias",), _need(state, key_b, 1, layout))
             mapped.append((key_b, f"params/{'/'.join(path)}/bias", "copied"))
             used.update((key, key_b))
+        elif kind == "psn":
+            sliding = arch.psn == "sliding"
+            key, key_b = f"{prefix}.weight", f"{prefix}.bias"
+            _set(variables["params"], path + ("weight",), _need(state, key, 1 if sliding else 2, layout))
+            mapped.append((key, f"params/{'/'.join(path)}/weight", "copied"))
+            bias = _need(state, key_b, 0 if sliding else 2, layout)
+            _set(variables["params"], path + ("bias",), bias if sliding else bias.reshape(-1))
+            mapped.append((key_b, f"params/{'/'.join(path)}/bias", "copied" if sliding else "[T, 1] -> [T]"))
+            used.update((key, key_b))
         else:  # plif
             key = f"{prefix}.w"
             _set(variables["params"], path + ("decay_logit",), -_need(state, key, 0, layout))
@@ -152,6 +178,38 @@ def from_torch(state: Mapping[str, np.ndarray], layout: str) -> Converted:
     extras = {k: np.asarray(v) for k, v in state.items() if k not in used}
     report = ConversionReport(layout, arch, tuple(mapped), tuple(extras), notes_for(layout, arch))
     return Converted(variables, report, extras)
+
+
+def _masked_psn_arch(state: Mapping[str, np.ndarray], arch: layouts.Arch) -> layouts.Arch:
+    """``arch`` with the order ``k`` and ``lambda`` of a MaskedPSN network, read from its stem neuron's
+    ``mask0`` (``k`` ones in its first column, fewer when ``k > T``: the same mask) and ``_lambda_``;
+    every neuron layer must agree, since snnjax has one ``psn_order`` and ``psn_lambda`` per model."""
+    orders, lambdas = set(), set()
+    for path, kind in layouts.modules(arch):
+        if kind != "psn":
+            continue
+        prefix = layouts.torch_name("spikingjelly", path, arch.bottleneck)
+        mask = np.asarray(_need(state, f"{prefix}.mask0", 2, "spikingjelly"))
+        orders.add(int(round(float(mask[:, 0].sum()))))
+        lambdas.add(float(np.asarray(_need(state, f"{prefix}._lambda_", 0, "spikingjelly"))))
+    if len(orders) != 1 or len(lambdas) != 1:
+        raise ValueError(
+            f"the MaskedPSN layers have orders {sorted(orders)} and lambdas {sorted(lambdas)}; snnjax's masked "
+            "PSN has one psn_order and one psn_lambda per model"
+        )
+    return dataclasses.replace(arch, psn_order=orders.pop(), psn_lambda=lambdas.pop())
+
+
+def _masked_psn_buffers(arch: layouts.Arch) -> dict[str, np.ndarray]:
+    """MaskedPSN's buffers (after the module prefix) for ``arch``: SpikingJelly's ``_lambda_`` (float32 scalar),
+    ``mask0`` (the band of width k) and ``mask1`` (ones), float32 ``[T, T]``."""
+    t, k = arch.psn_time_steps, arch.psn_order
+    ones = np.ones((t, t), np.float32)
+    return {
+        "_lambda_": np.asarray(arch.psn_lambda, np.float32),
+        "mask0": np.tril(ones) * np.triu(ones, -(k - 1)),
+        "mask1": ones,
+    }
 
 
 def _flat_shapes(variables: Mapping) -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -169,18 +227,25 @@ def _flat_shapes(variables: Mapping) -> dict[tuple[str, ...], tuple[int, ...]]:
 
 
 def to_torch(
-    variables: Mapping, layout: str, extras: Mapping[str, np.ndarray] | None = None
+    variables: Mapping,
+    layout: str,
+    extras: Mapping[str, np.ndarray] | None = None,
+    model: Mapping | None = None,
 ) -> tuple[dict[str, np.ndarray], layouts.Arch]:
     """The torch ``state_dict`` (``{key: array}``, module order) of snnjax ResNet ``variables``.
 
     BN ``num_batches_tracked`` counters come from ``extras`` when it has them (a round trip), else 0;
-    other ``extras`` keys are written back as they are.
+    MaskedPSN's buffers likewise, else from ``model`` (the run's ``config.model``: ``psn_order``,
+    ``psn_lambda``; without it a ``T x T`` PSN is written as SpikingJelly's full ``PSN``); other
+    ``extras`` keys are written back as they are.
     """
     extras = dict(extras or {})
     params, stats = variables["params"], variables.get("batch_stats", {})
-    arch = layouts.arch_from_snnjax(_flat_shapes(variables))
+    arch = layouts.arch_from_snnjax(_flat_shapes(variables), model)
     if arch.plif and layout != "spikingjelly":
         raise ValueError(f"the {layout} layout has no learnable neuron decay; export PLIF models as spikingjelly")
+    if arch.psn and layout != "spikingjelly":
+        raise ValueError(f"the {layout} layout has no parallel spiking neurons; export PSN models as spikingjelly")
     out: dict[str, np.ndarray] = {}
     for path, kind in layouts.modules(arch):
         prefix = layouts.torch_name(layout, path, arch.bottleneck)
@@ -197,6 +262,17 @@ def to_torch(
         elif kind == "fc":
             out[f"{prefix}.weight"] = np.ascontiguousarray(np.asarray(_get(params, path + ("kernel",))).T)
             out[f"{prefix}.bias"] = np.asarray(_get(params, path + ("bias",)))
+        elif kind == "psn":
+            out[f"{prefix}.weight"] = np.asarray(_get(params, path + ("weight",)))
+            bias = np.asarray(_get(params, path + ("bias",)))
+            out[f"{prefix}.bias"] = bias if arch.psn == "sliding" else bias.reshape(-1, 1)
+            made = _masked_psn_buffers(arch) if arch.psn == "masked" else {}
+            for name in layouts.PSN_BUFFERS:  # a round trip's own buffers first, in SpikingJelly's order
+                key = f"{prefix}.{name}"
+                if key in extras:
+                    out[key] = np.asarray(extras.pop(key))
+                elif name in made:
+                    out[key] = made[name]
         else:  # plif
             out[f"{prefix}.w"] = -np.asarray(_get(params, path + ("decay_logit",)))
     out.update(extras)

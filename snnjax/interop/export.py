@@ -17,6 +17,8 @@ NCHW images), and for an SNN the time steps and the SpikingJelly neuron that com
     hard reset, decay d:  LIFNode(tau=1/(1-d), decay_input=False, v_threshold, v_reset=0.0)
     IF (d = 1):           IFNode(v_threshold, v_reset=0.0 | None)
     PLIF:                 ParametricLIFNode(decay_input=False, v_threshold, v_reset=0.0); w = -decay_logit
+    PSN:                  PSN(T) | MaskedPSN(k, T, lambda_init) | SlidingPSN(k, exp_init)  (weight, bias as
+                          trained; MaskedPSN's buffers from config.model.psn_order / psn_lambda)
 
 (SpikingJelly's multi-step model repeats a static image ``T`` times and averages ``fc`` over time,
 as snnjax's direct encoding does.) A soft-reset LIF with ``d < 1`` has no SpikingJelly twin (its
@@ -44,6 +46,8 @@ def neuron_spec(model_cfg) -> dict[str, Any] | None:
     neuron = model_cfg.neuron
     if neuron == "relu":
         return None
+    if neuron == "psn":
+        return psn_spec(model_cfg)
     hard = model_cfg.reset == "hard"
     spec: dict[str, Any] = {
         "v_threshold": float(model_cfg.v_threshold),
@@ -63,6 +67,26 @@ def neuron_spec(model_cfg) -> dict[str, Any] | None:
                 "snnjax's soft reset subtracts the threshold after the decay (u = d*u - V_th*s + I); "
                 "SpikingJelly's LIFNode decays it too, so this network has no exact SpikingJelly twin"
             )
+    return spec
+
+
+def psn_spec(model_cfg) -> dict[str, Any]:
+    """SpikingJelly's PSN module and arguments for snnjax's ``neuron='psn'`` (its surrogate is snnjax's
+    ``surrogate``: SpikingJelly's PSN defaults to ``surrogate.ATan()``, snnjax's ``atan`` with alpha 2)."""
+    variant = model_cfg.get("psn_variant", "full")
+    steps, order = int(model_cfg.time_steps), int(model_cfg.get("psn_order", 2))
+    spec: dict[str, Any] = {
+        "node": {"full": "PSN", "masked": "MaskedPSN", "sliding": "SlidingPSN"}[variant],
+        "time_steps": steps,
+        "surrogate": f"{model_cfg.surrogate}({float(model_cfg.surrogate_param):g})",
+        "note": "snnjax fires where H > 0, SpikingJelly where H >= 0 (they differ only at H = 0 exactly)",
+    }
+    if variant == "full":
+        spec.update(T=steps)
+    elif variant == "masked":
+        spec.update(k=order, T=steps, lambda_init=float(model_cfg.get("psn_lambda", 1.0)))
+    else:
+        spec.update(k=order, exp_init=True, backend="gemm")
     return spec
 
 
@@ -204,7 +228,7 @@ def export_run(
     m = run.config.model
     if not str(m.name).startswith("resnet"):
         raise ValueError(f"{workdir} ({run.stage}) holds a {m.name}; only standard ResNets export to PyTorch layouts")
-    state = tio.to_torch(run.variables, fmt)
+    state = tio.to_torch(run.variables, fmt, model=m)
     tio.save_state_dict(state, out)
     arch = layouts.arch_from_snnjax({p: tuple(v.shape) for p, v in trees.flatten(run.variables["params"]).items()})
     sidecar = {

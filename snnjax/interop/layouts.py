@@ -20,7 +20,9 @@ snnjax module paths (``s``, ``b`` from 0) and their torch modules, per layout::
 ``idsnn_snn`` is the official IDSNN ``models/S_ResNet.py``: the keys of ``models/ResNet.py`` with
 every batch norm one level deeper (``.bn``, its TDBN wrapper around ``BatchNorm3d``). SpikingJelly's
 ``spiking_resnet`` zoo has torchvision's keys; its parametric LIF neurons (``ParametricLIFNode``)
-add one ``w`` per neuron layer (``sn1``, ``sn2``, ``sn3`` of a block; ``sn1`` after the stem).
+add one ``w`` per neuron layer (``sn1``, ``sn2``, ``sn3`` of a block; ``sn1`` after the stem); its
+parallel spiking neurons (``PSN``, ``MaskedPSN``, ``SlidingPSN``) add ``weight`` and ``bias`` there
+(``MaskedPSN`` also the buffers ``_lambda_``, ``mask0``, ``mask1``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ FORMATS = ("auto", "torchvision", "spikingjelly", "idsnn", "pycls")
 # Blocks per stage of every depth snnjax builds (snnjax.models.resnet.STAGE_SIZES, without importing JAX).
 DEPTHS = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34, (3, 4, 6, 3, "b"): 50, (3, 4, 23, 3, "b"): 101}
 
-Kind = str  # "conv" | "bn" | "fc" | "plif"
+Kind = str  # "conv" | "bn" | "fc" | "plif" | "psn"
+PSN_BUFFERS = ("_lambda_", "mask0", "mask1")  # MaskedPSN's buffers: derived, not learned (convert.py)
 
 _BLOCK_RE = {
     "torchvision": (re.compile(r"^layer(\d+)\.(\d+)\."), 1, 0),
@@ -62,6 +65,11 @@ class Arch:
       num_classes: outputs of the head.
       shortcuts: ``(stage, block)`` of every block with a 1x1 conv + BN shortcut.
       plif: the neuron layers carry a learnable decay (PLIF).
+      psn: ``""``, or the neuron layers are parallel spiking neurons: ``"full"`` (SpikingJelly's ``PSN``),
+        ``"masked"`` (``MaskedPSN``) or ``"sliding"`` (``SlidingPSN``).
+      psn_order: ``k`` of a masked or sliding PSN (0 otherwise).
+      psn_time_steps: ``T`` of a full or masked PSN's ``T x T`` weight (0 otherwise: sliding runs at any T).
+      psn_lambda: a masked PSN's ``lambda`` (1.0 otherwise).
     """
 
     stage_sizes: tuple[int, ...]
@@ -72,6 +80,10 @@ class Arch:
     num_classes: int
     shortcuts: frozenset[tuple[int, int]]
     plif: bool = False
+    psn: str = ""
+    psn_order: int = 0
+    psn_time_steps: int = 0
+    psn_lambda: float = 1.0
 
     @property
     def depth(self) -> int | None:
@@ -97,16 +109,17 @@ def block_neurons(bottleneck: bool) -> tuple[str, ...]:
 def modules(arch: Arch) -> list[tuple[tuple[str, ...], Kind]]:
     """Every snnjax module with tensors, ``(path, kind)``, in network order."""
     out: list[tuple[tuple[str, ...], Kind]] = [(("stem_conv",), "conv"), (("stem_bn",), "bn")]
-    if arch.plif:
-        out.append((("stem_act",), "plif"))
+    neuron = "plif" if arch.plif else "psn" if arch.psn else ""
+    if neuron:
+        out.append((("stem_act",), neuron))
     for s, n in enumerate(arch.stage_sizes):
         for b in range(n):
             block = f"stage{s}_block{b}"
             out += [((block, m), "conv" if m.startswith("conv") else "bn") for m in block_inner(arch.bottleneck)]
             if (s, b) in arch.shortcuts:
                 out += [((block, "shortcut_conv"), "conv"), ((block, "shortcut_bn"), "bn")]
-            if arch.plif:
-                out += [((block, act), "plif") for act in block_neurons(arch.bottleneck)]
+            if neuron:
+                out += [((block, act), neuron) for act in block_neurons(arch.bottleneck)]
     out.append((("head",), "fc"))
     return out
 
@@ -152,6 +165,7 @@ def tensor_names(kind: Kind) -> tuple[str, ...]:
         "bn": ("weight", "bias", "running_mean", "running_var"),
         "fc": ("weight", "bias"),
         "plif": ("w",),
+        "psn": ("weight", "bias"),
     }[kind]
 
 
@@ -194,11 +208,14 @@ def detect(keys: Iterable[str], fmt: str = "auto") -> str | None:
         "idsnn": ("idsnn_snn", "idsnn"),
     }.get(fmt, (fmt,))
     for layout in candidates:
-        if layout == "spikingjelly" and fmt == "auto" and not any(k.endswith(".w") for k in keys):
-            continue  # same keys as torchvision; only PLIF weights tell SpikingJelly apart
+        if layout == "spikingjelly" and fmt == "auto" and not any(_SJ_NEURON_KEY.search(k) for k in keys):
+            continue  # same keys as torchvision; only PLIF / PSN weights tell SpikingJelly apart
         if fits(layout, keys):
             return layout
     return None
+
+
+_SJ_NEURON_KEY = re.compile(r"(^|\.)(sn\d+\.weight|sn\d+\.bias)$|\.w$")
 
 
 def tried(fmt: str) -> tuple[str, ...]:
@@ -225,12 +242,27 @@ def arch_from_torch(layout: str, shapes: Mapping[str, tuple[int, ...]]) -> Arch:
         if torch_name(layout, (f"stage{s}_block{b}", "shortcut_conv")) + ".weight" in shapes
     )
     plif = layout == "spikingjelly" and torch_name(layout, ("stem_act",)) + ".w" in shapes
-    return Arch(stage_sizes, bottleneck, int(stem[0]), int(stem[1]), int(stem[2]), int(head[0]), shortcuts, plif)
+    psn = dict(psn="", psn_order=0, psn_time_steps=0)
+    sn1 = torch_name(layout, ("stem_act",)) + "." if layout == "spikingjelly" else None
+    if sn1 is not None and sn1 + "weight" in shapes:
+        weight = tuple(shapes[sn1 + "weight"])
+        if len(weight) == 1:
+            psn = dict(psn="sliding", psn_order=int(weight[0]), psn_time_steps=0)
+        elif len(weight) == 2 and weight[0] == weight[1]:
+            # A MaskedPSN's order k is in its mask0 buffer's values: convert.from_torch reads it.
+            psn = dict(psn="masked" if sn1 + "mask0" in shapes else "full", psn_order=0, psn_time_steps=int(weight[0]))
+        else:
+            raise ValueError(f"tensor {sn1}weight has shape {weight}: a PSN weight is [T, T] or a SlidingPSN's [k]")
+    return Arch(stage_sizes, bottleneck, int(stem[0]), int(stem[1]), int(stem[2]), int(head[0]), shortcuts, plif, **psn)
 
 
-def arch_from_snnjax(shapes: Mapping[tuple[str, ...], tuple[int, ...]]) -> Arch:
+def arch_from_snnjax(shapes: Mapping[tuple[str, ...], tuple[int, ...]], model: Mapping | None = None) -> Arch:
     """The :class:`Arch` of snnjax ResNet variables given as ``{path: shape}`` (paths without the
-    collection, e.g. ``("stem_conv", "kernel")``)."""
+    collection, e.g. ``("stem_conv", "kernel")``).
+
+    PSN neurons (a ``stem_act/weight``) are ``"sliding"`` when their weight is 1-D; a ``T x T`` weight is
+    a full PSN unless ``model`` (the run's ``config.model``) says ``psn_variant="masked"``, whose
+    ``psn_order`` and ``psn_lambda`` it then gives."""
     blocks: dict[int, int] = {}
     for path in shapes:
         m = re.fullmatch(r"stage(\d+)_block(\d+)", path[0])
@@ -255,4 +287,22 @@ def arch_from_snnjax(shapes: Mapping[tuple[str, ...], tuple[int, ...]]) -> Arch:
             if (f"stage{s}_block{b}", "shortcut_conv", "kernel") in shapes
         ),
         plif=("stem_act", "decay_logit") in shapes,
+        **_psn_from_snnjax(shapes, model),
     )
+
+
+def _psn_from_snnjax(shapes: Mapping[tuple[str, ...], tuple[int, ...]], model: Mapping | None) -> dict:
+    weight = shapes.get(("stem_act", "weight"))
+    if weight is None:
+        return {}
+    if len(weight) == 1:
+        return dict(psn="sliding", psn_order=int(weight[0]))
+    model = model or {}
+    if model.get("neuron") == "psn" and model.get("psn_variant") == "masked":
+        return dict(
+            psn="masked",
+            psn_order=int(model.get("psn_order", 2)),
+            psn_time_steps=int(weight[0]),
+            psn_lambda=float(model.get("psn_lambda", 1.0)),
+        )
+    return dict(psn="full", psn_time_steps=int(weight[0]))

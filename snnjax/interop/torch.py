@@ -163,18 +163,27 @@ def from_torch(state: Mapping[str, np.ndarray] | str, fmt: str = "auto") -> Conv
     return convert.from_torch(state, layout)
 
 
-def to_torch(variables: Mapping, fmt: str = "torchvision", extras: Mapping[str, np.ndarray] | None = None) -> dict:
+def to_torch(
+    variables: Mapping,
+    fmt: str = "torchvision",
+    extras: Mapping[str, np.ndarray] | None = None,
+    model: Mapping | None = None,
+) -> dict:
     """The torch ``state_dict`` (``{key: np.ndarray}``) of snnjax ResNet ``variables`` in layout ``fmt``
-    (``torchvision``, ``spikingjelly``, ``idsnn``, ``idsnn_snn`` or ``pycls``); see :func:`convert.to_torch`."""
+    (``torchvision``, ``spikingjelly``, ``idsnn``, ``idsnn_snn`` or ``pycls``); ``model``: the run's
+    ``config.model``, which a masked PSN needs (its order and lambda); see :func:`convert.to_torch`."""
     if fmt not in layouts.LAYOUTS:
         raise ValueError(f"unknown export layout {fmt!r}; choose one of {list(layouts.LAYOUTS)}")
     variables = {k: v for k, v in variables.items() if k in ("params", "batch_stats")}
-    return convert.to_torch(variables, fmt, extras)[0]
+    return convert.to_torch(variables, fmt, extras, model)[0]
 
 
 def model_section(arch: layouts.Arch, layout: str, base=None):
     """A ``config.model`` section for ``arch``: ``base`` (default :func:`snnjax.models.model_config`) with
-    ``name``, ``width``, ``stem`` and ``stem_padding`` taken from the checkpoint."""
+    ``name``, ``width``, ``stem`` and ``stem_padding`` taken from the checkpoint; for PSN neurons and a
+    spiking ``base`` also ``neuron='psn'``, ``psn_variant``, ``psn_order``, ``psn_lambda`` and (full and
+    masked PSN: their ``T x T`` weight fixes it) ``time_steps``. An ANN ``base`` keeps ``relu``: its
+    tensors then have no place in the model, which :func:`snnjax.interop.source.check_shapes` reports."""
     from snnjax import models
 
     if arch.depth is None:
@@ -185,6 +194,13 @@ def model_section(arch: layouts.Arch, layout: str, base=None):
         )
     section = models.model_config() if base is None else models.model_config(**base.to_dict())
     section.name = f"resnet{arch.depth}"
+    if arch.psn and section.neuron != "relu":
+        section.neuron, section.psn_variant = "psn", arch.psn
+        if arch.psn_order:
+            section.psn_order = arch.psn_order
+        section.psn_lambda = float(arch.psn_lambda)
+        if arch.psn_time_steps:
+            section.time_steps = arch.psn_time_steps
     section.width = arch.width
     if arch.stem_kernel == 7:
         section.stem = section.stem if section.stem in ("imagenet", "imagenet_nopool") else "imagenet"

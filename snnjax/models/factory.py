@@ -4,14 +4,19 @@ Keys (all validated, with the allowed values in the error message)::
 
     name            resnet18 | resnet34 | resnet50 | resnet101 (prefix ``sew_`` for SEW blocks)
     width           channels of the first stage (64 in the papers)
-    neuron          relu (ANN) | lif | if | plif
+    neuron          relu (ANN) | lif | if | plif | psn (parallel spiking neuron, Fang et al. 2023)
     time_steps      T (1 for ANNs)
     decay           LIF decay per step (0.25)
-    v_threshold     firing threshold (0.5)
+    v_threshold     firing threshold (0.5), also the BN gamma init of an SNN (tdBN); not read by PSN,
+                    whose thresholds are its learned bias (init 1, so its BN gamma init is 1)
     reset           hard | soft
     detach_reset    no gradient through the reset
     surrogate       rectangular | sigmoid | atan | triangle
     surrogate_param shape parameter of the surrogate (width or alpha)
+    psn_variant     PSN only: full (a T x T time weight) | masked (its lower band of width psn_order) |
+                    sliding (psn_order taps shared over time; the only one that runs at another T)
+    psn_order       PSN only: k of the masked and sliding variants (>= 1)
+    psn_lambda      PSN only: the masked variant's lambda in [0, 1], fixed (1 = fully masked)
     stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
     dtype           float32 | bfloat16 (compute dtype; params stay float32)
     unroll          lax.scan unroll factor over time (0 = fully unrolled, the default: faster and
@@ -39,7 +44,7 @@ from snnjax import layers, neurons, surrogates
 from snnjax.models import initializers
 from snnjax.models import resnet as resnet_lib
 
-NEURONS = ("relu", "lif", "if", "plif")
+NEURONS = ("relu", "lif", "if", "plif", "psn")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MODEL_NAMES = tuple(f"{prefix}resnet{d}" for prefix in ("", "sew_") for d in sorted(resnet_lib.STAGE_SIZES))
 NAMES = MODEL_NAMES  # this family's names in the model registry (snnjax.models.registry)
@@ -62,6 +67,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             detach_reset=True,
             surrogate="rectangular",
             surrogate_param=1.0,
+            psn_variant="full",
+            psn_order=2,
+            psn_lambda=1.0,
             stem="cifar",
             stem_padding=1,
             dtype="float32",
@@ -86,6 +94,15 @@ def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
     _check(cfg, "neuron", NEURONS)
     if cfg.neuron == "relu":
         return layers.ReLU
+    if cfg.neuron == "psn":
+        validate_psn(cfg)
+        return functools.partial(
+            layers.ParallelSpikingNeuron,
+            variant=cfg.get("psn_variant", "full"),
+            order=int(cfg.get("psn_order", 2)),
+            lam=float(cfg.get("psn_lambda", 1.0)),
+            surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param)),
+        )
     _check(cfg, "reset", ("hard", "soft"))
     lif_impl = cfg.get("lif_impl", "scan")
     if lif_impl not in neurons.IMPLS:
@@ -132,12 +149,22 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
         stem=cfg.get("stem", "cifar"),
         stem_padding=int(cfg.stem_padding),
         connect=connect,
-        bn_scale_init=float(cfg.v_threshold) if spiking else 1.0,
+        bn_scale_init=_bn_scale_init(cfg),
         dtype=DTYPES[cfg.dtype],
         remat=_flag(cfg, "remat"),
         conv_grad=conv_grad,
         weight_init=cfg.get("init", "kaiming_fan_out"),
     )
+
+
+def _bn_scale_init(cfg: ml_collections.ConfigDict) -> float:
+    """BN gamma at init: 1 for an ANN, the threshold for an SNN (tdBN): ``v_threshold``, or PSN's initial
+    threshold ``-bias = 1`` (its ``v_threshold`` is unused; 0.5 would leave it all but silent)."""
+    if cfg.neuron == "relu":
+        return 1.0
+    if cfg.neuron == "psn":
+        return -neurons.PSN_BIAS_INIT
+    return float(cfg.v_threshold)
 
 
 def _flag(cfg: ml_collections.ConfigDict, key: str) -> bool:
@@ -152,6 +179,21 @@ build = build_model  # the registry's entry point for this family
 
 def _fail(prefix: str, key: str, value, allowed: str) -> None:
     raise ValueError(f"config.{prefix}.{key}={value!r} is not valid: {allowed}")
+
+
+def validate_psn(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
+    """Check the PSN keys of a ``model`` section with ``neuron='psn'`` (absent keys take the defaults)."""
+    variant = m.get("psn_variant", "full")
+    if variant not in neurons.PSN_VARIANTS:
+        _fail(prefix, "psn_variant", variant, f"choose one of {list(neurons.PSN_VARIANTS)}")
+    order = m.get("psn_order", 2)
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        _fail(prefix, "psn_order", order, "must be an integer >= 1 (k of the masked and sliding PSN)")
+    lam = m.get("psn_lambda", 1.0)
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= float(lam) <= 1.0:
+        _fail(prefix, "psn_lambda", lam, "must be in [0, 1] (the masked PSN's lambda; 1 = fully masked)")
+    if m.get("surrogate") == "stdb":
+        _fail(prefix, "surrogate", "stdb", "PSN neurons have no spike timing for STDB; choose another surrogate")
 
 
 def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
@@ -181,3 +223,5 @@ def validate(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
         _fail(prefix, "decay", m.decay, "must be in [0, 1]")
     if float(m.surrogate_param) <= 0:
         _fail(prefix, "surrogate_param", m.surrogate_param, "must be > 0")
+    if m.neuron == "psn":
+        validate_psn(m, prefix)
