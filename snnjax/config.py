@@ -308,8 +308,7 @@ def validate_through_time(cfg: ml_collections.ConfigDict) -> None:
         fail(
             "train.through_time",
             "sltt",
-            f"SLTT trains on each time step's own CE already; combine it with train.loss='ce', not "
-            f"{cfg.train.loss!r}",
+            f"SLTT trains on each time step's own CE already; combine it with train.loss='ce', not {cfg.train.loss!r}",
         )
     if int(cfg.train.sltt_k) > int(cfg.model.time_steps):
         fail("train.sltt_k", cfg.train.sltt_k, f"must be <= model.time_steps={cfg.model.time_steps} (0 = every step)")
