@@ -111,12 +111,22 @@ pretrain() {  # issue 39: seed -- the scratch SNN first (its best accuracy is ev
   run "pretrain/scratch_events_s$1" --config configs/pretrain.py:pipe_d,fashion_mnist_60k,full,scratch \
     --config.seed="$1" "${QP[@]}"
 }
+options() {  # issue 43: seed -- IDSNN (60k preset, transplant + KD) with LIF, PSN + TET, SLTT; one teacher
+  local QT=("${Q[@]}" --config.teacher.train.progress_bar=False --config.teacher.train.tensorboard=False)
+  run "options/lif_s$1" --config configs/idsnn.py:fashion_mnist_60k --config.seed="$1" "${QT[@]}"
+  local T="--config.teacher.checkpoint=$ROOT/options/lif_s$1"  # the LIF run's teacher: same seed, trained once
+  run "options/psn_tet_s$1" --config configs/idsnn.py:fashion_mnist_60k --config.model.neuron=psn \
+    --config.train.loss=tet "$T" --config.seed="$1" "${QT[@]}"
+  run "options/sltt_s$1" --config configs/idsnn.py:fashion_mnist_60k --config.train.through_time=sltt \
+    "$T" --config.seed="$1" "${QT[@]}"
+}
 
 # Seed 0 of every experiment first (each one's floor shows early), then seeds 1 and 2.
 hybrid vgg 0
 snn2ann 0
 pretrain 0
 hybrid resnet20 0
+options 0
 for S in 1 2; do
   hybrid vgg "$S"
   snn2ann "$S"

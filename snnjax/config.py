@@ -301,7 +301,8 @@ def validate_through_time(cfg: ml_collections.ConfigDict) -> None:
         fail(
             "train.through_time",
             "sltt",
-            f"needs a spiking ResNet (model.name resnet*/sew_resnet*, model.neuron in {list(SLTT_NEURONS)}), "
+            f"cuts the membrane recursion of a spiking ResNet's neurons: needs model.name resnet*/sew_resnet* "
+            f"and model.neuron in {list(SLTT_NEURONS)} (PSN has no recursion to cut), "
             f"got model.name={cfg.model.get('name')!r}, model.neuron={cfg.model.get('neuron')!r}",
         )
     if cfg.train.get("loss", "ce") != "ce":

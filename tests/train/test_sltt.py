@@ -373,8 +373,10 @@ def test_the_step_is_chosen_in_one_place_and_refused_where_it_does_not_apply():
             {"train.through_time": "sltt", "train.sltt_k": 5},
             "config.train.sltt_k=5 is not valid: must be <= model.time_steps=4",
         ),
-        ({"train.through_time": "sltt", "model.neuron": "relu", "model.time_steps": 1}, "needs a spiking ResNet"),
+        ({"train.through_time": "sltt", "model.neuron": "relu", "model.time_steps": 1}, "cuts the membrane recursion"),
         ({"train.through_time": "sltt", "pipeline": "snn2ann"}, "trains with its own step"),
+        ({"train.through_time": "sltt", "model.neuron": "psn"}, "PSN has no recursion to cut"),
+        ({"train.through_time": "sltt", "train.loss": "tet"}, "combine it with train.loss='ce', not 'tet'"),
     ],
 )
 def test_config_validation_names_the_key(load_config, overrides, message):
