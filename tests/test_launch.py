@@ -320,3 +320,49 @@ def test_idsnn_trains_its_student_with_sltt(tmp_path):
     records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r.get("stage") == "student" and "loss" in r]
     assert losses and all(np.isfinite(losses))
+
+
+def test_idsnn_digits_with_a_psn_student_trained_with_tet_runs_and_exports(tmp_path):
+    """The PSN paper's recipe in IDSNN (``--config.model.neuron=psn --config.train.loss=tet``), tiny: ANN teacher ->
+    transplant (the PSN parameters keep their init) -> TET + KD -> export to SpikingJelly."""
+    pytest.importorskip("torch")
+    from snnjax.interop import export
+    from snnjax.interop import torch as tio
+
+    wd = tmp_path / "psn"
+    launch(
+        "configs/idsnn.py:digits",
+        wd,
+        *TINY,
+        "--config.model.neuron=psn",
+        "--config.model.psn_variant=masked",
+        "--config.model.psn_order=2",
+        "--config.model.surrogate=atan",
+        "--config.train.loss=tet",
+        "--config.train.tet_lambda=0.05",
+        "--config.model.time_steps=2",
+        "--config.train.epochs=1",
+        "--config.teacher.model.name=resnet18",
+        "--config.teacher.model.width=4",
+        "--config.teacher.train.epochs=1",
+        "--config.teacher.train.progress_bar=False",
+        "--config.teacher.train.tensorboard=False",
+    )
+    summary = json.loads((wd / "summary.json").read_text())
+    assert summary["kd"] and 0.0 <= summary["best_test_accuracy"] <= 1.0
+    records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
+    student = [r for r in records if r.get("stage") == "student" and "loss" in r]
+    assert student and all(np.isfinite(r["loss"]) for r in student)
+    assert summary["transplant"]["transplanted"] > 0
+    report = (wd / "transplant_report.txt").read_text()
+    kept = [line for line in report.splitlines() if "act" in line and "kept initialisation (neuron parameter)" in line]
+    assert len(kept) == 2 * 17  # weight and bias of every PSN layer of the ResNet18
+
+    out = tmp_path / "psn.pth"
+    assert export.main(["--workdir", str(wd), "--out", str(out)]) == 0
+    sidecar = json.loads((tmp_path / "psn.pth.json").read_text())
+    assert sidecar["neuron"]["node"] == "MaskedPSN" and sidecar["neuron"]["k"] == 2 and sidecar["neuron"]["T"] == 2
+    state = tio.load_state_dict(str(out))
+    np.testing.assert_array_equal(state["sn1.mask0"], [[1.0, 0.0], [1.0, 1.0]])
+    assert state["sn1.weight"].shape == (2, 2) and state["sn1.bias"].shape == (2, 1)
+    assert tio.from_torch(state).report.arch.psn == "masked"

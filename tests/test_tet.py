@@ -5,14 +5,11 @@ cross-entropy of each time step's logits, summed over the steps and divided by T
 logit from phi over all B*T*K entries; ``(1 - lambda) * L_TET + lambda * L_MSE``.
 """
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from launch_helpers import TINY, launch
 
 from snnjax import config as config_lib
 from snnjax import losses, models
@@ -244,27 +241,3 @@ def test_config_refuses_tet_where_it_is_not_defined_in_one_line(load_config, nam
     with pytest.raises(ValueError) as err:
         config_lib.validate(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
-
-
-# --- end to end -------------------------------------------------------------------------------------
-
-
-def test_idsnn_digits_trains_the_student_with_tet_from_the_command_line(tmp_path):
-    wd = tmp_path / "tet"
-    launch(
-        "configs/idsnn.py:digits",
-        wd,
-        *TINY,
-        "--config.train.loss=tet",
-        "--config.train.tet_lambda=0.05",
-        "--config.teacher.model.width=4",
-        "--config.teacher.train.progress_bar=False",
-        "--config.teacher.train.tensorboard=False",
-        "--config.epochs_all=1",
-        "--config.model.time_steps=2",
-    )
-    summary = json.loads((wd / "summary.json").read_text())
-    assert summary["pipeline"] == "idsnn" and summary["kd"] and 0.0 <= summary["best_test_accuracy"] <= 1.0
-    records = [json.loads(line) for line in (wd / "metrics.jsonl").read_text().splitlines()]
-    student = [r for r in records if r.get("stage") == "student" and "loss" in r]
-    assert student and all(np.isfinite(r["loss"]) for r in student)
