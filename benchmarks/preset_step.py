@@ -3,10 +3,13 @@
     python benchmarks/preset_step.py --config configs/baseline.py:fashion_mnist_60k
     python benchmarks/preset_step.py --config configs/idsnn.py:fashion_mnist_60k --root /path/old --root .
 
-The step is the preset's student step as the launcher builds it (``steps.make_train_step``; with
-Hinton KD from the preset's ANN teacher when ``config.kd.enabled``), jitted, on random inputs of the
-dataset's image shape ``[batch, H, W, C]``; parameters are freshly initialised (step time does not
-depend on their values). Each ``--root`` (a checkout holding ``snnjax/`` and ``configs/``) is timed in
+The step is the preset's student step as the launcher builds it (:func:`build_step`:
+``steps.make_train_step``, or the SLTT step for ``train.through_time="sltt"``, with the TET objective
+for ``train.loss="tet"``; with Hinton KD from the preset's ANN teacher when ``config.kd.enabled``),
+jitted, on random inputs of the dataset's image shape ``[batch, H, W, C]``; parameters are freshly
+initialised (step time does not depend on their values); SGD with momentum, not the preset's
+optimizer (its update is a negligible part of the step). ``benchmarks/training_options.py`` builds
+its arms with :func:`build_step` too. Each ``--root`` (a checkout holding ``snnjax/`` and ``configs/``) is timed in
 its own process; with two or more, ``--rounds`` alternate them so that they share whatever load the
 machine has, and the ratio of median step times to the first root is printed. One JSON line per
 measurement, then a summary line. ``--save NAME`` also writes them to ``benchmarks/results/NAME.json``

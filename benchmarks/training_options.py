@@ -53,6 +53,7 @@ runtime.use_eigen_convolutions()  # as launch.py; before jax's backend starts
 import _results  # noqa: E402
 import _timing  # noqa: E402
 import preset_step  # noqa: E402
+import quoted  # noqa: E402
 
 PRESET = "configs/idsnn.py:fashion_mnist_60k"
 # Each arm: the config overrides it applies to the preset (keys as on launch.py's command line).
@@ -224,23 +225,8 @@ def measure(time_steps: int, args: argparse.Namespace, log=None) -> list[dict[st
 
 
 def table(records: list[dict[str, Any]]) -> list[str]:
-    """The summary as markdown table rows (RESULTS.md's and docs' table)."""
-    mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
-    x = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-    ms = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
-    rows = [
-        "| T | arm | temp MiB | temp vs lif | total MiB | total vs lif | step ms (median) | step vs lif "
-        "| round-median ratio | CPU vs lif | compile s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(records, key=lambda r: (r["T"], list(ARMS).index(r["arm"]))):
-        v = r.get("vs_lif", {})
-        rows.append(
-            f"| {r['T']} | {r['arm']} | {mib(r['temp_bytes'])} | {x(v.get('temp_memory'))} | {mib(r['memory_bytes'])} "
-            f"| {x(v.get('memory'))} | {ms(r['step_ms_median'])} | {x(v.get('step_time'))} "
-            f"| {x(v.get('step_time_median_of_rounds'))} | {x(v.get('cpu_time'))} | {r['compile_s']:.1f} |"
-        )
-    return rows
+    """The summary as Markdown table rows (RESULTS.md's and docs' table: :func:`quoted.training_options_rows`)."""
+    return quoted.training_options_rows(records)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -269,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(json.dumps(r), flush=True)
         records += new
         if args.save:  # after every T: a sweep stopped early keeps what it measured
-            _results.write(args.save, {"settings": settings, "records": records}, load_before)
+            _results.write(args.save, {"settings": settings, "records": records, "table": table(records)}, load_before)
     rows = table(records)
     print("\n".join(rows), flush=True)
     values = {"settings": settings, "records": records, "table": rows}
