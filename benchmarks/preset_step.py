@@ -23,13 +23,12 @@ recorded run is timed here against the checkout of that run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
 import subprocess
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_SHAPES = {  # [H, W, C] of the datasets the CPU presets use (no data is loaded)
@@ -64,9 +63,10 @@ def _load_config(root: str, spec: str):
     return module.get_config(preset or None)
 
 
-@dataclasses.dataclass
-class PresetStep:
-    """A preset's train step as the launcher builds it, with what one call needs (nothing jitted yet)."""
+class PresetStep(NamedTuple):
+    """A preset's train step as the launcher builds it, with what one call needs (nothing jitted yet).
+
+    A NamedTuple, not a dataclass: tests load this file by path, without registering it in sys.modules."""
 
     train_step: Any  # train_step(state, (x, y), teacher_variables) -> (state, metrics)
     state: Any  # the step-0 train state (fresh parameters)
