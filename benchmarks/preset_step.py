@@ -3,10 +3,13 @@
     python benchmarks/preset_step.py --config configs/baseline.py:fashion_mnist_60k
     python benchmarks/preset_step.py --config configs/idsnn.py:fashion_mnist_60k --root /path/old --root .
 
-The step is the preset's student step as the launcher builds it (``steps.make_train_step``; with
-Hinton KD from the preset's ANN teacher when ``config.kd.enabled``), jitted, on random inputs of the
-dataset's image shape ``[batch, H, W, C]``; parameters are freshly initialised (step time does not
-depend on their values). Each ``--root`` (a checkout holding ``snnjax/`` and ``configs/``) is timed in
+The step is the preset's student step as the launcher builds it (:func:`build_step`:
+``steps.make_train_step``, or the SLTT step for ``train.through_time="sltt"``, with the TET objective
+for ``train.loss="tet"``; with Hinton KD from the preset's ANN teacher when ``config.kd.enabled``),
+jitted, on random inputs of the dataset's image shape ``[batch, H, W, C]``; parameters are freshly
+initialised (step time does not depend on their values); SGD with momentum, not the preset's
+optimizer (its update is a negligible part of the step). ``benchmarks/training_options.py`` builds
+its arms with :func:`build_step` too. Each ``--root`` (a checkout holding ``snnjax/`` and ``configs/``) is timed in
 its own process; with two or more, ``--rounds`` alternate them so that they share whatever load the
 machine has, and the ratio of median step times to the first root is printed. One JSON line per
 measurement, then a summary line. ``--save NAME`` also writes them to ``benchmarks/results/NAME.json``
@@ -25,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+from typing import Any, NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_SHAPES = {  # [H, W, C] of the datasets the CPU presets use (no data is loaded)
@@ -59,14 +63,24 @@ def _load_config(root: str, spec: str):
     return module.get_config(preset or None)
 
 
-def measure(root: str, spec: str, warmup: int, steps: int) -> dict:
-    """Median wall time of the preset's jitted train step, imported from ``root``."""
-    sys.path.insert(0, root)
-    from snnjax import runtime
+class PresetStep(NamedTuple):
+    """A preset's train step as the launcher builds it, with what one call needs (nothing jitted yet).
 
-    runtime.use_eigen_convolutions()  # as launch.py
-    import time
+    A NamedTuple, not a dataclass: tests load this file by path, without registering it in sys.modules."""
 
+    train_step: Any  # train_step(state, (x, y), teacher_variables) -> (state, metrics)
+    state: Any  # the step-0 train state (fresh parameters)
+    batch: tuple[Any, Any]  # random inputs [batch, H, W, C] and labels
+    teacher_variables: Any  # the KD teacher's variables, or None
+    kd: bool
+    batch_size: int
+
+
+def build_step(config, batch_size: int | None = None) -> PresetStep:
+    """The student step of ``config`` as ``snnjax.train.loop.set_up`` makes it: ``steps.make_train_step``
+    (with Hinton KD from the preset's teacher when ``config.kd.enabled``), replaced by the SLTT step for
+    ``train.through_time="sltt"``, with the ``train.loss`` objective (TET) when it is not CE.
+    ``batch_size``: default the preset's ``data.batch_size``. Imports the ``snnjax`` on ``sys.path``."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -76,8 +90,7 @@ def measure(root: str, spec: str, warmup: int, steps: int) -> dict:
     from snnjax.train import state as state_lib
     from snnjax.train import steps as steps_lib
 
-    config = _load_config(root, spec)
-    batch = int(config.data.batch_size)
+    batch = int(batch_size or config.data.batch_size)
     shape = IMAGE_SHAPES[config.data.name]
     num_classes = 100 if config.data.name == "cifar100" else 10
     rng = np.random.default_rng(0)
@@ -85,6 +98,7 @@ def measure(root: str, spec: str, warmup: int, steps: int) -> dict:
     y = jnp.asarray(rng.integers(0, num_classes, batch))
     student = models.build(config.model, num_classes)
     variables = student.init({"params": jax.random.PRNGKey(0)}, x, train=False)
+    variables = {k: v for k, v in variables.items() if k not in getattr(steps_lib, "TRANSIENT_COLLECTIONS", ())}
     tx = optax.sgd(0.01, momentum=0.9)
     state = state_lib.create_train_state(variables, tx, jax.random.PRNGKey(1))
     kd = "kd" in config and bool(config.kd.enabled)
@@ -93,7 +107,32 @@ def measure(root: str, spec: str, warmup: int, steps: int) -> dict:
         teacher = models.build(config.teacher.model, num_classes)
         teacher_variables = teacher.init({"params": jax.random.PRNGKey(2)}, x, train=False)
         distillation = steps_lib.Distillation(teacher, float(config.kd.temperature), float(config.kd.alpha))
-    step = jax.jit(steps_lib.make_train_step(student, tx, distillation=distillation))
+    make_step, extra = steps_lib.make_train_step, {"nonfinite": config.train.nonfinite}
+    if config.train.get("through_time", "bptt") != "bptt":  # (checkouts before SLTT have no such key)
+        from snnjax.train import sltt
+
+        make_step = sltt.choose_make_step(config.train, student, make_step)
+    if config.train.get("loss", "ce") != "ce":  # as loop.set_up: the objective only when it is not CE
+        extra["objective"] = steps_lib.objective_from_config(config.train)
+    train_step = make_step(student, tx, distillation=distillation, **extra)
+    return PresetStep(train_step, state, (x, y), teacher_variables, kd, batch)
+
+
+def measure(root: str, spec: str, warmup: int, steps: int) -> dict:
+    """Median wall time of the preset's jitted train step, imported from ``root``."""
+    sys.path.insert(0, root)
+    from snnjax import runtime
+
+    runtime.use_eigen_convolutions()  # as launch.py
+    import time
+
+    import jax
+
+    built = build_step(_load_config(root, spec))
+    state, kd, batch = built.state, built.kd, built.batch_size
+    x, y = built.batch
+    teacher_variables = built.teacher_variables
+    step = jax.jit(built.train_step)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()

@@ -72,10 +72,42 @@ def render_table(record: dict[str, Any]) -> str:
     values = record["values"]
     if "arms" in values:
         return render_profile(record)
+    if "settings" in values:  # a training_options.py run
+        return render_training_options(record)
     if values["results"] and "impls" in values["results"][0]:
         return render_spikingjelly(record)
     rows = "".join(render_row(r) for r in values["results"])
     return f"{HEADER}{rows}\n" + _footer(record, f", {values['cpu_convolutions']} convolutions")
+
+
+def training_options_rows(records: list[dict[str, Any]]) -> list[str]:
+    """``training_options.py``'s summary as Markdown table rows: per T (arms in measured order), memory and
+    step time with their ratios to the lif arm (``vs_lif``), and compile time."""
+    mib = lambda b: f"{b / MIB:,.1f}"  # noqa: E731
+    x = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
+    ms = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
+    rows = [
+        "| T | arm | temp MiB | temp vs lif | total MiB | total vs lif | step ms (median) | step vs lif "
+        "| round-median ratio | CPU vs lif | compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(records, key=lambda r: r["T"]):  # stable: the arms keep their order within a T
+        v = r.get("vs_lif", {})
+        rows.append(
+            f"| {r['T']} | {r['arm']} | {mib(r['temp_bytes'])} | {x(v.get('temp_memory'))} | {mib(r['memory_bytes'])} "
+            f"| {x(v.get('memory'))} | {ms(r['step_ms_median'])} | {x(v.get('step_time'))} "
+            f"| {x(v.get('step_time_median_of_rounds'))} | {x(v.get('cpu_time'))} | {r['compile_s']:.1f} |"
+        )
+    return rows
+
+
+def render_training_options(record: dict[str, Any]) -> str:
+    """``training_options.py``'s summary table (memory and time ratios to the lif arm per T), with its footer."""
+    s = record["values"]["settings"]
+    batch = f"batch {s['batch']}" if s.get("batch") else "the preset's batch"
+    extra = f", {s['config']}, {batch}, {s['rounds']} interleaved rounds of {s['steps']} step(s)"
+    extra += f", load {record['load_before'][0]:.1f} -> {record['load_after'][0]:.1f}"
+    return "\n".join(training_options_rows(record["values"]["records"])) + "\n\n" + _footer(record, extra)
 
 
 SJ_HEADER = (
