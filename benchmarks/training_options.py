@@ -12,6 +12,7 @@ the SLTT step for ``train.through_time="sltt"``, the TET objective for ``train.l
     psn        ``model.neuron=psn`` (full PSN: a learned T x T time weight, no loop over time), BPTT
     psn_tet    ``psn`` with ``train.loss=tet`` (per-time-step CE + MSE, KD on the time-averaged logits)
     sltt       LIF with ``train.through_time=sltt`` (a scan over t of one-step gradients; memory flat in T)
+    sltt_unroll  ``sltt`` with ``train.sltt_unroll=True`` (the time loop unrolled: XLA:CPU's loops are slow)
     lif_fused  LIF with ``model.lif_impl=fused`` (one custom VJP over the time loop)
 
 For each T (``--T``), every arm is jitted (the state donated, as ``snnjax.train.loop`` does),
@@ -62,6 +63,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "psn": {"model.neuron": "psn"},
     "psn_tet": {"model.neuron": "psn", "train.loss": "tet"},
     "sltt": {"train.through_time": "sltt"},
+    "sltt_unroll": {"train.through_time": "sltt", "train.sltt_unroll": True},
     "lif_fused": {"model.lif_impl": "fused"},
 }
 BASELINE = "lif"

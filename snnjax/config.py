@@ -60,6 +60,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
             tet_target=losses.TET_TARGET,  # TET's phi: the value the MSE term pulls the logits to (official: 1.0)
             through_time="bptt",  # bptt | sltt (spatial gradients only, memory flat in T: snnjax.train.sltt)
             sltt_k=0,  # sltt: backpropagate at K random steps of T per iteration (0 = all T)
+            sltt_unroll=False,  # sltt: unroll the time loop (XLA:CPU ~10x faster; memory then grows with T)
         )
     )
     cfg.update(overrides)
@@ -238,6 +239,8 @@ def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
         fail(f"{prefix}.through_time", t.through_time, f"choose one of {list(THROUGH_TIME)}")
     if int(t.get("sltt_k", 0)) < 0:
         fail(f"{prefix}.sltt_k", t.sltt_k, "must be >= 0 (0 = every time step)")
+    if not isinstance(t.get("sltt_unroll", False), bool):
+        fail(f"{prefix}.sltt_unroll", t.sltt_unroll, "must be True or False")
 
 
 def validate_loss(cfg: ml_collections.ConfigDict) -> None:

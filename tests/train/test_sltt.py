@@ -237,6 +237,19 @@ def test_sltt_gradients_equal_the_equations_and_bptt_with_a_detached_carry(kind,
     assert gap > 1e-4
 
 
+def test_unrolled_time_loop_gives_the_same_step():
+    """``train.sltt_unroll``: the time loop unrolled (fast on XLA:CPU) is the same SLTT step as the scan."""
+    time_steps = 3
+    x, y = _data(time_steps, False)
+    model = TinySNN(time_steps, neuron("plif"))
+    state = _state(model, x)
+    scanned, m_scanned = _sltt_grads(model, state, x, y)
+    step = jax.jit(sltt.make_train_step(model, optax.sgd(1.0), unroll=True))
+    unrolled, m_unrolled = _sltt_grads(model, state, x, y, step=step)
+    _assert_trees_close(unrolled, scanned, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(float(m_unrolled["loss"]), float(m_scanned["loss"]), rtol=1e-6)
+
+
 def test_sltt_k_backpropagates_k_random_steps_of_t():
     time_steps, k = 4, 2
     x, y = _data(time_steps, events=True, seed=1)
@@ -354,7 +367,9 @@ def test_the_step_is_chosen_in_one_place_and_refused_where_it_does_not_apply():
     snn = _tiny_resnet(2)
     assert sltt.choose_make_step(_train_config(), snn, steps.make_train_step) is steps.make_train_step
     chosen = sltt.choose_make_step(_train_config(through_time="sltt", sltt_k=1), snn, steps.make_train_step)
-    assert chosen.func is sltt.make_train_step and chosen.keywords == {"sltt_k": 1}
+    assert chosen.func is sltt.make_train_step and chosen.keywords == {"sltt_k": 1, "unroll": 1}
+    unrolled = sltt.choose_make_step(_train_config(through_time="sltt", sltt_unroll=True), snn, steps.make_train_step)
+    assert unrolled.keywords == {"sltt_k": 0, "unroll": True}
     with pytest.raises(ValueError, match="its own step"):
         sltt.choose_make_step(_train_config(through_time="sltt"), snn, lambda *a, **k: None)
     ann = models.build(models.model_config(width=4, neuron="relu", time_steps=1), K)

@@ -68,11 +68,6 @@ TINY = [
 ]
 
 
-# Compile-speed flags for the subprocesses only: LLVM's expensive passes are ~40% of the CPU time
-# of these tiny runs, and the tests check behaviour, not speed.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-
-
 def run_pipe(workdir, preset, *overrides):
     cmd = [
         sys.executable,
@@ -82,8 +77,7 @@ def run_pipe(workdir, preset, *overrides):
         *TINY,
         *overrides,
     ]
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip())
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)  # tests/conftest.py's XLA_FLAGS
     assert proc.returncode == 0, f"launch failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
     summary = json.loads((workdir / "summary.json").read_text())
     stages = {json.loads(line)["stage"] for line in (workdir / "metrics.jsonl").read_text().splitlines()}
