@@ -159,6 +159,8 @@ def test_k_expression_scopes_each_expression_to_its_file():
 def test_dry_run_writes_json_and_markdown(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
+    # No fake devices; the suite's compile-speed flags only (tests/conftest.py): a dry run's timings mean nothing.
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     # Generous limits: on a quiet 2-core machine the dry run takes about a minute, on a loaded one much more.
     proc = subprocess.run(
         [
