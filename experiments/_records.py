@@ -9,6 +9,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 
@@ -76,3 +77,32 @@ def collect_runs(root: str, experiment: str, runs: dict[str, Any], run_entry) ->
         if entry is not None:
             out[name] = entry
     return out
+
+
+def write_report_files(
+    argv: list[str],
+    script: str,
+    collect: Callable[[str, dict[str, Any]], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    json_path: str,
+    report_path: str,
+    plot: Callable[[dict[str, Any], str], None] | None = None,
+    plot_path: str | None = None,
+    should_plot: Callable[[dict[str, Any]], Any] = bool,
+) -> None:
+    """A report script's ``main``: ``argv = [script, ROOT]``; the runs under ROOT merged into the
+    per-run JSON at ``json_path`` (runs recorded earlier kept: ``collect(root, old)``), the tables
+    written to ``report_path``, and the plot to ``plot_path`` when ``should_plot(runs)``."""
+    if len(argv) != 2:
+        raise SystemExit(f"usage: python experiments/{script} ROOT (the evidence queue's root)")
+    runs = collect(argv[1], (read_json(json_path) or {}).get("runs", {}))
+    with open(json_path, "w") as f:
+        json.dump({"runs": runs}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with open(report_path, "w") as f:
+        f.write(report(runs))
+    written = [json_path, report_path]
+    if plot is not None and should_plot(runs):
+        plot(runs, plot_path)
+        written.append(plot_path)
+    print(f"{len(runs)} run(s) -> {', '.join(map(str, written))}")

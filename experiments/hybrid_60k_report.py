@@ -21,13 +21,12 @@ fine-tuned accuracy.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json  # noqa: E402
+from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, write_report_files  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DOCS = os.path.join(REPO, "docs")
@@ -258,18 +257,7 @@ def plot(runs: dict[str, Any], path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python experiments/hybrid_60k_report.py ROOT (the evidence queue's root)")
-    old = (read_json(JSON_PATH) or {}).get("runs", {})
-    runs = collect(argv[1], old)
-    with open(JSON_PATH, "w") as f:
-        json.dump({"runs": runs}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(REPORT_PATH, "w") as f:
-        f.write(report(runs))
-    if runs:
-        plot(runs, PLOT_PATH)
-    print(f"{len(runs)} run(s) -> {JSON_PATH}, {REPORT_PATH}, {PLOT_PATH}")
+    write_report_files(argv, "hybrid_60k_report.py", collect, report, JSON_PATH, REPORT_PATH, plot, PLOT_PATH)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,12 @@ per arm: the mean over the finished seeds, min-max band; ``snnjax.methods.idsnn.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key  # noqa: E402
+from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key, write_report_files  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 JSON_PATH = os.path.join(REPO, "docs", "training_options_fmnist_60k.json")
@@ -251,17 +250,9 @@ def plot(runs: dict[str, Any], path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python experiments/options_60k_report.py ROOT (the evidence queue's root)")
-    runs = collect(argv[1], (read_json(JSON_PATH) or {}).get("runs", {}))
-    with open(JSON_PATH, "w") as f:
-        json.dump({"runs": runs}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(REPORT_PATH, "w") as f:
-        f.write(report(runs))
-    if curves(runs):
-        plot(runs, PLOT_PATH)
-    print(f"{len(runs)} run(s) -> {JSON_PATH}, {REPORT_PATH}, {PLOT_PATH}")
+    write_report_files(
+        argv, "options_60k_report.py", collect, report, JSON_PATH, REPORT_PATH, plot, PLOT_PATH, should_plot=curves
+    )
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ average at each run's end is recorded beside them.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key  # noqa: E402
+from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key, write_report_files  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 JSON_PATH = os.path.join(REPO, "docs", "pretrain_fmnist_60k.json")
@@ -172,17 +171,7 @@ def plot(runs: dict[str, Any], path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python experiments/pretrain_60k_report.py ROOT (the evidence queue's root)")
-    runs = collect(argv[1], (read_json(JSON_PATH) or {}).get("runs", {}))
-    with open(JSON_PATH, "w") as f:
-        json.dump({"runs": runs}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(REPORT_PATH, "w") as f:
-        f.write(report(runs))
-    if runs:
-        plot(runs, PLOT_PATH)
-    print(f"{len(runs)} run(s) -> {JSON_PATH}, {REPORT_PATH}, {PLOT_PATH}")
+    write_report_files(argv, "pretrain_60k_report.py", collect, report, JSON_PATH, REPORT_PATH, plot, PLOT_PATH)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,21 @@ beside the paper's (0.625x time steps: comparable accuracy, 0.377x training time
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _records import collect_runs, epoch_records, mean_std, queue_facts, read_json, seed_key, t_interval  # noqa: E402
+from _records import (  # noqa: E402
+    collect_runs,
+    epoch_records,
+    mean_std,
+    queue_facts,
+    read_json,
+    seed_key,
+    t_interval,
+    write_report_files,
+)
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 JSON_PATH = os.path.join(REPO, "docs", "snn2ann_fmnist_60k.json")
@@ -156,15 +164,7 @@ def verdict_text(arms: dict[str, dict[int, dict[str, Any]]]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python experiments/snn2ann_60k_report.py ROOT (the evidence queue's root)")
-    runs = collect(argv[1], (read_json(JSON_PATH) or {}).get("runs", {}))
-    with open(JSON_PATH, "w") as f:
-        json.dump({"runs": runs}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(REPORT_PATH, "w") as f:
-        f.write(report(runs))
-    print(f"{len(runs)} run(s) -> {JSON_PATH}, {REPORT_PATH}")
+    write_report_files(argv, "snn2ann_60k_report.py", collect, report, JSON_PATH, REPORT_PATH)
 
 
 if __name__ == "__main__":

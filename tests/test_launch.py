@@ -22,6 +22,17 @@ from snnjax import launch as launch_lib
 from snnjax import workdir_layout
 from snnjax.train import workdir_lock as wl
 
+# A tiny IDSNN run: width-4 teacher and student, T = 2, 1 epoch each, no progress bars.
+TINY_IDSNN = [
+    *TINY,
+    "--config.teacher.model.width=4",
+    "--config.teacher.train.progress_bar=False",
+    "--config.teacher.train.tensorboard=False",
+    "--config.train.epochs=1",
+    "--config.teacher.train.epochs=1",
+    "--config.model.time_steps=2",
+]
+
 
 def test_teacher_run_writes_every_output(tmp_path):
     wd = tmp_path / "teacher"
@@ -102,13 +113,7 @@ def _leaves(tree):
 def test_idsnn_pipeline_runs_and_skips_the_finished_teacher(tmp_path):
     wd = tmp_path / "idsnn"
     args = [
-        *TINY,
-        "--config.teacher.model.width=4",
-        "--config.teacher.train.progress_bar=False",
-        "--config.teacher.train.tensorboard=False",
-        "--config.train.epochs=1",
-        "--config.teacher.train.epochs=1",
-        "--config.model.time_steps=2",
+        *TINY_IDSNN,
     ]
     first = launch("configs/idsnn.py:digits", wd, *args)
     summary = json.loads((wd / "summary.json").read_text())
@@ -303,13 +308,7 @@ def test_idsnn_trains_its_student_with_sltt(tmp_path):
     (per-step KD from the ANN teacher); the ANN teacher keeps the default step."""
     wd = tmp_path / "sltt"
     args = [
-        *TINY,
-        "--config.teacher.model.width=4",
-        "--config.teacher.train.progress_bar=False",
-        "--config.teacher.train.tensorboard=False",
-        "--config.train.epochs=1",
-        "--config.teacher.train.epochs=1",
-        "--config.model.time_steps=2",
+        *TINY_IDSNN,
         "--config.train.through_time=sltt",
     ]
     out = launch("configs/idsnn.py:digits", wd, *args)

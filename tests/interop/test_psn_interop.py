@@ -17,7 +17,7 @@ from snnjax import models, neurons, surrogates  # noqa: E402
 from snnjax.interop import export, layouts  # noqa: E402
 from snnjax.interop import torch as tio  # noqa: E402
 
-from .torch_reference import TorchvisionResNet, randomize_bn  # noqa: E402
+from .torch_reference import TorchvisionResNet, name_spikingjelly_neurons, randomize_bn  # noqa: E402
 
 ALPHA = 2.0
 TOL = 1e-4
@@ -85,11 +85,7 @@ class SpikingJellyPSNResNet(TorchvisionResNet):
             return [TorchPSN(variant, T, k, lam) for _ in range(n)]
 
         super().__init__(act=act, **kwargs)
-        self.sn1 = self.stem_act[0]
-        for i in range(1, 5):
-            for block in getattr(self, f"layer{i}"):
-                for j, neuron in enumerate(block.acts):
-                    setattr(block, f"sn{j + 1}", neuron)
+        name_spikingjelly_neurons(self)
 
     def forward(self, x):
         x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)

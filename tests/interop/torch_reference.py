@@ -142,6 +142,16 @@ class MultiStepLIF(nn.Module):
         return torch.stack(out).reshape(x.shape)
 
 
+def name_spikingjelly_neurons(model: TorchvisionResNet) -> None:
+    """SpikingJelly's neuron names on a torchvision-layout ResNet built with spiking ``act``: ``sn1`` after
+    the stem, ``sn1, sn2(, sn3)`` in each block (what its ``spiking_resnet`` state dict keys use)."""
+    model.sn1 = model.stem_act[0]
+    for i in range(1, 5):
+        for block in getattr(model, f"layer{i}"):
+            for j, neuron in enumerate(block.acts):
+                setattr(block, f"sn{j + 1}", neuron)
+
+
 class SpikingJellyResNet(TorchvisionResNet):
     """SpikingJelly's multi-step ``spiking_resnet``: torchvision's modules with a neuron after every BN
     (``sn1`` after the stem; ``sn1, sn2(, sn3)`` in a block), run on ``[T*B, ...]`` (what
@@ -154,11 +164,7 @@ class SpikingJellyResNet(TorchvisionResNet):
             return [MultiStepLIF(T, tau, v_threshold, v_reset, plif) for _ in range(n)]
 
         super().__init__(act=act, **kwargs)
-        self.sn1 = self.stem_act[0]
-        for i in range(1, 5):
-            for block in getattr(self, f"layer{i}"):
-                for j, neuron in enumerate(block.acts):
-                    setattr(block, f"sn{j + 1}", neuron)
+        name_spikingjelly_neurons(self)
 
     def forward(self, x):
         if x.dim() == 4:
