@@ -130,20 +130,27 @@ class ParallelSpikingNeuron(nn.Module):
     """Parallel spiking neurons (PSN, Fang et al. 2023) on a merged ``[B*T, ...]`` current; returns spikes.
 
     ``H = W X + b`` over time in one matmul (:func:`snnjax.neurons.psn`), spikes ``H > 0``. Parameters
-    (SpikingJelly's names and initialisation):
+    (SpikingJelly's names):
 
-    * ``"full"``: ``weight [T, T]`` ~ ``U(-1/sqrt(T), 1/sqrt(T))``, ``bias [T]`` = -1;
+    * ``"full"``: ``weight [T, T]``, ``bias [T]``;
     * ``"masked"``: the same two, ``W`` masked to the lower band of width ``order`` with progress ``lam``
       (:func:`snnjax.neurons.masked_psn_weight`);
-    * ``"sliding"``: ``weight [order]`` = ``(..., 1/4, 1/2, 1)``, ``bias []`` = -1; runs at any ``T``.
+    * ``"sliding"``: ``weight [order]`` (taps), ``bias []``; runs at any ``T``.
 
-    The full and masked weights are ``T x T``: variables made for one ``T`` refuse another.
+    Initialisation (``init_scheme``): ``"lif"`` starts the neuron as a LIF neuron without reset of this
+    ``decay`` and ``v_threshold`` (``W[t, s] = decay^(t-s)`` for ``s <= t``, taps ``(..., decay, 1)``,
+    ``b = -v_threshold``); ``"spikingjelly"`` as SpikingJelly does (``W ~ U(-1/sqrt(T), 1/sqrt(T))``,
+    taps ``(..., 1/4, 1/2, 1)``, ``b = -1``). The full and masked weights are ``T x T``: variables made
+    for one ``T`` refuse another.
 
     Attributes:
       variant: ``"full"``, ``"masked"`` or ``"sliding"``.
       order: ``k`` of the masked and sliding variants.
       lam: the masked variant's ``lambda`` in ``[0, 1]`` (1: fully masked; fixed, not annealed).
       surrogate: surrogate gradient of the spike.
+      init_scheme: ``"lif"`` or ``"spikingjelly"`` (see above).
+      decay: the ``"lif"`` init's decay per step (the LIF neuron's 0.25).
+      v_threshold: the ``"lif"`` init's threshold (``b = -v_threshold``).
     """
 
     emits_spikes = True  # counted as a spiking layer by snnjax.analysis (a class attribute, not a field)
@@ -151,15 +158,25 @@ class ParallelSpikingNeuron(nn.Module):
     order: int = 2
     lam: float = 1.0
     surrogate: surrogates_lib.Surrogate = neurons.DEFAULT_SURROGATE
+    init_scheme: str = "lif"
+    decay: float = 0.25
+    v_threshold: float = 0.5
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int) -> jax.Array:
         if self.variant not in neurons.PSN_VARIANTS:
             raise ValueError(f"unknown PSN variant {self.variant!r}; choose one of {list(neurons.PSN_VARIANTS)}")
+        if self.init_scheme not in neurons.PSN_INITS:
+            raise ValueError(f"unknown PSN init {self.init_scheme!r}; choose one of {list(neurons.PSN_INITS)}")
         currents = split_time(x, time_steps)
-        bias_init = nn.initializers.constant(neurons.PSN_BIAS_INIT)
+        as_lif = self.init_scheme == "lif"
+        bias_init = nn.initializers.constant(-float(self.v_threshold) if as_lif else neurons.PSN_BIAS_INIT)
         if self.variant == "sliding":
-            taps = self.param("weight", lambda _key: neurons.sliding_psn_exp_init(int(self.order)))
+            order = int(self.order)
+            taps_init = (
+                neurons.sliding_psn_lif_taps(order, self.decay) if as_lif else neurons.sliding_psn_exp_init(order)
+            )
+            taps = self.param("weight", lambda _key: taps_init)
             bias = self.param("bias", bias_init, ())
             spikes = neurons.sliding_psn(currents, taps, bias, self.surrogate)
         else:
@@ -171,7 +188,11 @@ class ParallelSpikingNeuron(nn.Module):
                         f"T={time_steps}: a {self.variant} PSN runs at its training T only; "
                         "use psn_variant='sliding' to change T at inference"
                     )
-            weight = self.param("weight", neurons.psn_weight_init, (time_steps, time_steps))
+            if as_lif:
+                weight_init = lambda _key, shape: neurons.psn_lif_weight(shape[0], self.decay)  # noqa: E731
+            else:
+                weight_init = neurons.psn_weight_init
+            weight = self.param("weight", weight_init, (time_steps, time_steps))
             bias = self.param("bias", bias_init, (time_steps,))
             if self.variant == "masked":
                 spikes = neurons.masked_psn(currents, weight, bias, int(self.order), self.lam, self.surrogate)

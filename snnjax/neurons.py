@@ -293,6 +293,10 @@ def plif_decay(logit: jax.Array) -> jax.Array:
 
 PSN_VARIANTS = ("full", "masked", "sliding")
 PSN_BIAS_INIT = -1.0  # SpikingJelly: nn.init.constant_(bias, -1), i.e. a threshold of 1
+# How a PSN starts. "lif": as the network's LIF neuron without reset (W[t, s] = decay^(t-s) for s <= t,
+# b = -v_threshold), which the PSN generalises; "spikingjelly": SpikingJelly's random W and b = -1.
+# In a plain Spiking ResNet18 only "lif" trains (docs/training_options.md, "Why PSN starts as a LIF").
+PSN_INITS = ("lif", "spikingjelly")
 
 
 def psn_weight_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -303,6 +307,20 @@ def psn_weight_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -
     """
     bound = 1.0 / math.sqrt(shape[-1])
     return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def psn_lif_weight(time_steps: int, decay: float) -> jax.Array:
+    """The ``[T, T]`` weight of a LIF neuron without reset, float32: ``W[t, s] = decay^(t - s)`` for
+    ``s <= t``, else 0, so that ``H[t] = sum_{s <= t} decay^(t - s) X[s] + b`` is its membrane potential
+    (``u[t] = decay * u[t-1] + X[t]``, ``u[-1] = 0``)."""
+    lag = jnp.arange(time_steps)[:, None] - jnp.arange(time_steps)[None, :]
+    return jnp.where(lag >= 0, jnp.float32(decay) ** jnp.maximum(lag, 0), 0.0).astype(jnp.float32)
+
+
+def sliding_psn_lif_taps(order: int, decay: float) -> jax.Array:
+    """The ``k`` sliding taps of a LIF neuron without reset truncated to ``k`` steps, float32 ``[k]``:
+    ``(..., decay^2, decay, 1)`` (tap ``k - 1`` weighs the current step)."""
+    return jnp.asarray([decay ** (order - 1 - i) for i in range(order)], jnp.float32)
 
 
 def sliding_psn_exp_init(order: int) -> jax.Array:

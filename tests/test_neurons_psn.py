@@ -106,13 +106,41 @@ def test_initialisation_is_spikingjellys():
     w = np.asarray(neurons.psn_weight_init(jax.random.key(0), (64, 64)))
     assert np.abs(w).max() <= 1 / 8 and np.abs(w).max() > 0.99 / 8 and abs(w.mean()) < 0.01
     np.testing.assert_array_equal(np.asarray(neurons.sliding_psn_exp_init(4)), [0.125, 0.25, 0.5, 1.0])
-    mod = layers.ParallelSpikingNeuron(variant="full")
+    mod = layers.ParallelSpikingNeuron(variant="full", init_scheme="spikingjelly")
     v = mod.init(jax.random.key(1), jnp.zeros((2 * 4, 3)), 4)
     np.testing.assert_array_equal(np.asarray(v["params"]["bias"]), -np.ones(4))
-    assert np.abs(np.asarray(v["params"]["weight"])).max() <= 0.5
-    v = layers.ParallelSpikingNeuron(variant="sliding", order=3).init(jax.random.key(1), jnp.zeros((8, 3)), 4)
+    w = np.asarray(v["params"]["weight"])
+    assert np.abs(w).max() <= 0.5 and np.triu(w, 1).any()  # random, not causal
+    sliding = layers.ParallelSpikingNeuron(variant="sliding", order=3, init_scheme="spikingjelly")
+    v = sliding.init(jax.random.key(1), jnp.zeros((8, 3)), 4)
     np.testing.assert_array_equal(np.asarray(v["params"]["weight"]), [0.25, 0.5, 1.0])
     assert v["params"]["bias"].shape == () and float(v["params"]["bias"]) == -1.0
+
+
+def _np_lif_without_reset(x, decay, v_threshold):
+    """Spikes of a LIF neuron without reset, by its recursion: u[t] = decay u[t-1] + x[t], s = u > v_th."""
+    u = np.zeros_like(x[:, 0])
+    spikes = np.zeros_like(x)
+    for t in range(x.shape[1]):
+        u = decay * u + x[:, t]
+        spikes[:, t] = u > v_threshold
+    return spikes
+
+
+@pytest.mark.parametrize("variant", ["full", "masked", "sliding"])
+def test_lif_initialisation_starts_as_a_lif_neuron_without_reset(variant):
+    # The default init: every variant's first forward pass is the no-reset LIF neuron of (decay, v_threshold);
+    # the sliding and masked ones truncated to their k = T steps here, so all three see the whole past.
+    t, decay, v_th = 5, 0.3, 0.6
+    x = np.random.default_rng(7).normal(0.3, 0.5, size=(6, t, 4)).astype(np.float32)
+    mod = layers.ParallelSpikingNeuron(variant=variant, order=t, decay=decay, v_threshold=v_th)
+    v = mod.init(jax.random.key(0), jnp.zeros((6 * t, 4)), t)
+    assert np.all(np.asarray(v["params"]["bias"]) == np.float32(-v_th))
+    spikes = layers.split_time(mod.apply(v, layers.merge_time(jnp.asarray(x)), t), t)
+    np.testing.assert_array_equal(np.asarray(spikes), _np_lif_without_reset(x.astype(np.float64), decay, v_th))
+    np.testing.assert_allclose(
+        np.asarray(neurons.psn_lif_weight(3, 0.5)), [[1, 0, 0], [0.5, 1, 0], [0.25, 0.5, 1]], rtol=0, atol=0
+    )
 
 
 def _np_grads(x, w_eff, b, g_out):
@@ -198,13 +226,16 @@ def test_a_t_x_t_weight_refuses_another_t_and_sliding_runs_at_any_t():
     taps = np.asarray(v["params"]["weight"])
     xs = np.random.default_rng(0).normal(size=(2, 8, 3)).astype(np.float32)
     out = mod.apply(v, jnp.asarray(xs.reshape(16, 3)), 8)
-    ref = np_sliding_h(xs.astype(np.float64), taps.astype(np.float64), -1.0) > 0
+    bias = float(v["params"]["bias"])
+    ref = np_sliding_h(xs.astype(np.float64), taps.astype(np.float64), bias) > 0
     np.testing.assert_array_equal(np.asarray(out), ref.reshape(16, 3).astype(np.float32))
 
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="unknown PSN variant"):
         layers.ParallelSpikingNeuron(variant="diag").init(jax.random.key(0), jnp.ones((4, 2)), 2)
+    with pytest.raises(ValueError, match="unknown PSN init 'glorot'"):
+        layers.ParallelSpikingNeuron(init_scheme="glorot").init(jax.random.key(0), jnp.ones((4, 2)), 2)
     with pytest.raises(ValueError, match="spike timing"):
         neurons.psn(jnp.ones((1, 2, 3)), jnp.eye(2), jnp.zeros(2), surrogates.stdb())
     with pytest.raises(ValueError, match=r"needs \(3, 3\)"):

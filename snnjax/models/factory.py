@@ -7,8 +7,9 @@ Keys (all validated, with the allowed values in the error message)::
     neuron          relu (ANN) | lif | if | plif | psn (parallel spiking neuron, Fang et al. 2023)
     time_steps      T (1 for ANNs)
     decay           LIF decay per step (0.25)
-    v_threshold     firing threshold (0.5), also the BN gamma init of an SNN (tdBN); not read by PSN,
-                    whose thresholds are its learned bias (init 1, so its BN gamma init is 1)
+    v_threshold     firing threshold (0.5), also the BN gamma init of an SNN (tdBN); a PSN's thresholds
+                    are its learned bias, initialised to -v_threshold (psn_init=lif) or -1 (spikingjelly,
+                    whose BN gamma init is then 1)
     reset           hard | soft
     detach_reset    no gradient through the reset
     surrogate       rectangular | sigmoid | atan | triangle
@@ -17,6 +18,8 @@ Keys (all validated, with the allowed values in the error message)::
                     sliding (psn_order taps shared over time; the only one that runs at another T)
     psn_order       PSN only: k of the masked and sliding variants (>= 1)
     psn_lambda      PSN only: the masked variant's lambda in [0, 1], fixed (1 = fully masked)
+    psn_init        PSN only: lif (starts as this config's LIF neuron without reset: decay, v_threshold;
+                    the default, the one that trains a Spiking ResNet18) | spikingjelly (random W, b = -1)
     stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
     dtype           float32 | bfloat16 (compute dtype; params stay float32)
     unroll          lax.scan unroll factor over time (0 = fully unrolled, the default: faster and
@@ -70,6 +73,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             psn_variant="full",
             psn_order=2,
             psn_lambda=1.0,
+            psn_init="lif",
             stem="cifar",
             stem_padding=1,
             dtype="float32",
@@ -102,6 +106,9 @@ def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
             order=int(cfg.get("psn_order", 2)),
             lam=float(cfg.get("psn_lambda", 1.0)),
             surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param)),
+            init_scheme=cfg.get("psn_init", "lif"),
+            decay=float(cfg.decay),
+            v_threshold=float(cfg.v_threshold),
         )
     _check(cfg, "reset", ("hard", "soft"))
     lif_impl = cfg.get("lif_impl", "scan")
@@ -158,11 +165,11 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
 
 
 def _bn_scale_init(cfg: ml_collections.ConfigDict) -> float:
-    """BN gamma at init: 1 for an ANN, the threshold for an SNN (tdBN): ``v_threshold``, or PSN's initial
-    threshold ``-bias = 1`` (its ``v_threshold`` is unused; 0.5 would leave it all but silent)."""
+    """BN gamma at init: 1 for an ANN, the threshold for an SNN (tdBN): ``v_threshold``, or, for a PSN
+    started as SpikingJelly's, its initial threshold ``-bias = 1``."""
     if cfg.neuron == "relu":
         return 1.0
-    if cfg.neuron == "psn":
+    if cfg.neuron == "psn" and cfg.get("psn_init", "lif") == "spikingjelly":
         return -neurons.PSN_BIAS_INIT
     return float(cfg.v_threshold)
 
@@ -192,6 +199,14 @@ def validate_psn(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
     lam = m.get("psn_lambda", 1.0)
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= float(lam) <= 1.0:
         _fail(prefix, "psn_lambda", lam, "must be in [0, 1] (the masked PSN's lambda; 1 = fully masked)")
+    init = m.get("psn_init", "lif")
+    if init not in neurons.PSN_INITS:
+        _fail(
+            prefix,
+            "psn_init",
+            init,
+            f"choose one of {list(neurons.PSN_INITS)} (lif: start as a LIF neuron without reset)",
+        )
     if m.get("surrogate") == "stdb":
         _fail(prefix, "surrogate", "stdb", "PSN neurons have no spike timing for STDB; choose another surrogate")
 

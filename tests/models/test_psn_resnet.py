@@ -71,7 +71,8 @@ def test_every_neuron_of_a_psn_resnet_has_spikingjellys_parameters(variant, weig
 
 
 def test_psn_resnet18_trains_one_jitted_step():
-    """Masked PSN (k = 2, lambda = 1), width 4, T 4: init, one SGD step; BN gamma starts at 1."""
+    """Masked PSN (k = 2, lambda = 1), width 4, T 4: init, one SGD step; BN gamma starts at v_threshold
+    (the default psn_init='lif') and at 1 with psn_init='spikingjelly' (its threshold, -bias)."""
     model = models.build(_cfg(psn_variant="masked", psn_order=2), NUM_CLASSES)
     labels = jnp.arange(2) % NUM_CLASSES
     tx = optax.sgd(0.1)
@@ -93,7 +94,12 @@ def test_psn_resnet18_trains_one_jitted_step():
 
     params, stepped, new, loss, grads = init_and_step(jax.random.key(0))
     assert np.isfinite(float(loss))
-    np.testing.assert_array_equal(params["stem_bn"]["scale"], np.ones(4))
+    np.testing.assert_array_equal(params["stem_bn"]["scale"], np.full(4, 0.5))
+    sj = models.build(_cfg(psn_variant="masked", psn_init="spikingjelly"), NUM_CLASSES)
+    sj_values = sj.init(jax.random.key(0), X, train=False)["params"]
+    np.testing.assert_array_equal(sj_values["stem_bn"]["scale"], np.ones(4))
+    np.testing.assert_array_equal(sj_values["stem_act"]["bias"], -np.ones(4))
+    np.testing.assert_array_equal(params["stem_act"]["bias"], np.full(4, -0.5))
     rates = [float(r) for r in jax.tree.leaves(new["spike_stats"])]
     assert len(rates) == N_ACTS and 0 < np.mean(rates) < 1
     g = _psn_leaves({"params": grads})
