@@ -25,8 +25,11 @@ Energy (45 nm CMOS, 32-bit float, Horowitz ISSCC 2014; the figures the SNN paper
 where ``MACs_analog`` are the multiply-accumulates the SNN still runs on analog values: its first
 layer under direct encoding (the normalised image is not a spike train; snnjax computes that conv
 once and repeats its output over T, so it is counted once, or T times for ``[B, T, ...]`` inputs).
-Memory traffic, BN (folded into the convs at inference), pooling, residual additions and the
-neuron updates themselves are not counted, by either side.
+A parallel spiking neuron (PSN) also multiplies: it mixes its ``T`` analog input currents over time
+(``H = W X``), one MAC per nonzero entry of its ``T x T`` weight for every neuron
+(:func:`psn_time_macs`); those MACs count in ``MACs_analog``. Memory traffic, BN (folded into the
+convs at inference), pooling, residual additions and the other neurons' updates (a few operations per
+neuron and step, like the ANN's ReLU) are not counted, by either side.
 """
 
 from __future__ import annotations
@@ -93,6 +96,17 @@ def conv_macs(
     if in_features % groups:
         raise ValueError(f"conv input channels {in_features} are not divisible by groups={groups}")
     return math.prod(out_spatial) * math.prod(kernel_size) * (in_features // groups) * out_features
+
+
+def psn_time_macs(variant: str, time_steps: int, order: int, lam: float = 1.0) -> int:
+    """MACs one PSN neuron runs per example to mix its ``T`` inputs over time: the nonzero entries of its
+    ``T x T`` weight. ``T^2`` for ``"full"`` (and ``"masked"`` before ``lam`` reaches 1); the lower band
+    of width ``k = order``, ``sum_t min(t + 1, k)``, for ``"masked"`` at ``lam = 1`` and ``"sliding"``."""
+    if variant == "full" or (variant == "masked" and lam < 1.0):
+        return time_steps * time_steps
+    if variant in ("masked", "sliding"):
+        return sum(min(t + 1, order) for t in range(time_steps))
+    raise ValueError(f"unknown PSN variant {variant!r}")
 
 
 def dense_macs(in_features: int, out_features: int) -> int:

@@ -66,6 +66,7 @@ class NeuronStats:
     num_examples: int
     time_steps: int
     raster: np.ndarray | None = None
+    time_macs: int = 0  # MACs per example of the neurons' own mixing over time (PSN; 0 for LIF/IF/PLIF)
 
     @property
     def num_neurons(self) -> int:
@@ -157,7 +158,8 @@ class SpikeReport:
 
     @property
     def snn_macs_per_example(self) -> int:
-        return sum(s.executed_macs for s in self.synapses)
+        """Analog MACs per example: synaptic layers on analog inputs plus PSN neurons' mixing over time."""
+        return sum(s.executed_macs for s in self.synapses) + sum(n.time_macs for n in self.neurons)
 
     def energy(self, energy_model: energy_lib.EnergyModel = energy_lib.EnergyModel()) -> energy_lib.EnergyEstimate:
         """Per-example energy of the SNN and of its ANN twin (see :mod:`snnjax.analysis.energy`)."""
@@ -204,6 +206,7 @@ class _Trace:
     batch: int
     raster_neurons: int
     neurons: dict[str, tuple[tuple[int, ...], int]] = dataclasses.field(default_factory=dict)
+    time_macs: dict[str, int] = dataclasses.field(default_factory=dict)  # per example, PSN layers only
     synapses: dict[str, tuple[str, InputKind, int, int]] = dataclasses.field(default_factory=dict)
     mean_pooled_head: bool = True
     last_neurons_per_step: int = 0
@@ -227,6 +230,9 @@ def _record_neuron(trace: _Trace, out: dict, module: nn.Module, spikes: jax.Arra
     path = _path(module)
     shape = tuple(int(d) for d in spikes.shape[1:])
     trace.neurons[path] = (shape, int(time_steps))
+    if isinstance(module, layers.ParallelSpikingNeuron):
+        per_neuron = energy_lib.psn_time_macs(module.variant, int(time_steps), int(module.order), float(module.lam))
+        trace.time_macs[path] = per_neuron * math.prod(shape)
     trace.last_neurons_per_step = math.prod(shape)
     trace.last_time_steps = int(time_steps)
     flat = spikes.reshape(spikes.shape[0] // time_steps, time_steps, -1)
@@ -341,7 +347,15 @@ class StatsProbe:
         b = int(inputs.shape[0])
         time_steps = max((t for _, t in trace.neurons.values()), default=1)
         neurons = tuple(
-            NeuronStats(path, shape, int(out[path]["spikes"]), b, t, np.asarray(out[path]["raster"]))
+            NeuronStats(
+                path,
+                shape,
+                int(out[path]["spikes"]),
+                b,
+                t,
+                np.asarray(out[path]["raster"]),
+                trace.time_macs.get(path, 0),
+            )
             for path, (shape, t) in trace.neurons.items()
         )
         synapses = tuple(

@@ -407,3 +407,30 @@ def test_load_run_normalises_by_the_configured_name(tmp_path):
     cfg.data.normalization = "symmetric"
     _fake_run(str(tmp_path), cfg)
     assert (workdir_lib.load_run(str(tmp_path), mesh=mesh_lib.make_mesh()).splits.std) == (0.5,)
+
+
+def test_psn_time_macs_count_the_nonzero_entries_of_the_time_weight():
+    assert energy_lib.psn_time_macs("full", 4, 2) == 16
+    assert energy_lib.psn_time_macs("masked", 4, 2, lam=0.5) == 16  # not yet masked: every entry
+    assert energy_lib.psn_time_macs("masked", 4, 2, lam=1.0) == 1 + 2 + 2 + 2
+    assert energy_lib.psn_time_macs("sliding", 3, 5) == 1 + 2 + 3  # k > T: the whole lower triangle
+    with pytest.raises(ValueError, match="unknown PSN variant"):
+        energy_lib.psn_time_macs("diag", 4, 2)
+
+
+def test_a_psn_resnet_counts_its_neurons_mixing_over_time_as_analog_macs():
+    # Width 4 on 8x8, T = 3, sliding k = 2: 5 MACs per neuron (1 + 2 + 2). Neurons per step, by hand:
+    # stem 8*8*4 = 256; stage0 2 blocks x 2 neurons x 256; stage1 2 x 2 x 4*4*8; stage2 2 x 2 x 2*2*16;
+    # stage3 2 x 2 x 32 -> 256 + 1024 + 512 + 256 + 128 = 2176.
+    cfg = models.model_config(name="resnet18", neuron="psn", psn_variant="sliding", psn_order=2, time_steps=3, width=4)
+    model = models.build_model(cfg, 5)
+    x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+    variables = jax.jit(lambda: model.init(jax.random.key(0), x, train=False))()
+    _, report = analysis.forward_with_stats(model, variables, x)
+    assert sum(n.num_neurons for n in report.neurons) == 2176
+    assert sum(n.time_macs for n in report.neurons) == 2176 * 5
+    synaptic = sum(s.executed_macs for s in report.synapses)
+    assert synaptic > 0 and report.snn_macs_per_example == synaptic + 2176 * 5
+    assert report.energy().snn_pj == pytest.approx(
+        report.sops_per_example * energy_lib.E_AC_PJ + (synaptic + 10880) * energy_lib.E_MAC_PJ
+    )
