@@ -43,7 +43,9 @@ def test_runs_are_read_and_rendered_with_hand_computed_means(tmp_path):
     text = script.report(runs)
     # psn: best 90 and 80 -> mean 85.0, sample std 7.07; final the same; firing (0.2 + 0.2) / 2 = 20 %.
     assert "| `psn` | PSN full, psn_init=lif (the default) | 2 | 85.0 ± 7.1 % | 85.0 ± 7.1 % | 20.0 % |" in text
-    assert "| `lif` | LIF (decay 0.25, threshold 0.5, hard reset): the reference | 1 | 95.0 % | 95.0 % | 25.0 % |" in text
+    assert (
+        "| `lif` | LIF (decay 0.25, threshold 0.5, hard reset): the reference | 1 | 95.0 % | 95.0 % | 25.0 % |" in text
+    )
     assert "| `psn_tet` |" in text and "(not run yet)" in text
     assert "- `psn`: 50 90" in text
 
