@@ -139,7 +139,10 @@ def write_figures(report: SpikeReport, out_dir: str, metrics_path: str | None = 
             with open(summary_path) as f:
                 summary = json.load(f)
         metric_writer.plot_curves(
-            metric_writer.read_metrics(metrics_path), out, kd_stages=metric_writer.kd_stages(summary)
+            metric_writer.read_metrics(metrics_path),
+            out,
+            kd_stages=metric_writer.kd_stages(summary),
+            tet_stages=metric_writer.tet_stages(summary),
         )
         written.append(out)
     return written

@@ -410,6 +410,7 @@ def finish(run: StageRun) -> StageResult:
         "model": config.model.name,
         "neuron": config.model.neuron,
         "time_steps": int(config.model.time_steps),
+        "loss": str(config.train.get("loss", "ce")),  # the training loss (ce | tet); KD is in the pipeline's `kd`
         "num_params": count_params(run.state.params),
         "epochs": int(config.train.epochs),
         "steps": int(run.state.step),

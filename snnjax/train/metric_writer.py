@@ -94,34 +94,36 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
     return records
 
 
-def plot_curves(records: Iterable[dict[str, Any]], out_png: str, *, kd_stages: Iterable[str] = ()) -> None:
+def plot_curves(
+    records: Iterable[dict[str, Any]], out_png: str, *, kd_stages: Iterable[str] = (), tet_stages: Iterable[str] = ()
+) -> None:
     """Loss and accuracy per epoch for every stage in ``records``, saved as a PNG.
 
     The loss axis is logarithmic, so that one large value (a first epoch's test loss of a few
     hundred, say) does not flatten every other line. ``kd_stages``: stages trained with knowledge
     distillation, whose training loss is the Hinton mix of cross-entropy and KD and is labelled
-    ``CE + KD`` (their test loss is plain cross-entropy, as for every stage). The epoch axes have
-    integer ticks.
+    ``CE + KD`` (their test loss is plain cross-entropy, as for every stage); ``tet_stages``: stages
+    trained with the TET loss, labelled ``TET`` (``TET + KD``). The epoch axes have integer ticks.
     """
     plt = pyplot()
-    fig = curves_figure(records, kd_stages=kd_stages)
+    fig = curves_figure(records, kd_stages=kd_stages, tet_stages=tet_stages)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
 
 
-def curves_figure(records: Iterable[dict[str, Any]], *, kd_stages: Iterable[str] = ()):
+def curves_figure(records: Iterable[dict[str, Any]], *, kd_stages: Iterable[str] = (), tet_stages: Iterable[str] = ()):
     """The matplotlib figure of :func:`plot_curves` (axes: loss, accuracy); the caller closes it."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    kd_stages = set(kd_stages)
+    kd_stages, tet_stages = set(kd_stages), set(tet_stages)
     epochs = [r for r in records if r.get("kind") == "epoch"]
     stages = sorted({r["stage"] for r in epochs})
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for stage in stages:
         rs = [r for r in epochs if r["stage"] == stage]
         ep = [r["epoch"] for r in rs]
-        train_kind = "CE + KD" if stage in kd_stages else "CE"
+        train_kind = ("TET" if stage in tet_stages else "CE") + (" + KD" if stage in kd_stages else "")
         # Markers: a one-epoch run has one point per line, which a line alone does not draw.
         ax_loss.plot(
             ep, [_positive(r.get("train_loss")) for r in rs], "o-", ms=4, label=f"{stage} train ({train_kind})"
@@ -149,6 +151,13 @@ def _positive(value: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
     return value if math.isfinite(value) and value > 0 else math.nan
+
+
+def tet_stages(summary: dict[str, Any] | None) -> list[str]:
+    """Stages of a run trained with the TET loss, from its ``summary.json`` (``loss`` and ``stage``)."""
+    if summary and summary.get("loss") == "tet" and summary.get("stage"):
+        return [str(summary["stage"])]
+    return []
 
 
 def kd_stages(summary: dict[str, Any] | None) -> list[str]:

@@ -38,6 +38,7 @@ def finish_run(workdir: str, summary: dict[str, Any]) -> dict[str, Any]:
             metric_writer.read_metrics(metrics_path),
             workdir_layout.curves(workdir),
             kd_stages=metric_writer.kd_stages(summary),
+            tet_stages=metric_writer.tet_stages(summary),
         )
     print(
         f"best test accuracy {summary['best_test_accuracy']:.4f}; summary in {workdir_layout.summary(workdir)}",

@@ -75,6 +75,21 @@ def test_loss_axis_is_log_and_kd_student_labelled():
         plt.close(fig)
 
 
+def test_a_tet_stage_is_labelled_tet_with_or_without_kd():
+    fig = metric_writer.curves_figure(_records(), kd_stages=["student"], tet_stages=["student"])
+    try:
+        assert _legend(fig.axes[0])[:3] == ["student train (TET + KD)", "student test (CE)", "teacher train (CE)"]
+    finally:
+        plt.close(fig)
+    fig = metric_writer.curves_figure(_records(), tet_stages=["teacher"])
+    try:
+        assert _legend(fig.axes[0])[2] == "teacher train (TET)"
+    finally:
+        plt.close(fig)
+    assert metric_writer.tet_stages(dict(stage="student", loss="tet")) == ["student"]
+    assert metric_writer.tet_stages(dict(stage="student", loss="ce")) == [] == metric_writer.tet_stages(None)
+
+
 def test_without_kd_every_training_loss_is_ce():
     fig = metric_writer.curves_figure(_records())
     try:
@@ -102,13 +117,13 @@ def test_finish_run_writes_curves_with_kd_label(tmp_path, monkeypatch):
     seen = {}
     real = metric_writer.curves_figure
 
-    def spy(records, *, kd_stages=()):
-        seen["kd_stages"] = list(kd_stages)
-        return real(records, kd_stages=kd_stages)
+    def spy(records, *, kd_stages=(), tet_stages=()):
+        seen["kd_stages"], seen["tet_stages"] = list(kd_stages), list(tet_stages)
+        return real(records, kd_stages=kd_stages, tet_stages=tet_stages)
 
     monkeypatch.setattr(metric_writer, "curves_figure", spy)
-    common.finish_run(str(tmp_path), dict(stage="student", kd=True, best_test_accuracy=0.75))
-    assert seen["kd_stages"] == ["student"]
+    common.finish_run(str(tmp_path), dict(stage="student", kd=True, loss="tet", best_test_accuracy=0.75))
+    assert seen == {"kd_stages": ["student"], "tet_stages": ["student"]}
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
