@@ -5,11 +5,14 @@
 Reads ``ROOT/snn2ann/<arm>_s<seed>/`` (arms ``bptt_t8``, ``snn2ann_t5``, ``snn2ann_t8``; a run counts
 once its ``summary.json`` is written), records one entry per run in ``docs/snn2ann_fmnist_60k.json``
 (``runs.<arm>_s<seed>``: test accuracy and training seconds per epoch, the compiled train step's
-memory, the process's peak RSS, spikes per test image, T, command, commit, load) and renders
+memory, the process's peak RSS, spikes per test image, T, the recipe from ``run_config.json``, command,
+commit, load) and renders
 ``docs/snn2ann_60k.md``: accuracy (mean ± sample std over seeds), the paired difference to BPTT with
 its 95 % t interval, and each SNN2ANN arm's time, memory and spike ratios to the same seed's BPTT run
 beside the paper's (0.625x time steps: comparable accuracy, 0.377x training time, 0.27x GPU memory,
-0.33x spikes).
+0.33x spikes). Runs under ``ROOT/snn2ann/`` that are not arms of the comparison (``calib10k_*``: the
+calibration of the preset's regularisation on 10,000 images; ``bptt_t8_officialreg_s0``: the 60k BPTT
+run with the official regularisation) are recorded too, in a calibration table.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         return None
     rows = epoch_records(workdir, summary["stage"])
     memory = summary.get("train_step_memory") or {}
+    config = read_json(os.path.join(workdir, "run_config.json")) or {}
     return {
+        "recipe": recipe(config),
         "test_acc": [round(float(r["test_accuracy"]), 4) for r in rows],
         "epoch_seconds": [round(float(r["epoch_train_seconds"]), 1) for r in rows if "epoch_train_seconds" in r],
         "compiled_memory_bytes": memory.get("total"),
@@ -55,6 +60,24 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         "spikes_per_image": round(float(summary["spikes"]["spikes_per_example"]), 1),
         "time_steps": int(summary["time_steps"]),
         **queue_facts(workdir),
+    }
+
+
+def recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """What the calibration varied, from a run's ``run_config.json``: net, width, training images,
+    epochs, conv dropout, weight decay and (SNN2ANN's SNN branch only) membrane dropout."""
+    if not config:
+        return {}
+    model, data = config["model"], config["data"]
+    bptt = model["name"].startswith("bptt")
+    return {
+        "net": model["name"],
+        "width": model["width"],
+        "train_images": data["train_subset"] or 60000,
+        "epochs": config["train"]["epochs"],
+        "dropout": model["dropout"],
+        "weight_decay": config["optim"]["weight_decay"],
+        "membrane_dropout": None if bptt else model["membrane_dropout"],  # the BPTT net has none
     }
 
 
@@ -138,7 +161,36 @@ def report(runs: dict[str, Any]) -> str:
         cells = [_fmt_ratio(rat[k]) if arm != BASELINE else "1" for k in ("time", "memory", "rss", "spikes")]
         lines.append(f"| {arm} | {t} | {len(seeds)} | {acc} | {per_seed} | {diff} | " + " | ".join(cells) + " |")
     lines += ["", verdict_text(arms), ""]
+    lines += calibration_lines(runs)
     return "\n".join(lines) + "\n"
+
+
+def calibration_lines(runs: dict[str, Any]) -> list[str]:
+    """The runs that chose the preset's recipe (every recorded run that is not an arm of the
+    comparison): what each varied and its test accuracy after every epoch."""
+    names = sorted(k for k in runs if (seed_key(k) or ("", 0))[0] not in ARMS)
+    if not names:
+        return []
+    lines = [
+        "Calibration (the runs that chose the preset's regularisation; seed 0; the comparison above "
+        "uses the last recipe):",
+        "",
+        "| run | net | T | training images | epochs | conv dropout | weight decay | membrane dropout | "
+        "test accuracy after each epoch (%) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        run, r = runs[name], runs[name].get("recipe")
+        if not r:
+            continue
+        dropout = "/".join(f"{x:g}" for x in r["dropout"])
+        membrane = "-" if r["membrane_dropout"] is None else f"{r['membrane_dropout']:g}"
+        accs = ", ".join(f"{100 * a:.2f}" for a in run["test_acc"])
+        lines.append(
+            f"| {name} | {r['net']} (width {r['width']}) | {run['time_steps']} | {r['train_images']:,} | "
+            f"{r['epochs']} | {dropout} | {r['weight_decay']:g} | {membrane} | {accs} |"
+        )
+    return lines + [""]
 
 
 def verdict_text(arms: dict[str, dict[int, dict[str, Any]]]) -> str:

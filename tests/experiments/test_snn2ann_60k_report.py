@@ -52,3 +52,43 @@ def test_the_committed_report_is_the_rendering_of_the_committed_runs():
 
     runs = json.loads((ROOT / "docs" / "snn2ann_fmnist_60k.json").read_text())["runs"]
     assert (ROOT / "docs" / "snn2ann_60k.md").read_text() == report_script.report(runs)
+
+
+def test_calibration_runs_are_tabled_with_their_recipe_and_left_out_of_the_comparison():
+    recipe = {
+        "net": "bptt_vgg",
+        "width": 16,
+        "train_images": 10000,
+        "epochs": 2,
+        "dropout": [0.25, 0.25, 0.0],
+        "weight_decay": 5e-4,
+        "membrane_dropout": None,
+    }
+    runs = {
+        **RUNS,
+        "calib10k_bptt_officialreg_s0": {**_run([0.7351, 0.7703], [1.0, 1.0], 1, 1, 1.0, 8), "recipe": recipe},
+    }
+    text = report_script.report(runs)
+    row = "| calib10k_bptt_officialreg_s0 | bptt_vgg (width 16) | 8 | 10,000 | 2 | 0.25/0.25/0 | 0.0005 | - | 73.51, 77.03 |"
+    assert row in text
+    assert text.startswith(report_script.report(RUNS).rstrip("\n"))  # the comparison is unchanged
+
+
+def test_recipe_reads_the_run_config():
+    config = {
+        "model": {"name": "snn2ann_vgg", "width": 16, "dropout": [0.0], "membrane_dropout": 0.5},
+        "data": {"train_subset": 0},
+        "train": {"epochs": 8},
+        "optim": {"weight_decay": 0.0},
+    }
+    assert report_script.recipe(config) == {
+        "net": "snn2ann_vgg",
+        "width": 16,
+        "train_images": 60000,
+        "epochs": 8,
+        "dropout": [0.0],
+        "weight_decay": 0.0,
+        "membrane_dropout": 0.5,
+    }
+    bptt = {**config, "model": {**config["model"], "name": "bptt_vgg"}}
+    assert report_script.recipe(bptt)["membrane_dropout"] is None

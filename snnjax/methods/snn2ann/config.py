@@ -62,10 +62,13 @@ PRESETS = {
     "fashion_mnist": {**_CPU_28, "data.eval_batch_size": 500},
     # All 60,000 images on the 2-core CPU (docs/snn2ann.md, "60k"): the CPU net at T = 8 (the BPTT
     # arm's T_b; the SNN2ANN arms pass --config.model.time_steps=5 or 8), Adam 1e-3 with one cosine
-    # decay over an 8-epoch cap instead of 200 epochs with steps at 100/150/175.
+    # decay over an 8-epoch cap instead of 200 epochs with steps at 100/150/175. No weight decay and
+    # no conv dropout (DATASET_ARCH): with the official 5e-4 and 0.25 the BPTT net underfit at 8
+    # epochs (89.8 %, below the 91 % floor); calibrated on 10,000 images (docs/snn2ann_60k.md).
     "fashion_mnist_60k": {
         "model.width": 16,
         "train.epochs": 8,
+        "optim.weight_decay": 0.0,
         "train.log_every_steps": 50,
         "optim.milestones": (),
         "optim.schedule": "cosine",
@@ -116,7 +119,7 @@ _SMALL_NET = {"model.layers": DIGITS_LAYERS, "model.dropout": (0.25, 0.25, 0.0)}
 DATASET_ARCH = {
     ("digits", "vgg13"): {"model.layers": DIGITS_LAYERS, "model.dropout": (0.0,)},
     ("fashion_mnist", "vgg13"): _SMALL_NET,
-    ("fashion_mnist_60k", "vgg13"): _SMALL_NET,
+    ("fashion_mnist_60k", "vgg13"): {"model.layers": DIGITS_LAYERS, "model.dropout": (0.0,)},
 }
 
 
