@@ -172,8 +172,8 @@ def calibration_lines(runs: dict[str, Any]) -> list[str]:
     if not names:
         return []
     lines = [
-        "Calibration (the runs that chose the preset's regularisation; seed 0; the comparison above "
-        "uses the last recipe):",
+        "Calibration (the runs that chose the preset's regularisation, seed 0; the comparison above "
+        "runs without conv dropout and weight decay, the `noreg` recipe):",
         "",
         "| run | net | T | training images | epochs | conv dropout | weight decay | membrane dropout | "
         "test accuracy after each epoch (%) |",

@@ -92,3 +92,16 @@ def test_recipe_reads_the_run_config():
     }
     bptt = {**config, "model": {**config["model"], "name": "bptt_vgg"}}
     assert report_script.recipe(bptt)["membrane_dropout"] is None
+
+
+def test_docs_evidence_quotes_the_calibration_as_the_json_records_it():
+    import json
+
+    runs = json.loads((ROOT / "docs" / "snn2ann_fmnist_60k.json").read_text())["runs"]
+    text = " ".join((ROOT / "docs" / "evidence.md").read_text().split())  # line breaks do not matter
+    final = {name: f"{100 * run['test_acc'][-1]:.2f} %" for name, run in runs.items()}
+    assert f"ended at {final['bptt_t8_officialreg_s0']} after 8 epochs" in text
+    assert f"decay {final['calib10k_bptt_wd0_s0']} (official {final['calib10k_bptt_officialreg_s0']}" in text
+    assert f"without dropout and weight decay {final['calib10k_bptt_noreg_s0']}" in text
+    snn2ann = f"({final['calib10k_snn2ann_t8_officialreg_s0']} -> {final['calib10k_snn2ann_t8_noreg_s0']})"
+    assert snn2ann in text
