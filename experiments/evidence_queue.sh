@@ -5,7 +5,11 @@
 #
 #   bash experiments/evidence_queue.sh [COMMIT] [ROOT]        # from the repository root
 #   setsid nohup bash experiments/evidence_queue.sh HEAD > /dev/null 2>&1 &
+#   CHECK=1 bash experiments/evidence_queue.sh HEAD [ROOT]    # first: check every unfinished run's command
 #
+# CHECK=1 runs nothing: for every run not finished under ROOT it runs `launch.py ... --check` in this
+# checkout (its .venv, else python3) and prints "ok" or the one-line error, so a typo in an override
+# stops the queue before its hours start, not when it reaches that run; exit 1 if any command is bad.
 # COMMIT (default HEAD) is checked out, detached, into ROOT/worktree-<sha>, with its own virtual
 # environment (ROOT/venv-<sha>, the pinned versions of constraints.txt); the queue then runs the
 # worktree's copy of this script, so that editing this checkout never changes a queue or a run in
@@ -25,25 +29,27 @@ VENV="$ROOT/venv-$SHORT"
 mkdir -p "$ROOT/logs"
 say() { echo "$(date -u +%FT%TZ) $*" | tee -a "$ROOT/queue.log"; }
 
-if [[ $REPO != "$WT" ]]; then
+if [[ ${CHECK:-0} != 1 && $REPO != "$WT" ]]; then
   if [[ ! -d $WT ]]; then
     git -C "$REPO" worktree add --detach "$WT" "$COMMIT" >/dev/null
   fi
   exec bash "$WT/experiments/evidence_queue.sh" "$COMMIT" "$ROOT"
 fi
-exec 9>"$ROOT/queue.lock"
-if ! flock -n 9; then
-  echo "evidence queue: another queue is running on $ROOT (lock $ROOT/queue.lock); wait for it or stop it" >&2
-  exit 2
+if [[ ${CHECK:-0} != 1 ]]; then
+  exec 9>"$ROOT/queue.lock"
+  if ! flock -n 9; then
+    echo "evidence queue: another queue is running on $ROOT (lock $ROOT/queue.lock); wait for it or stop it" >&2
+    exit 2
+  fi
+  if [[ ! -x $VENV/bin/python ]]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >>"$ROOT/logs/venv.log" 2>&1
+    "$VENV/bin/python" -m pip install -q -c "$WT/constraints.txt" -e "$WT" >>"$ROOT/logs/venv.log" 2>&1
+  fi
+  PY="$VENV/bin/python"
+  say "queue at $SHORT"
 fi
-if [[ ! -x $VENV/bin/python ]]; then
-  say "creating $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >>"$ROOT/logs/venv.log" 2>&1
-  "$VENV/bin/python" -m pip install -q -c "$WT/constraints.txt" -e "$WT" >>"$ROOT/logs/venv.log" 2>&1
-fi
-PY="$VENV/bin/python"
-say "queue at $SHORT"
 
 # run NAME LAUNCH-ARGS...: one launch.py run into ROOT/NAME, logged to ROOT/logs/NAME.log.
 run() {
@@ -84,6 +90,24 @@ os.replace(path + ".tmp", path)
 EOF
   say "done $name"
 }
+
+if [[ ${CHECK:-0} == 1 ]]; then  # run NAME ARGS: check the command only
+  BAD=0
+  PY=$REPO/.venv/bin/python
+  [[ -x $PY ]] || PY=python3
+  run() {
+    local name=$1
+    shift
+    if [[ -f $ROOT/$name/queue_run.json ]]; then
+      echo "finished  $name"
+    elif out=$(cd "$REPO" && "$PY" launch.py "$@" --workdir "$ROOT/$name" --check 2>&1); then
+      echo "ok        $name"
+    else
+      echo "BAD       $name: $(echo "$out" | tail -1)"
+      BAD=1
+    fi
+  }
+fi
 
 Q=(--config.train.progress_bar=False --config.train.tensorboard=False)
 QA=("${Q[@]}" --config.ann.train.progress_bar=False --config.ann.train.tensorboard=False)
@@ -150,4 +174,7 @@ for S in 1 2; do
   pretrain "$S"
   hybrid resnet20 "$S"
 done
+if [[ ${CHECK:-0} == 1 ]]; then
+  exit "$BAD"
+fi
 say "queue finished"

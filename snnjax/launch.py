@@ -74,6 +74,12 @@ def define_flags() -> None:
     _FLAGS["verbose"] = flags.DEFINE_bool(
         "verbose", False, f"Print the full traceback of an error (also: ${user_errors.VERBOSE_ENV}=1)."
     )
+    _FLAGS["check"] = flags.DEFINE_bool(
+        "check",
+        False,
+        "Only check the command: load the config with its presets and overrides, validate it, print one "
+        "line and exit (0: it would start; 2: the error), without touching --workdir or building a mesh.",
+    )
 
 
 def user_cache_dir() -> str:
@@ -215,6 +221,9 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _exit_with(app.UsageError(f"unexpected arguments {argv[1:]}; overrides are written --config.key=value"), argv)
     workdir = os.path.abspath(_FLAGS["workdir"].value)
+    if _FLAGS["check"].value:
+        check_command(workdir, argv)
+        return
     existed = os.path.exists(workdir)
     state = LaunchState()
     try:
@@ -228,6 +237,16 @@ def main(argv: list[str]) -> None:
         exit_on_error(err, workdir, existed=existed, state=state)
     finally:
         state.release()
+
+
+def check_command(workdir: str, argv: list[str]) -> None:
+    """``--check``: the config as it would run (presets, overrides, ``epochs_all``) is valid; one line
+    on stdout, or the usual one-line error and exit code 2. ``workdir`` is named, never touched."""
+    try:
+        config = resolve_config_values(_FLAGS["config"].value, typed_config_keys())
+    except Exception as err:
+        _exit_with(err, argv)
+    print(f"config OK: pipeline {config.pipeline}, {config.data.name}, seed {config.seed}; workdir {workdir}")
 
 
 def start_process(*, compilation_cache: str, verbose: bool):

@@ -365,3 +365,28 @@ def test_idsnn_digits_with_a_psn_student_trained_with_tet_runs_and_exports(tmp_p
     np.testing.assert_array_equal(state["sn1.mask0"], [[1.0, 0.0], [1.0, 1.0]])
     assert state["sn1.weight"].shape == (2, 2) and state["sn1.bias"].shape == (2, 1)
     assert tio.from_torch(state).report.arch.psn == "masked"
+
+
+def test_check_validates_the_command_without_touching_the_workdir(tmp_path):
+    """``--check``: one line, exit 0, for a command that would start; the usual one-line error and exit 2
+    for a bad override; the workdir is never made, and a busy one does not stop the check."""
+    wd = tmp_path / "run"
+    good = launch(
+        "configs/snn2ann.py:digits,bptt", wd, "--config.model.dropout=(0.25,0.0)", "--config.seed=3", "--check"
+    )
+    assert good.stdout == f"config OK: pipeline snn2ann, digits, seed 3; workdir {wd}\n"
+    assert not wd.exists()
+    bad = launch("configs/snn2ann.py:digits", wd, "--config.model.membrane_dropout=1.5", "--check", check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "snnjax: error: config.model.membrane_dropout=1.5 must be in [0, 1) (official 0.5)"
+    ]
+    assert not wd.exists()
+    wd.mkdir()
+    lock = wl.acquire(str(wd), command="the running run")
+    try:
+        busy = launch("configs/snn2ann.py:digits", wd, "--check")
+    finally:
+        lock.release()
+    assert busy.stdout.startswith("config OK: pipeline snn2ann")
+    assert sorted(os.listdir(wd)) == []

@@ -250,7 +250,10 @@ def refusal(argv: list[str]) -> str | None:
 def exit_if_busy(argv: list[str]) -> None:
     """End the process with :func:`refusal`'s line on stderr and exit code :data:`EXIT_BUSY` when a
     live run on this host holds ``argv``'s ``--workdir``; return otherwise. Writes nothing anywhere
-    else: the workdir, its ``snnjax.log`` included, belongs to the run that holds it."""
+    else: the workdir, its ``snnjax.log`` included, belongs to the run that holds it. ``--check``
+    (check the command only) never touches the workdir, so a busy one does not stop it."""
+    if "--check" in argv or "--check=true" in argv:
+        return
     message = refusal(argv)
     if message is not None:
         print(ERROR_PREFIX + message, file=sys.stderr, flush=True)
