@@ -168,7 +168,7 @@ def report(runs: dict[str, Any]) -> str:
         "seconds per epoch (the first epoch left out when there are several); ratios to the same seed's "
         f"`{BASELINE}` run, mean ± std over seeds; memory: the compiled train step's.",
         "",
-        "| arm | options | seeds | final test accuracy (%) | per seed | best test accuracy (%) | per seed "
+        "| arm | options | seed(s) | final test accuracy (%) | per seed | best test accuracy (%) | per seed "
         f"| s / epoch | time ratio vs {BASELINE} | memory ratio vs {BASELINE} | spikes / image |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
