@@ -5,7 +5,7 @@
 Reads ``ROOT/options/<arm>_s<seed>/`` (issue 43; arms ``lif``: the default LIF neurons with BPTT, which
 also trains the ResNet34 teacher as its stage 1; ``psn_tet``: PSN neurons with the TET loss; ``sltt``:
 SLTT through time; the last two restore the teacher of the same seed's ``lif`` run). A run is finished
-once the queue has written its ``queue_run.json``; a run still training is recorded too, with its epochs
+once its ``summary.json`` is written (a run of the queue: once the queue has written its ``queue_run.json``); a run still training is recorded too, with its epochs
 so far and ``"finished": false``, and a later call replaces it (a finished record is never replaced by
 an unfinished one). Records one entry per run in ``docs/training_options_fmnist_60k.json``
 (``runs.<arm>_s<seed>``, the runs recorded earlier kept): the student's best and final test accuracy,
@@ -65,9 +65,11 @@ def queue_commits(workdir: str) -> list[str] | None:
 
 
 def run_entry(workdir: str) -> dict[str, Any] | None:
-    """The run's record: finished once ``queue_run.json`` exists; an unfinished run with at least one
-    evaluated epoch (teacher or student) is recorded with its epochs so far; None before that."""
-    finished = os.path.exists(os.path.join(workdir, "queue_run.json"))
+    """The run's record: finished once the launcher wrote ``summary.json`` (a run of the queue: once the
+    queue wrote ``queue_run.json``); an unfinished run with at least one evaluated epoch (teacher or
+    student) is recorded with its epochs so far; None before that."""
+    queued = os.path.exists(os.path.join(workdir, "queue_commits.txt"))
+    finished = os.path.exists(os.path.join(workdir, "queue_run.json" if queued else "summary.json"))
     rows = epoch_records(workdir, "student")
     teacher_rows = epoch_records(workdir, "teacher")
     if not (finished or rows or teacher_rows):

@@ -4,6 +4,7 @@ of the committed per-run JSON (docs/training_options_fmnist_60k.json) once both 
 
 import importlib.util
 import json
+import os
 import pathlib
 
 import pytest
@@ -185,3 +186,12 @@ def test_no_run_yet(tmp_path):
 def test_the_committed_report_is_the_rendering_of_the_committed_runs():
     runs = json.loads(JSON_PATH.read_text())["runs"]
     assert REPORT_PATH.read_text() == report_script.report(runs)
+
+
+def test_a_run_outside_the_queue_is_finished_once_its_summary_is_written(tmp_path):
+    workdir = tmp_path / "options" / "lif_s0"
+    _write_run(workdir, student=[(0.80, 10.0)], summary=_summary(0.80, 0.80, 1000, 300.0, None), queued=False)
+    os.remove(workdir / "queue_commits.txt")  # launched by hand, not by the queue
+    assert report_script.collect(str(tmp_path), {})["lif_s0"]["finished"] is True
+    os.remove(workdir / "summary.json")  # still training
+    assert report_script.collect(str(tmp_path), {})["lif_s0"]["finished"] is False
