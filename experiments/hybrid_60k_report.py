@@ -17,6 +17,10 @@ own start, when ``conversion.finetune_scaling_factor`` gave it other thresholds)
 within 1 point of, or above, the converted SNN at 8 x T_s. Spikes are compared at matched accuracy:
 the fine-tuned SNN at T_s against the converted SNN at the first T of the sweep that reaches the
 fine-tuned accuracy.
+
+A lever run ``<arch>_<lever>_s<seed>`` (``hybrid_levers`` in experiments/evidence_queue.sh) changes one
+setting of its base run ``<arch>_s<seed>`` (same ANN, STDB start and schedule) and gets a table of its
+own, beside the base run, against the base run's converted SNN at 8 x T_s.
 """
 
 from __future__ import annotations
@@ -47,15 +51,18 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
     if summary is None or conversion is None:
         return None
     ann = read_json(os.path.join(workdir, "ann_summary.json")) or {}
+    model = (read_json(os.path.join(workdir, "run_config.json")) or {}).get("model", {})
     facts = queue_facts(workdir)
     stdb = epoch_records(workdir, "stdb")
     return {
-        "ann_test_acc": round(float(summary["ann"]["final_test_accuracy"]), 4),
-        "ann_best_test_acc": round(float(summary["ann"]["best_test_accuracy"]), 4),
-        "ann_epochs": summary["ann"].get("epochs"),
+        # A lever run restores its base run's ANN (``ann.checkpoint``): no ANN record of its own, maybe.
+        "ann_test_acc": _rounded(summary.get("ann", {}).get("final_test_accuracy")),
+        "ann_best_test_acc": _rounded(summary.get("ann", {}).get("best_test_accuracy")),
+        "ann_epochs": summary.get("ann", {}).get("epochs"),
         "converted": {t: round(float(a), 4) for t, a in conversion["accuracy"].items()},
         "converted_spikes": {t: round(float(s), 1) for t, s in conversion.get("spikes", {}).items()},
         "t_finetune": int(summary["time_steps"]),
+        "surrogate": model.get("surrogate"),
         "finetuned": [round(float(r["test_accuracy"]), 4) for r in stdb],
         "finetuned_spikes": [round(float(r["test_spikes_per_image"]), 1) for r in stdb if "test_spikes_per_image" in r],
         "thresholds": conversion.get("scaled_thresholds"),
@@ -72,6 +79,10 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
     }
 
 
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
 def collect(root: str, runs: dict[str, Any]) -> dict[str, Any]:
     """``runs`` with every finished ``ROOT/hybrid/<run>`` recorded."""
     return collect_runs(root, "hybrid", runs, run_entry)
@@ -85,6 +96,48 @@ def by_arch(runs: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
         if arch in ARCHS and seed.isdigit():
             out.setdefault(arch, {})[int(seed)] = run
     return out
+
+
+def levers(runs: dict[str, Any]) -> list[tuple[str, str, int, dict[str, Any], dict[str, Any]]]:
+    """``(arch, lever, seed, run, base)`` for every key ``<arch>_<lever>_s<seed>`` whose base run
+    ``<arch>_s<seed>`` is recorded: one setting changed from the same ANN, start and schedule."""
+    out = []
+    for key, run in sorted(runs.items()):
+        stem, _, seed = key.rpartition("_s")
+        arch, _, lever = stem.partition("_")
+        base = runs.get(f"{arch}_s{seed}")
+        if arch in ARCHS and lever and seed.isdigit() and base is not None:
+            out.append((arch, lever, int(seed), run, base))
+    return out
+
+
+def lever_report(runs: dict[str, Any]) -> list[str]:
+    """The levers' table: STDB per epoch at T_s beside its base run, both against the base run's
+    converted SNN at 8 x T_s (a lever run sweeps only T_s: its ANN is the base run's, restored)."""
+    rows = levers(runs)
+    if not rows:
+        return []
+    epochs = max(len(r["finetuned"]) for _, _, _, r, b in rows for r in (r, b))
+    lines = [
+        "### Levers on claim (b): one setting changed, the same ANN, STDB start and schedule",
+        "",
+        "| run | surrogate | STDB start at T_s | "
+        + " | ".join(f"epoch {i + 1}" for i in range(epochs))
+        + f" | converted at {LONG_T_FACTOR} x T_s | last vs it, points |",
+        "|---|---|---|" + "---|" * (epochs + 2),
+    ]
+    for arch, lever, seed, run, base in rows:
+        long_t = str(LONG_T_FACTOR * base["t_finetune"])
+        for name, r in ((f"{arch}_s{seed}", base), (f"{arch}_{lever}_s{seed}", run)):
+            start = r.get("finetune_start")
+            accs = [_pct(a) for a in r["finetuned"]] + ["-"] * (epochs - len(r["finetuned"]))
+            lines.append(
+                f"| {name} | {r.get('surrogate') or '-'} | {_pct(start['accuracy']) if start else '-'} | "
+                + " | ".join(accs)
+                + f" | {_pct(base['converted'][long_t])} (T={long_t}) | "
+                f"{100 * (r['finetuned'][-1] - base['converted'][long_t]):+.2f} |"
+            )
+    return lines + [""]
 
 
 def matched_converted_t(run: dict[str, Any]) -> str | None:
@@ -214,7 +267,7 @@ def report(runs: dict[str, Any]) -> str:
             )
         finals = [run["finetuned"][-1] for run in seeds.values()]
         lines += ["", f"Fine-tuned at T_s, last epoch, mean ± sample std over seeds: {_mean_std(finals)} %.", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + lever_report(runs)) + "\n"
 
 
 def plot(runs: dict[str, Any], path: str) -> None:

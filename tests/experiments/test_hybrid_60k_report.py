@@ -58,6 +58,21 @@ def test_by_arch_takes_only_arch_seed_keys():
     assert {a: sorted(s) for a, s in report_script.by_arch(runs).items()} == {"vgg": [0], "resnet20": [2]}
 
 
+def test_lever_rows_sit_beside_their_base_run_against_its_long_t():
+    base = _run(surrogate="stdb")
+    lever = _run(surrogate="linear", converted={"8": 0.60}, converted_spikes={}, finetuned=[0.89, 0.912])
+    runs = {"vgg_s0": base, "vgg_linear_s0": lever, "resnet20_linear_s1": lever}  # no resnet20_s1: no row
+    assert [(a, name, seed) for a, name, seed, _, _ in report_script.levers(runs)] == [("vgg", "linear", 0)]
+    table = report_script.lever_report(runs)
+    base_row = next(line for line in table if line.startswith("| vgg_s0 |"))
+    lever_row = next(line for line in table if line.startswith("| vgg_linear_s0 |"))
+    # base: 88.00, 90.50, 91.00 -> 91.00 - 91.50 (converted at T = 64) = -0.50; lever: 91.20 - 91.50 = -0.30
+    assert base_row.endswith("| 88.00 | 90.50 | 91.00 | 91.50 (T=64) | -0.50 |")
+    assert lever_row.endswith("| 89.00 | 91.20 | - | 91.50 (T=64) | -0.30 |")
+    assert "| linear |" in lever_row
+    assert report_script.lever_report({"vgg_s0": base}) == []
+
+
 def test_the_committed_report_is_the_rendering_of_the_committed_runs():
     runs = json.loads(JSON_PATH.read_text())["runs"]
     assert (ROOT / "docs" / "hybrid_60k.md").read_text() == report_script.report(runs)
