@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snnjax import neurons
+from snnjax import epoch_clock, neurons
 from snnjax import surrogates as surrogates_lib
 
 NEURON_STATE = "neuron_state"  # the per-step mode's collection: {"u", "s"} of every SpikingNeuron
@@ -134,7 +134,9 @@ class ParallelSpikingNeuron(nn.Module):
 
     * ``"full"``: ``weight [T, T]``, ``bias [T]``;
     * ``"masked"``: the same two, ``W`` masked to the lower band of width ``order`` with progress ``lam``
-      (:func:`snnjax.neurons.masked_psn_weight`);
+      (:func:`snnjax.neurons.masked_psn_weight`), fixed, or with ``lambda_epochs > 0`` ramped as the
+      PSN paper trains it: ``lambda = min(1, e / lambda_epochs)`` at the 1-based epoch ``e`` the engine
+      feeds (:mod:`snnjax.epoch_clock`; SpikingJelly's example sets ``lambda_ = (epoch + 1) / epochs``);
     * ``"sliding"``: ``weight [order]`` (taps), ``bias []``; runs at any ``T``.
 
     Initialisation (``init_scheme``): ``"lif"`` starts the neuron as a LIF neuron without reset of this
@@ -146,7 +148,9 @@ class ParallelSpikingNeuron(nn.Module):
     Attributes:
       variant: ``"full"``, ``"masked"`` or ``"sliding"``.
       order: ``k`` of the masked and sliding variants.
-      lam: the masked variant's ``lambda`` in ``[0, 1]`` (1: fully masked; fixed, not annealed).
+      lam: the masked variant's fixed ``lambda`` in ``[0, 1]`` (1: fully masked), used when
+        ``lambda_epochs`` is 0.
+      lambda_epochs: the masked variant's ramp: ``lambda`` reaches 1 after this many epochs (0: fixed ``lam``).
       surrogate: surrogate gradient of the spike.
       init_scheme: ``"lif"`` or ``"spikingjelly"`` (see above).
       decay: the ``"lif"`` init's decay per step (the LIF neuron's 0.25).
@@ -157,6 +161,7 @@ class ParallelSpikingNeuron(nn.Module):
     variant: str = "full"
     order: int = 2
     lam: float = 1.0
+    lambda_epochs: float = 0.0
     surrogate: surrogates_lib.Surrogate = neurons.DEFAULT_SURROGATE
     init_scheme: str = "lif"
     decay: float = 0.25
@@ -195,7 +200,10 @@ class ParallelSpikingNeuron(nn.Module):
             weight = self.param("weight", weight_init, (time_steps, time_steps))
             bias = self.param("bias", bias_init, (time_steps,))
             if self.variant == "masked":
-                spikes = neurons.masked_psn(currents, weight, bias, int(self.order), self.lam, self.surrogate)
+                lam = self.lam
+                if self.lambda_epochs > 0:
+                    lam = neurons.ramped_psn_lambda(epoch_clock.variable(self), self.lambda_epochs)
+                spikes = neurons.masked_psn(currents, weight, bias, int(self.order), lam, self.surrogate)
             else:
                 spikes = neurons.psn(currents, weight, bias, self.surrogate)
         self.sow("spike_stats", "firing_rate", jnp.mean(spikes, dtype=jnp.float32))

@@ -338,6 +338,12 @@ def psn_mask(time_steps: int, order: int) -> jax.Array:
     return ((j <= i) & (i <= j + order - 1)).astype(jnp.float32)
 
 
+def ramped_psn_lambda(epoch: float | jax.Array, lambda_epochs: float) -> jax.Array:
+    """The masked PSN's ``lambda`` at the 1-based ``epoch`` of a linear ramp over ``lambda_epochs`` (> 0):
+    ``min(1, epoch / lambda_epochs)`` (SpikingJelly's example: ``lambda_ = (epoch + 1) / epochs``, 0-based)."""
+    return jnp.minimum(jnp.asarray(epoch, jnp.float32) / float(lambda_epochs), 1.0)
+
+
 def masked_psn_weight(weight: jax.Array, order: int, lam: float | jax.Array = 1.0) -> jax.Array:
     """``(lambda * M_k + (1 - lambda) * J) * W`` for ``weight`` ``[T, T]`` (SpikingJelly's ``masked_weight``;
     ``lambda = 1`` is ``M_k * W`` exactly, ``lambda = 0`` the full PSN)."""

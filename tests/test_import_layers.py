@@ -45,7 +45,8 @@ LAYER_NAMES = {BASE: "base", ENGINE: "engine", UPPER: "upper"}
 # `user_errors` is upper: it classifies the engine's errors (train.preflight, train.checkpoint, ...)
 # for `launch` and the ablation command, the only modules that report errors to the user.
 # `workdir_layout` (where each file of a run lives) imports the standard library only: every layer
-# builds its paths with it.
+# builds its paths with it. `epoch_clock` (the epoch fed to scheduled layers) imports jax only: layers read
+# it, the engine feeds it.
 LAYERS: dict[str, int] = {
     PACKAGE: BASE,  # snnjax/__init__.py
     **{
@@ -62,6 +63,7 @@ LAYERS: dict[str, int] = {
             "progress",
             "plotting",
             "workdir_layout",
+            "epoch_clock",
         )
     },
     f"{PACKAGE}.train": ENGINE,

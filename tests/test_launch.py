@@ -323,7 +323,8 @@ def test_idsnn_trains_its_student_with_sltt(tmp_path):
 
 def test_idsnn_digits_with_a_psn_student_trained_with_tet_runs_and_exports(tmp_path):
     """The PSN paper's recipe in IDSNN (``--config.model.neuron=psn --config.train.loss=tet``), tiny: ANN teacher ->
-    transplant (the PSN parameters keep their init) -> TET + KD -> export to SpikingJelly."""
+    transplant (the PSN parameters keep their init) -> TET + KD, a masked PSN with its lambda ramp -> export to
+    SpikingJelly (with the lambda it was trained at)."""
     pytest.importorskip("torch")
     from snnjax.interop import export
     from snnjax.interop import torch as tio
@@ -336,6 +337,7 @@ def test_idsnn_digits_with_a_psn_student_trained_with_tet_runs_and_exports(tmp_p
         "--config.model.neuron=psn",
         "--config.model.psn_variant=masked",
         "--config.model.psn_order=2",
+        "--config.model.psn_lambda_epochs=2",  # the PSN paper's lambda ramp: 0.5 after epoch 1 of 2
         "--config.model.surrogate=atan",
         "--config.train.loss=tet",
         "--config.train.tet_lambda=0.05",
@@ -361,6 +363,7 @@ def test_idsnn_digits_with_a_psn_student_trained_with_tet_runs_and_exports(tmp_p
     assert export.main(["--workdir", str(wd), "--out", str(out)]) == 0
     sidecar = json.loads((tmp_path / "psn.pth.json").read_text())
     assert sidecar["neuron"]["node"] == "MaskedPSN" and sidecar["neuron"]["k"] == 2 and sidecar["neuron"]["T"] == 2
+    assert sidecar["neuron"]["lambda_init"] == 0.5 and sidecar["model"]["psn_lambda_epochs"] == 0.0  # as trained
     state = tio.load_state_dict(str(out))
     np.testing.assert_array_equal(state["sn1.mask0"], [[1.0, 0.0], [1.0, 1.0]])
     assert state["sn1.weight"].shape == (2, 2) and state["sn1.bias"].shape == (2, 1)

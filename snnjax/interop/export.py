@@ -34,7 +34,7 @@ from typing import Any
 
 import ml_collections
 
-from snnjax import trees
+from snnjax import epoch_clock, neurons, trees
 from snnjax.interop import layouts
 
 STEP_WORDS = ("last", "best")
@@ -88,6 +88,19 @@ def psn_spec(model_cfg) -> dict[str, Any]:
     else:
         spec.update(k=order, exp_init=True, backend="gemm")
     return spec
+
+
+def trained_psn_lambda(model_cfg, variables: dict[str, Any]):
+    """``model_cfg`` with a ramped masked PSN's ``lambda`` (``psn_lambda_epochs`` > 0) fixed at the value
+    its weights were trained with (the epoch last fed to ``variables``, :mod:`snnjax.epoch_clock`), so
+    an export carries the ``lambda_`` the network ran with; any other model is returned as it is."""
+    ramp = float(model_cfg.get("psn_lambda_epochs", 0.0))
+    if model_cfg.get("neuron") != "psn" or model_cfg.get("psn_variant") != "masked" or ramp <= 0.0:
+        return model_cfg
+    epoch = epoch_clock.current_epoch(variables) or 0.0
+    frozen = model_cfg.copy_and_resolve_references()
+    frozen.psn_lambda, frozen.psn_lambda_epochs = float(neurons.ramped_psn_lambda(epoch, ramp)), 0.0
+    return frozen
 
 
 def refuse_overwrite(out: str, force: bool) -> None:
@@ -228,6 +241,7 @@ def export_run(
     m = run.config.model
     if not str(m.name).startswith("resnet"):
         raise ValueError(f"{workdir} ({run.stage}) holds a {m.name}; only standard ResNets export to PyTorch layouts")
+    m = trained_psn_lambda(m, run.variables)
     state = tio.to_torch(run.variables, fmt, model=m)
     tio.save_state_dict(state, out)
     arch = layouts.arch_from_snnjax({p: tuple(v.shape) for p, v in trees.flatten(run.variables["params"]).items()})

@@ -18,6 +18,8 @@ Keys (all validated, with the allowed values in the error message)::
                     sliding (psn_order taps shared over time; the only one that runs at another T)
     psn_order       PSN only: k of the masked and sliding variants (>= 1)
     psn_lambda      PSN only: the masked variant's lambda in [0, 1], fixed (1 = fully masked)
+    psn_lambda_epochs  masked PSN only: > 0 ramps lambda as the PSN paper trains it, min(1, e / this) at
+                    the 1-based epoch e (snnjax.epoch_clock); 0 (default) keeps psn_lambda fixed
     psn_init        PSN only: lif (starts as this config's LIF neuron without reset: decay, v_threshold;
                     the default, the one that trains a Spiking ResNet18) | spikingjelly (random W, b = -1)
     stem_padding    1 (default) or 3 (official IDSNN SNN quirk)
@@ -73,6 +75,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
             psn_variant="full",
             psn_order=2,
             psn_lambda=1.0,
+            psn_lambda_epochs=0.0,
             psn_init="lif",
             stem="cifar",
             stem_padding=1,
@@ -105,6 +108,7 @@ def make_activation(cfg: ml_collections.ConfigDict) -> layers.ActivationFactory:
             variant=cfg.get("psn_variant", "full"),
             order=int(cfg.get("psn_order", 2)),
             lam=float(cfg.get("psn_lambda", 1.0)),
+            lambda_epochs=float(cfg.get("psn_lambda_epochs", 0.0)),
             surrogate=surrogates.get(cfg.surrogate, float(cfg.surrogate_param)),
             init_scheme=cfg.get("psn_init", "lif"),
             decay=float(cfg.decay),
@@ -199,6 +203,16 @@ def validate_psn(m: ml_collections.ConfigDict, prefix: str = "model") -> None:
     lam = m.get("psn_lambda", 1.0)
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 <= float(lam) <= 1.0:
         _fail(prefix, "psn_lambda", lam, "must be in [0, 1] (the masked PSN's lambda; 1 = fully masked)")
+    ramp = m.get("psn_lambda_epochs", 0.0)
+    if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or float(ramp) < 0.0:
+        _fail(prefix, "psn_lambda_epochs", ramp, "must be >= 0 (epochs over which lambda ramps to 1; 0 = fixed)")
+    if float(ramp) > 0.0 and variant != "masked":
+        _fail(
+            prefix,
+            "psn_lambda_epochs",
+            ramp,
+            f"ramps the masked PSN's lambda, but psn_variant={variant!r}; set psn_variant=masked or leave it 0",
+        )
     init = m.get("psn_init", "lif")
     if init not in neurons.PSN_INITS:
         _fail(

@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from snnjax import data as data_lib
-from snnjax import models, workdir_layout
+from snnjax import epoch_clock, models, workdir_layout
 from snnjax import progress as progress_lib
 from snnjax.train import checkpoint as ckpt_lib
 from snnjax.train import distributed, preflight, setup, sltt, steps
@@ -184,7 +184,11 @@ def set_up(
         ckpt=ckpt_lib.Checkpointer(
             workdir_layout.stage_checkpoints(workdir, stage), keep=int(config.train.keep_checkpoints)
         ),
-        train_step=make_step(model, stage_plan.tx, distillation=distill, nonfinite=config.train.nonfinite, **objective),
+        # Every step feeds the epoch to scheduled layers (snnjax.epoch_clock; a no-op for other models).
+        train_step=epoch_clock.fed(
+            make_step(model, stage_plan.tx, distillation=distill, nonfinite=config.train.nonfinite, **objective),
+            stage_plan.steps_per_epoch,
+        ),
         teacher_variables=teacher_vars,
     )
     return run

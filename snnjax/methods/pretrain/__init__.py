@@ -1,7 +1,7 @@
 """Pretraining as a bridge from ANNs to SNNs (Lin et al., TNNLS 2024): pipe-S (static) and pipe-D (events).
 
 - :mod:`~snnjax.methods.pretrain.sharpened`: the sharpened ReLU of the ANN (pipe-S option).
-- :mod:`~snnjax.methods.pretrain.transfer`: the ANN twin, its epoch-fed step, the ANN -> SNN tree copy.
+- :mod:`~snnjax.methods.pretrain.transfer`: the ANN twin, the ANN -> SNN tree copy.
 - :mod:`~snnjax.methods.pretrain.config`: the ``pretrain`` section, ``validate``.
 - :mod:`~snnjax.methods.pretrain.pipeline`: ``run(config, workdir)``.
 """
@@ -10,8 +10,6 @@ from snnjax.methods.pretrain.config import pretrain_section, validate
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
 from snnjax.methods.pretrain.transfer import (
     build_ann,
-    epoch_fed_step,
-    feed_epoch,
     load_pretrained,
     sharpen_horizon,
     transfer_counts,
@@ -20,8 +18,6 @@ from snnjax.methods.pretrain.transfer import (
 __all__ = [
     "SharpenedReLU",
     "build_ann",
-    "epoch_fed_step",
-    "feed_epoch",
     "load_pretrained",
     "pretrain_section",
     "sharpen_horizon",

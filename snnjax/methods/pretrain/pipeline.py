@@ -26,10 +26,9 @@ import ml_collections
 
 from snnjax import data as data_lib
 from snnjax import models, workdir_layout
-from snnjax.data import batches as data_batches
 from snnjax.methods.pretrain import config as pretrain_config
 from snnjax.methods.pretrain import transfer
-from snnjax.train import distributed, evaluate, loop, setup, stages, steps
+from snnjax.train import distributed, evaluate, loop, setup, stages
 from snnjax.train.run_outputs import finish_run, write_text
 
 
@@ -50,8 +49,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
                 "(T = 1) needs static images [H, W, C]. Fix: set config.pretrain.data.name to a static "
                 "dataset (e.g. digits, cifar10)."
             )
-        spe = data_batches.steps_per_epoch(psplits.train.num_examples, int(pcfg.data.batch_size))
-        sharpened = config.pretrain.activation == "sharpened"
         ann = stages.run_stage(
             pcfg,
             workdir,
@@ -59,7 +56,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, mesh: Any) -> dict[s
             splits=psplits,
             model=transfer.build_ann(config.model, psplits.num_classes, config.pretrain),
             restore=pretrain_config.pretrain_restore(config),
-            make_step=transfer.epoch_fed_step(spe) if sharpened else steps.make_train_step,
             mesh=mesh,
             extra_summary={
                 "activation": config.pretrain.activation,

@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from snnjax import epoch_clock
+
 
 @jax.custom_vjp
 def _sharpened_clamp(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -39,23 +41,21 @@ class SharpenedReLU(nn.Module):
     runs longer than ``horizon / 2`` epochs (there ``1 - e / horizon`` would fall below ``a``).
     The gradient is ``1`` on ``0 < x < 1`` whatever the epoch (the official backward).
 
-    The epoch is an input fed by the training step, not a constant: it lives in the variable
-    ``epoch`` (float32 scalar) of the :attr:`collection` collection, which the engine carries in
-    ``TrainState.model_state`` like BN statistics. A step wrapper writes the current epoch into
-    every such leaf before the forward pass (:func:`snnjax.methods.pretrain.transfer.feed_epoch`);
-    evaluation reads the last value written, i.e. the epoch the weights were trained at.
+    The epoch is an input fed by the training step, not a constant (:mod:`snnjax.epoch_clock`: the
+    engine writes the 1-based epoch before every forward pass; evaluation reads the last value
+    written, i.e. the epoch the weights were trained at).
     Call convention as every activation: ``(x [B*T, ...], time_steps) -> same shape``.
     """
 
     horizon_epochs: float = 200.0
     a_max: float = 0.49
     b_min: float = 0.5
-    collection = "schedule"
+    collection = epoch_clock.COLLECTION
 
     @nn.compact
     def __call__(self, x: jax.Array, time_steps: int = 1) -> jax.Array:
         del time_steps
-        epoch = self.variable(self.collection, "epoch", lambda: jnp.zeros((), jnp.float32)).value
+        epoch = epoch_clock.variable(self)
         a, b = self.bounds(epoch)
         return _sharpened_clamp(x, a.astype(x.dtype), b.astype(x.dtype))
 

@@ -4,14 +4,13 @@ ANN and SNN share one parameter layout (the shared ResNet; the activation makes 
 SNN), so loading the pretrained ANN into the SNN is a tree copy (:func:`load_pretrained`): every
 conv kernel, BN gamma/beta, BN running mean/var and the FC layer, except the modules named in
 ``reinit`` (pipe-D: ``stem_conv``, whose input channels differ: 1 or 3 static channels vs 2 event
-polarities). The ANN twin (:func:`build_ann`) uses ReLU or the sharpened ReLU, whose epoch is fed by
-the train step (:func:`epoch_fed_step`).
+polarities). The ANN twin (:func:`build_ann`) uses ReLU or the sharpened ReLU, whose epoch the engine feeds
+(:mod:`snnjax.epoch_clock`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -22,8 +21,6 @@ import optax
 
 from snnjax import layers, models, trees
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
-from snnjax.train import steps
-from snnjax.train.state import TrainState
 
 TRANSFER_COLLECTIONS = ("params", "batch_stats")
 
@@ -137,34 +134,6 @@ def build_ann(snn_model: ml_collections.ConfigDict, num_classes: int, pretrain: 
     if pretrain.activation == "sharpened":
         activation = functools.partial(SharpenedReLU, horizon_epochs=sharpen_horizon(pretrain))
     return ann.clone(activation=activation, bn_scale_init=float(pretrain.bn_scale_init))
-
-
-def feed_epoch(model_state: dict[str, Any], epoch: jax.Array) -> dict[str, Any]:
-    """``model_state`` with every leaf of the SharpenedReLU schedule collection set to ``epoch``."""
-    collection = SharpenedReLU.collection
-    if collection not in model_state:
-        return model_state
-    fed = jax.tree.map(lambda leaf: jnp.asarray(epoch, leaf.dtype), model_state[collection])
-    return {**model_state, collection: fed}
-
-
-def epoch_fed_step(steps_per_epoch: int) -> Callable:
-    """A ``make_step`` factory whose step feeds the (1-based, as the official code) epoch to the model.
-
-    The epoch is ``state.step // steps_per_epoch + 1``, a pure function of the state, so resumed
-    runs see the same schedule.
-    """
-
-    def make_step(model, tx, *, distillation=None, nonfinite="stop"):
-        inner = steps.make_train_step(model, tx, distillation=distillation, nonfinite=nonfinite)
-
-        def train_step(state: TrainState, batch, teacher_variables=None):
-            epoch = (state.step // steps_per_epoch + 1).astype(jnp.float32)
-            return inner(state.replace(model_state=feed_epoch(state.model_state, epoch)), batch, teacher_variables)
-
-        return train_step
-
-    return make_step
 
 
 # ---------------------------------------------------------------------------------------------

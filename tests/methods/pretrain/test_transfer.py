@@ -1,6 +1,5 @@
 """Pretraining transfer: the ANN twin, the ANN -> SNN tree copy and its report, the epoch-fed step."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -11,7 +10,6 @@ import pytest
 from snnjax import layers, models
 from snnjax.methods.pretrain import transfer
 from snnjax.methods.pretrain.sharpened import SharpenedReLU
-from snnjax.train.state import create_train_state
 
 NUM_CLASSES = 3
 TINY_SNN = dict(name="resnet18", width=4, neuron="lif", time_steps=2)
@@ -119,29 +117,6 @@ def test_transfer_reports_kept_and_unused_leaves_and_rejects_unknown_modules():
     assert len(report.copied) == 102
     with pytest.raises(ValueError, match="'stem_cnv'.*matches no module"):
         transfer.load_pretrained(ann_vars, plif_vars, reinit=("stem_cnv",))
-
-
-class _Tiny(nn.Module):
-    @nn.compact
-    def __call__(self, x, *, train):
-        del train
-        return nn.Dense(2)(SharpenedReLU(horizon_epochs=4.0)(nn.Dense(3)(x)))
-
-
-def test_epoch_fed_step_writes_the_one_based_epoch_before_each_forward():
-    model = _Tiny()
-    variables = model.init(jax.random.key(0), jnp.ones((2, 3)), train=False)
-    state = create_train_state(dict(variables), optax.sgd(0.1), jax.random.key(1))
-    step = jax.jit(transfer.epoch_fed_step(steps_per_epoch=2)(model, optax.sgd(0.1)))
-    batch = (jnp.ones((2, 3)), jnp.array([0, 1], jnp.int32))
-    seen = []
-    for _ in range(5):
-        state, metrics = step(state, batch)
-        seen.append(float(state.model_state["schedule"]["SharpenedReLU_0"]["epoch"]))
-        assert float(metrics["finite"]) == 1.0
-    assert seen == [1.0, 1.0, 2.0, 2.0, 3.0]  # steps 0..4 with 2 steps per epoch
-    unchanged = transfer.feed_epoch({"batch_stats": {"m": jnp.zeros(2)}}, jnp.float32(7))
-    assert unchanged == {"batch_stats": unchanged["batch_stats"]}
 
 
 # ---------------------------------------------------------------------------------------------- official options
