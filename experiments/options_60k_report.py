@@ -168,7 +168,11 @@ def report(runs: dict[str, Any]) -> str:
         "transplant, Spiking ResNet18 student with KD), one arm per training option. Finished runs only; "
         "accuracy on all 10,000 test images, mean ± sample std over seeds. Seconds: the student's training "
         "seconds per epoch (the first epoch left out when there are several); ratios to the same seed's "
-        f"`{BASELINE}` run, mean ± std over seeds; memory: the compiled train step's.",
+        f"`{BASELINE}` run, mean ± std over seeds; memory: the compiled train step's. The seconds are "
+        "wall-clock seconds on a 2-core machine that other work shared for part of each run (each epoch's "
+        "seconds and the load at the run's end are in the runs table below), so the time ratio is not a "
+        "speed comparison of the options: that is `benchmarks/training_options.py`, measured side by side "
+        "(benchmarks/RESULTS.md). The memory ratio does not depend on the load.",
         "",
         "| arm | options | seed(s) | final test accuracy (%) | per seed | best test accuracy (%) | per seed "
         f"| s / epoch | time ratio vs {BASELINE} | memory ratio vs {BASELINE} | spikes / image |",
@@ -197,8 +201,9 @@ def report(runs: dict[str, Any]) -> str:
         "",
         "Runs: the teacher each student learned from, and the commit(s) that ran it (commands in the JSON):",
         "",
-        "| run | finished | student epochs | teacher best / final (%) | teacher | commit(s) |",
-        "|---|---|---|---|---|---|",
+        "| run | finished | student epochs | teacher best / final (%) | teacher | s per epoch | load at end "
+        "(1 / 5 / 15 min) | commit(s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, seeds in arms.items():
         for seed, run in seeds.items():
@@ -208,8 +213,11 @@ def report(runs: dict[str, Any]) -> str:
             )
             source = _teacher_source(run)
             commits = ", ".join(c[:7] for c in run.get("commits") or []) or "-"
+            seconds = ", ".join(f"{t:.0f}" for t in run.get("epoch_seconds") or []) or "-"
+            load = " / ".join(f"{x:.2f}" for x in run.get("load_average_at_end") or []) or "-"
             lines.append(
-                f"| {arm}_s{seed} | {'yes' if run['finished'] else 'no'} | {run['epochs']} | {acc} | {source} | {commits} |"
+                f"| {arm}_s{seed} | {'yes' if run['finished'] else 'no'} | {run['epochs']} | {acc} | {source} "
+                f"| {seconds} | {load} | {commits} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -43,6 +44,7 @@ def _write_run(workdir, *, student, teacher=(), summary=None, queued=True, teach
         (workdir / "summary.json").write_text(json.dumps(summary))
     if queued:
         queue = {"name": f"options/{workdir.name}", "commit": "b" * 40, "commits": ["a" * 40, "b" * 40]}
+        queue["load_average_at_end"] = [1.5, 2.25, 3.0]
         queue["command"] = f"python launch.py --config configs/idsnn.py:fashion_mnist_60k # {workdir.name}"
         (workdir / "queue_run.json").write_text(json.dumps(queue))
 
@@ -139,9 +141,17 @@ def test_report_numbers_by_hand(root):
     assert "| psn_tet | PSN + TET loss | 0 | 90.50 | 90.50 | 91.00 | 91.00 | 200.0 | 2.000x | 3.000x | 150 |" in text
     assert "| psn_tet | 1 (unfinished: 2 epoch(s) so far) | 70.00 | 75.00 | - |" in text
     assert "| lif | 1 | 82.00 | 86.00 | 92.00 |" in text
-    assert "| lif_s1 | yes | 3 | 92.00 / 92.50 | trained here | aaaaaaa, bbbbbbb |" in text
-    assert "| psn_tet_s0 | yes | 3 | 93.00 / 92.50 | restored from lif_s0 | aaaaaaa, bbbbbbb |" in text
-    assert "| psn_tet_s1 | no | 2 | - / - | - | aaaaaaa |" in text
+    # Each epoch's seconds and the load at the run's end, as recorded (none for a run still training).
+    assert (
+        "| lif_s1 | yes | 3 | 92.00 / 92.50 | trained here | 120, 120, 120 | 1.50 / 2.25 / 3.00 | aaaaaaa, bbbbbbb |"
+        in text
+    )
+    assert (
+        "| psn_tet_s0 | yes | 3 | 93.00 / 92.50 | restored from lif_s0 | 900, 150, 250 | 1.50 / 2.25 / 3.00 "
+        "| aaaaaaa, bbbbbbb |"
+    ) in text
+    assert "| psn_tet_s1 | no | 2 | - / - | - | 300, 300 | - | aaaaaaa |" in text
+    assert "not a speed comparison of the options" in text
     assert "| sltt" not in text  # sltt_s1 has nothing evaluated yet
 
 
@@ -179,7 +189,7 @@ def test_no_run_yet(tmp_path):
     _write_run(tmp_path / "options" / "lif_s0", student=[], teacher=[(0.8, 60.0)], queued=False)
     text = report_script.report(report_script.collect(str(tmp_path), {}))
     assert "| - | no finished run yet |" in text and "No student epoch evaluated yet." in text
-    assert "| lif_s0 | no | 0 | - / - | trained here | aaaaaaa |" in text
+    assert "| lif_s0 | no | 0 | - / - | trained here | - | - | aaaaaaa |" in text
 
 
 @pytest.mark.skipif(not (JSON_PATH.exists() and REPORT_PATH.exists()), reason="no options run recorded yet")
@@ -195,3 +205,15 @@ def test_a_run_outside_the_queue_is_finished_once_its_summary_is_written(tmp_pat
     assert report_script.collect(str(tmp_path), {})["lif_s0"]["finished"] is True
     os.remove(workdir / "summary.json")  # still training
     assert report_script.collect(str(tmp_path), {})["lif_s0"]["finished"] is False
+
+
+def test_the_readme_quotes_each_arm_as_the_json_records_it():
+    """The README's training-options row quotes seed 0's final accuracy per arm: each must be the JSON's."""
+    runs = json.loads(JSON_PATH.read_text())["runs"]
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if "**Training options**" in line)
+    quoted = re.findall(r"(LIF|PSN \+ TET|SLTT) (\d+\.\d+) %", row.split("each option (seed 0")[1])
+    names = {"LIF": "lif_s0", "PSN + TET": "psn_tet_s0", "SLTT": "sltt_s0"}
+    assert quoted, row
+    for arm, value in quoted:
+        assert runs[names[arm]]["finished"], arm
+        assert value == f"{100 * runs[names[arm]]['final_test_accuracy']:.2f}", arm
