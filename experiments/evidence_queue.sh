@@ -153,6 +153,12 @@ options() {  # issue 43: seed -- IDSNN (60k preset, transplant + KD) with LIF, P
     --config.train.sltt_unroll=True "$T" --config.seed="$1" "${QT[@]}"
 }
 
+pretrain_calibration() {  # issue 39: at width 16 one seed of the five arms is ~9 CPU-hours (46 SNN epochs at
+  # ~12 min), the issue's budget ~8 for all three seeds. Width 8 trains ~2.2x faster (benchmarks/train_step.py,
+  # side by side, 2026-12-07); does its scratch SNN still reach the 90 % floor in the preset's 10 epochs?
+  run pretrain/calib_w8_scratch_s0 --config configs/pretrain.py:pipe_s,fashion_mnist_60k,scratch \
+    --config.model.width=8 --config.seed=0 "${QP[@]}"
+}
 snn2ann_calibration() {  # issue 38: with the official regularisation (conv dropout 0.25, Adam L2 5e-4) the
   # BPTT net underfit at 8 epochs on 60k (89.8 %, floor 91 %): 3 epochs on 10,000 images per recipe. The
   # fashion_mnist_60k preset now has neither; OFFICIAL restores them (the runs of 2026-12-06 ran at 92c55f3,
@@ -173,6 +179,7 @@ snn2ann_calibration() {  # issue 38: with the official regularisation (conv drop
 # follow the calibration of its BPTT reference (a network below the floor says nothing).
 hybrid vgg 0
 options 0  # closes issue 43
+pretrain_calibration  # sizes issue 39 early (about 1 h)
 hybrid resnet20 0
 hybrid_levers 0
 for S in 1 2; do
