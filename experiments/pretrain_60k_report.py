@@ -14,6 +14,10 @@ scratch SNN (static arms: ``scratch``; event arms: ``scratch_events``), and its 
 scratch SNN needed to reach that best (the paper: pipe-S 1/8, pipe-D 1/2). Seconds are training
 seconds (no compilation, evaluation or checkpointing), from runs of one queue on one machine; the load
 average at each run's end is recorded beside them.
+
+Runs under ``ROOT/pretrain/`` that are not arms (``calib_*``: the runs that sized the network, e.g.
+``calib_w8_scratch_s0``, the scratch SNN at width 8) are recorded too, in a sizing table with the
+width, T and training seconds per epoch read from each run's ``run_config.json`` and metrics.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
     if summary is None:
         return None
     rows = epoch_records(workdir, summary["stage"])
+    model = (read_json(os.path.join(workdir, "run_config.json")) or {}).get("model", {})
     start = pretraining_seconds(summary) if summary.get("pretrained") else 0.0
     cumulative, total = [], start
     for r in rows:
@@ -63,6 +68,9 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         "cumulative_seconds": cumulative,
         "pretraining_seconds": round(start, 1),
         "input": summary.get("input"),
+        "width": model.get("width"),
+        "time_steps": model.get("time_steps"),
+        "epoch_seconds": [round(float(r["epoch_train_seconds"]), 1) for r in rows],
         **queue_facts(workdir),
     }
 
@@ -137,7 +145,32 @@ def report(runs: dict[str, Any]) -> str:
             f"Static scratch SNN best: {100 * mean:.2f}{spread} % over {len(bests)} seed(s); floor "
             f"{100 * SCRATCH_FLOOR:.1f} % on every seed: {'met' if floor else 'NOT met'}.",
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + sizing_lines(runs)) + "\n"
+
+
+def sizing_lines(runs: dict[str, Any]) -> list[str]:
+    """The runs that sized the network (every recorded run that is not an arm): width, T, test accuracy
+    and training seconds after every epoch."""
+    names = sorted(k for k in runs if (seed_key(k) or ("", 0))[0] not in ARMS)
+    if not names:
+        return []
+    lines = [
+        "",
+        f"Sizing (runs that chose the network; the floor: the static scratch SNN >= {100 * SCRATCH_FLOOR:.1f} %):",
+        "",
+        "| run | width | T | test accuracy after each epoch (%) | best (%) | training s per epoch | load at end |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        run = runs[name]
+        accs = ", ".join(f"{100 * a:.2f}" for a in run["test_acc"])
+        secs = ", ".join(f"{t:.0f}" for t in run.get("epoch_seconds") or []) or "-"
+        load = " / ".join(f"{x:.2f}" for x in run.get("load_average_at_end") or []) or "-"
+        lines.append(
+            f"| {name} | {run.get('width', '-')} | {run.get('time_steps', '-')} | {accs} | "
+            f"{100 * max(run['test_acc']):.2f} | {secs} | {load} |"
+        )
+    return lines
 
 
 def plot(runs: dict[str, Any], path: str) -> None:

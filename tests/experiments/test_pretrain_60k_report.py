@@ -27,10 +27,26 @@ def test_time_to_the_scratch_best_and_its_ratio():
 
 
 def test_report_rows_and_floor():
-    text = report_script.report({"scratch_s0": SCRATCH, "pipe_s_s0": PIPE_S, "other_s0": SCRATCH})
+    text = report_script.report({"scratch_s0": SCRATCH, "pipe_s_s0": PIPE_S})
     assert "| pipe_s | 0 | 91.00 | 3 | 5.0 | 90.50 (scratch) | 25.0 | 0.833 | 0.125 |" in text
     assert "| scratch | 0 | 90.50 | 4 | 0.0 | 90.50 (scratch) | 30.0 | 1.000 | - |" in text
-    assert "floor 90.0 % on every seed: met." in text and "other" not in text
+    assert "floor 90.0 % on every seed: met." in text and "Sizing" not in text
+
+
+def test_a_sizing_run_is_a_row_of_its_own_not_an_arm():
+    calib = {
+        **SCRATCH,
+        "width": 8,
+        "time_steps": 4,
+        "epoch_seconds": [600.0, 600.0, 600.0, 600.0],
+        "load_average_at_end": [1.0, 1.5, 2.0],
+    }
+    text = report_script.report({"scratch_s0": SCRATCH, "calib_w8_scratch_s0": calib})
+    assert (
+        "| calib_w8_scratch_s0 | 8 | 4 | 80.00, 88.00, 90.50, 90.30 | 90.50 | 600, 600, 600, 600 | 1.00 / 1.50 / 2.00 |"
+        in text
+    )
+    assert "| calib_w8_scratch" not in text.split("Sizing")[0]  # not among the arms
 
 
 def test_the_committed_report_is_the_rendering_of_the_committed_runs():
