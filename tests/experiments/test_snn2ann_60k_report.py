@@ -36,6 +36,12 @@ def test_ratios_by_hand_leave_out_the_first_epoch():
     assert r == pytest.approx({"time": 0.4, "memory": 0.3, "rss": 0.5, "spikes": 0.3})
 
 
+def test_the_time_ratio_compares_each_runs_least_disturbed_epoch():
+    # An epoch slowed by other work on the machine (300 s) does not move the ratio: 40 / 100, not 40 / 200.
+    slowed = {**RUNS["bptt_t8_s0"], "epoch_seconds": [999.0, 100.0, 300.0, 100.0]}
+    assert report_script.ratios(RUNS["snn2ann_t5_s0"], slowed)["time"] == pytest.approx(0.4)
+
+
 def test_report_pairs_by_seed():
     text = report_script.report(RUNS)
     # paired differences: -0.7 and -0.5 points -> mean -0.60; t(0.975, 1) = 12.706, sd 0.1414 -> half 1.27
