@@ -130,6 +130,10 @@ hybrid_levers() {  # issue 37, claim (b): STDB at T_s = 8 ends 1.9 points short 
   run "hybrid/vgg_linear_s$1" --config configs/hybrid_stdb.py:fashion_mnist_60k --config.seed="$1" \
     --config.ann.checkpoint="$ROOT/hybrid/vgg_s$1" --config.model.surrogate=linear \
     --config.conversion.eval_time_steps="(8,)" "${QA[@]}"
+  # ... or the SNN's dropout (0.3, official), which kept STDB below conversion on the small ResNet20 preset.
+  run "hybrid/vgg_nodrop_s$1" --config configs/hybrid_stdb.py:fashion_mnist_60k --config.seed="$1" \
+    --config.ann.checkpoint="$ROOT/hybrid/vgg_s$1" --config.model.dropout=0.0 \
+    --config.conversion.eval_time_steps="(8,)" "${QA[@]}"
 }
 pretrain() {  # issue 39: seed -- the scratch SNN first (its best accuracy is every arm's target)
   local P="$ROOT/pretrain"

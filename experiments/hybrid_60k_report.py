@@ -63,6 +63,7 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         "converted_spikes": {t: round(float(s), 1) for t, s in conversion.get("spikes", {}).items()},
         "t_finetune": int(summary["time_steps"]),
         "surrogate": model.get("surrogate"),
+        "snn_dropout": model.get("dropout"),
         "finetuned": [round(float(r["test_accuracy"]), 4) for r in stdb],
         "finetuned_spikes": [round(float(r["test_spikes_per_image"]), 1) for r in stdb if "test_spikes_per_image" in r],
         "thresholds": conversion.get("scaled_thresholds"),
@@ -121,10 +122,10 @@ def lever_report(runs: dict[str, Any]) -> list[str]:
     lines = [
         "### Levers on claim (b): one setting changed, the same ANN, STDB start and schedule",
         "",
-        "| run | surrogate | STDB start at T_s | "
+        "| run | surrogate | SNN dropout | STDB start at T_s | "
         + " | ".join(f"epoch {i + 1}" for i in range(epochs))
         + f" | converted at {LONG_T_FACTOR} x T_s | last vs it, points |",
-        "|---|---|---|" + "---|" * (epochs + 2),
+        "|---|---|---|---|" + "---|" * (epochs + 2),
     ]
     for arch, lever, seed, run, base in rows:
         long_t = str(LONG_T_FACTOR * base["t_finetune"])
@@ -132,12 +133,19 @@ def lever_report(runs: dict[str, Any]) -> list[str]:
             start = r.get("finetune_start")
             accs = [_pct(a) for a in r["finetuned"]] + ["-"] * (epochs - len(r["finetuned"]))
             lines.append(
-                f"| {name} | {r.get('surrogate') or '-'} | {_pct(start['accuracy']) if start else '-'} | "
+                f"| {name} | {r.get('surrogate') or '-'} | {_dropout(r.get('snn_dropout'))} "
+                f"| {_pct(start['accuracy']) if start else '-'} | "
                 + " | ".join(accs)
                 + f" | {_pct(base['converted'][long_t])} (T={long_t}) | "
                 f"{100 * (r['finetuned'][-1] - base['converted'][long_t]):+.2f} |"
             )
     return lines + [""]
+
+
+def _dropout(value: Any) -> str:
+    if value is None:
+        return "-"
+    return "/".join(f"{v:g}" for v in value) if isinstance(value, (list, tuple)) else f"{value:g}"
 
 
 def matched_converted_t(run: dict[str, Any]) -> str | None:

@@ -59,8 +59,10 @@ def test_by_arch_takes_only_arch_seed_keys():
 
 
 def test_lever_rows_sit_beside_their_base_run_against_its_long_t():
-    base = _run(surrogate="stdb")
-    lever = _run(surrogate="linear", converted={"8": 0.60}, converted_spikes={}, finetuned=[0.89, 0.912])
+    base = _run(surrogate="stdb", snn_dropout=0.3)
+    lever = _run(
+        surrogate="linear", snn_dropout=0.3, converted={"8": 0.60}, converted_spikes={}, finetuned=[0.89, 0.912]
+    )
     runs = {"vgg_s0": base, "vgg_linear_s0": lever, "resnet20_linear_s1": lever}  # no resnet20_s1: no row
     assert [(a, name, seed) for a, name, seed, _, _ in report_script.levers(runs)] == [("vgg", "linear", 0)]
     table = report_script.lever_report(runs)
@@ -69,7 +71,7 @@ def test_lever_rows_sit_beside_their_base_run_against_its_long_t():
     # base: 88.00, 90.50, 91.00 -> 91.00 - 91.50 (converted at T = 64) = -0.50; lever: 91.20 - 91.50 = -0.30
     assert base_row.endswith("| 88.00 | 90.50 | 91.00 | 91.50 (T=64) | -0.50 |")
     assert lever_row.endswith("| 89.00 | 91.20 | - | 91.50 (T=64) | -0.30 |")
-    assert "| linear |" in lever_row
+    assert "| linear | 0.3 |" in lever_row and "| stdb | 0.3 |" in base_row
     assert report_script.lever_report({"vgg_s0": base}) == []
 
 
