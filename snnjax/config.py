@@ -54,6 +54,7 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
             progress_bar=True,
             tensorboard=True,
             stop_after_steps=0,  # >0: exit after this many steps of this process (preemption drills)
+            stop_at_accuracy=0.0,  # >0: the stage ends after the first epoch whose test accuracy reaches it
             min_free_disk_mb=200,  # refuse to start with less free space in the workdir
             loss="ce",  # ce | tet (TET, Deng et al. 2022: per-time-step CE + MSE regulariser; spiking models)
             tet_lambda=losses.TET_LAMBDA,  # TET's lambda: weight of the MSE term (official code: 1e-3)
@@ -239,6 +240,13 @@ def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
         fail(f"{prefix}.through_time", t.through_time, f"choose one of {list(THROUGH_TIME)}")
     if int(t.get("sltt_k", 0)) < 0:
         fail(f"{prefix}.sltt_k", t.sltt_k, "must be >= 0 (0 = every time step)")
+    target = t.get("stop_at_accuracy", 0.0)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 <= float(target) <= 1.0:
+        fail(
+            f"{prefix}.stop_at_accuracy",
+            target,
+            "must be a test accuracy in [0, 1] (0 = train every epoch); e.g. 0.9 stops the stage at 90 %",
+        )
     if not isinstance(t.get("sltt_unroll", False), bool):
         fail(f"{prefix}.sltt_unroll", t.sltt_unroll, "must be True or False")
 

@@ -84,6 +84,8 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
         ("pretrain", "pipe_s,digits", "model.neuron", "relu", "neuron=.relu."),
         ("pretrain", "pipe_d,digits", "pretrain.data.name", "imagenet", "config.pretrain.data.name"),
         ("baseline", "digits", "model.name", "vgg16", "config.model"),  # the ResNet keys do not fit a VGG
+        ("baseline", "digits", "train.stop_at_accuracy", 90.0, r"config.train.stop_at_accuracy=90.0.*\[0, 1\]"),
+        ("idsnn", "digits", "teacher.train.stop_at_accuracy", -0.5, "config.teacher.train.stop_at_accuracy"),
     ],
 )
 def test_each_method_validates_its_own_sections(name, arg, key, value, match, load_config):

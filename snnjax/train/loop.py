@@ -194,6 +194,16 @@ def set_up(
     return run
 
 
+def reached_target(meta: dict[str, Any]) -> bool:
+    """Whether a stage ended early at ``train.stop_at_accuracy`` (its checkpoint meta says so)."""
+    return int(meta.get("target_reached_epoch", -1)) >= 0
+
+
+def stage_complete(step: int, total_steps: int, meta: dict[str, Any]) -> bool:
+    """A stage is complete when all its steps ran, or when it stopped at its target accuracy."""
+    return step >= total_steps or reached_target(meta)
+
+
 def resume(run: StageRun) -> int | None:
     """Continue from the stage's latest checkpoint, if any: its step (or None for a fresh start).
 
@@ -379,6 +389,14 @@ def end_epoch(run: StageRun) -> dict[str, Any]:
         metrics_for_ckpt = {"test_accuracy": run.last_eval["test_accuracy"]}
         if run.last_eval["test_accuracy"] > run.meta["best_test_accuracy"]:
             run.meta.update(best_test_accuracy=run.last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
+        target = float(config.train.get("stop_at_accuracy", 0.0))
+        if target > 0.0 and run.last_eval["test_accuracy"] >= target and step < run.total_steps:
+            # Saved in this epoch's checkpoint meta, so a re-run finds the stage complete (stage_complete).
+            run.meta["target_reached_epoch"] = epoch
+            distributed.say(
+                f"[{run.stage}] test accuracy {run.last_eval['test_accuracy']:.4f} >= train.stop_at_accuracy "
+                f"{target:g} after epoch {epoch}: the stage ends here"
+            )
     run.meta["epoch"] = epoch
     record["best_test_accuracy"] = run.meta["best_test_accuracy"]
     # Training seconds of this epoch's steps only (no compilation, evaluation or checkpointing; after a
@@ -403,6 +421,14 @@ def close(run: StageRun) -> None:
         run.writer.close()
 
 
+def _target_record(config: ml_collections.ConfigDict, meta: dict[str, Any]) -> dict[str, Any]:
+    target = float(config.train.get("stop_at_accuracy", 0.0))
+    if target <= 0.0:
+        return {}
+    epoch = int(meta.get("target_reached_epoch", -1))
+    return {"stop_at_accuracy": {"target": target, "reached_epoch": epoch if epoch >= 0 else None}}
+
+
 def finish(run: StageRun) -> StageResult:
     """The stage summary (evaluating the restored state when the stage was already complete)."""
     if not run.last_eval:
@@ -417,6 +443,8 @@ def finish(run: StageRun) -> StageResult:
         "loss": str(config.train.get("loss", "ce")),  # the training loss (ce | tet); KD is in the pipeline's `kd`
         "num_params": count_params(run.state.params),
         "epochs": int(config.train.epochs),
+        # train.stop_at_accuracy > 0: the target and the epoch that reached it (None: never, all epochs ran).
+        **_target_record(config, meta),
         "steps": int(run.state.step),
         "best_test_accuracy": float(meta["best_test_accuracy"]),
         "best_epoch": int(meta["best_epoch"]),
@@ -514,7 +542,7 @@ def train_and_evaluate(
     resume(run)
     try:
         start(run)
-        while run.step < run.total_steps:
+        while not stage_complete(run.step, run.total_steps, run.meta):
             train_epoch(run)
             if run.step % run.steps_per_epoch == 0:
                 end_epoch(run)

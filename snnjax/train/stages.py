@@ -197,7 +197,7 @@ def run_stage(
     if os.path.exists(path) and os.path.isdir(ckpt_dir):  # finished earlier, if all its steps are done
         stage_plan = setup.plan(config, splits, model, mesh)
         restored = restore_stage(config, ckpt_dir, model=model, splits=splits, mesh=mesh, stage_plan=stage_plan)
-        if restored is not None and int(restored[0].step) >= stage_plan.total_steps:
+        if restored is not None and loop.stage_complete(int(restored[0].step), stage_plan.total_steps, restored[1]):
             _log(f"[{stage}] finished earlier; restored from {ckpt_dir}")
             with open(path) as f:
                 return StageOutput(restored[0].variables, json.load(f), restored[0].opt_state)

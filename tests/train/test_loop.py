@@ -39,3 +39,23 @@ def test_each_step_of_a_stage_and_a_resume(tiny_baseline, tmp_path, monkeypatch)
     assert loop.finish(again).summary["final_test_accuracy"] == pytest.approx(summary["final_test_accuracy"])
     assert open(os.path.join(workdir, "metrics.jsonl")).read() == logged
     assert [json.loads(line)["kind"] for line in logged.splitlines()][-1] == "epoch"
+
+
+def test_a_stage_stops_at_its_target_accuracy_and_stays_complete(tiny_baseline, tmp_path):
+    """``train.stop_at_accuracy``: the stage ends after the first epoch whose test accuracy reaches the
+    target (the schedule of all ``train.epochs`` unchanged), and a re-run finds it complete."""
+    config, workdir = tiny_baseline, str(tmp_path)
+    config.train.epochs, config.train.stop_at_accuracy = 3, 0.01  # any network scores >= 1 % on 10 classes
+    first = loop.train_and_evaluate(config, workdir, mesh=mesh_lib.make_mesh()).summary
+    assert first["steps"] == 11 and first["epochs"] == 3  # 1 epoch of 3 (11 steps each)
+    assert first["stop_at_accuracy"] == {"target": 0.01, "reached_epoch": 1}
+    logged = open(os.path.join(workdir, "metrics.jsonl")).read()
+    again = loop.train_and_evaluate(config, workdir, mesh=mesh_lib.make_mesh()).summary
+    assert again["steps"] == 11 and again["resumed_from_step"] == 11
+    assert open(os.path.join(workdir, "metrics.jsonl")).read() == logged  # nothing trained, nothing logged
+
+
+def test_stage_complete_by_steps_or_by_target():
+    assert loop.stage_complete(33, 33, {}) and not loop.stage_complete(11, 33, {})
+    assert loop.stage_complete(11, 33, {"target_reached_epoch": 1})
+    assert not loop.stage_complete(11, 33, {"target_reached_epoch": -1})
