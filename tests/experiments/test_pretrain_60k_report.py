@@ -33,6 +33,13 @@ def test_report_rows_and_floor():
     assert "floor 90.0 % on every seed: met." in text and "Sizing" not in text
 
 
+def test_an_arm_that_stopped_at_its_target_says_so():
+    stopped = {**PIPE_S, "test_acc": [0.90, 0.906], "cumulative_seconds": [900.0, 1500.0]}
+    stopped["stop_at_accuracy"] = {"target": 0.905, "reached_epoch": 2}
+    text = report_script.report({"scratch_s0": SCRATCH, "pipe_s_s0": stopped})
+    assert "| pipe_s | 0 | 90.60 | 2 (stopped at its target) | 5.0 | 90.50 (scratch) | 25.0 | 0.833 | 0.125 |" in text
+
+
 def test_a_sizing_run_is_a_row_of_its_own_not_an_arm():
     calib = {
         **SCRATCH,
