@@ -61,7 +61,8 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
     if summary is None:
         return None
     rows = epoch_records(workdir, summary["stage"])
-    model = (read_json(os.path.join(workdir, "run_config.json")) or {}).get("model", {})
+    config = read_json(os.path.join(workdir, "run_config.json")) or {}
+    model, optim = config.get("model", {}), config.get("optim", {})
     start = pretraining_seconds(summary) if summary.get("pretrained") else 0.0
     cumulative, total = [], start
     for r in rows:
@@ -74,6 +75,7 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         "input": summary.get("input"),
         "width": model.get("width"),
         "time_steps": model.get("time_steps"),
+        "schedule": _schedule_text(optim),
         "epoch_seconds": [round(float(r["epoch_train_seconds"]), 1) for r in rows],
         # train.stop_at_accuracy: the target (its scratch SNN's best) and the epoch that reached it.
         "stop_at_accuracy": summary.get("stop_at_accuracy"),
@@ -108,6 +110,17 @@ def time_ratio(run: dict[str, Any], scratch: dict[str, Any]) -> tuple[float | No
     target = max(scratch["test_acc"])
     t_arm, t_scratch = time_to(run, target), time_to(scratch, target)
     return t_arm, (t_arm / t_scratch if t_arm is not None and t_scratch else None), target
+
+
+def _schedule_text(optim: dict[str, Any]) -> str | None:
+    """``"multistep x0.3 at 2/4/6/8, lr 0.05"`` or ``"cosine, lr 0.05"`` from a run's ``optim`` section."""
+    if not optim:
+        return None
+    lr = f"lr {optim['lr']:g}"
+    if optim.get("schedule") == "multistep":
+        steps = "/".join(str(m) for m in optim.get("milestones") or [])
+        return f"multistep x{optim['gamma']:g} at {steps}, {lr}"
+    return f"{optim.get('schedule')}, {lr}"
 
 
 def _epochs_text(run: dict[str, Any]) -> str:
@@ -172,8 +185,9 @@ def sizing_lines(runs: dict[str, Any]) -> list[str]:
         "",
         f"Sizing (runs that chose the network; the floor: the static scratch SNN >= {100 * SCRATCH_FLOOR:.1f} %):",
         "",
-        "| run | width | T | test accuracy after each epoch (%) | best (%) | training s per epoch | load at end |",
-        "|---|---|---|---|---|---|---|",
+        "| run | width | T | schedule | test accuracy after each epoch (%) | best (%) | training s per epoch "
+        "| load at end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         run = runs[name]
@@ -181,7 +195,7 @@ def sizing_lines(runs: dict[str, Any]) -> list[str]:
         secs = ", ".join(f"{t:.0f}" for t in run.get("epoch_seconds") or []) or "-"
         load = " / ".join(f"{x:.2f}" for x in run.get("load_average_at_end") or []) or "-"
         lines.append(
-            f"| {name} | {run.get('width', '-')} | {run.get('time_steps', '-')} | {accs} | "
+            f"| {name} | {run.get('width', '-')} | {run.get('time_steps', '-')} | {run.get('schedule') or '-'} | {accs} | "
             f"{100 * max(run['test_acc']):.2f} | {secs} | {load} |"
         )
     return lines

@@ -47,12 +47,16 @@ def test_a_sizing_run_is_a_row_of_its_own_not_an_arm():
         "time_steps": 4,
         "epoch_seconds": [600.0, 600.0, 600.0, 600.0],
         "load_average_at_end": [1.0, 1.5, 2.0],
+        "schedule": report_script._schedule_text(
+            {"schedule": "multistep", "milestones": [2, 4, 6, 8], "gamma": 0.3, "lr": 0.05}
+        ),
     }
     text = report_script.report({"scratch_s0": SCRATCH, "calib_w8_scratch_s0": calib})
     assert (
-        "| calib_w8_scratch_s0 | 8 | 4 | 80.00, 88.00, 90.50, 90.30 | 90.50 | 600, 600, 600, 600 | 1.00 / 1.50 / 2.00 |"
-        in text
-    )
+        "| calib_w8_scratch_s0 | 8 | 4 | multistep x0.3 at 2/4/6/8, lr 0.05 | 80.00, 88.00, 90.50, 90.30 | 90.50 "
+        "| 600, 600, 600, 600 | 1.00 / 1.50 / 2.00 |"
+    ) in text
+    assert report_script._schedule_text({"schedule": "cosine", "lr": 0.05}) == "cosine, lr 0.05"
     assert "| calib_w8_scratch" not in text.split("Sizing")[0]  # not among the arms
 
 
