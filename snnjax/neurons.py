@@ -338,9 +338,12 @@ def psn_mask(time_steps: int, order: int) -> jax.Array:
     return ((j <= i) & (i <= j + order - 1)).astype(jnp.float32)
 
 
-def ramped_psn_lambda(epoch: float | jax.Array, lambda_epochs: float) -> jax.Array:
+def ramped_psn_lambda(epoch: float | jax.Array, lambda_epochs: float) -> float | jax.Array:
     """The masked PSN's ``lambda`` at the 1-based ``epoch`` of a linear ramp over ``lambda_epochs`` (> 0):
-    ``min(1, epoch / lambda_epochs)`` (SpikingJelly's example: ``lambda_ = (epoch + 1) / epochs``, 0-based)."""
+    ``min(1, epoch / lambda_epochs)`` (SpikingJelly's example: ``lambda_ = (epoch + 1) / epochs``, 0-based).
+    A Python float for a Python ``epoch`` (static uses: export, MAC counts), else a float32 array."""
+    if isinstance(epoch, (int, float)):
+        return min(float(epoch) / float(lambda_epochs), 1.0)
     return jnp.minimum(jnp.asarray(epoch, jnp.float32) / float(lambda_epochs), 1.0)
 
 

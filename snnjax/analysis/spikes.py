@@ -38,7 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snnjax import layers
+from snnjax import epoch_clock, layers
+from snnjax import neurons as neurons_lib
 from snnjax.analysis import energy as energy_lib
 from snnjax.models.resnet import ResNet
 
@@ -212,6 +213,7 @@ class _Trace:
     last_neurons_per_step: int = 0
     last_time_steps: int = 1
     last_spikes: Any = None  # traced spike count of the most recent spiking layer (same trace only)
+    epoch: float = 0.0  # the epoch fed to the variables (snnjax.epoch_clock): a ramped masked PSN's lambda
 
 
 def _tuple(value, n: int) -> tuple[int, ...]:
@@ -231,7 +233,10 @@ def _record_neuron(trace: _Trace, out: dict, module: nn.Module, spikes: jax.Arra
     shape = tuple(int(d) for d in spikes.shape[1:])
     trace.neurons[path] = (shape, int(time_steps))
     if isinstance(module, layers.ParallelSpikingNeuron):
-        per_neuron = energy_lib.psn_time_macs(module.variant, int(time_steps), int(module.order), float(module.lam))
+        lam = float(module.lam)
+        if module.lambda_epochs > 0:  # ramped (psn_lambda_epochs): the lambda of the epoch it was trained at
+            lam = float(neurons_lib.ramped_psn_lambda(trace.epoch, module.lambda_epochs))
+        per_neuron = energy_lib.psn_time_macs(module.variant, int(time_steps), int(module.order), lam)
         trace.time_macs[path] = per_neuron * math.prod(shape)
     trace.last_neurons_per_step = math.prod(shape)
     trace.last_time_steps = int(time_steps)
@@ -307,11 +312,15 @@ class StatsProbe:
         self.raster_neurons = raster_neurons
         self.seed = seed
         self._traces: dict[tuple, _Trace] = {}  # filled at trace time, keyed by the input's shape/dtype
-        self._fn = jax.jit(self._run)
+        # The fed epoch is static: it sets the MAC count of a ramped masked PSN (a Python int per layer).
+        self._fn = jax.jit(self._run, static_argnums=2)
 
-    def _run(self, variables: Any, inputs: jax.Array):
+    def _run(self, variables: Any, inputs: jax.Array, epoch: float = 0.0):
         trace = _Trace(
-            batch=inputs.shape[0], raster_neurons=self.raster_neurons, mean_pooled_head=isinstance(self.model, ResNet)
+            batch=inputs.shape[0],
+            raster_neurons=self.raster_neurons,
+            mean_pooled_head=isinstance(self.model, ResNet),
+            epoch=epoch,
         )
         out: dict[str, dict[str, jax.Array]] = {}
 
@@ -336,13 +345,14 @@ class StatsProbe:
         rngs = {"dropout": jax.random.fold_in(key, 0), "encoding": jax.random.fold_in(key, 1)}
         with nn.intercept_methods(interceptor):
             logits, _ = self.model.apply(variables, inputs, train=False, mutable=["spike_stats"], rngs=rngs)
-        self._traces[(inputs.shape, str(inputs.dtype))] = trace
+        self._traces[(inputs.shape, str(inputs.dtype), epoch)] = trace
         return logits, out
 
     def __call__(self, variables: Any, inputs: jax.Array) -> tuple[jax.Array, SpikeReport]:
         inputs = jnp.asarray(inputs)
-        logits, out = self._fn(variables, inputs)
-        trace = self._traces[(inputs.shape, str(inputs.dtype))]
+        epoch = epoch_clock.current_epoch(variables) or 0.0
+        logits, out = self._fn(variables, inputs, epoch)
+        trace = self._traces[(inputs.shape, str(inputs.dtype), epoch)]
         out = jax.device_get(out)
         b = int(inputs.shape[0])
         time_steps = max((t for _, t in trace.neurons.values()), default=1)

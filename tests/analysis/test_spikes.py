@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from snnjax import analysis, layers, models
+from snnjax import analysis, epoch_clock, layers, models
 from snnjax import config as config_lib
 from snnjax.analysis import energy as energy_lib
 from snnjax.analysis import plots
@@ -434,3 +434,18 @@ def test_a_psn_resnet_counts_its_neurons_mixing_over_time_as_analog_macs():
     assert report.energy().snn_pj == pytest.approx(
         report.sops_per_example * energy_lib.E_AC_PJ + (synaptic + 10880) * energy_lib.E_MAC_PJ
     )
+
+
+def test_a_ramped_masked_psn_counts_the_macs_of_the_lambda_it_was_trained_at():
+    # Masked k = 2 at T = 3 ramped over 4 epochs: lambda 0.5 after epoch 2 (every entry, 3 * 3 = 9 MACs per
+    # neuron), 1.0 after epoch 4 (the band: 1 + 2 + 2 = 5); the same 2176 neurons as the sliding ResNet above.
+    cfg = models.model_config(
+        name="resnet18", neuron="psn", psn_variant="masked", psn_order=2, psn_lambda_epochs=4.0, time_steps=3, width=4
+    )
+    model = models.build_model(cfg, 5)
+    x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+    variables = jax.jit(lambda: model.init(jax.random.key(0), x, train=False))()
+    for epoch, per_neuron in ((2.0, 9), (4.0, 5)):
+        fed = {**variables, **epoch_clock.feed_epoch(dict(variables), jnp.float32(epoch))}
+        _, report = analysis.forward_with_stats(model, fed, x)
+        assert sum(n.time_macs for n in report.neurons) == 2176 * per_neuron, epoch
