@@ -79,6 +79,7 @@ def run_entry(workdir: str) -> dict[str, Any] | None:
         "epoch_seconds": [round(float(r["epoch_train_seconds"]), 1) for r in rows],
         # train.stop_at_accuracy: the target (its scratch SNN's best) and the epoch that reached it.
         "stop_at_accuracy": summary.get("stop_at_accuracy"),
+        "stop_on_plateau": summary.get("stop_on_plateau"),  # a scratch SNN stopped when it stopped improving
         **queue_facts(workdir),
     }
 
@@ -125,9 +126,12 @@ def _schedule_text(optim: dict[str, Any]) -> str | None:
 
 def _epochs_text(run: dict[str, Any]) -> str:
     """Epochs trained, and whether the run stopped at its target (``train.stop_at_accuracy``)."""
-    stop = run.get("stop_at_accuracy") or {}
     n = len(run["test_acc"])
-    return f"{n} (stopped at its target)" if stop.get("reached_epoch") is not None else str(n)
+    if (run.get("stop_at_accuracy") or {}).get("reached_epoch") is not None:
+        return f"{n} (stopped at its target)"
+    if (run.get("stop_on_plateau") or {}).get("stopped_epoch") is not None:
+        return f"{n} (stopped: plateau)"
+    return str(n)
 
 
 def report(runs: dict[str, Any]) -> str:

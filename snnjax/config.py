@@ -55,6 +55,8 @@ def train_config(**overrides) -> ml_collections.ConfigDict:
             tensorboard=True,
             stop_after_steps=0,  # >0: exit after this many steps of this process (preemption drills)
             stop_at_accuracy=0.0,  # >0: the stage ends after the first epoch whose test accuracy reaches it
+            stop_on_plateau_epochs=0,  # >0: ... or once test accuracy gained < stop_on_plateau_gain over this many epochs
+            stop_on_plateau_gain=0.003,  # (0.3 points: the pretraining issue's rule for its scratch SNNs)
             min_free_disk_mb=200,  # refuse to start with less free space in the workdir
             loss="ce",  # ce | tet (TET, Deng et al. 2022: per-time-step CE + MSE regulariser; spiking models)
             tet_lambda=losses.TET_LAMBDA,  # TET's lambda: weight of the MSE term (official code: 1e-3)
@@ -247,6 +249,8 @@ def validate_train(t: ml_collections.ConfigDict, prefix: str) -> None:
             target,
             "must be a test accuracy in [0, 1] (0 = train every epoch); e.g. 0.9 stops the stage at 90 %",
         )
+    if int(t.get("stop_on_plateau_epochs", 0)) < 0:
+        fail(f"{prefix}.stop_on_plateau_epochs", t.stop_on_plateau_epochs, "must be >= 0 (0 = off; e.g. 2)")
     if not isinstance(t.get("sltt_unroll", False), bool):
         fail(f"{prefix}.sltt_unroll", t.sltt_unroll, "must be True or False")
 

@@ -86,6 +86,7 @@ def test_every_config_validates_and_its_model_builds_from_the_registry(name, arg
         ("baseline", "digits", "model.name", "vgg16", "config.model"),  # the ResNet keys do not fit a VGG
         ("baseline", "digits", "train.stop_at_accuracy", 90.0, r"config.train.stop_at_accuracy=90.0.*\[0, 1\]"),
         ("idsnn", "digits", "teacher.train.stop_at_accuracy", -0.5, "config.teacher.train.stop_at_accuracy"),
+        ("baseline", "digits", "train.stop_on_plateau_epochs", -1, "config.train.stop_on_plateau_epochs"),
     ],
 )
 def test_each_method_validates_its_own_sections(name, arg, key, value, match, load_config):

@@ -194,14 +194,29 @@ def set_up(
     return run
 
 
-def reached_target(meta: dict[str, Any]) -> bool:
-    """Whether a stage ended early at ``train.stop_at_accuracy`` (its checkpoint meta says so)."""
-    return int(meta.get("target_reached_epoch", -1)) >= 0
+def stopped_early(meta: dict[str, Any]) -> bool:
+    """Whether a stage ended early (``train.stop_at_accuracy`` or ``train.stop_on_plateau_epochs``; its
+    checkpoint meta says so)."""
+    return int(meta.get("stopped_epoch", -1)) >= 0
 
 
 def stage_complete(step: int, total_steps: int, meta: dict[str, Any]) -> bool:
-    """A stage is complete when all its steps ran, or when it stopped at its target accuracy."""
-    return step >= total_steps or reached_target(meta)
+    """A stage is complete when all its steps ran, or when it stopped early."""
+    return step >= total_steps or stopped_early(meta)
+
+
+def early_stop_reason(train: ml_collections.ConfigDict, history: list[float]) -> str | None:
+    """Why a stage ends after the epoch whose test accuracy is ``history[-1]`` (every evaluated epoch's
+    accuracy, in order), or None: ``"accuracy"`` once it reaches ``train.stop_at_accuracy`` (> 0);
+    ``"plateau"`` once it gained less than ``train.stop_on_plateau_gain`` over the last
+    ``train.stop_on_plateau_epochs`` (> 0) evaluations."""
+    target = float(train.get("stop_at_accuracy", 0.0))
+    if target > 0.0 and history and history[-1] >= target:
+        return "accuracy"
+    n = int(train.get("stop_on_plateau_epochs", 0))
+    if n > 0 and len(history) > n and history[-1] - history[-1 - n] < float(train.get("stop_on_plateau_gain", 0.0)):
+        return "plateau"
+    return None
 
 
 def resume(run: StageRun) -> int | None:
@@ -389,13 +404,14 @@ def end_epoch(run: StageRun) -> dict[str, Any]:
         metrics_for_ckpt = {"test_accuracy": run.last_eval["test_accuracy"]}
         if run.last_eval["test_accuracy"] > run.meta["best_test_accuracy"]:
             run.meta.update(best_test_accuracy=run.last_eval["test_accuracy"], best_epoch=epoch, best_step=step)
-        target = float(config.train.get("stop_at_accuracy", 0.0))
-        if target > 0.0 and run.last_eval["test_accuracy"] >= target and step < run.total_steps:
+        history = run.meta["test_history"] = [*run.meta.get("test_history", []), run.last_eval["test_accuracy"]]
+        reason = early_stop_reason(config.train, history)
+        if reason is not None and step < run.total_steps:
             # Saved in this epoch's checkpoint meta, so a re-run finds the stage complete (stage_complete).
-            run.meta["target_reached_epoch"] = epoch
+            run.meta.update(stopped_epoch=epoch, stopped_because=reason)
             distributed.say(
-                f"[{run.stage}] test accuracy {run.last_eval['test_accuracy']:.4f} >= train.stop_at_accuracy "
-                f"{target:g} after epoch {epoch}: the stage ends here"
+                f"[{run.stage}] test accuracy {run.last_eval['test_accuracy']:.4f} after epoch {epoch}: the stage "
+                f"ends here ({'train.stop_at_accuracy' if reason == 'accuracy' else 'train.stop_on_plateau_*'})"
             )
     run.meta["epoch"] = epoch
     record["best_test_accuracy"] = run.meta["best_test_accuracy"]
@@ -422,11 +438,20 @@ def close(run: StageRun) -> None:
 
 
 def _target_record(config: ml_collections.ConfigDict, meta: dict[str, Any]) -> dict[str, Any]:
-    target = float(config.train.get("stop_at_accuracy", 0.0))
-    if target <= 0.0:
-        return {}
-    epoch = int(meta.get("target_reached_epoch", -1))
-    return {"stop_at_accuracy": {"target": target, "reached_epoch": epoch if epoch >= 0 else None}}
+    """The early-stop settings in use and the epoch each one stopped the stage at (None: it did not)."""
+    t, out = config.train, {}
+    epoch = int(meta.get("stopped_epoch", -1))
+    if float(t.get("stop_at_accuracy", 0.0)) > 0.0:
+        hit = epoch if epoch >= 0 and meta.get("stopped_because") == "accuracy" else None
+        out["stop_at_accuracy"] = {"target": float(t.stop_at_accuracy), "reached_epoch": hit}
+    if int(t.get("stop_on_plateau_epochs", 0)) > 0:
+        hit = epoch if epoch >= 0 and meta.get("stopped_because") == "plateau" else None
+        out["stop_on_plateau"] = {
+            "epochs": int(t.stop_on_plateau_epochs),
+            "min_gain": float(t.stop_on_plateau_gain),
+            "stopped_epoch": hit,
+        }
+    return out
 
 
 def finish(run: StageRun) -> StageResult:

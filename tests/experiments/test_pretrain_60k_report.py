@@ -38,6 +38,8 @@ def test_an_arm_that_stopped_at_its_target_says_so():
     stopped["stop_at_accuracy"] = {"target": 0.905, "reached_epoch": 2}
     text = report_script.report({"scratch_s0": SCRATCH, "pipe_s_s0": stopped})
     assert "| pipe_s | 0 | 90.60 | 2 (stopped at its target) | 5.0 | 90.50 (scratch) | 25.0 | 0.833 | 0.125 |" in text
+    plateaued = {**SCRATCH, "stop_on_plateau": {"epochs": 2, "min_gain": 0.003, "stopped_epoch": 4}}
+    assert "| scratch | 0 | 90.50 | 4 (stopped: plateau) |" in report_script.report({"scratch_s0": plateaued})
 
 
 def test_a_sizing_run_is_a_row_of_its_own_not_an_arm():

@@ -3,6 +3,7 @@
 import json
 import os
 
+import ml_collections
 import pytest
 
 from snnjax.train import distributed, loop
@@ -55,7 +56,22 @@ def test_a_stage_stops_at_its_target_accuracy_and_stays_complete(tiny_baseline, 
     assert open(os.path.join(workdir, "metrics.jsonl")).read() == logged  # nothing trained, nothing logged
 
 
-def test_stage_complete_by_steps_or_by_target():
+def test_stage_complete_by_steps_or_by_an_early_stop():
     assert loop.stage_complete(33, 33, {}) and not loop.stage_complete(11, 33, {})
-    assert loop.stage_complete(11, 33, {"target_reached_epoch": 1})
-    assert not loop.stage_complete(11, 33, {"target_reached_epoch": -1})
+    assert loop.stage_complete(11, 33, {"stopped_epoch": 1, "stopped_because": "plateau"})
+    assert not loop.stage_complete(11, 33, {"stopped_epoch": -1})
+
+
+def test_early_stop_reasons_by_hand():
+    train = ml_collections.ConfigDict(
+        {"stop_at_accuracy": 0.9, "stop_on_plateau_epochs": 2, "stop_on_plateau_gain": 0.003}
+    )
+    assert loop.early_stop_reason(train, [0.80, 0.85]) is None  # fewer than 2 + 1 evaluations
+    assert loop.early_stop_reason(train, [0.80, 0.85, 0.86]) is None  # +6 points over the last 2
+    assert loop.early_stop_reason(train, [0.865, 0.866, 0.8675]) == "plateau"  # +0.25 points < 0.3
+    assert loop.early_stop_reason(train, [0.86, 0.87, 0.864, 0.8668]) == "plateau"  # 86.68 - 87.00 < 0.3
+    assert loop.early_stop_reason(train, [0.5, 0.9]) == "accuracy"  # the target first
+    off = ml_collections.ConfigDict(
+        {"stop_at_accuracy": 0.0, "stop_on_plateau_epochs": 0, "stop_on_plateau_gain": 0.003}
+    )
+    assert loop.early_stop_reason(off, [0.9, 0.9, 0.9]) is None
