@@ -437,7 +437,7 @@ def close(run: StageRun) -> None:
         run.writer.close()
 
 
-def _target_record(config: ml_collections.ConfigDict, meta: dict[str, Any]) -> dict[str, Any]:
+def _early_stop_record(config: ml_collections.ConfigDict, meta: dict[str, Any]) -> dict[str, Any]:
     """The early-stop settings in use and the epoch each one stopped the stage at (None: it did not)."""
     t, out = config.train, {}
     epoch = int(meta.get("stopped_epoch", -1))
@@ -468,8 +468,8 @@ def finish(run: StageRun) -> StageResult:
         "loss": str(config.train.get("loss", "ce")),  # the training loss (ce | tet); KD is in the pipeline's `kd`
         "num_params": count_params(run.state.params),
         "epochs": int(config.train.epochs),
-        # train.stop_at_accuracy > 0: the target and the epoch that reached it (None: never, all epochs ran).
-        **_target_record(config, meta),
+        # train.stop_at_accuracy / stop_on_plateau_*: the setting and the epoch it stopped at (None: all epochs ran).
+        **_early_stop_record(config, meta),
         "steps": int(run.state.step),
         "best_test_accuracy": float(meta["best_test_accuracy"]),
         "best_epoch": int(meta["best_epoch"]),
